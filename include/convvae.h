@@ -1,0 +1,437 @@
+/*
+ * convvae.h - public API of libconvvae, image clustering with a
+ * convolution-optimised variational autoencoder (after Yan 2020).
+ *
+ * Conventions (stable for the whole 0.x / 1.x line):
+ *  - every call that can fail returns a cvae_status and writes its results
+ *    through output parameters; CVAE_OK is 0;
+ *  - handles are opaque; destroy functions accept NULL; constructors set
+ *    *out to NULL on failure;
+ *  - buffers belong to the caller; images are NCHW, float32 in [0,1] or uint8;
+ *  - after a failure, cvae_last_error() gives a message for this thread;
+ *  - the library never prints, exits or aborts on bad input.
+ */
+#ifndef CONVVAE_H
+#define CONVVAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && !defined(CVAE_STATIC)
+#  ifdef CVAE_BUILDING_LIBRARY
+#    define CVAE_API __declspec(dllexport)
+#  else
+#    define CVAE_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define CVAE_API __attribute__((visibility("default")))
+#else
+#  define CVAE_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CVAE_VERSION_MAJOR 0
+#define CVAE_VERSION_MINOR 1
+#define CVAE_VERSION_PATCH 0
+/* Single integer for compile-time comparisons: 0x00MMmmpp. */
+#define CVAE_VERSION_NUMBER \
+    ((CVAE_VERSION_MAJOR << 16) | (CVAE_VERSION_MINOR << 8) | CVAE_VERSION_PATCH)
+
+/* Status codes. The values are part of the ABI: never renumbered, only
+ * appended. */
+typedef enum cvae_status {
+    CVAE_OK = 0,
+    CVAE_E_INVALID_ARG = 1, /* NULL pointer, bad size, shape mismatch, overflow */
+    CVAE_E_NOMEM = 2,       /* an allocation failed */
+    CVAE_E_IO = 3,          /* open/read/write/rename failed (see message) */
+    CVAE_E_FORMAT = 4,      /* a file or buffer is corrupt, truncated or foreign */
+    CVAE_E_NUMERIC = 5,     /* a non-finite value appeared (input or training) */
+    CVAE_E_STATE = 6,       /* the call is not valid in the handle's state */
+    CVAE_E_CANCELLED = 7,   /* a callback asked to stop */
+    CVAE_E_UNSUPPORTED = 8, /* a valid request this build cannot do */
+    CVAE_E_INTERNAL = 9     /* a bug in the library; please report it */
+} cvae_status;
+
+/* Short English description of a status. Never returns NULL; unknown values
+ * give "unknown status". The string is static. */
+CVAE_API const char *cvae_strerror(cvae_status status);
+
+/* Detail of the last failure on the calling thread ("" if none yet). The
+ * string is owned by the library and valid until the next failing call on
+ * this thread. Successful calls do not clear it. */
+CVAE_API const char *cvae_last_error(void);
+
+/* The run-time library version, "MAJOR.MINOR.PATCH". Static string. */
+CVAE_API const char *cvae_version_string(void);
+
+/* Run-time version as CVAE_VERSION_NUMBER would give it. */
+CVAE_API uint32_t cvae_version_number(void);
+
+/* Number of threads the GEMM kernels may use, process-wide (this is the only
+ * global state of the library). n >= 1. Set it before training, not while
+ * another thread is inside the library.
+ * Returns CVAE_OK or CVAE_E_INVALID_ARG (n < 1). */
+CVAE_API cvae_status cvae_set_num_threads(int n);
+
+/* Current thread count as set by cvae_set_num_threads (default 1). */
+CVAE_API int cvae_get_num_threads(void);
+
+
+/* ------------------------------------------------------------------------ */
+/* Data sets                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* An immutable set of images (count x C x H x W) with optional labels.
+ * Images that came as uint8 stay uint8 in memory and are scaled by 1/255
+ * per batch; float32 images must be finite and in [0, 1]. */
+typedef struct cvae_dataset cvae_dataset;
+
+/* Read an IDX image file (magic 0x00000803, u8, dims N x H x W, or 4-D
+ * N x C x H x W with magic 0x00000804) and, if labels_path is not NULL, an IDX
+ * label file (0x00000801, u8, N). Raw or gzip-compressed (detected from the
+ * content). Headers, dimensions, file length and label count are validated
+ * before anything large is allocated.
+ * Returns CVAE_OK, CVAE_E_INVALID_ARG, CVAE_E_IO (cannot open/read),
+ * CVAE_E_FORMAT (bad magic, truncated, count mismatch, oversize dims),
+ * CVAE_E_NOMEM. On failure *out is NULL. Destroy with cvae_dataset_destroy. */
+CVAE_API cvae_status cvae_dataset_load_idx(const char *images_path, const char *labels_path,
+                                           cvae_dataset **out);
+
+/* Copy count images of channels x height x width uint8 pixels (NCHW) and,
+ * if labels is not NULL, count labels (each >= 0) into a new data set. */
+CVAE_API cvae_status cvae_dataset_from_u8(const uint8_t *pixels, int64_t count, int channels,
+                                          int height, int width, const int32_t *labels,
+                                          cvae_dataset **out);
+
+/* As cvae_dataset_from_u8 for float32 pixels in [0, 1]; NaN, Inf or values
+ * outside [0, 1] give CVAE_E_NUMERIC / CVAE_E_INVALID_ARG naming the index. */
+CVAE_API cvae_status cvae_dataset_from_f32(const float *pixels, int64_t count, int channels,
+                                           int height, int width, const int32_t *labels,
+                                           cvae_dataset **out);
+
+/* A new data set holding the first n images (and labels) of src, 1 <= n <= count. */
+CVAE_API cvae_status cvae_dataset_subset_first(const cvae_dataset *src, int64_t n,
+                                               cvae_dataset **out);
+
+/* A new data set of src's images at the given indices (repeats allowed). */
+CVAE_API cvae_status cvae_dataset_subset_indices(const cvae_dataset *src, const int64_t *indices,
+                                                 int64_t n, cvae_dataset **out);
+
+/* Free a data set. NULL is a no-op. */
+CVAE_API void cvae_dataset_destroy(cvae_dataset *ds);
+
+/* Shape of a data set; any output pointer may be NULL. */
+CVAE_API cvae_status cvae_dataset_shape(const cvae_dataset *ds, int64_t *count, int *channels,
+                                        int *height, int *width);
+
+/* *has_labels = 1 if the data set carries labels, else 0. */
+CVAE_API cvae_status cvae_dataset_has_labels(const cvae_dataset *ds, int *has_labels);
+
+/* Copy all labels into out[count]; CVAE_E_STATE if the set has none,
+ * CVAE_E_INVALID_ARG if count differs from the data set's. */
+CVAE_API cvae_status cvae_dataset_labels(const cvae_dataset *ds, int32_t *out, int64_t count);
+
+/* Copy images [start, start+count) as float32 in [0,1] (NCHW) into out, which
+ * holds count*C*H*W floats. */
+CVAE_API cvae_status cvae_dataset_images_f32(const cvae_dataset *ds, int64_t start,
+                                             int64_t count, float *out);
+
+/* ------------------------------------------------------------------------ */
+/* Clustering metrics                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Compare a clustering with ground-truth labels, n >= 1 items; labels and
+ * clusters are integers in [0, 65535]. Outputs (any may be NULL):
+ *  acc     accuracy under the best one-to-one cluster-to-label mapping
+ *          (Hungarian algorithm); clusters beyond the label count map to
+ *          nothing and count as errors;
+ *  purity  share of items whose cluster's majority label is their label;
+ *  nmi     normalised mutual information, arithmetic-mean normalisation
+ *          (scikit-learn's default); 1 if both labellings are constant;
+ *  ari     adjusted Rand index.
+ * Returns CVAE_OK, CVAE_E_INVALID_ARG (NULL, n < 1, value out of range) or
+ * CVAE_E_NOMEM. */
+CVAE_API cvae_status cvae_cluster_metrics(const int32_t *labels, const int32_t *clusters,
+                                          int64_t n, double *acc, double *purity, double *nmi,
+                                          double *ari);
+
+
+/* ------------------------------------------------------------------------ */
+/* Model configuration                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Enumerations used by configuration options. Values are pinned. */
+typedef enum cvae_prior {
+    CVAE_PRIOR_STANDARD = 0, /* N(0, I): the paper's literal KL (eq. 3) */
+    CVAE_PRIOR_MIXTURE = 1   /* N(M_y, I) weighted by q(y|x), learned means M */
+} cvae_prior;
+
+typedef enum cvae_activation {
+    CVAE_ACT_RELU = 0,
+    CVAE_ACT_IDENTITY = 1
+} cvae_activation;
+
+typedef enum cvae_category_input {
+    CVAE_CATEGORY_INPUT_Z = 0,       /* sampled z in training, mu at inference */
+    CVAE_CATEGORY_INPUT_FEATURES = 1 /* the concatenated conv features */
+} cvae_category_input;
+
+typedef enum cvae_optimizer_kind {
+    CVAE_OPTIMIZER_ADAM = 0,
+    CVAE_OPTIMIZER_SGD = 1
+} cvae_optimizer_kind;
+
+/* The most branches / clusters a model may have. */
+#define CVAE_MAX_BRANCHES 4
+#define CVAE_MAX_CLUSTERS 1024
+
+/* An opaque, copyable bag of model and training options. A new config holds
+ * the paper's best MNIST configuration (see docs/api.md for every default).
+ * Setters validate their argument and return CVAE_E_INVALID_ARG (config
+ * unchanged) when it is out of range; cross-option checks (e.g. image size
+ * divisible by 2^branches) happen in cvae_model_create. */
+typedef struct cvae_config cvae_config;
+
+/* Create a config with defaults. *out is NULL on failure (CVAE_E_NOMEM). */
+CVAE_API cvae_status cvae_config_create(cvae_config **out);
+/* Deep copy. */
+CVAE_API cvae_status cvae_config_clone(const cvae_config *cfg, cvae_config **out);
+/* Free. NULL is a no-op. */
+CVAE_API void cvae_config_destroy(cvae_config *cfg);
+
+/* Set / get any option by its name, as text ("latent_dim", "50"). Names and
+ * accepted values are the CLI's flags without the leading "--" (dashes or
+ * underscores), listed by cvae_config_option_name. Enumerations take their
+ * names ("mixture", "relu", "features", "adam"). cvae_config_get writes a
+ * NUL-terminated string of at most size bytes (CVAE_E_INVALID_ARG if it does
+ * not fit). Unknown names: CVAE_E_INVALID_ARG. */
+CVAE_API cvae_status cvae_config_set(cvae_config *cfg, const char *name, const char *value);
+CVAE_API cvae_status cvae_config_get(const cvae_config *cfg, const char *name, char *value,
+                                     size_t size);
+/* Name of option index i (0-based), or NULL past the last: for listing. */
+CVAE_API const char *cvae_config_option_name(int index);
+/* One-line description of option index i, or NULL past the last. */
+CVAE_API const char *cvae_config_option_help(int index);
+
+/* Typed setters and getters, one pair per option. Ranges in brackets.
+ * Input image: channels [1,64], height/width [1,4096] (default 1x28x28). */
+CVAE_API cvae_status cvae_config_set_input_shape(cvae_config *cfg, int channels, int height,
+                                                 int width);
+CVAE_API cvae_status cvae_config_get_input_shape(const cvae_config *cfg, int *channels,
+                                                 int *height, int *width);
+/* Convolution branches [0, CVAE_MAX_BRANCHES] (default 2; 0 = plain VAE on
+ * flattened pixels). Setting the count keeps existing branch settings and
+ * gives new branches the defaults of branch 2. */
+CVAE_API cvae_status cvae_config_set_num_branches(cvae_config *cfg, int branches);
+CVAE_API cvae_status cvae_config_get_num_branches(const cvae_config *cfg, int *branches);
+/* Branch i (0-based): conv layers [1,16], filters [1,1024], odd kernel size
+ * [1,15]. Defaults: branch 0 = 1 layer, 16 filters, 3x3; branch 1 = 1 layer,
+ * 32 filters, 5x5. */
+CVAE_API cvae_status cvae_config_set_branch(cvae_config *cfg, int index, int layers, int filters,
+                                            int kernel);
+CVAE_API cvae_status cvae_config_get_branch(const cvae_config *cfg, int index, int *layers,
+                                            int *filters, int *kernel);
+/* Encoder hidden units m [1,65536] (default 512) and activation (ReLU). */
+CVAE_API cvae_status cvae_config_set_encoder_units(cvae_config *cfg, int units);
+CVAE_API cvae_status cvae_config_get_encoder_units(const cvae_config *cfg, int *units);
+CVAE_API cvae_status cvae_config_set_encoder_activation(cvae_config *cfg, cvae_activation act);
+CVAE_API cvae_status cvae_config_get_encoder_activation(const cvae_config *cfg,
+                                                        cvae_activation *act);
+/* Decoder hidden units [1,65536] (default 512). */
+CVAE_API cvae_status cvae_config_set_decoder_units(cvae_config *cfg, int units);
+CVAE_API cvae_status cvae_config_get_decoder_units(const cvae_config *cfg, int *units);
+/* Latent dimension s [1,4096] (default 50). */
+CVAE_API cvae_status cvae_config_set_latent_dim(cvae_config *cfg, int dim);
+CVAE_API cvae_status cvae_config_get_latent_dim(const cvae_config *cfg, int *dim);
+/* Number of clusters k [2, CVAE_MAX_CLUSTERS] (default 10). */
+CVAE_API cvae_status cvae_config_set_clusters(cvae_config *cfg, int k);
+CVAE_API cvae_status cvae_config_get_clusters(const cvae_config *cfg, int *k);
+/* Category head hidden units [1,65536] (default 512) and input (z). */
+CVAE_API cvae_status cvae_config_set_category_units(cvae_config *cfg, int units);
+CVAE_API cvae_status cvae_config_get_category_units(const cvae_config *cfg, int *units);
+CVAE_API cvae_status cvae_config_set_category_input(cvae_config *cfg, cvae_category_input in);
+CVAE_API cvae_status cvae_config_get_category_input(const cvae_config *cfg,
+                                                    cvae_category_input *in);
+/* Latent prior (default mixture). */
+CVAE_API cvae_status cvae_config_set_prior(cvae_config *cfg, cvae_prior prior);
+CVAE_API cvae_status cvae_config_get_prior(const cvae_config *cfg, cvae_prior *prior);
+/* Train the convolution branches (1, default) or keep their random filters
+ * fixed (0: the paper's algorithm step 1 read literally). */
+CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);
+CVAE_API cvae_status cvae_config_get_conv_trainable(const cvae_config *cfg, int *trainable);
+/* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5),
+ * beta on the batch balance term [0,1e6], weight of the per-sample category
+ * entropy term [0,1e6] (default 1). */
+CVAE_API cvae_status cvae_config_set_lambda(cvae_config *cfg, double lambda);
+CVAE_API cvae_status cvae_config_get_lambda(const cvae_config *cfg, double *lambda);
+CVAE_API cvae_status cvae_config_set_balance_weight(cvae_config *cfg, double beta);
+CVAE_API cvae_status cvae_config_get_balance_weight(const cvae_config *cfg, double *beta);
+CVAE_API cvae_status cvae_config_set_category_weight(cvae_config *cfg, double weight);
+CVAE_API cvae_status cvae_config_get_category_weight(const cvae_config *cfg, double *weight);
+/* Warm-up epochs [0,10000] trained with the standard prior before the
+ * mixture prior starts, and whether the class means are then initialised by
+ * k-means++ on the training set's mu (1) or left random (0). */
+CVAE_API cvae_status cvae_config_set_warmup_epochs(cvae_config *cfg, int epochs);
+CVAE_API cvae_status cvae_config_get_warmup_epochs(const cvae_config *cfg, int *epochs);
+CVAE_API cvae_status cvae_config_set_kmeans_init(cvae_config *cfg, int enable);
+CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *enable);
+/* Optimizer: kind (Adam), learning rate (0,10] (1e-3), Adam betas [0,1)
+ * (0.9, 0.999), eps (0,1] (1e-8), weight decay [0,1] (0), SGD momentum
+ * [0,1) (0.9). */
+CVAE_API cvae_status cvae_config_set_optimizer(cvae_config *cfg, cvae_optimizer_kind kind);
+CVAE_API cvae_status cvae_config_get_optimizer(const cvae_config *cfg, cvae_optimizer_kind *kind);
+CVAE_API cvae_status cvae_config_set_learning_rate(cvae_config *cfg, double lr);
+CVAE_API cvae_status cvae_config_get_learning_rate(const cvae_config *cfg, double *lr);
+CVAE_API cvae_status cvae_config_set_adam_betas(cvae_config *cfg, double beta1, double beta2);
+CVAE_API cvae_status cvae_config_get_adam_betas(const cvae_config *cfg, double *beta1,
+                                                double *beta2);
+CVAE_API cvae_status cvae_config_set_adam_eps(cvae_config *cfg, double eps);
+CVAE_API cvae_status cvae_config_get_adam_eps(const cvae_config *cfg, double *eps);
+CVAE_API cvae_status cvae_config_set_weight_decay(cvae_config *cfg, double decay);
+CVAE_API cvae_status cvae_config_get_weight_decay(const cvae_config *cfg, double *decay);
+CVAE_API cvae_status cvae_config_set_momentum(cvae_config *cfg, double momentum);
+CVAE_API cvae_status cvae_config_get_momentum(const cvae_config *cfg, double *momentum);
+/* Batch size [1,65536] (100), epochs [1,100000] (50), seed (1), threads
+ * [1,1024] (1; applied by cvae_model_train through cvae_set_num_threads). */
+CVAE_API cvae_status cvae_config_set_batch_size(cvae_config *cfg, int batch);
+CVAE_API cvae_status cvae_config_get_batch_size(const cvae_config *cfg, int *batch);
+CVAE_API cvae_status cvae_config_set_epochs(cvae_config *cfg, int epochs);
+CVAE_API cvae_status cvae_config_get_epochs(const cvae_config *cfg, int *epochs);
+CVAE_API cvae_status cvae_config_set_seed(cvae_config *cfg, uint64_t seed);
+CVAE_API cvae_status cvae_config_get_seed(const cvae_config *cfg, uint64_t *seed);
+CVAE_API cvae_status cvae_config_set_threads(cvae_config *cfg, int threads);
+CVAE_API cvae_status cvae_config_get_threads(const cvae_config *cfg, int *threads);
+
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Adam or SGD with momentum. The state (moments per parameter) is allocated
+ * when first used with a model and can then be used with any model of the
+ * same parameter layout (CVAE_E_INVALID_ARG otherwise). */
+typedef struct cvae_optimizer cvae_optimizer;
+
+/* Adam: lr > 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 (L2 added to
+ * the gradient). */
+CVAE_API cvae_status cvae_optimizer_create_adam(double lr, double beta1, double beta2, double eps,
+                                                double weight_decay, cvae_optimizer **out);
+/* SGD: lr > 0, 0 <= momentum < 1, weight_decay >= 0. */
+CVAE_API cvae_status cvae_optimizer_create_sgd(double lr, double momentum, double weight_decay,
+                                               cvae_optimizer **out);
+/* An optimizer as a config describes it (optimizer, learning_rate, ...). */
+CVAE_API cvae_status cvae_optimizer_create_from_config(const cvae_config *cfg,
+                                                       cvae_optimizer **out);
+/* Change the learning rate (e.g. for a schedule); lr > 0. */
+CVAE_API cvae_status cvae_optimizer_set_learning_rate(cvae_optimizer *opt, double lr);
+/* Free. NULL is a no-op. */
+CVAE_API void cvae_optimizer_destroy(cvae_optimizer *opt);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cvae_model cvae_model;
+
+/* Indices into the loss arrays passed to progress callbacks and returned by
+ * cvae_model_loss. Append-only. */
+typedef enum cvae_loss_term {
+    CVAE_LOSS_TOTAL = 0,     /* lambda*recon + kl + category + balance */
+    CVAE_LOSS_RECON = 1,     /* 0.5 * sum of squared pixel errors (unweighted) */
+    CVAE_LOSS_KL = 2,        /* KL term of the active prior */
+    CVAE_LOSS_CATEGORY = 3,  /* weighted sum_y q log q */
+    CVAE_LOSS_BALANCE = 4,   /* beta * sum_y qbar log qbar */
+    CVAE_LOSS_COUNT = 5
+} cvae_loss_term;
+
+/* Progress callback, called after every mini-batch: epoch is 0-based and
+ * counts all epochs the model has trained, batch runs 1..batches, losses[]
+ * (CVAE_LOSS_COUNT values) are running means over the epoch so far. Return
+ * non-zero to stop training after this batch (the model stays consistent:
+ * it can be saved, evaluated and trained further). */
+typedef int (*cvae_progress_fn)(void *user, int epoch, int64_t batch, int64_t batches,
+                                const double *losses, int num_losses);
+
+/* Build a model for a configuration (the config is copied; the caller keeps
+ * ownership). Weights are initialised from the config's seed (He uniform
+ * before ReLU, Glorot uniform elsewhere). Workspaces for the configured
+ * batch size are allocated here, once.
+ * Returns CVAE_OK, CVAE_E_INVALID_ARG (inconsistent options, e.g. image size
+ * not divisible by 2^branches, message says which), CVAE_E_NOMEM. */
+CVAE_API cvae_status cvae_model_create(const cvae_config *cfg, cvae_model **out);
+/* Free. NULL is a no-op. */
+CVAE_API void cvae_model_destroy(cvae_model *model);
+
+/* A copy of the model's configuration (free with cvae_config_destroy). */
+CVAE_API cvae_status cvae_model_get_config(const cvae_model *model, cvae_config **out);
+/* Number of trainable scalars. */
+CVAE_API cvae_status cvae_model_num_params(const cvae_model *model, int64_t *count);
+/* Epochs trained so far (persists in checkpoints). */
+CVAE_API cvae_status cvae_model_epochs_done(const cvae_model *model, int *epochs);
+
+/* Train for `epochs` more epochs on data (images must match the configured
+ * input shape; labels are not used), reshuffling every epoch with the
+ * model's RNG. opt may be NULL: the model then uses its own optimizer built
+ * from its config (kept across calls and saved in no checkpoint). The
+ * warm-up schedule and k-means initialisation follow the model's epoch
+ * count. progress may be NULL.
+ * Returns CVAE_OK; CVAE_E_CANCELLED if the callback stopped training;
+ * CVAE_E_NUMERIC if a loss or gradient became non-finite (the weights are
+ * those before the failing step); CVAE_E_INVALID_ARG for shape mismatch. */
+CVAE_API cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int epochs,
+                                      cvae_optimizer *opt, cvae_progress_fn progress, void *user);
+
+/* Mean loss terms over a data set without training (u = mu, no sampling
+ * noise: deterministic). losses holds CVAE_LOSS_COUNT values. */
+CVAE_API cvae_status cvae_model_loss(cvae_model *model, const cvae_dataset *data,
+                                     double *losses, int num_losses);
+
+/* Inference on caller buffers of n images (n*C*H*W floats in [0,1], finite;
+ * CVAE_E_NUMERIC names the first non-finite value). Deterministic. */
+/* mu and logvar: n*s floats each (either may be NULL). */
+CVAE_API cvae_status cvae_model_encode(cvae_model *model, const float *images, int64_t n,
+                                       float *mu, float *logvar);
+/* Cluster index in [0,k) per image: argmax_y q(y | mu). */
+CVAE_API cvae_status cvae_model_predict(cvae_model *model, const float *images, int64_t n,
+                                        int32_t *clusters);
+/* q(y | mu): n*k floats, rows sum to 1. */
+CVAE_API cvae_status cvae_model_predict_proba(cvae_model *model, const float *images, int64_t n,
+                                              float *proba);
+/* Decoded mean images for mu(x): n*C*H*W floats. */
+CVAE_API cvae_status cvae_model_reconstruct(cvae_model *model, const float *images, int64_t n,
+                                            float *out);
+/* As above for a whole data set: clusters[count] and, if proba is not
+ * NULL, proba[count*k]. */
+CVAE_API cvae_status cvae_model_predict_dataset(cvae_model *model, const cvae_dataset *data,
+                                                int32_t *clusters, float *proba);
+/* Cluster metrics of the model's predictions against the data set's labels
+ * (CVAE_E_STATE if it has none). Outputs may be NULL; see
+ * cvae_cluster_metrics. */
+CVAE_API cvae_status cvae_model_evaluate(cvae_model *model, const cvae_dataset *data,
+                                         double *acc, double *purity, double *nmi, double *ari);
+/* Generate count images of cluster y in [0,k): decode z ~ N(M_y, I) (mixture
+ * prior) or N(0, I) (standard prior), seeded (the model's own RNG is not
+ * touched, so generation does not change training). out: count*C*H*W. */
+CVAE_API cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t count,
+                                         uint64_t seed, float *out);
+
+/* Save to a safetensors file: every parameter as an F32 tensor, and in
+ * __metadata__ the configuration (JSON), the library version, the epoch
+ * count and the format name. Atomic: written to a temporary file in the same
+ * directory, fsynced and renamed, so a failed save leaves any previous file
+ * intact. Returns CVAE_OK, CVAE_E_IO. */
+CVAE_API cvae_status cvae_model_save(const cvae_model *model, const char *path);
+/* Load a model saved by cvae_model_save; it predicts bit-identically to the
+ * saved one. Every tensor is checked against the configuration's shapes.
+ * Returns CVAE_OK, CVAE_E_IO, CVAE_E_FORMAT (corrupt, truncated, foreign,
+ * or incompatible file), CVAE_E_NOMEM. */
+CVAE_API cvae_status cvae_model_load(const char *path, cvae_model **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONVVAE_H */

@@ -1,0 +1,366 @@
+/* Model construction: validates a configuration, lays out parameters in one
+ * flat buffer (so optimizers and checkpoints treat them uniformly), sizes the
+ * activation workspace once for the configured batch size, and initialises
+ * the weights from the config's seed. Also the read-only accessors. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "optimizer.h"
+
+static cvae_status add_param(cvae_model *m, size_t *off, const char *name, int ndim, int64_t d0,
+                             int64_t d1, int64_t d2, int64_t d3, int trainable)
+{
+    if (m->nparam >= CVAE__MAX_PARAMS)
+        return cvae__fail(CVAE_E_INVALID_ARG, "model has more than %d parameter tensors",
+                          CVAE__MAX_PARAMS);
+    cvae__param *p = &m->ptab[m->nparam++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = ndim;
+    int64_t d[4] = {d0, d1, d2, d3};
+    size_t count = 1;
+    for (int i = 0; i < 4; i++) {
+        p->shape[i] = i < ndim ? d[i] : 1;
+        if (cvae__mul_overflows(count, (size_t)p->shape[i], &count))
+            return cvae__fail(CVAE_E_INVALID_ARG, "parameter %s is too large", name);
+    }
+    p->count = count;
+    /* Keep every tensor 64-byte aligned inside the flat buffer. */
+    p->offset = m->nparams;
+    size_t padded = (count + 15) / 16 * 16;
+    if (m->nparams > SIZE_MAX / 8 - padded)
+        return cvae__fail(CVAE_E_INVALID_ARG, "model parameters overflow");
+    m->nparams += padded;
+    p->trainable = trainable;
+    *off = p->offset;
+    return CVAE_OK;
+}
+
+static cvae_status build_layout(cvae_model *m)
+{
+    const struct cvae_config *c = &m->cfg;
+    cvae_status st;
+    char name[32];
+    m->nb = c->branches;
+    m->m = c->enc_units;
+    m->s = c->latent;
+    m->k = c->clusters;
+    m->du = c->dec_units;
+    m->cu = c->cat_units;
+    int64_t P = (int64_t)c->in_c * c->in_h * c->in_w;
+    if (P > (1 << 26))
+        return cvae__fail(CVAE_E_INVALID_ARG, "input of %lld values per image is too large",
+                          (long long)P);
+    m->P = (int)P;
+    if (m->nb > 0) {
+        int div = 1 << m->nb;
+        if (c->in_h % div || c->in_w % div)
+            return cvae__fail(CVAE_E_INVALID_ARG,
+                              "input %dx%d must be divisible by 2^branches = %d", c->in_h,
+                              c->in_w, div);
+    }
+    int cin = c->in_c, h = c->in_h, w = c->in_w;
+    int64_t D = 0;
+    for (int b = 0; b < m->nb; b++) {
+        cvae__branch *br = &m->br[b];
+        int f = c->br_filters[b], kk = c->br_kernel[b];
+        if (kk % 2 == 0)
+            return cvae__fail(CVAE_E_INVALID_ARG, "branch %d kernel %d must be odd", b + 1, kk);
+        br->layers = c->br_layers[b];
+        for (int l = 0; l < br->layers; l++) {
+            if ((st = cvae__conv_geom_init(&br->conv[l], l ? f : cin, h, w, f, kk, kk, 1,
+                                           CVAE__PAD_SAME)))
+                return st;
+            snprintf(name, sizeof name, "branch%d.conv%d.weight", b + 1, l + 1);
+            if ((st = add_param(m, &br->w[l], name, 4, f, l ? f : cin, kk, kk,
+                                c->conv_trainable)))
+                return st;
+            snprintf(name, sizeof name, "branch%d.conv%d.bias", b + 1, l + 1);
+            if ((st = add_param(m, &br->b[l], name, 1, f, 1, 1, 1, c->conv_trainable)))
+                return st;
+        }
+        if ((st = cvae__pool_geom_init(&br->pool, f, h, w, 2, 2)))
+            return st;
+        h /= 2;
+        w /= 2;
+        cin = f;
+        br->out_size = f * h * w;
+        br->feat_off = (int)D;
+        D += br->out_size;
+        if (D > (1 << 26))
+            return cvae__fail(CVAE_E_INVALID_ARG, "concatenated features are too large");
+    }
+    m->D = m->nb ? (int)D : m->P;
+    m->D0 = m->nb ? m->br[0].out_size : m->P;
+
+    if ((st = add_param(m, &m->enc_w, "encoder.weight", 2, m->m, m->D, 1, 1, 1)) ||
+        (st = add_param(m, &m->enc_b, "encoder.bias", 1, m->m, 1, 1, 1, 1)) ||
+        (st = add_param(m, &m->mu_w, "mu.weight", 2, m->s, m->m, 1, 1, 1)) ||
+        (st = add_param(m, &m->mu_b, "mu.bias", 1, m->s, 1, 1, 1, 1)) ||
+        (st = add_param(m, &m->lv_w, "logvar.weight", 2, m->s, m->m, 1, 1, 1)) ||
+        (st = add_param(m, &m->lv_b, "logvar.bias", 1, m->s, 1, 1, 1, 1)) ||
+        (st = add_param(m, &m->d1_w, "decoder1.weight", 2, m->du, m->s, 1, 1, 1)) ||
+        (st = add_param(m, &m->d1_b, "decoder1.bias", 1, m->du, 1, 1, 1, 1)) ||
+        (st = add_param(m, &m->d2_w, "decoder2.weight", 2, m->D0, m->du, 1, 1, 1)) ||
+        (st = add_param(m, &m->d2_b, "decoder2.bias", 1, m->D0, 1, 1, 1, 1)))
+        return st;
+
+    /* Image decoder mirroring branch 1: (n-1) same-size transposed convs with
+     * ReLU, then the 2x2 stride-2 one that undoes the pool. */
+    m->ndec = 0;
+    if (m->nb > 0) {
+        const cvae__branch *b0 = &m->br[0];
+        int f = c->br_filters[0], kk = c->br_kernel[0];
+        int hh = c->in_h / 2, ww = c->in_w / 2;
+        for (int l = 0; l + 1 < b0->layers; l++) {
+            if ((st = cvae__deconv_geom_init(&m->dec[m->ndec], f, hh, ww, f, kk, kk, 1,
+                                             (kk - 1) / 2)))
+                return st;
+            snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
+            if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, f, kk, kk, 1)))
+                return st;
+            snprintf(name, sizeof name, "deconv%d.bias", m->ndec + 1);
+            if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, f, 1, 1, 1, 1)))
+                return st;
+            m->ndec++;
+        }
+        if ((st = cvae__deconv_geom_init(&m->dec[m->ndec], f, hh, ww, c->in_c, 2, 2, 2, 0)))
+            return st;
+        snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
+        if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, c->in_c, 2, 2, 1)))
+            return st;
+        snprintf(name, sizeof name, "deconv%d.bias", m->ndec + 1);
+        if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, c->in_c, 1, 1, 1, 1)))
+            return st;
+        m->ndec++;
+    }
+    int cat_in = c->cat_input == CVAE_CATEGORY_INPUT_FEATURES ? m->D : m->s;
+    if ((st = add_param(m, &m->c1_w, "category1.weight", 2, m->cu, cat_in, 1, 1, 1)) ||
+        (st = add_param(m, &m->c1_b, "category1.bias", 1, m->cu, 1, 1, 1, 1)) ||
+        (st = add_param(m, &m->c2_w, "category2.weight", 2, m->k, m->cu, 1, 1, 1)) ||
+        (st = add_param(m, &m->c2_b, "category2.bias", 1, m->k, 1, 1, 1, 1)) ||
+        (st = add_param(m, &m->means, "means", 2, m->k, m->s, 1, 1, 1)))
+        return st;
+    return CVAE_OK;
+}
+
+/* One pass computes the workspace size (dry), the next hands out pointers,
+ * so the two can never disagree. */
+static size_t layout_workspace(cvae_model *m, int dry)
+{
+    size_t total = 0;
+    int B = m->B;
+#define WS(ptr, count)                                                                         \
+    do {                                                                                       \
+        size_t n_ = (size_t)(count);                                                           \
+        if (dry)                                                                               \
+            total += cvae__arena_bytes_for(n_);                                                \
+        else                                                                                   \
+            (ptr) = (void *)cvae__arena_floats(&m->ws, n_);                                    \
+    } while (0)
+    size_t col = 1;
+    for (int b = 0; b < m->nb; b++)
+        for (int l = 0; l < m->br[b].layers; l++) {
+            size_t cf = cvae__conv_col_floats(&m->br[b].conv[l]);
+            col = cf > col ? cf : col;
+        }
+    for (int l = 0; l < m->ndec; l++) {
+        size_t cf = cvae__conv_col_floats(&m->dec[l]);
+        col = cf > col ? cf : col;
+    }
+    WS(m->x, (size_t)B * m->P);
+    WS(m->col, col);
+    for (int b = 0; b < m->nb; b++) {
+        cvae__branch *br = &m->br[b];
+        for (int l = 0; l < br->layers; l++) {
+            size_t n = (size_t)B * br->conv[l].c_out * br->conv[l].h_out * br->conv[l].w_out;
+            WS(br->act[l], n);
+            WS(br->dact[l], n);
+        }
+        WS(br->pooled, (size_t)B * br->out_size);
+        WS(br->dpooled, (size_t)B * br->out_size);
+        WS(br->argmax, (size_t)B * br->out_size);
+    }
+    WS(m->h, (size_t)B * m->m);
+    WS(m->dh, (size_t)B * m->m);
+    WS(m->mu, (size_t)B * m->s);
+    WS(m->dmu, (size_t)B * m->s);
+    WS(m->lv, (size_t)B * m->s);
+    WS(m->dlv, (size_t)B * m->s);
+    WS(m->z, (size_t)B * m->s);
+    WS(m->dz, (size_t)B * m->s);
+    WS(m->eps, (size_t)B * m->s);
+    WS(m->g, (size_t)B * m->du);
+    WS(m->dg, (size_t)B * m->du);
+    WS(m->dslice, (size_t)B * m->D0);
+    WS(m->ddslice, (size_t)B * m->D0);
+    for (int l = 0; l < m->ndec; l++) {
+        const cvae__conv_geom *g = &m->dec[l];
+        size_t n = (size_t)B * g->c_in * g->h_in * g->w_in;
+        WS(m->decact[l], n);
+        WS(m->ddecact[l], n);
+    }
+    if (m->ndec == 0) {
+        /* plain VAE: the decoder output itself is the image pre-activation */
+        WS(m->decact[0], (size_t)B * m->P);
+        WS(m->ddecact[0], (size_t)B * m->P);
+    }
+    WS(m->c1, (size_t)B * m->cu);
+    WS(m->dc1, (size_t)B * m->cu);
+    WS(m->q, (size_t)B * m->k);
+    WS(m->dq, (size_t)B * m->k);
+    WS(m->dlogit, (size_t)B * m->k);
+#undef WS
+    return total;
+}
+
+static void init_weights(cvae_model *m)
+{
+    memset(m->params, 0, m->nparams * sizeof(float));
+    cvae__rng *r = &m->rng;
+    for (int i = 0; i < m->nparam; i++) {
+        cvae__param *p = &m->ptab[i];
+        float *w = m->params + p->offset;
+        if (p->ndim == 1)
+            continue; /* biases start at zero */
+        if (strcmp(p->name, "means") == 0) {
+            cvae__rng_normal_fill(r, w, (int64_t)p->count);
+            continue;
+        }
+        int64_t fan_in = 1, fan_out = p->shape[0];
+        for (int d = 1; d < p->ndim; d++)
+            fan_in *= p->shape[d];
+        if (p->ndim == 4)
+            fan_out *= p->shape[2] * p->shape[3];
+        /* Layers followed by ReLU get He; linear heads and sigmoid/softmax
+         * outputs get Glorot. Transposed convs: fan_in is the input
+         * channels times the kernel area, held in shape[0]. */
+        int relu_after = strncmp(p->name, "branch", 6) == 0 ||
+                         (strcmp(p->name, "encoder.weight") == 0 &&
+                          m->cfg.enc_act == CVAE_ACT_RELU) ||
+                         strcmp(p->name, "decoder1.weight") == 0 ||
+                         strcmp(p->name, "category1.weight") == 0;
+        if (strncmp(p->name, "deconv", 6) == 0) {
+            fan_in = p->shape[0] * p->shape[2] * p->shape[3];
+            fan_out = p->shape[1] * p->shape[2] * p->shape[3];
+            relu_after = i + 2 < m->nparam && strncmp(m->ptab[i + 2].name, "deconv", 6) == 0;
+        }
+        float lim = relu_after ? cvae__he_limit(fan_in) : cvae__glorot_limit(fan_in, fan_out);
+        cvae__rng_uniform_fill(r, w, (int64_t)p->count, lim);
+    }
+}
+
+cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
+{
+    cvae_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate a model");
+    m->cfg = *cfg;
+    cvae_status st = build_layout(m);
+    if (st)
+        goto fail;
+    m->B = cfg->batch;
+    size_t bytes;
+    if (cvae__mul_overflows(m->nparams, sizeof(float), &bytes)) {
+        st = cvae__fail(CVAE_E_INVALID_ARG, "model parameters overflow");
+        goto fail;
+    }
+    m->params = cvae__aligned_alloc(bytes);
+    m->grads = cvae__aligned_alloc(bytes);
+    if (!m->params || !m->grads) {
+        st = cvae__fail(CVAE_E_NOMEM, "cannot allocate %zu bytes of parameters", 2 * bytes);
+        goto fail;
+    }
+    memset(m->grads, 0, bytes);
+    size_t wsb = layout_workspace(m, 1);
+    if (wsb == SIZE_MAX || (st = cvae__arena_init(&m->ws, wsb)))
+        goto fail;
+    layout_workspace(m, 0);
+    cvae__rng_seed(&m->rng, cfg->seed);
+    *out = m;
+    return CVAE_OK;
+fail:
+    cvae_model_destroy(m);
+    return st ? st : cvae__fail(CVAE_E_NOMEM, "cannot allocate the model workspace");
+}
+
+cvae_status cvae_model_create(const cvae_config *cfg, cvae_model **out)
+{
+    CVAE__CHECK_PTR(out);
+    *out = NULL;
+    CVAE__CHECK_PTR(cfg);
+    cvae_model *m;
+    cvae_status st = cvae__model_alloc(cfg, &m);
+    if (st)
+        return st;
+    init_weights(m);
+    *out = m;
+    return CVAE_OK;
+}
+
+void cvae_model_destroy(cvae_model *m)
+{
+    if (!m)
+        return;
+    cvae__aligned_free(m->params);
+    cvae__aligned_free(m->grads);
+    cvae__arena_free(&m->ws);
+    cvae_optimizer_destroy(m->own_opt);
+    free(m);
+}
+
+cvae_status cvae_model_get_config(const cvae_model *m, cvae_config **out)
+{
+    CVAE__CHECK_PTR(out);
+    *out = NULL;
+    CVAE__CHECK_PTR(m);
+    return cvae_config_clone(&m->cfg, out);
+}
+
+cvae_status cvae_model_num_params(const cvae_model *m, int64_t *count)
+{
+    CVAE__CHECK_PTR(m);
+    CVAE__CHECK_PTR(count);
+    int64_t n = 0;
+    for (int i = 0; i < m->nparam; i++)
+        n += (int64_t)m->ptab[i].count;
+    *count = n;
+    return CVAE_OK;
+}
+
+cvae_status cvae_model_epochs_done(const cvae_model *m, int *epochs)
+{
+    CVAE__CHECK_PTR(m);
+    CVAE__CHECK_PTR(epochs);
+    *epochs = m->epochs_done;
+    return CVAE_OK;
+}
+
+uint64_t cvae__layout_id(const cvae_model *m)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over names and shapes */
+    for (int i = 0; i < m->nparam; i++) {
+        const cvae__param *p = &m->ptab[i];
+        for (const char *c = p->name; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+        for (int d = 0; d < 4; d++)
+            h = (h ^ (uint64_t)p->shape[d]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+cvae_status cvae__check_images(const float *x, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++) {
+        if (!isfinite(x[i]))
+            return cvae__fail(CVAE_E_NUMERIC, "image value %lld is not finite", (long long)i);
+        if (x[i] < 0.0f || x[i] > 1.0f)
+            return cvae__fail(CVAE_E_INVALID_ARG, "image value %lld = %g is outside [0, 1]",
+                              (long long)i, (double)x[i]);
+    }
+    return CVAE_OK;
+}

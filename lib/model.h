@@ -1,0 +1,104 @@
+/* The model: parameter layout, activation workspace and the graph.
+ * model.c builds it (create/destroy, parameter table, workspace sizing),
+ * network.c runs forward/backward over a batch, train.c the epochs. */
+#ifndef CVAE_MODEL_H
+#define CVAE_MODEL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "conv.h"
+#include "pool.h"
+#include "rng.h"
+#include "tensor.h"
+
+#define CVAE__MAX_LAYERS 16
+#define CVAE__MAX_PARAMS 128
+
+typedef struct cvae__param {
+    char name[32];
+    int ndim;
+    int64_t shape[4];
+    size_t offset; /* into model->params / model->grads */
+    size_t count;
+    int trainable; /* frozen conv filters (conv_trainable = 0) are not */
+} cvae__param;
+
+typedef struct cvae__branch {
+    int layers;
+    cvae__conv_geom conv[CVAE__MAX_LAYERS];
+    size_t w[CVAE__MAX_LAYERS], b[CVAE__MAX_LAYERS]; /* parameter offsets */
+    cvae__pool_geom pool;
+    int out_size;   /* pooled F*H*W per image */
+    int feat_off;   /* offset of this branch in the concatenated features */
+    /* activations (B images) and their gradients */
+    float *act[CVAE__MAX_LAYERS], *dact[CVAE__MAX_LAYERS];
+    float *pooled, *dpooled;
+    int32_t *argmax;
+} cvae__branch;
+
+struct cvae_model {
+    struct cvae_config cfg;
+    int nb;       /* branches */
+    int P;        /* pixels per image C*H*W */
+    int D;        /* concatenated feature size */
+    int D0;       /* decoder output the image decoder reads (branch 1 slice) */
+    int m, s, k, du, cu; /* encoder/latent/clusters/decoder/category widths */
+    cvae__branch br[CVAE_MAX_BRANCHES];
+
+    /* image decoder: ndec transposed convs mirroring branch 1 */
+    int ndec;
+    cvae__conv_geom dec[CVAE__MAX_LAYERS];
+    size_t dec_w[CVAE__MAX_LAYERS], dec_b[CVAE__MAX_LAYERS];
+
+    size_t enc_w, enc_b, mu_w, mu_b, lv_w, lv_b, d1_w, d1_b, d2_w, d2_b, c1_w, c1_b, c2_w, c2_b,
+        means;
+
+    cvae__param ptab[CVAE__MAX_PARAMS];
+    int nparam;
+    size_t nparams; /* scalars */
+    float *params, *grads;
+
+    cvae__rng rng;
+    int epochs_done;
+    int phase_mixture; /* 1 once the mixture prior is active */
+
+    /* workspace for B images, sized once in create */
+    int B;
+    cvae__arena ws;
+    float *x, *col;
+    float *h, *dh, *mu, *dmu, *lv, *dlv, *z, *dz, *eps;
+    float *g, *dg, *dslice, *ddslice;
+    float *decact[CVAE__MAX_LAYERS], *ddecact[CVAE__MAX_LAYERS]; /* last = x_hat */
+    float *c1, *dc1, *q, *dq, *dlogit;
+
+    struct cvae_optimizer *own_opt;
+};
+
+/* Forward pass over n <= B images already in model->x. train == 1 samples
+ * z = mu + sigma*eps (eps from the model RNG) and feeds z to the category
+ * head; CVAE__TRAIN_REUSE_EPS reuses the previous eps (gradient checks);
+ * train == 0 uses z = mu. need_decoder == 0 skips the decoder. */
+#define CVAE__TRAIN_REUSE_EPS 2
+void cvae__forward(cvae_model *mdl, int n, int train, int need_decoder);
+
+/* The decoder alone, from mdl->z (n rows) to the image in xhat. */
+void cvae__decode(cvae_model *mdl, int n);
+/* The decoded images of the last forward/decode (n*P floats). */
+const float *cvae__xhat(const cvae_model *mdl);
+/* Allocate a model with its layout and workspace but uninitialised weights
+ * (checkpoint loading fills them). */
+cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
+/* A hash of the parameter layout, so optimizer state is never applied to a
+ * differently shaped model. */
+uint64_t cvae__layout_id(const cvae_model *mdl);
+
+/* Loss terms of the last forward pass (losses[CVAE_LOSS_COUNT], per-image
+ * means) and, if backward != 0, all parameter gradients into mdl->grads.
+ * mixture selects the prior actually used (warm-up uses the standard one). */
+void cvae__loss_and_backward(cvae_model *mdl, int n, int mixture, int backward, double *losses);
+
+/* Validate caller images (finite, in [0,1]); CVAE_E_NUMERIC names the index. */
+cvae_status cvae__check_images(const float *x, int64_t count);
+
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Run every test of libconvvae: installs what is missing (Debian 12), fetches
+# the data sets, builds with warnings as errors (gcc, and clang when
+# available) and runs the ctest suite (C unit tests, CLI tests, the short
+# training run on real MNIST). Prints the runners' summary lines.
+# Usage: scripts/test.sh [build-dir]   (default: build-test)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+build=${1:-build-test}
+
+scripts/install-deps.sh
+scripts/fetch-data.sh >/dev/null
+export CONVVAE_DATA="$here/data"
+export CVAE_REQUIRE_DATA=1
+
+cmake -S . -B "$build" -DCVAE_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j2 >/dev/null
+
+if command -v clang >/dev/null; then
+    # Rule 1: warning-free with clang too (compile only; gcc's build is tested).
+    CC=clang cmake -S . -B "$build-clang" -DCVAE_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build-clang" -j2 >/dev/null
+    echo "clang build: OK (-Wall -Wextra -Wpedantic -Werror)"
+fi
+
+log="$build/ctest.log"
+set +e
+ctest --test-dir "$build" -V >"$log" 2>&1
+rc=$?
+set -e
+# cmocka's per-executable summaries, then ctest's.
+grep -E '^[0-9]+: \[ *(PASSED|FAILED|SKIPPED) *\]|^[0-9]+: \[==========\] .* ran' "$log" | sed 's/^[0-9]*: //' || true
+grep -E 'tests passed|tests failed|Total Test time|\*\*\*Failed|Not Run' "$log" || true
+if [ $rc -ne 0 ]; then
+    echo "--- output of failing tests ---"
+    ctest --test-dir "$build" --rerun-failed --output-on-failure 2>&1 | tail -100
+fi
+exit $rc

@@ -1,0 +1,647 @@
+/* Convolution and transposed convolution: geometry, forward passes against
+ * direct loops, the adjoint identity, and finite-difference gradients. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv.h"
+#include "error.h"
+#include "gradcheck.h"
+#include "rng.h"
+
+/* A conv problem as the test states it, independent of cvae__conv_geom. */
+typedef struct spec {
+    int n, c_in, h, w, c_out, kh, kw, stride, pad;
+} spec;
+
+/* Expected output size and leading pad along one axis, from the textbook
+ * formulas (PyTorch for explicit pad, TensorFlow for "same"). */
+static void expect_axis(int in, int k, int s, int pad, int *out, int *lead)
+{
+    if (pad == CVAE__PAD_SAME) {
+        *out = (in + s - 1) / s;
+        int total = (*out - 1) * s + k - in;
+        if (total < 0)
+            total = 0;
+        *lead = total / 2;
+    } else {
+        *out = (in + 2 * pad - k) / s + 1;
+        *lead = pad;
+    }
+}
+
+static void clear_error(void) { (void)cvae__fail(CVAE_OK, "%s", ""); }
+
+/* Direct 7-loop convolution (cross-correlation, as PyTorch), accumulated in
+ * double. y has n*c_out*ho*wo entries. */
+static void ref_conv(const spec *s, const float *x, const float *w, const float *b, double *y)
+{
+    int ho, wo, pt, pl;
+    expect_axis(s->h, s->kh, s->stride, s->pad, &ho, &pt);
+    expect_axis(s->w, s->kw, s->stride, s->pad, &wo, &pl);
+    for (int n = 0; n < s->n; n++)
+        for (int co = 0; co < s->c_out; co++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++) {
+                    double acc = b ? b[co] : 0.0;
+                    for (int ci = 0; ci < s->c_in; ci++)
+                        for (int ky = 0; ky < s->kh; ky++)
+                            for (int kx = 0; kx < s->kw; kx++) {
+                                int iy = oy * s->stride - pt + ky;
+                                int ix = ox * s->stride - pl + kx;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                    continue;
+                                acc += (double)x[((n * s->c_in + ci) * s->h + iy) * s->w + ix] *
+                                       w[((co * s->c_in + ci) * s->kh + ky) * s->kw + kx];
+                            }
+                    y[((n * s->c_out + co) * ho + oy) * wo + ox] = acc;
+                }
+}
+
+/* A transposed conv as the test states it: input [n][c_in_t][h][w] ->
+ * output [n][c_out_t][H][W], weights [c_in_t][c_out_t][kh][kw]. */
+typedef struct dspec {
+    int n, c_in_t, h, w, c_out_t, kh, kw, stride, pad;
+} dspec;
+
+static void expect_deconv(const dspec *d, int *H, int *W, int *pt, int *pl)
+{
+    if (d->pad == CVAE__PAD_SAME) {
+        *H = d->h * d->stride;
+        *W = d->w * d->stride;
+        int th = d->kh - d->stride, tw = d->kw - d->stride;
+        *pt = th > 0 ? th / 2 : 0;
+        *pl = tw > 0 ? tw / 2 : 0;
+    } else {
+        *H = (d->h - 1) * d->stride - 2 * d->pad + d->kh;
+        *W = (d->w - 1) * d->stride - 2 * d->pad + d->kw;
+        *pt = *pl = d->pad;
+    }
+}
+
+/* Scatter-loop transposed convolution (each input pixel adds a scaled
+ * kernel to the output), accumulated in double. */
+static void ref_deconv(const dspec *d, const float *x, const float *w, const float *b, double *y)
+{
+    int H, W, pt, pl;
+    expect_deconv(d, &H, &W, &pt, &pl);
+    for (int n = 0; n < d->n; n++)
+        for (int co = 0; co < d->c_out_t; co++)
+            for (int i = 0; i < H * W; i++)
+                y[(n * d->c_out_t + co) * H * W + i] = b ? b[co] : 0.0;
+    for (int n = 0; n < d->n; n++)
+        for (int ci = 0; ci < d->c_in_t; ci++)
+            for (int iy = 0; iy < d->h; iy++)
+                for (int ix = 0; ix < d->w; ix++) {
+                    double v = x[((n * d->c_in_t + ci) * d->h + iy) * d->w + ix];
+                    for (int co = 0; co < d->c_out_t; co++)
+                        for (int ky = 0; ky < d->kh; ky++)
+                            for (int kx = 0; kx < d->kw; kx++) {
+                                int oy = iy * d->stride - pt + ky;
+                                int ox = ix * d->stride - pl + kx;
+                                if (oy < 0 || oy >= H || ox < 0 || ox >= W)
+                                    continue;
+                                y[((n * d->c_out_t + co) * H + oy) * W + ox] +=
+                                    v * w[((ci * d->c_out_t + co) * d->kh + ky) * d->kw + kx];
+                            }
+                }
+}
+
+static size_t geom_x(const cvae__conv_geom *g) { return (size_t)g->c_in * g->h_in * g->w_in; }
+static size_t geom_y(const cvae__conv_geom *g) { return (size_t)g->c_out * g->h_out * g->w_out; }
+static size_t geom_w(const cvae__conv_geom *g)
+{
+    return (size_t)g->c_out * g->c_in * g->kh * g->kw;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_geometry_same_and_explicit(void **state)
+{
+    (void)state;
+    cvae__conv_geom g;
+    /* MNIST branch 1: 3x3 same keeps 28x28, pad 1. */
+    assert_int_equal(cvae__conv_geom_init(&g, 1, 28, 28, 16, 3, 3, 1, CVAE__PAD_SAME), CVAE_OK);
+    assert_int_equal(g.h_out, 28);
+    assert_int_equal(g.w_out, 28);
+    assert_int_equal(g.pad_top, 1);
+    assert_int_equal(g.pad_left, 1);
+    /* Even kernel: total pad 3 split 1 before, 2 after. */
+    assert_int_equal(cvae__conv_geom_init(&g, 2, 7, 6, 3, 4, 2, 1, CVAE__PAD_SAME), CVAE_OK);
+    assert_int_equal(g.h_out, 7);
+    assert_int_equal(g.w_out, 6);
+    assert_int_equal(g.pad_top, 1);
+    assert_int_equal(g.pad_left, 0);
+    /* Stride 2 same on odd input: ceil(7/2) = 4, total pad (3*2+3-7)=2. */
+    assert_int_equal(cvae__conv_geom_init(&g, 1, 7, 8, 1, 3, 3, 2, CVAE__PAD_SAME), CVAE_OK);
+    assert_int_equal(g.h_out, 4);
+    assert_int_equal(g.w_out, 4);
+    assert_int_equal(g.pad_top, 1);
+    assert_int_equal(g.pad_left, 0);
+    /* Explicit: (9 + 2 - 5)/2 + 1 = 4. */
+    assert_int_equal(cvae__conv_geom_init(&g, 1, 9, 9, 1, 5, 5, 2, 1), CVAE_OK);
+    assert_int_equal(g.h_out, 4);
+    assert_int_equal(g.pad_top, 1);
+    assert_int_equal(cvae__conv_col_floats(&g), (size_t)25 * 16);
+    /* Deconv: the model's 2x2 stride-2 unpooling 14 -> 28. */
+    assert_int_equal(cvae__deconv_geom_init(&g, 16, 14, 14, 1, 2, 2, 2, 0), CVAE_OK);
+    assert_int_equal(g.c_out, 16);
+    assert_int_equal(g.h_out, 14);
+    assert_int_equal(g.c_in, 1);
+    assert_int_equal(g.h_in, 28);
+    assert_int_equal(g.w_in, 28);
+    /* Deconv (h-1)*s - 2p + k: (5-1)*2 - 2 + 3 = 9. */
+    assert_int_equal(cvae__deconv_geom_init(&g, 3, 5, 4, 2, 3, 3, 2, 1), CVAE_OK);
+    assert_int_equal(g.h_in, 9);
+    assert_int_equal(g.w_in, 7);
+    assert_int_equal(g.h_out, 5);
+    assert_int_equal(g.w_out, 4);
+}
+
+static void expect_invalid(cvae_status st)
+{
+    assert_int_equal(st, CVAE_E_INVALID_ARG);
+    assert_true(strlen(cvae_last_error()) > 0);
+    clear_error();
+}
+
+static void test_geometry_errors(void **state)
+{
+    (void)state;
+    cvae__conv_geom g;
+    clear_error();
+    expect_invalid(cvae__conv_geom_init(NULL, 1, 4, 4, 1, 3, 3, 1, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 0, 4, 4, 1, 3, 3, 1, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 1, -4, 4, 1, 3, 3, 1, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 0, 1, 3, 3, 1, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 0, 3, 3, 1, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 0, 3, 1, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 3, -1, 1, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 3, 3, 0, 0));
+    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 3, 3, 1, -2));
+    /* Kernel larger than the padded input: 4 + 2*1 < 7. */
+    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 7, 3, 1, 1));
+    expect_invalid(cvae__conv_geom_init(&g, 1, 8, 4, 1, 3, 5, 1, 0));
+    /* Padded size overflows int. */
+    expect_invalid(cvae__conv_geom_init(&g, 1, INT_MAX, 4, 1, 3, 3, 1, 1));
+    /* c_in*kh*kw overflows int. */
+    expect_invalid(cvae__conv_geom_init(&g, 1 << 20, 64, 64, 1, 64, 64, 1, CVAE__PAD_SAME));
+    /* c_in*h*w overflows int. */
+    expect_invalid(cvae__conv_geom_init(&g, 4, 40000, 40000, 1, 1, 1, 40000, 0));
+    /* im2col matrix overflows int: 9*c_in * h*w. */
+    expect_invalid(cvae__conv_geom_init(&g, 64, 8192, 8192, 1, 3, 3, 1, CVAE__PAD_SAME));
+    /* c_out*c_in*kh*kw overflows int. */
+    expect_invalid(cvae__conv_geom_init(&g, 1 << 16, 1, 1, 1 << 16, 1, 1, 1, 0));
+
+    /* Transposed conv. */
+    expect_invalid(cvae__deconv_geom_init(NULL, 1, 4, 4, 1, 3, 3, 1, 0));
+    expect_invalid(cvae__deconv_geom_init(&g, 0, 4, 4, 1, 3, 3, 1, 0));
+    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, -1, 1, 3, 3, 1, 0));
+    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 0, 3, 3, 1, 0));
+    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 1, 3, 0, 1, 0));
+    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 1, 3, 3, -1, 0));
+    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 1, 3, 3, 1, -3));
+    /* Output (1-1)*1 - 2*1 + 1 < 1. */
+    expect_invalid(cvae__deconv_geom_init(&g, 1, 1, 1, 1, 1, 1, 1, 1));
+    /* Output size overflows int. */
+    expect_invalid(cvae__deconv_geom_init(&g, 1, INT_MAX / 2, 1, 1, 2, 2, 4, 0));
+    /* 46341^2 > INT_MAX: one output plane overflows int. */
+    expect_invalid(cvae__deconv_geom_init(&g, 1, 46341, 46341, 1, 1, 1, 1, 0));
+}
+
+/* Conv semantics on numbers worked out by hand: PyTorch-style
+ * cross-correlation (no kernel flip). x = 1..9 in 3x3, w = [[1,0],[0,-1]]
+ * gives x[i][j] - x[i+1][j+1] = -4 everywhere (a flipped kernel gives +4). */
+static void test_conv_hand_example(void **state)
+{
+    (void)state;
+    cvae__conv_geom g;
+    assert_int_equal(cvae__conv_geom_init(&g, 1, 3, 3, 1, 2, 2, 1, 0), CVAE_OK);
+    float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    float w[4] = {1, 0, 0, -1};
+    float b[1] = {0.5f};
+    float y[4], col[16];
+    cvae__conv2d_forward(&g, 1, x, w, b, y, col);
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(y[i], -3.5f, 1e-6f);
+
+    /* Transposed: a 2x2 stride-2 kernel turns each input pixel into a
+     * scaled copy of the kernel. */
+    assert_int_equal(cvae__deconv_geom_init(&g, 1, 2, 2, 1, 2, 2, 2, 0), CVAE_OK);
+    float xi[4] = {1, 2, 3, 4};
+    float k[4] = {1, 10, 100, 1000};
+    float out[16], dcol[16];
+    cvae__deconv2d_forward(&g, 1, xi, k, NULL, out, dcol);
+    const float want[16] = {1,   10,   2,   20,   100, 1000, 200, 2000,
+                            3,   30,   4,   40,   300, 3000, 400, 4000};
+    for (int i = 0; i < 16; i++)
+        assert_float_equal(out[i], want[i], 1e-3f);
+}
+
+static void run_conv_reference(const spec *s, cvae__rng *r)
+{
+    cvae__conv_geom g;
+    assert_int_equal(cvae__conv_geom_init(&g, s->c_in, s->h, s->w, s->c_out, s->kh, s->kw,
+                                          s->stride, s->pad),
+                     CVAE_OK);
+    int ho, wo, pt, pl;
+    expect_axis(s->h, s->kh, s->stride, s->pad, &ho, &pt);
+    expect_axis(s->w, s->kw, s->stride, s->pad, &wo, &pl);
+    assert_int_equal(g.h_out, ho);
+    assert_int_equal(g.w_out, wo);
+    assert_int_equal(g.pad_top, pt);
+    assert_int_equal(g.pad_left, pl);
+
+    size_t nx = (size_t)s->n * geom_x(&g), ny = (size_t)s->n * geom_y(&g), nw = geom_w(&g);
+    float *x = gc_alloc(nx), *w = gc_alloc(nw), *b = gc_alloc((size_t)s->c_out);
+    float *y = gc_alloc(ny), *col = gc_alloc(cvae__conv_col_floats(&g));
+    double *want = calloc(ny, sizeof *want);
+    assert_non_null(want);
+    gc_fill_uniform(r, x, nx, -1, 1);
+    gc_fill_uniform(r, w, nw, -1, 1);
+    gc_fill_uniform(r, b, (size_t)s->c_out, -1, 1);
+    gc_fill_nan(y, ny);
+    cvae__conv2d_forward(&g, s->n, x, w, b, y, col);
+    ref_conv(s, x, w, b, want);
+    double err = gc_max_rel_diff(y, want, ny, 1.0);
+    if (err > 1e-5)
+        printf("conv n%d c%d %dx%d -> c%d k%dx%d s%d p%d: err %g\n", s->n, s->c_in, s->h, s->w,
+               s->c_out, s->kh, s->kw, s->stride, s->pad, err);
+    assert_true(err < 1e-5);
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(col);
+    free(want);
+}
+
+static void test_conv_forward_reference(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 1);
+    const spec specs[] = {
+        {2, 1, 28, 28, 16, 3, 3, 1, CVAE__PAD_SAME}, /* model branch 1 */
+        {1, 16, 14, 14, 32, 5, 5, 1, CVAE__PAD_SAME}, /* model branch 2 */
+        {3, 3, 7, 5, 4, 3, 3, 1, 0},
+        {2, 2, 9, 8, 3, 3, 3, 2, 1},
+        {2, 2, 8, 7, 3, 4, 2, 2, CVAE__PAD_SAME}, /* even kernel, stride 2 */
+        {1, 3, 6, 6, 2, 2, 2, 1, CVAE__PAD_SAME},
+        {2, 4, 5, 7, 3, 1, 1, 1, 0},               /* 1x1 fast path */
+        {1, 2, 5, 5, 2, 1, 1, 2, 0},               /* 1x1 strided */
+        {1, 1, 4, 4, 1, 5, 5, 1, 2},               /* kernel > input */
+        {1, 2, 3, 9, 2, 3, 7, 3, 3},               /* pad > k/2 */
+        {1, 1, 1, 1, 2, 3, 3, 1, CVAE__PAD_SAME},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        run_conv_reference(&specs[i], &r);
+}
+
+static void run_deconv_reference(const dspec *d, cvae__rng *r)
+{
+    cvae__conv_geom g;
+    assert_int_equal(cvae__deconv_geom_init(&g, d->c_in_t, d->h, d->w, d->c_out_t, d->kh, d->kw,
+                                            d->stride, d->pad),
+                     CVAE_OK);
+    int H, W, pt, pl;
+    expect_deconv(d, &H, &W, &pt, &pl);
+    assert_int_equal(g.h_in, H);
+    assert_int_equal(g.w_in, W);
+    assert_int_equal(g.pad_top, pt);
+    assert_int_equal(g.pad_left, pl);
+    assert_int_equal(g.h_out, d->h);
+    assert_int_equal(g.w_out, d->w);
+
+    size_t nx = (size_t)d->n * geom_y(&g), ny = (size_t)d->n * geom_x(&g), nw = geom_w(&g);
+    float *x = gc_alloc(nx), *w = gc_alloc(nw), *b = gc_alloc((size_t)d->c_out_t);
+    float *y = gc_alloc(ny), *col = gc_alloc(cvae__conv_col_floats(&g));
+    double *want = calloc(ny, sizeof *want);
+    assert_non_null(want);
+    gc_fill_uniform(r, x, nx, -1, 1);
+    gc_fill_uniform(r, w, nw, -1, 1);
+    gc_fill_uniform(r, b, (size_t)d->c_out_t, -1, 1);
+    gc_fill_nan(y, ny);
+    cvae__deconv2d_forward(&g, d->n, x, w, b, y, col);
+    ref_deconv(d, x, w, b, want);
+    assert_true(gc_max_rel_diff(y, want, ny, 1.0) < 1e-5);
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(col);
+    free(want);
+}
+
+static void test_deconv_forward_reference(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 2);
+    const dspec specs[] = {
+        {2, 16, 14, 14, 1, 2, 2, 2, 0}, /* model unpooling */
+        {2, 3, 5, 4, 2, 3, 3, 1, 1},
+        {2, 3, 5, 4, 2, 3, 3, 2, 1},
+        {1, 2, 4, 3, 3, 4, 4, 2, 1},
+        {2, 2, 3, 5, 2, 3, 3, 2, CVAE__PAD_SAME},
+        {1, 2, 3, 3, 2, 2, 4, 2, CVAE__PAD_SAME},
+        {1, 3, 4, 4, 2, 1, 1, 1, 0},
+        {1, 1, 2, 3, 2, 1, 1, 3, 0},
+        {1, 2, 3, 2, 1, 5, 3, 3, 0},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        run_deconv_reference(&specs[i], &r);
+}
+
+/* <conv(x), y> = <x, convT(y)> for the same geometry and weights, zero
+ * biases: the transposed conv is the adjoint of the conv. */
+static void test_deconv_adjoint(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 3);
+    const spec specs[] = {
+        {2, 3, 7, 5, 4, 3, 3, 1, CVAE__PAD_SAME}, {2, 2, 8, 7, 3, 4, 2, 2, CVAE__PAD_SAME},
+        {1, 2, 9, 9, 2, 5, 3, 2, 1},              {3, 1, 28, 28, 2, 2, 2, 2, 0},
+        {1, 4, 6, 5, 3, 1, 1, 1, 0},              {2, 2, 5, 6, 2, 4, 4, 3, 2},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        const spec *s = &specs[i];
+        cvae__conv_geom g;
+        assert_int_equal(cvae__conv_geom_init(&g, s->c_in, s->h, s->w, s->c_out, s->kh, s->kw,
+                                              s->stride, s->pad),
+                         CVAE_OK);
+        size_t nx = (size_t)s->n * geom_x(&g), ny = (size_t)s->n * geom_y(&g);
+        size_t nw = geom_w(&g);
+        float *x = gc_alloc(nx), *y = gc_alloc(ny), *w = gc_alloc(nw);
+        float *cx = gc_alloc(ny), *ty = gc_alloc(nx), *col = gc_alloc(cvae__conv_col_floats(&g));
+        gc_fill_uniform(&r, x, nx, -1, 1);
+        gc_fill_uniform(&r, y, ny, -1, 1);
+        gc_fill_uniform(&r, w, nw, -1, 1);
+        cvae__conv2d_forward(&g, s->n, x, w, NULL, cx, col);
+        cvae__deconv2d_forward(&g, s->n, y, w, NULL, ty, col);
+        double lhs = gc_dot(cx, y, ny), rhs = gc_dot(x, ty, nx);
+        double scale = fabs(lhs) > 1.0 ? fabs(lhs) : 1.0;
+        assert_true(fabs(lhs - rhs) / scale < 1e-4);
+
+        /* im2col and col2im are adjoint too: <im2col(x), c> = <x, col2im(c)>. */
+        size_t nc = cvae__conv_col_floats(&g);
+        float *c = gc_alloc(nc), *back = gc_alloc(geom_x(&g));
+        gc_fill_uniform(&r, c, nc, -1, 1);
+        cvae__im2col(&g, x, col);
+        cvae__col2im(&g, c, back);
+        double l2 = gc_dot(col, c, nc), r2 = gc_dot(x, back, geom_x(&g));
+        double sc2 = fabs(l2) > 1.0 ? fabs(l2) : 1.0;
+        assert_true(fabs(l2 - r2) / sc2 < 1e-5);
+        free(c);
+        free(back);
+        free(x);
+        free(y);
+        free(w);
+        free(cx);
+        free(ty);
+        free(col);
+    }
+}
+
+/* ---------------------------- gradients ---------------------------- */
+
+typedef struct conv_ctx {
+    const cvae__conv_geom *g;
+    int n, deconv;
+    float *x, *w, *b, *y, *col;
+    const float *R;
+    size_t ny;
+} conv_ctx;
+
+static double conv_loss(void *p)
+{
+    conv_ctx *c = p;
+    if (c->deconv)
+        cvae__deconv2d_forward(c->g, c->n, c->x, c->w, c->b, c->y, c->col);
+    else
+        cvae__conv2d_forward(c->g, c->n, c->x, c->w, c->b, c->y, c->col);
+    return gc_dot(c->y, c->R, c->ny);
+}
+
+/* Checks dx, dw, db of one layer; returns the max relative error. */
+static double gradcheck_layer(const cvae__conv_geom *g, int n, int deconv, cvae__rng *r)
+{
+    size_t in_img = deconv ? geom_y(g) : geom_x(g);
+    size_t out_img = deconv ? geom_x(g) : geom_y(g);
+    size_t nx = (size_t)n * in_img, ny = (size_t)n * out_img, nw = geom_w(g);
+    size_t nb = (size_t)(deconv ? g->c_in : g->c_out);
+    float *x = gc_alloc(nx), *w = gc_alloc(nw), *b = gc_alloc(nb), *y = gc_alloc(ny);
+    float *R = gc_alloc(ny), *col = gc_alloc(cvae__conv_col_floats(g));
+    float *dx = gc_alloc(nx), *dw = gc_alloc(nw), *db = gc_alloc(nb);
+    float *dw2 = gc_alloc(nw), *db2 = gc_alloc(nb);
+    gc_fill_uniform(r, x, nx, -1, 1);
+    gc_fill_uniform(r, w, nw, -1, 1);
+    gc_fill_uniform(r, b, nb, -1, 1);
+    gc_fill_uniform(r, R, ny, -1, 1);
+    /* Gradients must be overwritten, not accumulated. */
+    gc_fill_nan(dx, nx);
+    gc_fill_nan(dw, nw);
+    gc_fill_nan(db, nb);
+    if (deconv)
+        cvae__deconv2d_backward(g, n, x, w, R, dx, dw, db, col);
+    else
+        cvae__conv2d_backward(g, n, x, w, R, dx, dw, db, col);
+
+    conv_ctx c = {g, n, deconv, x, w, b, y, col, R, ny};
+    double e = gc_check(conv_loss, &c, x, dx, nx, GC_EPS);
+    double ew = gc_check(conv_loss, &c, w, dw, nw, GC_EPS);
+    double eb = gc_check(conv_loss, &c, b, db, nb, GC_EPS);
+    if (ew > e)
+        e = ew;
+    if (eb > e)
+        e = eb;
+    if (e > GC_TOL)
+        printf("%s c_in %d %dx%d c_out %d %dx%d k%dx%d s%d pad %d,%d: dx %g dw %g db %g\n",
+               deconv ? "deconv" : "conv", g->c_in, g->h_in, g->w_in, g->c_out, g->h_out,
+               g->w_out, g->kh, g->kw, g->stride, g->pad_top, g->pad_left, e, ew, eb);
+
+    /* dx == NULL is allowed and must not change dw / db. */
+    gc_fill_nan(dw2, nw);
+    gc_fill_nan(db2, nb);
+    if (deconv)
+        cvae__deconv2d_backward(g, n, x, w, R, NULL, dw2, db2, col);
+    else
+        cvae__conv2d_backward(g, n, x, w, R, NULL, dw2, db2, col);
+    assert_memory_equal(dw, dw2, nw * sizeof *dw);
+    assert_memory_equal(db, db2, nb * sizeof *db);
+
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(R);
+    free(col);
+    free(dx);
+    free(dw);
+    free(db);
+    free(dw2);
+    free(db2);
+    return e;
+}
+
+static const spec conv_grad_specs[] = {
+    {2, 3, 7, 5, 4, 3, 3, 1, CVAE__PAD_SAME},
+    {2, 2, 8, 6, 3, 2, 4, 2, CVAE__PAD_SAME}, /* even kernel, stride 2 */
+    {1, 2, 7, 7, 2, 4, 4, 1, CVAE__PAD_SAME}, /* even kernel, odd input */
+    {1, 1, 9, 9, 2, 5, 3, 2, 1},
+    {3, 2, 6, 7, 2, 1, 1, 1, 0},              /* 1x1 fast path */
+    {2, 3, 5, 6, 2, 4, 4, 3, 2},
+    {1, 2, 5, 5, 3, 3, 3, 2, 0},
+};
+
+static void test_conv_gradcheck(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 4);
+    double worst = 0.0;
+    for (size_t i = 0; i < sizeof conv_grad_specs / sizeof conv_grad_specs[0]; i++) {
+        const spec *s = &conv_grad_specs[i];
+        cvae__conv_geom g;
+        assert_int_equal(cvae__conv_geom_init(&g, s->c_in, s->h, s->w, s->c_out, s->kh, s->kw,
+                                              s->stride, s->pad),
+                         CVAE_OK);
+        double e = gradcheck_layer(&g, s->n, 0, &r);
+        if (e > worst)
+            worst = e;
+    }
+    /* Random shapes: odd sizes, strides 1-3, explicit and "same" padding. */
+    int done = 0;
+    while (done < 8) {
+        int cin = 1 + (int)cvae__rng_below(&r, 3), cout = 1 + (int)cvae__rng_below(&r, 3);
+        int h = 1 + (int)cvae__rng_below(&r, 9), w = 1 + (int)cvae__rng_below(&r, 9);
+        int kh = 1 + (int)cvae__rng_below(&r, 5), kw = 1 + (int)cvae__rng_below(&r, 5);
+        int st = 1 + (int)cvae__rng_below(&r, 3);
+        int pad = (int)cvae__rng_below(&r, 4) - 1; /* -1 = CVAE__PAD_SAME */
+        cvae__conv_geom g;
+        clear_error();
+        if (cvae__conv_geom_init(&g, cin, h, w, cout, kh, kw, st, pad) != CVAE_OK) {
+            assert_true(strlen(cvae_last_error()) > 0);
+            continue;
+        }
+        double e = gradcheck_layer(&g, 1 + (int)cvae__rng_below(&r, 2), 0, &r);
+        if (e > worst)
+            worst = e;
+        done++;
+    }
+    gc_report("conv2d (dx, dW, db)", worst);
+    assert_true(worst < GC_TOL);
+}
+
+static const dspec deconv_grad_specs[] = {
+    {2, 4, 5, 4, 2, 2, 2, 2, 0}, /* unpooling */
+    {2, 3, 5, 4, 2, 3, 3, 1, 1},
+    {1, 2, 4, 5, 3, 3, 3, 2, 1},
+    {1, 2, 3, 4, 2, 4, 4, 2, 1},
+    {2, 2, 3, 5, 2, 3, 3, 2, CVAE__PAD_SAME},
+    {1, 2, 3, 3, 2, 2, 4, 1, CVAE__PAD_SAME},
+    {2, 3, 4, 3, 2, 1, 1, 1, 0},
+};
+
+static void test_deconv_gradcheck(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 5);
+    double worst = 0.0;
+    for (size_t i = 0; i < sizeof deconv_grad_specs / sizeof deconv_grad_specs[0]; i++) {
+        const dspec *d = &deconv_grad_specs[i];
+        cvae__conv_geom g;
+        assert_int_equal(cvae__deconv_geom_init(&g, d->c_in_t, d->h, d->w, d->c_out_t, d->kh,
+                                                d->kw, d->stride, d->pad),
+                         CVAE_OK);
+        double e = gradcheck_layer(&g, d->n, 1, &r);
+        if (e > worst)
+            worst = e;
+    }
+    int done = 0;
+    while (done < 8) {
+        int cin = 1 + (int)cvae__rng_below(&r, 3), cout = 1 + (int)cvae__rng_below(&r, 3);
+        int h = 1 + (int)cvae__rng_below(&r, 6), w = 1 + (int)cvae__rng_below(&r, 6);
+        int kh = 1 + (int)cvae__rng_below(&r, 5), kw = 1 + (int)cvae__rng_below(&r, 5);
+        int st = 1 + (int)cvae__rng_below(&r, 3);
+        int pad = (int)cvae__rng_below(&r, 4) - 1;
+        cvae__conv_geom g;
+        clear_error();
+        if (cvae__deconv_geom_init(&g, cin, h, w, cout, kh, kw, st, pad) != CVAE_OK) {
+            assert_true(strlen(cvae_last_error()) > 0);
+            continue;
+        }
+        double e = gradcheck_layer(&g, 1 + (int)cvae__rng_below(&r, 2), 1, &r);
+        if (e > worst)
+            worst = e;
+        done++;
+    }
+    gc_report("deconv2d (dx, dW, db)", worst);
+    assert_true(worst < GC_TOL);
+}
+
+/* Batch gradients are sums over images: a 3-image batch's dW equals the sum
+ * of three 1-image dWs (checks the beta=1 accumulation across images). */
+static void test_conv_batch_accumulation(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 6);
+    cvae__conv_geom g;
+    assert_int_equal(cvae__conv_geom_init(&g, 2, 6, 5, 3, 3, 3, 1, CVAE__PAD_SAME), CVAE_OK);
+    const int n = 3;
+    size_t nx = n * geom_x(&g), ny = n * geom_y(&g), nw = geom_w(&g);
+    float *x = gc_alloc(nx), *w = gc_alloc(nw), *dy = gc_alloc(ny);
+    float *dw = gc_alloc(nw), *one = gc_alloc(nw), *db = gc_alloc(3), *db1 = gc_alloc(3);
+    float *col = gc_alloc(cvae__conv_col_floats(&g));
+    double sum_w[54] = {0}, sum_b[3] = {0};
+    assert_int_equal(nw, 54);
+    gc_fill_uniform(&r, x, nx, -1, 1);
+    gc_fill_uniform(&r, w, nw, -1, 1);
+    gc_fill_uniform(&r, dy, ny, -1, 1);
+    cvae__conv2d_backward(&g, n, x, w, dy, NULL, dw, db, col);
+    for (int i = 0; i < n; i++) {
+        cvae__conv2d_backward(&g, 1, x + i * geom_x(&g), w, dy + i * geom_y(&g), NULL, one, db1,
+                              col);
+        for (size_t j = 0; j < nw; j++)
+            sum_w[j] += one[j];
+        for (int j = 0; j < 3; j++)
+            sum_b[j] += db1[j];
+    }
+    assert_true(gc_max_rel_diff(dw, sum_w, nw, 1.0) < 1e-5);
+    assert_true(gc_max_rel_diff(db, sum_b, 3, 1.0) < 1e-5);
+    free(x);
+    free(w);
+    free(dy);
+    free(dw);
+    free(one);
+    free(db);
+    free(db1);
+    free(col);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_geometry_same_and_explicit),
+        cmocka_unit_test(test_geometry_errors),
+        cmocka_unit_test(test_conv_hand_example),
+        cmocka_unit_test(test_conv_forward_reference),
+        cmocka_unit_test(test_deconv_forward_reference),
+        cmocka_unit_test(test_deconv_adjoint),
+        cmocka_unit_test(test_conv_gradcheck),
+        cmocka_unit_test(test_deconv_gradcheck),
+        cmocka_unit_test(test_conv_batch_accumulation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
