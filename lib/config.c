@@ -138,6 +138,11 @@ static cvae_status set_int_opt(struct cvae_config *c, int i, long long v)
     if (v < (long long)o->min || v > (long long)o->max)
         return cvae__fail(CVAE_E_INVALID_ARG, "option %s = %lld is outside [%g, %g]", o->name, v,
                           o->min, o->max);
+    /* Checked here, not only in cvae_config_set_branch, so that the by-name
+     * setter and checkpoint JSON cannot store an even kernel either. */
+    if (o->offset >= OFF(br_kernel) && o->offset < OFF(br_kernel) + sizeof c->br_kernel &&
+        v % 2 == 0)
+        return cvae__fail(CVAE_E_INVALID_ARG, "option %s = %lld must be odd", o->name, v);
     *(int *)(void *)((char *)c + o->offset) = (int)v;
     return CVAE_OK;
 }
@@ -224,7 +229,11 @@ cvae_status cvae_config_set(cvae_config *cfg, const char *name, const char *valu
     case K_U64: {
         char *end;
         errno = 0;
-        if (value[0] == '-')
+        /* strtoull skips blanks and negates "-1" into 2^64-1 without error. */
+        const char *sign = value;
+        while (isspace((unsigned char)*sign))
+            sign++;
+        if (*sign == '-')
             return cvae__fail(CVAE_E_INVALID_ARG, "option %s must not be negative", o->name);
         unsigned long long v = strtoull(value, &end, 10);
         if (errno || end == value || *end)
@@ -261,8 +270,16 @@ static int format_value(const struct cvae_config *c, const option *o, char *buf,
         return snprintf(buf, size, "%d", *(const int *)p);
     case K_U64:
         return snprintf(buf, size, "%llu", *(const unsigned long long *)p);
-    case K_DOUBLE:
-        return snprintf(buf, size, "%.17g", *(const double *)p);
+    case K_DOUBLE: {
+        /* Shortest of %.15g / %.17g that reads back exactly: 0.003, not
+         * 0.0030000000000000001, yet lossless. */
+        double v = *(const double *)p;
+        char tmp[40];
+        snprintf(tmp, sizeof tmp, "%.15g", v);
+        if (strtod(tmp, NULL) != v)
+            snprintf(tmp, sizeof tmp, "%.17g", v);
+        return snprintf(buf, size, "%s", tmp);
+    }
     case K_ENUM:
         return snprintf(buf, size, json ? "\"%s\"" : "%s", o->enum_names[*(const int *)p]);
     }
@@ -353,8 +370,13 @@ cvae_status cvae__config_from_json(struct cvae_config *cfg, const char *json)
         if (find_option(key) < 0)
             return cvae__fail(CVAE_E_FORMAT, "config metadata: unknown option '%s'", key);
         cvae_status st = cvae_config_set(&tmp, key, val);
-        if (st)
-            return cvae__fail(CVAE_E_FORMAT, "config metadata: %s", cvae_last_error());
+        if (st) {
+            /* cvae_last_error() is the buffer cvae__fail writes into:
+             * formatting it into itself would overlap (undefined). */
+            char why[256];
+            snprintf(why, sizeof why, "%s", cvae_last_error());
+            return cvae__fail(CVAE_E_FORMAT, "config metadata: %s", why);
+        }
         p = skip_ws(p);
         if (*p == ',') {
             p = skip_ws(p + 1);

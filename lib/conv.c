@@ -1,3 +1,6 @@
+/* Beyond what conv.h promises, a NULL bias means "no bias" and NULL dw/db
+ * skip those gradients, so frozen layers (conv_trainable = 0) only pay for
+ * dx. */
 #include "conv.h"
 
 #include <limits.h>

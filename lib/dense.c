@@ -1,3 +1,4 @@
+/* A NULL bias means "no bias"; NULL dx/dw/db skip that gradient. */
 #include "dense.h"
 
 #include <stddef.h>

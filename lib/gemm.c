@@ -1,5 +1,7 @@
 #include "gemm.h"
 
+#include <stddef.h>
+
 #include <blis.h>
 
 #include "error.h"
@@ -17,16 +19,43 @@ static void apply_threads(void)
     }
 }
 
+/* Vector-shaped products (m == 1 or n == 1) in plain C. BLIS 0.9.0 handles
+ * them on a path that reads a few floats past the end of A or B (valgrind:
+ * "Invalid read" for e.g. m = 1, k = 9, n >= 16, trans_b; results are
+ * right, but an operand ending at a page boundary would fault). They are
+ * memory-bound dot products, so BLIS has nothing to gain on them. */
+static void sgemm_vector(int m, int n, int k, float alpha, const float *a, inc_t rsa, inc_t csa,
+                         const float *b, inc_t rsb, inc_t csb, float beta, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            const float *ai = a + (ptrdiff_t)i * rsa;
+            const float *bj = b + (ptrdiff_t)j * csb;
+            double acc = 0.0;
+            for (int p = 0; p < k; p++)
+                acc += (double)ai[(ptrdiff_t)p * csa] * (double)bj[(ptrdiff_t)p * rsb];
+            float *cij = c + (ptrdiff_t)i * ldc + j;
+            /* beta == 0 overwrites without reading C, as BLIS does, so
+             * callers may pass uninitialised output buffers. */
+            *cij = (float)(alpha * acc) + (beta == 0.0f ? 0.0f : beta * *cij);
+        }
+    }
+}
+
 void cvae__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m <= 0 || n <= 0)
         return;
-    apply_threads();
     /* op(A)(i,p): row-major untransposed A has strides (lda, 1); a stored
      * k x m matrix read as its transpose has strides (1, lda). */
     inc_t rsa = trans_a ? 1 : lda, csa = trans_a ? lda : 1;
     inc_t rsb = trans_b ? 1 : ldb, csb = trans_b ? ldb : 1;
+    if (m == 1 || n == 1) {
+        sgemm_vector(m, n, k < 0 ? 0 : k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+        return;
+    }
+    apply_threads();
     if (k <= 0) {
         /* BLIS handles k == 0 as C = beta*C, which is what we want. */
         k = 0;

@@ -29,10 +29,10 @@ double cvae__loss_kl_standard(int n, int s, const float *mu, const float *lv, fl
     for (size_t i = 0; i < ns; i++) {
         double e = exp((double)lv[i]);
         total += (double)mu[i] * mu[i] + e - lv[i] - 1.0;
-        if (dmu) {
+        if (dmu)
             dmu[i] += scale * mu[i];
+        if (dlv)
             dlv[i] += scale * 0.5f * ((float)e - 1.0f);
-        }
     }
     return 0.5 * total / n;
 }
@@ -45,29 +45,33 @@ double cvae__loss_kl_mixture(int n, int s, int k, const float *z, const float *l
     for (int i = 0; i < n; i++) {
         const float *zi = z + (size_t)i * s;
         const float *qi = q + (size_t)i * k;
-        double lvsum = 0;
-        for (int d = 0; d < s; d++) {
+        double lvsum = 0, qsum = 0;
+        for (int d = 0; d < s; d++)
             lvsum += lv[(size_t)i * s + d];
-            if (dlv)
-                dlv[(size_t)i * s + d] -= 0.5f * scale;
-        }
-        total -= 0.5 * lvsum;
         for (int y = 0; y < k; y++) {
             const float *my = means + (size_t)y * s;
             double dist = 0;
             for (int d = 0; d < s; d++) {
                 float diff = zi[d] - my[d];
                 dist += (double)diff * diff;
-                if (dz) {
-                    float gq = scale * qi[y] * diff;
+                float gq = scale * qi[y] * diff;
+                if (dz)
                     dz[(size_t)i * s + d] += gq;
+                if (dmeans)
                     dmeans[(size_t)y * s + d] -= gq;
-                }
             }
-            total += qi[y] * 0.5 * dist;
+            /* The logvar term stays inside the q-weighted sum, as documented,
+             * so dq and dlv are exact for any q, not only rows summing to 1
+             * (the softmax backward projects the difference away anyway). */
+            double term = 0.5 * (dist - lvsum);
+            total += qi[y] * term;
+            qsum += qi[y];
             if (dq)
-                dq[(size_t)i * k + y] += scale * (float)(0.5 * dist);
+                dq[(size_t)i * k + y] += scale * (float)term;
         }
+        if (dlv)
+            for (int d = 0; d < s; d++)
+                dlv[(size_t)i * s + d] -= (float)(0.5 * scale * qsum);
     }
     return total / n;
 }

@@ -16,7 +16,7 @@
 #define CVAE__MAX_PARAMS 128
 
 typedef struct cvae__param {
-    char name[32];
+    char name[64];
     int ndim;
     int64_t shape[4];
     size_t offset; /* into model->params / model->grads */

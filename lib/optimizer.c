@@ -76,6 +76,11 @@ void cvae_optimizer_destroy(cvae_optimizer *opt)
 
 cvae_status cvae__optimizer_bind(struct cvae_optimizer *o, size_t n, uint64_t layout_id)
 {
+    CVAE__CHECK_PTR(o);
+    /* n = 0 doubles as "not bound", and a zero-byte allocation would be
+     * misreported as out of memory. */
+    if (n == 0)
+        return cvae__fail(CVAE_E_INVALID_ARG, "optimizer: cannot bind to 0 parameters");
     if (o->n) {
         if (o->n != n || o->layout_id != layout_id)
             return cvae__fail(CVAE_E_INVALID_ARG,
@@ -115,6 +120,10 @@ void cvae__optimizer_update(struct cvae_optimizer *o, float *params, const float
     if (o->kind == CVAE_OPTIMIZER_ADAM) {
         float *m = o->m + offset, *v = o->v + offset;
         const float b1 = (float)o->beta1, b2 = (float)o->beta2;
+        /* 1 - beta taken in double: 1.0f - (float)0.999 is off by 1.3e-5
+         * relative (2.4e-4 for 0.9999), a bias the corrections below,
+         * computed in double, would not cancel. */
+        const float a1 = (float)(1.0 - o->beta1), a2 = (float)(1.0 - o->beta2);
         /* Bias corrections folded into step size and epsilon (Kingma & Ba,
          * end of section 2), so the inner loop is plain multiply-adds. */
         const double c1 = 1.0 - pow(o->beta1, (double)o->steps);
@@ -123,8 +132,8 @@ void cvae__optimizer_update(struct cvae_optimizer *o, float *params, const float
         const float epsh = (float)(o->eps * sqrt(c2));
         for (size_t i = 0; i < count; i++) {
             float gi = g[i] + wd * p[i];
-            m[i] = b1 * m[i] + (1.0f - b1) * gi;
-            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            m[i] = b1 * m[i] + a1 * gi;
+            v[i] = b2 * v[i] + a2 * gi * gi;
             p[i] -= step * m[i] / (sqrtf(v[i]) + epsh);
         }
     } else {

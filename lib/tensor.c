@@ -15,7 +15,9 @@ int cvae__mul_overflows(size_t a, size_t b, size_t *out)
 
 cvae_status cvae__shape_size(int ndim, const int64_t *dims, int64_t *elems, size_t *bytes)
 {
-    if (ndim < 1 || ndim > CVAE__MAX_DIMS || dims == NULL)
+    if (dims == NULL)
+        return cvae__fail(CVAE_E_INVALID_ARG, "tensor shape: dims is NULL");
+    if (ndim < 1 || ndim > CVAE__MAX_DIMS)
         return cvae__fail(CVAE_E_INVALID_ARG, "tensor rank %d is not in 1..%d", ndim,
                           CVAE__MAX_DIMS);
     size_t n = 1;

@@ -499,7 +499,11 @@ static void on_sigint(int sig)
 
 void cli_sigint_install(void)
 {
-    struct sigaction sa;
+    struct sigaction sa, old;
+    /* A SIGINT ignored by the parent (a background job of a plain sh, nohup)
+     * stays ignored: a Ctrl-C at the terminal is not meant for this job. */
+    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+        return;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
@@ -508,7 +512,9 @@ void cli_sigint_install(void)
 
 void cli_sigint_restore(void)
 {
-    struct sigaction sa;
+    struct sigaction sa, cur;
+    if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN)
+        return;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
@@ -566,7 +572,9 @@ int cli_progress_cb(void *user, int epoch, int64_t batch, int64_t batches, const
     if (!p->enabled || batches < 1)
         return 0;
     double now = cli_now();
-    if (p->t_last >= 0.0 && now - p->t_last < 0.1)
+    /* At most ~10 redraws a second, but always the last batch, so that a
+     * bar logged to a file (--progress) ends on the epoch's final state. */
+    if (p->t_last >= 0.0 && now - p->t_last < 0.1 && batch < batches)
         return 0;
     p->t_last = now;
 

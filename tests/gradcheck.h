@@ -28,7 +28,9 @@
  * orders above the noise yet far below what a wrong index, a missing term or
  * a transposed weight produces (errors of order 1). Gradients below
  * GC_FLOOR are compared absolutely (relative error of near-zero values is
- * meaningless). */
+ * meaningless). Seen with the fixed seeds: conv/deconv/dense ~4e-4,
+ * sigmoid/softmax ~5e-5, relu/maxpool ~0 (piecewise linear, points kept
+ * away from kinks and ties). */
 #define GC_EPS 1e-2f
 #define GC_TOL 1e-2
 #define GC_FLOOR 1e-1

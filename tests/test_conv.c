@@ -187,13 +187,19 @@ static void test_geometry_errors(void **state)
     expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 3, -1, 1, 0));
     expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 3, 3, 0, 0));
     expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 3, 3, 1, -2));
-    /* Kernel larger than the padded input: 4 + 2*1 < 7. */
-    expect_invalid(cvae__conv_geom_init(&g, 1, 4, 4, 1, 7, 3, 1, 1));
+    /* Kernel larger than the padded input: 4 + 2*1 < 7; the message says
+     * which. */
+    assert_int_equal(cvae__conv_geom_init(&g, 1, 4, 4, 1, 7, 3, 1, 1), CVAE_E_INVALID_ARG);
+    assert_non_null(strstr(cvae_last_error(), "kernel"));
+    clear_error();
     expect_invalid(cvae__conv_geom_init(&g, 1, 8, 4, 1, 3, 5, 1, 0));
     /* Padded size overflows int. */
     expect_invalid(cvae__conv_geom_init(&g, 1, INT_MAX, 4, 1, 3, 3, 1, 1));
     /* c_in*kh*kw overflows int. */
-    expect_invalid(cvae__conv_geom_init(&g, 1 << 20, 64, 64, 1, 64, 64, 1, CVAE__PAD_SAME));
+    assert_int_equal(cvae__conv_geom_init(&g, 1 << 20, 64, 64, 1, 64, 64, 1, CVAE__PAD_SAME),
+                     CVAE_E_INVALID_ARG);
+    assert_non_null(strstr(cvae_last_error(), "overflow"));
+    clear_error();
     /* c_in*h*w overflows int. */
     expect_invalid(cvae__conv_geom_init(&g, 4, 40000, 40000, 1, 1, 1, 40000, 0));
     /* im2col matrix overflows int: 9*c_in * h*w. */

@@ -85,7 +85,9 @@ static void test_shape_size(void **state)
     expect_invalid(cvae__shape_size(0, d3, &elems, &bytes));
     expect_invalid(cvae__shape_size(5, d4, &elems, &bytes));
     expect_invalid(cvae__shape_size(-1, d4, &elems, &bytes));
-    expect_invalid(cvae__shape_size(2, NULL, &elems, &bytes));
+    assert_int_equal(cvae__shape_size(2, NULL, &elems, &bytes), CVAE_E_INVALID_ARG);
+    assert_non_null(strstr(cvae_last_error(), "NULL"));
+    clear_error();
 }
 
 static void test_aligned_alloc(void **state)

@@ -1,0 +1,505 @@
+/* convvae train: build or resume a model, train it epoch by epoch with a
+ * progress bar, report clustering metrics per epoch and save checkpoints. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_common.h"
+
+/* Train accuracy is reported on at most this many training images so that
+ * the per-epoch report stays a small fraction of the epoch. */
+enum { TRAIN_EVAL_MAX = 10000 };
+
+/* One model option from the command line, in command-line order. name is
+ * the library's canonical option name; value points into argv. */
+typedef struct setting {
+    const char *name;
+    const char *value;
+} setting;
+
+typedef struct train_opts {
+    cli_data_opts data;
+    const char *out;
+    const char *resume;
+    long long save_every;
+    int quiet;
+    int progress;
+    setting *settings;
+    int nsettings;
+} train_opts;
+
+/* The option index whose name equals flag with '-' read as '_', or -1. */
+static int find_config_option(const char *flag)
+{
+    for (int i = 0; cvae_config_option_name(i); i++) {
+        const char *a = cvae_config_option_name(i), *b = flag;
+        while (*a && (*a == *b || (*a == '_' && *b == '-')))
+            a++, b++;
+        if (*a == '\0' && *b == '\0')
+            return i;
+    }
+    return -1;
+}
+
+static void train_help(void)
+{
+    printf("Usage: convvae train (--dataset NAME | --images FILE [--labels FILE]) [OPTIONS]\n"
+           "\n"
+           "Train a clustering VAE. Labels are never used for training, only for the\n"
+           "per-epoch report (train_acc on the first %d training images, test metrics\n"
+           "on the test split when there is one).\n"
+           "\n",
+           TRAIN_EVAL_MAX);
+    cli_data_help(stdout, CLI_DATA_TEST_FILES);
+    printf("\n"
+           "Run:\n"
+           "  --out PATH            checkpoint (default convvae-NAME.safetensors, or the\n"
+           "                        --resume file)\n"
+           "  --save-every N        save every N epochs (default 1; 0 = only at the end)\n"
+           "  --resume PATH         continue a checkpoint up to --epochs in total; model\n"
+           "                        options must match the checkpoint's\n"
+           "  --progress            draw the progress bar even if stderr is not a terminal\n"
+           "  --quiet               no summary and no progress bar\n"
+           "  --conv-layers N       set the layer count of every convolution branch\n"
+           "  -h, --help            this text\n"
+           "\n"
+           "Model and training options (--name VALUE or --name=VALUE; default in brackets):\n");
+    cvae_config *def = NULL;
+    if (cvae_config_create(&def) != CVAE_OK)
+        def = NULL;
+    for (int i = 0; cvae_config_option_name(i); i++) {
+        char flag[96], value[64] = "?";
+        snprintf(flag, sizeof flag, "%s", cvae_config_option_name(i));
+        for (char *p = flag; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        if (def && cvae_config_get(def, cvae_config_option_name(i), value, sizeof value) != CVAE_OK)
+            snprintf(value, sizeof value, "?");
+        printf("  --%-20s %s [%s]\n", flag, cvae_config_option_help(i), value);
+    }
+    printf("\nThe input shape options are taken from the training data unless given.\n"
+           "Ctrl-C stops after the current batch, saves the checkpoint and exits with 130.\n");
+    cvae_config_destroy(def);
+}
+
+/* Check one setting against a scratch config so that a bad value is a
+ * usage error at parse time, not a failure after the data has loaded. */
+static int validate_setting(const char *cmd, cvae_config *scratch, const char *flag,
+                            const setting *s)
+{
+    cvae_status st = cvae_config_set(scratch, s->name, s->value);
+    if (st)
+        return cli_usage_error(cmd, "bad value for '--%s': %s", flag, cvae_last_error());
+    return 0;
+}
+
+static int parse_train(int argc, char **argv, train_opts *o)
+{
+    cli_args a;
+    cli_args_init(&a, "train", argc, argv);
+    cli_data_init(&o->data);
+    o->save_every = 1;
+    /* --conv-layers expands to one setting per branch. */
+    o->settings = calloc((size_t)argc * CVAE_MAX_BRANCHES + 1, sizeof *o->settings);
+    cvae_config *scratch = NULL;
+    if (!o->settings || cvae_config_create(&scratch) != CVAE_OK) {
+        cvae_config_destroy(scratch);
+        return cli_error(CVAE_E_NOMEM, "cannot allocate the option table");
+    }
+    int r, rc = 0;
+    while (!rc && (r = cli_next(&a)) != 0) {
+        if (r < 0) {
+            rc = CLI_EXIT_USAGE;
+            break;
+        }
+        if (cli_is(&a, "help")) {
+            train_help();
+            rc = -1; /* done, exit 0 */
+            break;
+        }
+        int d = cli_data_flag(&a, &o->data, CLI_DATA_TEST_FILES);
+        if (d < 0) {
+            rc = CLI_EXIT_USAGE;
+        } else if (d > 0) {
+            continue;
+        } else if (cli_is(&a, "out")) {
+            rc = cli_value(&a, &o->out) ? CLI_EXIT_USAGE : 0;
+        } else if (cli_is(&a, "resume")) {
+            rc = cli_value(&a, &o->resume) ? CLI_EXIT_USAGE : 0;
+        } else if (cli_is(&a, "save-every")) {
+            rc = cli_int(&a, 0, 1000000, &o->save_every) ? CLI_EXIT_USAGE : 0;
+        } else if (cli_is(&a, "quiet")) {
+            rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
+            o->quiet = 1;
+        } else if (cli_is(&a, "progress")) {
+            rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
+            o->progress = 1;
+        } else if (cli_is(&a, "conv-layers")) {
+            const char *val;
+            if (cli_value(&a, &val)) {
+                rc = CLI_EXIT_USAGE;
+                continue;
+            }
+            for (int b = 1; b <= CVAE_MAX_BRANCHES && !rc; b++) {
+                char name[32];
+                snprintf(name, sizeof name, "branch%d_layers", b);
+                int idx = find_config_option(name);
+                if (idx < 0) {
+                    rc = cli_error(CVAE_E_INTERNAL, "the library has no option %s", name);
+                    break;
+                }
+                setting *s = &o->settings[o->nsettings++];
+                s->name = cvae_config_option_name(idx);
+                s->value = val;
+                rc = validate_setting(a.cmd, scratch, a.flag, s);
+            }
+        } else {
+            int idx = find_config_option(a.flag);
+            if (idx < 0) {
+                rc = cli_unknown(&a);
+                continue;
+            }
+            setting *s = &o->settings[o->nsettings];
+            s->name = cvae_config_option_name(idx);
+            if (cli_value(&a, &s->value)) {
+                rc = CLI_EXIT_USAGE;
+                continue;
+            }
+            o->nsettings++;
+            rc = validate_setting(a.cmd, scratch, a.flag, s);
+        }
+    }
+    cvae_config_destroy(scratch);
+    if (rc)
+        return rc;
+    if (o->quiet && o->progress)
+        return cli_usage_error(a.cmd, "--quiet and --progress contradict each other");
+    return cli_data_check(&o->data, a.cmd, 1);
+}
+
+static int apply_settings(cvae_config *cfg, const train_opts *o)
+{
+    for (int i = 0; i < o->nsettings; i++) {
+        cvae_status st = cvae_config_set(cfg, o->settings[i].name, o->settings[i].value);
+        if (st)
+            return cli_lib_error(st);
+    }
+    return CLI_EXIT_OK;
+}
+
+static const char *cfgv(const cvae_config *cfg, const char *name, char *buf, size_t size)
+{
+    if (cvae_config_get(cfg, name, buf, size) != CVAE_OK)
+        snprintf(buf, size, "?");
+    return buf;
+}
+
+/* A resumed run keeps the checkpoint's configuration (a model cannot change
+ * shape, and silently ignoring a flag would mislead), so every option given
+ * must agree with it, except the total epoch count. */
+static int check_resume_settings(const cvae_config *ckpt, const train_opts *o, cvae_config **out)
+{
+    cvae_config *cfg;
+    cvae_status st = cvae_config_clone(ckpt, &cfg);
+    if (st)
+        return cli_lib_error(st);
+    int rc = apply_settings(cfg, o);
+    for (int i = 0; !rc && cvae_config_option_name(i); i++) {
+        const char *name = cvae_config_option_name(i);
+        if (strcmp(name, "epochs") == 0)
+            continue;
+        char a[64], b[64];
+        cfgv(ckpt, name, a, sizeof a);
+        cfgv(cfg, name, b, sizeof b);
+        if (strcmp(a, b) != 0)
+            rc = cli_usage_error("train", "option %s is %s in the checkpoint %s, not %s; a "
+                                 "resumed run keeps the checkpoint's configuration",
+                                 name, a, o->resume, b);
+    }
+    if (rc) {
+        cvae_config_destroy(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return CLI_EXIT_OK;
+}
+
+static void print_summary(const cvae_config *cfg, const cvae_model *model,
+                          const cvae_dataset *train, const cvae_dataset *test,
+                          const train_opts *o, const char *out, int epochs_done, int total)
+{
+    char b[16][64];
+    int branches = 0;
+    cvae_config_get_num_branches(cfg, &branches);
+    printf("convvae %s\n", cvae_version_string());
+    printf("model:    input %sx%sx%s, %d conv branch%s", cfgv(cfg, "input_channels", b[0], 64),
+           cfgv(cfg, "input_height", b[1], 64), cfgv(cfg, "input_width", b[2], 64), branches,
+           branches == 1 ? "" : "es");
+    for (int i = 0; i < branches; i++) {
+        int layers = 0, filters = 0, kernel = 0;
+        cvae_config_get_branch(cfg, i, &layers, &filters, &kernel);
+        printf("%s%dx%d@%dx%d", i ? ", " : " (", layers, filters, kernel, kernel);
+    }
+    printf("%s\n", branches ? ")" : "");
+    printf("          encoder %s %s, decoder %s, latent %s, clusters %s, category %s (%s), "
+           "prior %s\n",
+           cfgv(cfg, "encoder_units", b[0], 64), cfgv(cfg, "encoder_activation", b[1], 64),
+           cfgv(cfg, "decoder_units", b[2], 64), cfgv(cfg, "latent_dim", b[3], 64),
+           cfgv(cfg, "clusters", b[4], 64), cfgv(cfg, "category_units", b[5], 64),
+           cfgv(cfg, "category_input", b[6], 64), cfgv(cfg, "prior", b[7], 64));
+    printf("training: %s lr %s, batch %s, epochs %d, lambda %s, balance %s, category %s, "
+           "warmup %s, kmeans %s, seed %s, threads %s\n",
+           cfgv(cfg, "optimizer", b[0], 64), cfgv(cfg, "learning_rate", b[1], 64),
+           cfgv(cfg, "batch_size", b[2], 64), total, cfgv(cfg, "lambda", b[3], 64),
+           cfgv(cfg, "balance_weight", b[4], 64), cfgv(cfg, "category_weight", b[5], 64),
+           cfgv(cfg, "warmup_epochs", b[6], 64), cfgv(cfg, "kmeans_init", b[7], 64),
+           cfgv(cfg, "seed", b[8], 64), cfgv(cfg, "threads", b[9], 64));
+    int64_t params = 0;
+    cvae_model_num_params(model, &params);
+    printf("params:   %lld\n", (long long)params);
+    char desc[128];
+    cli_data_describe(train, desc, sizeof desc);
+    printf("train:    %s\n", desc);
+    if (test) {
+        cli_data_describe(test, desc, sizeof desc);
+        printf("test:     %s\n", desc);
+    } else {
+        printf("test:     none\n");
+    }
+    if (o->resume)
+        printf("resume:   %s at epoch %d\n", o->resume, epochs_done);
+    if (o->save_every == 1)
+        printf("output:   %s (saved every epoch)\n", out);
+    else if (o->save_every > 1)
+        printf("output:   %s (saved every %lld epochs)\n", out, o->save_every);
+    else
+        printf("output:   %s (saved at the end)\n", out);
+    fflush(stdout);
+}
+
+static int check_shape(const cvae_config *cfg, const cvae_dataset *ds, const char *what)
+{
+    int c, h, w, dc, dh, dw;
+    cvae_status st = cvae_config_get_input_shape(cfg, &c, &h, &w);
+    if (!st)
+        st = cvae_dataset_shape(ds, NULL, &dc, &dh, &dw);
+    if (st)
+        return cli_lib_error(st);
+    if (c != dc || h != dh || w != dw)
+        return cli_error(CVAE_E_INVALID_ARG, "the %s images are %dx%dx%d but the model expects "
+                         "%dx%dx%d", what, dc, dh, dw, c, h, w);
+    return CLI_EXIT_OK;
+}
+
+static int save_model(const cvae_model *model, const char *path)
+{
+    cvae_status st = cvae_model_save(model, path);
+    return st ? cli_lib_error(st) : CLI_EXIT_OK;
+}
+
+static int has_labels(const cvae_dataset *ds)
+{
+    int h = 0;
+    return ds && cvae_dataset_has_labels(ds, &h) == CVAE_OK && h;
+}
+
+/* Metrics after an epoch, appended to line. Returns an exit code. */
+static int epoch_metrics(cvae_model *model, const cvae_dataset *train_eval,
+                         const cvae_dataset *test, char *line, size_t size)
+{
+    size_t used = strlen(line);
+    const char *sep = "  ";
+    cvae_status st;
+    if (train_eval) {
+        double acc;
+        if ((st = cvae_model_evaluate(model, train_eval, &acc, NULL, NULL, NULL)))
+            return cli_lib_error(st);
+        used += (size_t)snprintf(line + used, size - used, "%strain_acc %.3f", sep, acc);
+        sep = " ";
+    }
+    if (used < size && test && has_labels(test)) {
+        double acc, purity, nmi;
+        if ((st = cvae_model_evaluate(model, test, &acc, &purity, &nmi, NULL)))
+            return cli_lib_error(st);
+        snprintf(line + used, size - used, "%stest_acc %.3f test_purity %.3f test_nmi %.3f", sep,
+                 acc, purity, nmi);
+    }
+    return CLI_EXIT_OK;
+}
+
+static int run_training(cvae_model *model, const cvae_dataset *train, const cvae_dataset *test,
+                        const train_opts *o, const char *out, int total)
+{
+    int rc = CLI_EXIT_OK, batch = 0, done = 0;
+    cvae_config *cfg = NULL;
+    cvae_dataset *train_subset = NULL;
+    const cvae_dataset *train_eval = NULL;
+    int64_t count = 0;
+    cvae_status st;
+    if ((st = cvae_model_get_config(model, &cfg)) || (st = cvae_config_get_batch_size(cfg, &batch)) ||
+        (st = cvae_dataset_shape(train, &count, NULL, NULL, NULL)) ||
+        (st = cvae_model_epochs_done(model, &done))) {
+        cvae_config_destroy(cfg);
+        return cli_lib_error(st);
+    }
+    cvae_config_destroy(cfg);
+    if (has_labels(train)) {
+        if (count > TRAIN_EVAL_MAX) {
+            if ((st = cvae_dataset_subset_first(train, TRAIN_EVAL_MAX, &train_subset)))
+                return cli_lib_error(st);
+            train_eval = train_subset;
+        } else {
+            train_eval = train;
+        }
+    }
+
+    cli_progress prog;
+    cli_progress_init(&prog, o->progress || (!o->quiet && isatty(STDERR_FILENO)), count, batch);
+    int dirty = 0, interrupted = 0;
+    if (done >= total && !o->quiet)
+        printf("nothing to train: the model has %d epochs, --epochs is %d\n", done, total);
+    cli_sigint_install();
+    while (done < total && !cli_interrupted) {
+        double t0 = cli_now();
+        cli_progress_begin(&prog);
+        st = cvae_model_train(model, train, 1, NULL, cli_progress_cb, &prog);
+        cli_progress_end(&prog);
+        if (st == CVAE_E_CANCELLED) {
+            dirty = 1; /* the weights moved during the partial epoch */
+            interrupted = 1;
+            break;
+        }
+        if (st) {
+            rc = cli_lib_error(st);
+            break;
+        }
+        dirty = 1;
+        if ((st = cvae_model_epochs_done(model, &done))) {
+            rc = cli_lib_error(st);
+            break;
+        }
+        const double *l = prog.losses;
+        char line[512];
+        snprintf(line, sizeof line, "epoch %d/%d  loss %.1f (recon %.1f kl %.1f cat %.1f bal %.1f)",
+                 done, total, l[CVAE_LOSS_TOTAL], l[CVAE_LOSS_RECON], l[CVAE_LOSS_KL],
+                 l[CVAE_LOSS_CATEGORY], l[CVAE_LOSS_BALANCE]);
+        if ((rc = epoch_metrics(model, train_eval, test, line, sizeof line)))
+            break;
+        size_t used = strlen(line);
+        snprintf(line + used, sizeof line - used, "  %.1f s", cli_now() - t0);
+        printf("%s\n", line);
+        fflush(stdout);
+        if ((o->save_every > 0 && done % o->save_every == 0) || done >= total) {
+            if ((rc = save_model(model, out)))
+                break;
+            dirty = 0;
+        }
+    }
+    if (cli_interrupted)
+        interrupted = 1;
+    cli_sigint_restore();
+
+    if (!rc && (dirty || (o->resume && strcmp(out, o->resume) != 0)))
+        rc = save_model(model, out);
+    if (interrupted) {
+        if (!rc)
+            fprintf(stderr, "convvae: interrupted after %d complete epoch%s; saved %s (resume "
+                    "with --resume %s)\n", done, done == 1 ? "" : "s", out, out);
+        rc = rc ? rc : CLI_EXIT_INTERRUPTED;
+    } else if (!rc && !o->quiet) {
+        printf("saved %s (%d epoch%s)\n", out, done, done == 1 ? "" : "s");
+    }
+    cvae_dataset_destroy(train_subset);
+    return rc;
+}
+
+int cli_train(int argc, char **argv)
+{
+    train_opts o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_train(argc, argv, &o);
+    if (rc) {
+        free(o.settings);
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+
+    cvae_model *model = NULL;
+    cvae_config *cfg = NULL;
+    cvae_dataset *train = NULL, *test = NULL;
+    char *default_out = NULL;
+    cvae_status st;
+
+    /* The checkpoint first: a mismatch is found before minutes of loading. */
+    if (o.resume) {
+        cvae_config *ckpt = NULL;
+        if ((rc = cli_load_model(o.resume, &model)))
+            goto done;
+        if ((st = cvae_model_get_config(model, &ckpt))) {
+            rc = cli_lib_error(st);
+            goto done;
+        }
+        rc = check_resume_settings(ckpt, &o, &cfg);
+        cvae_config_destroy(ckpt);
+        if (rc)
+            goto done;
+    }
+
+    if ((rc = cli_data_load(&o.data, CLI_SPLIT_TRAIN, 1, &train)))
+        goto done;
+    if ((rc = cli_data_load(&o.data, CLI_SPLIT_TEST, o.data.test_images != NULL, &test)))
+        goto done;
+    if (o.data.dataset && !test)
+        cli_warn("no test split of %s found; reporting training metrics only", o.data.dataset);
+
+    if (!model) {
+        int c, h, w;
+        if ((st = cvae_config_create(&cfg)) ||
+            (st = cvae_dataset_shape(train, NULL, &c, &h, &w)) ||
+            (st = cvae_config_set_input_shape(cfg, c, h, w))) {
+            rc = cli_lib_error(st);
+            goto done;
+        }
+        if ((rc = apply_settings(cfg, &o)))
+            goto done;
+        if ((st = cvae_model_create(cfg, &model))) {
+            rc = cli_lib_error(st);
+            goto done;
+        }
+    }
+    if ((rc = check_shape(cfg, train, "training")) || (test && (rc = check_shape(cfg, test, "test"))))
+        goto done;
+
+    const char *out = o.out;
+    if (!out && o.resume)
+        out = o.resume;
+    if (!out) {
+        const char *name = o.data.dataset ? o.data.dataset : "model";
+        size_t n = strlen(name) + sizeof "convvae-.safetensors";
+        if (!(default_out = malloc(n))) {
+            rc = cli_error(CVAE_E_NOMEM, "cannot allocate a path");
+            goto done;
+        }
+        snprintf(default_out, n, "convvae-%s.safetensors", name);
+        out = default_out;
+    }
+
+    int total = 0, done_epochs = 0;
+    if ((st = cvae_config_get_epochs(cfg, &total)) || (st = cvae_model_epochs_done(model, &done_epochs))) {
+        rc = cli_lib_error(st);
+        goto done;
+    }
+    if (!o.quiet)
+        print_summary(cfg, model, train, test, &o, out, done_epochs, total);
+    rc = run_training(model, train, test, &o, out, total);
+
+done:
+    free(default_out);
+    cvae_dataset_destroy(train);
+    cvae_dataset_destroy(test);
+    cvae_model_destroy(model);
+    cvae_config_destroy(cfg);
+    free(o.settings);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/*
+ * Helper for the convvae CLI tests (no MNIST needed, no Python):
+ *   cli_test_helper idx IMAGES LABELS COUNT SEED [HEIGHT WIDTH]
+ *       writes an IDX u8 image file and label file of COUNT synthetic
+ *       images in 3 classes (horizontal bar, vertical bar, box), each
+ *       shifted and noised from SEED;
+ *   cli_test_helper sigint FILE COMMAND [ARGS...]
+ *       runs COMMAND with SIGINT at its default disposition (a plain sh
+ *       ignores SIGINT in background jobs), sends it SIGINT as soon as FILE
+ *       exists (so the signal lands at a known stage, not after a guessed
+ *       delay), waits, and exits with its exit status, 200 + signal if a
+ *       signal killed it, or 100 if FILE did not appear within 30 s.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint32_t lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(*s >> 33);
+}
+
+static int put_u32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    return fwrite(b, 1, 4, f) == 4 ? 0 : -1;
+}
+
+static int make_idx(const char *img_path, const char *lbl_path, long count, uint64_t seed, int h,
+                    int w)
+{
+    FILE *fi = fopen(img_path, "wb"), *fl = fopen(lbl_path, "wb");
+    unsigned char *img = malloc((size_t)h * (size_t)w);
+    int rc = 1;
+    if (!fi || !fl || !img) {
+        perror("cli_test_helper");
+        goto out;
+    }
+    if (put_u32(fi, 0x00000803) || put_u32(fi, (uint32_t)count) || put_u32(fi, (uint32_t)h) ||
+        put_u32(fi, (uint32_t)w) || put_u32(fl, 0x00000801) || put_u32(fl, (uint32_t)count))
+        goto out;
+    for (long i = 0; i < count; i++) {
+        int label = (int)(i % 3);
+        int dy = (int)(lcg(&seed) % 5) - 2, dx = (int)(lcg(&seed) % 5) - 2;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int yy = y - h / 2 - dy, xx = x - w / 2 - dx, on;
+                if (label == 0)
+                    on = yy >= -2 && yy <= 2 && xx >= -w / 3 && xx <= w / 3;
+                else if (label == 1)
+                    on = xx >= -2 && xx <= 2 && yy >= -h / 3 && yy <= h / 3;
+                else
+                    on = (abs(yy) == h / 4 || abs(xx) == w / 4) && abs(yy) <= h / 4 &&
+                         abs(xx) <= w / 4;
+                int v = on ? 200 + (int)(lcg(&seed) % 56) : (int)(lcg(&seed) % 30);
+                img[y * w + x] = (unsigned char)v;
+            }
+        unsigned char l = (unsigned char)label;
+        if (fwrite(img, 1, (size_t)h * (size_t)w, fi) != (size_t)h * (size_t)w ||
+            fwrite(&l, 1, 1, fl) != 1)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (fi && fclose(fi) != 0)
+        rc = 1;
+    if (fl && fclose(fl) != 0)
+        rc = 1;
+    free(img);
+    return rc;
+}
+
+static int run_sigint(const char *file, char **argv)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 1;
+    }
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        execv(argv[0], argv);
+        perror("execv");
+        _exit(127);
+    }
+    int status, appeared = 0;
+    for (int i = 0; i < 3000 && !appeared; i++) {
+        if (access(file, F_OK) == 0) {
+            appeared = 1;
+            break;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid) /* ended before FILE appeared */
+            return WIFSIGNALED(status) ? 200 + WTERMSIG(status) : WEXITSTATUS(status);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGINT);
+    while (waitpid(pid, &status, 0) < 0)
+        ;
+    if (!appeared)
+        return 100;
+    if (WIFSIGNALED(status))
+        return 200 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 6 && strcmp(argv[1], "idx") == 0) {
+        int h = argc >= 8 ? atoi(argv[6]) : 28, w = argc >= 8 ? atoi(argv[7]) : 28;
+        return make_idx(argv[2], argv[3], atol(argv[4]), strtoull(argv[5], NULL, 10), h, w);
+    }
+    if (argc >= 4 && strcmp(argv[1], "sigint") == 0)
+        return run_sigint(argv[2], argv + 3);
+    fprintf(stderr, "usage: cli_test_helper idx IMAGES LABELS COUNT SEED [H W]\n"
+                    "       cli_test_helper sigint FILE COMMAND [ARGS...]\n");
+    return 2;
+}
