@@ -189,7 +189,7 @@ typedef enum cvae_optimizer_kind {
 #define CVAE_MAX_CLUSTERS 1024
 
 /* An opaque, copyable bag of model and training options. A new config holds
- * the paper's best MNIST configuration (see docs/api.md for every default).
+ * the paper's best MNIST configuration; each setter below gives its default.
  * Setters validate their argument and return CVAE_E_INVALID_ARG (config
  * unchanged) when it is out of range; cross-option checks (e.g. image size
  * divisible by 2^branches) happen in cvae_model_create. */
@@ -223,8 +223,8 @@ CVAE_API cvae_status cvae_config_set_input_shape(cvae_config *cfg, int channels,
 CVAE_API cvae_status cvae_config_get_input_shape(const cvae_config *cfg, int *channels,
                                                  int *height, int *width);
 /* Convolution branches [0, CVAE_MAX_BRANCHES] (default 2; 0 = plain VAE on
- * flattened pixels). Setting the count keeps existing branch settings and
- * gives new branches the defaults of branch 2. */
+ * flattened pixels). Every branch slot keeps its own settings whatever the
+ * count; slots 2-4 start as 1 layer, 32 filters, 5x5. */
 CVAE_API cvae_status cvae_config_set_num_branches(cvae_config *cfg, int branches);
 CVAE_API cvae_status cvae_config_get_num_branches(const cvae_config *cfg, int *branches);
 /* Branch i (0-based): conv layers [1,16], filters [1,1024], odd kernel size
@@ -263,24 +263,25 @@ CVAE_API cvae_status cvae_config_get_prior(const cvae_config *cfg, cvae_prior *p
 CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);
 CVAE_API cvae_status cvae_config_get_conv_trainable(const cvae_config *cfg, int *trainable);
 /* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5),
- * beta on the batch balance term [0,1e6], weight of the per-sample category
- * entropy term [0,1e6] (default 1). */
+ * beta on the batch balance term [0,1e6] (default 1), weight of the
+ * per-sample category entropy term [0,1e6] (default 1). */
 CVAE_API cvae_status cvae_config_set_lambda(cvae_config *cfg, double lambda);
 CVAE_API cvae_status cvae_config_get_lambda(const cvae_config *cfg, double *lambda);
 CVAE_API cvae_status cvae_config_set_balance_weight(cvae_config *cfg, double beta);
 CVAE_API cvae_status cvae_config_get_balance_weight(const cvae_config *cfg, double *beta);
 CVAE_API cvae_status cvae_config_set_category_weight(cvae_config *cfg, double weight);
 CVAE_API cvae_status cvae_config_get_category_weight(const cvae_config *cfg, double *weight);
-/* Warm-up epochs [0,10000] trained with the standard prior before the
- * mixture prior starts, and whether the class means are then initialised by
- * k-means++ on the training set's mu (1) or left random (0). */
+/* Warm-up epochs [0,10000] (default 0) trained with the standard prior
+ * before the mixture prior starts, and whether the class means are then
+ * initialised by k-means++ on the training set's mu (1) or left at their
+ * small random start (0, default). */
 CVAE_API cvae_status cvae_config_set_warmup_epochs(cvae_config *cfg, int epochs);
 CVAE_API cvae_status cvae_config_get_warmup_epochs(const cvae_config *cfg, int *epochs);
 CVAE_API cvae_status cvae_config_set_kmeans_init(cvae_config *cfg, int enable);
 CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *enable);
-/* Optimizer: kind (Adam), learning rate (0,10] (1e-3), Adam betas [0,1)
- * (0.9, 0.999), eps (0,1] (1e-8), weight decay [0,1] (0), SGD momentum
- * [0,1) (0.9). */
+/* Optimizer: kind (Adam), learning rate [1e-12,10] (1e-3), Adam betas
+ * [0,0.999999] and [0,0.999999999] (0.9, 0.999), eps [1e-30,1] (1e-8), weight
+ * decay [0,1] (0), SGD momentum [0,0.999999] (0.9). */
 CVAE_API cvae_status cvae_config_set_optimizer(cvae_config *cfg, cvae_optimizer_kind kind);
 CVAE_API cvae_status cvae_config_get_optimizer(const cvae_config *cfg, cvae_optimizer_kind *kind);
 CVAE_API cvae_status cvae_config_set_learning_rate(cvae_config *cfg, double lr);
@@ -315,11 +316,11 @@ CVAE_API cvae_status cvae_config_get_threads(const cvae_config *cfg, int *thread
  * same parameter layout (CVAE_E_INVALID_ARG otherwise). */
 typedef struct cvae_optimizer cvae_optimizer;
 
-/* Adam: lr > 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 (L2 added to
- * the gradient). */
+/* Adam: 0 < lr <= 10, 0 <= beta1, beta2 < 1, 0 < eps <= 1, 0 <= weight_decay
+ * <= 1 (L2 added to the gradient). CVAE_E_INVALID_ARG otherwise. */
 CVAE_API cvae_status cvae_optimizer_create_adam(double lr, double beta1, double beta2, double eps,
                                                 double weight_decay, cvae_optimizer **out);
-/* SGD: lr > 0, 0 <= momentum < 1, weight_decay >= 0. */
+/* SGD: 0 < lr <= 10, 0 <= momentum < 1, 0 <= weight_decay <= 1. */
 CVAE_API cvae_status cvae_optimizer_create_sgd(double lr, double momentum, double weight_decay,
                                                cvae_optimizer **out);
 /* An optimizer as a config describes it (optimizer, learning_rate, ...). */

@@ -76,8 +76,12 @@ cvae_status cvae_model_load(const char *path, cvae_model **out)
     if ((st = cvae__config_from_json(&cfg, cj)))
         goto done;
     if ((st = cvae__model_alloc(&cfg, &m))) {
-        if (st == CVAE_E_INVALID_ARG)
-            st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s': %s", path, cvae_last_error());
+        if (st == CVAE_E_INVALID_ARG) {
+            /* copy first: cvae__fail formats into the buffer it would read */
+            char why[256];
+            snprintf(why, sizeof why, "%s", cvae_last_error());
+            st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s': %s", path, why);
+        }
         goto done;
     }
     int epochs = 0, phase = 0;

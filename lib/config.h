@@ -38,8 +38,8 @@ struct cvae_config {
 void cvae__config_defaults(struct cvae_config *cfg);
 
 /* Serialise every option as one flat JSON object {"name": value, ...}
- * (numbers as JSON numbers, enumerations as strings). Returns the length
- * written (excluding NUL) or CVAE_E_INVALID_ARG via *st if buf is too small. */
+ * (numbers as JSON numbers, enumerations as strings), NUL-terminated.
+ * Returns CVAE_OK, or CVAE_E_INVALID_ARG if buf is too small. */
 cvae_status cvae__config_to_json(const struct cvae_config *cfg, char *buf, size_t size);
 
 /* Parse what cvae__config_to_json wrote (unknown keys rejected, missing keys
