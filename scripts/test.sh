@@ -24,6 +24,8 @@ if command -v clang >/dev/null; then
     echo "clang build: OK (-Wall -Wextra -Wpedantic -Werror)"
 fi
 
+/usr/bin/python3 scripts/gen-api-doc.py --check
+
 log="$build/ctest.log"
 set +e
 ctest --test-dir "$build" -V >"$log" 2>&1
