@@ -179,6 +179,11 @@ typedef enum cvae_category_input {
     CVAE_CATEGORY_INPUT_FEATURES = 1 /* the concatenated conv features */
 } cvae_category_input;
 
+typedef enum cvae_recon_target {
+    CVAE_RECON_IMAGE = 0,   /* x_hat from the image decoder against the image */
+    CVAE_RECON_FEATURES = 1 /* decoder output against the (fixed) conv features: eq. 2 literally */
+} cvae_recon_target;
+
 typedef enum cvae_optimizer_kind {
     CVAE_OPTIMIZER_ADAM = 0,
     CVAE_OPTIMIZER_SGD = 1
@@ -258,6 +263,14 @@ CVAE_API cvae_status cvae_config_get_category_input(const cvae_config *cfg,
 /* Latent prior (default mixture). */
 CVAE_API cvae_status cvae_config_set_prior(cvae_config *cfg, cvae_prior prior);
 CVAE_API cvae_status cvae_config_get_prior(const cvae_config *cfg, cvae_prior *prior);
+/* What the reconstruction loss compares (default CVAE_RECON_IMAGE). With
+ * CVAE_RECON_FEATURES the decoder outputs all D concatenated-feature values
+ * and is trained against the conv features, which that loss does not train;
+ * the image decoder then gets no training signal (an ablation of the paper's
+ * literal eq. 2; needs branches >= 1). */
+CVAE_API cvae_status cvae_config_set_recon_target(cvae_config *cfg, cvae_recon_target target);
+CVAE_API cvae_status cvae_config_get_recon_target(const cvae_config *cfg,
+                                                  cvae_recon_target *target);
 /* Train the convolution branches (1, default) or keep their random filters
  * fixed (0: the paper's algorithm step 1 read literally). */
 CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);

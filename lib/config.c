@@ -24,6 +24,7 @@ static const char *const act_names[] = {"relu", "identity", NULL};
 static const char *const prior_names[] = {"standard", "mixture", NULL};
 static const char *const catin_names[] = {"z", "features", NULL};
 static const char *const opt_names[] = {"adam", "sgd", NULL};
+static const char *const recon_names[] = {"image", "features", NULL};
 
 #define OFF(f) offsetof(struct cvae_config, f)
 #define BR(i)                                                                                  \
@@ -55,6 +56,8 @@ static const option options[] = {
     {"category_input", "category head input: z|features", K_ENUM, OFF(cat_input), 0, 1,
      catin_names},
     {"prior", "latent prior: standard|mixture", K_ENUM, OFF(prior), 0, 1, prior_names},
+    {"recon_target", "reconstruction target: image|features", K_ENUM, OFF(recon_target), 0, 1,
+     recon_names},
     {"conv_trainable", "train the conv branches (1) or keep random filters (0)", K_INT,
      OFF(conv_trainable), 0, 1, NULL},
     {"lambda", "weight of the reconstruction loss", K_DOUBLE, OFF(lambda), 0, 1e6, NULL},
@@ -100,6 +103,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->cat_units = 512;
     c->cat_input = CVAE_CATEGORY_INPUT_Z;
     c->prior = CVAE_PRIOR_MIXTURE;
+    c->recon_target = CVAE_RECON_IMAGE;
     c->conv_trainable = 1;
     c->lambda = 2.5;
     c->beta = 1.0;
@@ -450,6 +454,7 @@ ENUM_ACCESSORS(encoder_activation, "encoder_activation", enc_act, cvae_activatio
 ENUM_ACCESSORS(category_input, "category_input", cat_input, cvae_category_input)
 ENUM_ACCESSORS(prior, "prior", prior, cvae_prior)
 ENUM_ACCESSORS(optimizer, "optimizer", opt, cvae_optimizer_kind)
+ENUM_ACCESSORS(recon_target, "recon_target", recon_target, cvae_recon_target)
 DOUBLE_ACCESSORS(lambda, "lambda", lambda)
 DOUBLE_ACCESSORS(balance_weight, "balance_weight", beta)
 DOUBLE_ACCESSORS(category_weight, "category_weight", cat_weight)

@@ -21,6 +21,7 @@ struct cvae_config {
     int cat_units;
     int cat_input; /* cvae_category_input */
     int prior;     /* cvae_prior */
+    int recon_target; /* cvae_recon_target */
     int conv_trainable;
     double lambda;
     double beta;

@@ -21,6 +21,20 @@ double cvae__loss_recon(int n, int P, const float *x, const float *xhat, float w
     return 0.5 * total / n;
 }
 
+double cvae__loss_sq(int n, int P, const float *target, const float *pred, float wscale,
+                     float *dpred)
+{
+    double total = 0;
+    size_t np = (size_t)n * P;
+    for (size_t i = 0; i < np; i++) {
+        float d = pred[i] - target[i];
+        total += (double)d * d;
+        if (dpred)
+            dpred[i] = wscale * d;
+    }
+    return 0.5 * total / n;
+}
+
 double cvae__loss_kl_standard(int n, int s, const float *mu, const float *lv, float scale,
                               float *dmu, float *dlv)
 {

@@ -10,6 +10,11 @@
  * dpre = wscale * (xhat - x) * xhat * (1 - xhat) (overwritten, not added). */
 double cvae__loss_recon(int n, int P, const float *x, const float *xhat, float wscale, float *dpre);
 
+/* 0.5 * sum_j (pred - target)^2 per row of P values, without an output
+ * nonlinearity; dpred (n*P) = wscale * (pred - target), overwritten. */
+double cvae__loss_sq(int n, int P, const float *target, const float *pred, float wscale,
+                     float *dpred);
+
 /* 0.5 * sum_d (mu^2 + exp(lv) - lv - 1). */
 double cvae__loss_kl_standard(int n, int s, const float *mu, const float *lv, float scale,
                               float *dmu, float *dlv);

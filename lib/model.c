@@ -95,7 +95,14 @@ static cvae_status build_layout(cvae_model *m)
             return cvae__fail(CVAE_E_INVALID_ARG, "concatenated features are too large");
     }
     m->D = m->nb ? (int)D : m->P;
-    m->D0 = m->nb ? m->br[0].out_size : m->P;
+    m->Dimg = m->nb ? m->br[0].out_size : m->P;
+    m->D0 = m->Dimg;
+    if (c->recon_target == CVAE_RECON_FEATURES) {
+        if (m->nb == 0)
+            return cvae__fail(CVAE_E_INVALID_ARG,
+                              "recon_target = features needs at least one conv branch");
+        m->D0 = m->D;
+    }
 
     if ((st = add_param(m, &m->enc_w, "encoder.weight", 2, m->m, m->D, 1, 1, 1)) ||
         (st = add_param(m, &m->enc_b, "encoder.bias", 1, m->m, 1, 1, 1, 1)) ||
@@ -112,6 +119,8 @@ static cvae_status build_layout(cvae_model *m)
     /* Image decoder mirroring branch 1: (n-1) same-size transposed convs with
      * ReLU, then the 2x2 stride-2 one that undoes the pool. */
     m->ndec = 0;
+    /* With recon_target = features no loss reaches the image decoder. */
+    const int img_trained = c->recon_target == CVAE_RECON_IMAGE;
     if (m->nb > 0) {
         const cvae__branch *b0 = &m->br[0];
         int f = c->br_filters[0], kk = c->br_kernel[0];
@@ -121,20 +130,20 @@ static cvae_status build_layout(cvae_model *m)
                                              (kk - 1) / 2)))
                 return st;
             snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
-            if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, f, kk, kk, 1)))
+            if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, f, kk, kk, img_trained)))
                 return st;
             snprintf(name, sizeof name, "deconv%d.bias", m->ndec + 1);
-            if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, f, 1, 1, 1, 1)))
+            if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, f, 1, 1, 1, img_trained)))
                 return st;
             m->ndec++;
         }
         if ((st = cvae__deconv_geom_init(&m->dec[m->ndec], f, hh, ww, c->in_c, 2, 2, 2, 0)))
             return st;
         snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
-        if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, c->in_c, 2, 2, 1)))
+        if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, c->in_c, 2, 2, img_trained)))
             return st;
         snprintf(name, sizeof name, "deconv%d.bias", m->ndec + 1);
-        if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, c->in_c, 1, 1, 1, 1)))
+        if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, c->in_c, 1, 1, 1, img_trained)))
             return st;
         m->ndec++;
     }
@@ -198,6 +207,10 @@ static size_t layout_workspace(cvae_model *m, int dry)
     WS(m->dg, (size_t)B * m->du);
     WS(m->dslice, (size_t)B * m->D0);
     WS(m->ddslice, (size_t)B * m->D0);
+    if (m->D0 != m->Dimg) {
+        WS(m->featcat, (size_t)B * m->D);
+        WS(m->imgin, (size_t)B * m->Dimg);
+    }
     for (int l = 0; l < m->ndec; l++) {
         const cvae__conv_geom *g = &m->dec[l];
         size_t n = (size_t)B * g->c_in * g->h_in * g->w_in;

@@ -42,7 +42,8 @@ struct cvae_model {
     int nb;       /* branches */
     int P;        /* pixels per image C*H*W */
     int D;        /* concatenated feature size */
-    int D0;       /* decoder output the image decoder reads (branch 1 slice) */
+    int D0;       /* decoder output width: Dimg, or D for recon_target = features */
+    int Dimg;     /* what the image decoder reads: branch 1's pooled size (or P) */
     int m, s, k, du, cu; /* encoder/latent/clusters/decoder/category widths */
     cvae__branch br[CVAE_MAX_BRANCHES];
 
@@ -69,6 +70,7 @@ struct cvae_model {
     float *x, *col;
     float *h, *dh, *mu, *dmu, *lv, *dlv, *z, *dz, *eps;
     float *g, *dg, *dslice, *ddslice;
+    float *featcat, *imgin; /* recon_target = features: target rows, image decoder input */
     float *decact[CVAE__MAX_LAYERS], *ddecact[CVAE__MAX_LAYERS]; /* last = x_hat */
     float *c1, *dc1, *q, *dq, *dlogit;
 

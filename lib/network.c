@@ -128,6 +128,14 @@ void cvae__decode(cvae_model *mdl, int n)
         return;
     }
     const float *in = mdl->dslice;
+    if (mdl->D0 != mdl->Dimg) {
+        /* recon_target = features: the image decoder reads branch 1's slice
+         * of each row of the wider decoder output. */
+        for (int i = 0; i < n; i++)
+            memcpy(mdl->imgin + (size_t)i * mdl->Dimg, mdl->dslice + (size_t)i * mdl->D0,
+                   (size_t)mdl->Dimg * sizeof(float));
+        in = mdl->imgin;
+    }
     for (int l = 0; l < mdl->ndec; l++) {
         const cvae__conv_geom *g = &mdl->dec[l];
         int64_t cnt = (int64_t)n * g->c_in * g->h_in * g->w_in;
@@ -150,7 +158,7 @@ static void backward_decoder(cvae_model *mdl, int n, float *dpre_image)
 {
     /* dpre_image: gradient w.r.t. the pre-sigmoid image, in ddecact[last]
      * (or ddslice directly for a plain VAE). */
-    if (mdl->ndec > 0) {
+    if (mdl->ndec > 0 && mdl->D0 == mdl->Dimg) {
         for (int l = mdl->ndec - 1; l >= 0; l--) {
             const cvae__conv_geom *g = &mdl->dec[l];
             const float *in = l ? mdl->decact[l - 1] : mdl->dslice;
@@ -212,8 +220,21 @@ void cvae__loss_and_backward(cvae_model *mdl, int n, int mixture, int backward, 
     }
     float *dq = backward ? mdl->dq : NULL;
 
-    double recon = cvae__loss_recon(n, mdl->P, mdl->x, cvae__xhat(mdl), (float)c->lambda * scale,
-                                    backward ? dpre_image : NULL);
+    double recon;
+    if (mdl->D0 != mdl->Dimg) {
+        /* recon_target = features: the decoder output against the
+         * concatenated conv features, which this loss does not train. */
+        for (int i = 0; i < n; i++)
+            for (int b = 0; b < mdl->nb; b++)
+                memcpy(mdl->featcat + (size_t)i * mdl->D + mdl->br[b].feat_off,
+                       mdl->br[b].pooled + (size_t)i * mdl->br[b].out_size,
+                       (size_t)mdl->br[b].out_size * sizeof(float));
+        recon = cvae__loss_sq(n, mdl->D, mdl->featcat, mdl->dslice, (float)c->lambda * scale,
+                              backward ? mdl->ddslice : NULL);
+    } else {
+        recon = cvae__loss_recon(n, mdl->P, mdl->x, cvae__xhat(mdl), (float)c->lambda * scale,
+                                 backward ? dpre_image : NULL);
+    }
     /* The decoder's backward overwrites dz, so the mixture prior's dz is
      * added after it. */
     double kl = 0;

@@ -62,9 +62,10 @@ static const spec specs[] = {
     I("category_units", 1, 65536, "512", "128"),
     E("category_input", "z", "features", "z", "features"),
     E("prior", "standard", "mixture", "mixture", "standard"),
+    E("recon_target", "image", "features", "image", "features"),
     I("conv_trainable", 0, 1, "1", "0"),
     D("lambda", 0, 1e6, 0, 0, "2.5", "0.1"),
-    D("balance_weight", 0, 1e6, 0, 0, NULL, "3.75"),
+    D("balance_weight", 0, 1e6, 0, 0, "1", "3.75"),
     D("category_weight", 0, 1e6, 0, 0, "1", "0.3333333333333333"),
     I("warmup_epochs", 0, 10000, NULL, "9999"),
     I("kmeans_init", 0, 1, NULL, NULL), /* changed: the opposite of its default */

@@ -52,7 +52,7 @@ static double total_loss(cvae_model *m, int n, int mixture)
  * to ~2% at 1e-3 and 3e-4, which is what kinks (not a bug) look like. Accept |fd - an| <= 2e-2 * max(|fd|, |an|, 0.05); a
  * wrong or missing term is off by O(1). A small share of samples (kinks) may
  * miss; more than 2% fails. */
-static void check_gradients(cvae_model *m, int n, int mixture, const char *what)
+static void check_gradients(cvae_model *m, int n, int mixture, int skip_conv, const char *what)
 {
     cvae__rng r;
     cvae__rng_seed(&r, 99);
@@ -68,7 +68,7 @@ static void check_gradients(cvae_model *m, int n, int mixture, const char *what)
     int checked = 0, bad = 0;
     for (int t = 0; t < m->nparam; t++) {
         const cvae__param *p = &m->ptab[t];
-        if (!p->trainable)
+        if (!p->trainable || (skip_conv && strncmp(p->name, "branch", 6) == 0))
             continue;
         double worst = 0;
         int samples = p->count < 8 ? (int)p->count : 8;
@@ -101,18 +101,39 @@ static void check_gradients(cvae_model *m, int n, int mixture, const char *what)
     assert_true(bad * 50 <= checked);
 }
 
-static void grad_case(int branches, int layers, int prior, int cat_features, const char *what)
+static void grad_case_ex(int branches, int layers, int prior, int cat_features, int recon_features,
+                         int conv_trainable, const char *what)
 {
     cvae_config *c = small_config(branches, layers);
+    assert_int_equal(cvae_config_set_recon_target(c, recon_features ? CVAE_RECON_FEATURES
+                                                                    : CVAE_RECON_IMAGE),
+                     CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_trainable(c, conv_trainable), CVAE_OK);
     assert_int_equal(cvae_config_set_prior(c, prior), CVAE_OK);
     assert_int_equal(cvae_config_set_category_input(c, cat_features ? CVAE_CATEGORY_INPUT_FEATURES
                                                                     : CVAE_CATEGORY_INPUT_Z),
                      CVAE_OK);
     cvae_model *m;
     assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
-    check_gradients(m, 5, prior == CVAE_PRIOR_MIXTURE, what);
+    if (recon_features) {
+        /* The feature target is detached by design (the reconstruction loss
+         * must not train the conv filters), so a finite difference through
+         * the conv weights would also move the target. Check everything
+         * else with the full loss, then the conv weights with lambda = 0,
+         * where no detached term remains. */
+        check_gradients(m, 5, prior == CVAE_PRIOR_MIXTURE, 1, what);
+        m->cfg.lambda = 0.0;
+        check_gradients(m, 5, prior == CVAE_PRIOR_MIXTURE, 0, what);
+    } else {
+        check_gradients(m, 5, prior == CVAE_PRIOR_MIXTURE, 0, what);
+    }
     cvae_model_destroy(m);
     cvae_config_destroy(c);
+}
+
+static void grad_case(int branches, int layers, int prior, int cat_features, const char *what)
+{
+    grad_case_ex(branches, layers, prior, cat_features, 0, 1, what);
 }
 
 static void test_grad_mixture(void **state)
@@ -139,6 +160,53 @@ static void test_grad_plain_vae(void **state)
     grad_case(0, 1, CVAE_PRIOR_MIXTURE, 0, "plain");
 }
 
+/* eq. 2 read literally: the decoder reconstructs the conv features (which
+ * that loss must not train), and frozen random filters (algorithm step 1). */
+static void test_grad_recon_features(void **state)
+{
+    (void)state;
+    grad_case_ex(2, 2, CVAE_PRIOR_MIXTURE, 0, 1, 1, "featrec");
+}
+
+static void test_grad_frozen_conv(void **state)
+{
+    (void)state;
+    grad_case_ex(2, 1, CVAE_PRIOR_MIXTURE, 0, 0, 0, "frozen");
+}
+
+/* conv_trainable = 0 keeps the random filters bit-identical through training
+ * while everything else moves. */
+static void test_frozen_conv_unchanged(void **state)
+{
+    (void)state;
+    cvae_config *c = small_config(2, 1);
+    assert_int_equal(cvae_config_set_conv_trainable(c, 0), CVAE_OK);
+    assert_int_equal(cvae_config_set_weight_decay(c, 0.01), CVAE_OK);
+    cvae_model *m;
+    assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+    float *before = malloc(m->nparams * sizeof *before), x[12 * 64];
+    memcpy(before, m->params, m->nparams * sizeof *before);
+    cvae__rng r;
+    cvae__rng_seed(&r, 11);
+    for (int i = 0; i < 12 * 64; i++)
+        x[i] = cvae__rng_uniform(&r);
+    cvae_dataset *d;
+    assert_int_equal(cvae_dataset_from_f32(x, 12, 1, 8, 8, NULL, &d), CVAE_OK);
+    assert_int_equal(cvae_model_train(m, d, 2, NULL, NULL, NULL), CVAE_OK);
+    for (int t = 0; t < m->nparam; t++) {
+        const cvae__param *p = &m->ptab[t];
+        int same = memcmp(before + p->offset, m->params + p->offset, p->count * sizeof(float)) == 0;
+        if (strncmp(p->name, "branch", 6) == 0)
+            assert_true(same);
+        else if (p->ndim > 1)
+            assert_false(same);
+    }
+    free(before);
+    cvae_dataset_destroy(d);
+    cvae_model_destroy(m);
+    cvae_config_destroy(c);
+}
+
 static void test_create_errors(void **state)
 {
     (void)state;
@@ -151,6 +219,10 @@ static void test_create_errors(void **state)
     assert_int_equal(cvae_model_create(c, &m), CVAE_E_INVALID_ARG);
     assert_non_null(strstr(cvae_last_error(), "divisible"));
     assert_null(m);
+    assert_int_equal(cvae_config_set_num_branches(c, 0), CVAE_OK);
+    assert_int_equal(cvae_config_set_recon_target(c, CVAE_RECON_FEATURES), CVAE_OK);
+    assert_int_equal(cvae_model_create(c, &m), CVAE_E_INVALID_ARG);
+    assert_non_null(strstr(cvae_last_error(), "features"));
     assert_int_equal(cvae_config_set_latent_dim(c, 0), CVAE_E_INVALID_ARG);
     assert_int_equal(cvae_config_set(c, "latent-dim", "7"), CVAE_OK);
     char buf[32];
@@ -208,6 +280,9 @@ int main(void)
         cmocka_unit_test(test_grad_standard),
         cmocka_unit_test(test_grad_deep_branches_features),
         cmocka_unit_test(test_grad_plain_vae),
+        cmocka_unit_test(test_grad_recon_features),
+        cmocka_unit_test(test_grad_frozen_conv),
+        cmocka_unit_test(test_frozen_conv_unchanged),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_inference_invariants),
     };
