@@ -25,6 +25,7 @@ if command -v clang >/dev/null; then
 fi
 
 /usr/bin/python3 scripts/gen-api-doc.py --check
+scripts/gen-cli-doc.sh --check "$build/src/convvae"
 
 log="$build/ctest.log"
 set +e
