@@ -40,6 +40,8 @@ if [ $rc -ne 0 ]; then
     echo "--- output of failing tests ---"
     ctest --test-dir "$build" --rerun-failed --output-on-failure 2>&1 | tail -100
 fi
+# The Python package (ctypes), with numpy and with numpy hidden.
+scripts/test-python.sh "$build" || rc=1
 # Install to a temporary prefix, consumers against it, header and ABI checks.
 scripts/check-install.sh "$build-install" || rc=1
 exit $rc
