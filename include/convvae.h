@@ -276,8 +276,9 @@ CVAE_API cvae_status cvae_config_get_recon_target(const cvae_config *cfg,
 CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);
 CVAE_API cvae_status cvae_config_get_conv_trainable(const cvae_config *cfg, int *trainable);
 /* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5),
- * beta on the batch balance term [0,1e6] (default 1), weight of the
- * per-sample category entropy term [0,1e6] (default 1). */
+ * beta on the batch balance term [0,1e6] (default 1), and the weight of the
+ * per-image category term sum_y q log q [-1e6,1e6] (default 1; a positive
+ * weight spreads each q(y|x), a negative one sharpens it). */
 CVAE_API cvae_status cvae_config_set_lambda(cvae_config *cfg, double lambda);
 CVAE_API cvae_status cvae_config_get_lambda(const cvae_config *cfg, double *lambda);
 CVAE_API cvae_status cvae_config_set_balance_weight(cvae_config *cfg, double beta);

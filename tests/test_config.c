@@ -66,7 +66,7 @@ static const spec specs[] = {
     I("conv_trainable", 0, 1, "1", "0"),
     D("lambda", 0, 1e6, 0, 0, "2.5", "0.1"),
     D("balance_weight", 0, 1e6, 0, 0, "1", "3.75"),
-    D("category_weight", 0, 1e6, 0, 0, "1", "0.3333333333333333"),
+    D("category_weight", -1e6, 1e6, 0, 0, "1", "0.3333333333333333"),
     I("warmup_epochs", 0, 10000, NULL, "9999"),
     I("kmeans_init", 0, 1, NULL, NULL), /* changed: the opposite of its default */
     E("optimizer", "adam", "sgd", "adam", "sgd"),
@@ -325,9 +325,14 @@ static void test_set_get_every_option(void **state)
             if (s->lo_open) {
                 expect_set_rejected(c, s, "0");
                 expect_set_ok(c, s, "1e-9");
-            } else {
+            } else if (s->lo == 0) {
                 expect_set_ok(c, s, "0");
                 expect_set_rejected(c, s, "-1e-300");
+            } else {
+                snprintf(v, sizeof v, "%.17g", s->lo);
+                expect_set_ok(c, s, v);
+                snprintf(v, sizeof v, "%.17g", s->lo * 1.000001);
+                expect_set_rejected(c, s, v);
             }
             if (s->hi_open) {
                 snprintf(v, sizeof v, "%.17g", s->hi);
@@ -339,7 +344,8 @@ static void test_set_get_every_option(void **state)
                 snprintf(v, sizeof v, "%.17g", s->hi * 1.0001);
                 expect_set_rejected(c, s, v);
             }
-            expect_set_rejected(c, s, "-1");
+            if (s->lo >= 0)
+                expect_set_rejected(c, s, "-1");
             expect_set_rejected(c, s, "nan");
             expect_set_rejected(c, s, "inf");
             expect_set_rejected(c, s, "-inf");
@@ -452,8 +458,11 @@ static void check_dbl_setter(const char *what, set_dbl_fn set, get_dbl_fn get, d
         assert_true(v == ok[i]);
     }
     const double last = ok[2];
-    const double bad[] = {lo_open ? lo : lo - 1e-6, hi_open ? hi : hi * 1.001, -1.0,
-                          NAN,                      INFINITY,                    -INFINITY};
+    /* -1 is a bad value only for options whose range starts at 0 or above;
+     * below a negative lower bound, lo * 1.001 is. */
+    const double below = lo < 0 ? lo * 1.001 : -1.0;
+    const double bad[] = {lo_open ? lo : lo - (lo < 0 ? -lo * 1e-6 : 1e-6),
+                          hi_open ? hi : hi * 1.001, below, NAN, INFINITY, -INFINITY};
     for (int i = 0; i < 6; i++) {
         clear_error();
         if (set(c, bad[i]) != CVAE_E_INVALID_ARG)
@@ -490,7 +499,7 @@ static void test_typed_scalar_setters(void **state)
     CHECK_INT(threads, 1, 1024);
     CHECK_DBL(lambda, 0, 1e6, 0, 0);
     CHECK_DBL(balance_weight, 0, 1e6, 0, 0);
-    CHECK_DBL(category_weight, 0, 1e6, 0, 0);
+    CHECK_DBL(category_weight, -1e6, 1e6, 0, 0);
     CHECK_DBL(learning_rate, 0, 10, 1, 0);
     CHECK_DBL(adam_eps, 0, 1, 1, 0);
     CHECK_DBL(weight_decay, 0, 1, 0, 0);
