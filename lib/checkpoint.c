@@ -34,9 +34,17 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
     snprintf(phase, sizeof phase, "%d", m->phase_mixture);
     snprintf(rng, sizeof rng, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
              m->rng.s[0], m->rng.s[1], m->rng.s[2], m->rng.s[3]);
-    const char *keys[] = {"format", "library_version", "config", "epochs_done",
-                          "mixture_phase", "rng_state"};
-    const char *vals[] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng};
+    /* Box-Muller makes normals in pairs; a cached second one is part of the
+     * stream, so a resumed model must get it back. */
+    char spare[16] = "";
+    if (m->rng.has_spare) {
+        uint32_t bits;
+        memcpy(&bits, &m->rng.spare, sizeof bits);
+        snprintf(spare, sizeof spare, "%08" PRIx32, bits);
+    }
+    const char *keys[] = {"format",      "library_version", "config",   "epochs_done",
+                          "mixture_phase", "rng_state",     "rng_spare"};
+    const char *vals[] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng, spare};
     return cvae__st_save(path, t, (size_t)m->nparam, keys, vals, sizeof keys / sizeof keys[0]);
 }
 
@@ -105,6 +113,18 @@ cvae_status cvae_model_load(const char *path, cvae_model **out)
                 goto done;
             }
         }
+    }
+    const char *sp = cvae__st_meta(f, "rng_spare");
+    if (sp && *sp) {
+        char *end;
+        unsigned long bits = strtoul(sp, &end, 16);
+        if (strlen(sp) != 8 || *end) {
+            st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has a bad rng_spare", path);
+            goto done;
+        }
+        uint32_t b32 = (uint32_t)bits;
+        memcpy(&m->rng.spare, &b32, sizeof b32);
+        m->rng.has_spare = 1;
     }
     if (cvae__st_count(f) != (size_t)m->nparam) {
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has %zu tensors, the model needs %d",

@@ -251,15 +251,19 @@ cvae_status cvae_dataset_subset_indices(const cvae_dataset *src, const int64_t *
     if (n < 1)
         return cvae__fail(CVAE_E_INVALID_ARG, "subset of %lld images: must be >= 1",
                           (long long)n);
-    for (int64_t i = 0; i < n; i++)
-        if (indices[i] < 0 || indices[i] >= src->count)
-            return cvae__fail(CVAE_E_INVALID_ARG, "indices[%lld] = %lld is outside [0, %lld)",
-                              (long long)i, (long long)indices[i], (long long)src->count);
-    /* Repeats may make n exceed the source count: the size is new. */
+    /* Sizes first, so an overflowing n is refused before indices[] is read
+     * (repeats may make n exceed the source count: the size is new). */
+    if ((uint64_t)n > SIZE_MAX / sizeof *indices)
+        return cvae__fail(CVAE_E_INVALID_ARG, "%lld indices overflow the address space",
+                          (long long)n);
     int64_t p = 0;
     cvae_status st = check_shape(n, src->c, src->h, src->w, &p);
     if (st)
         return st;
+    for (int64_t i = 0; i < n; i++)
+        if (indices[i] < 0 || indices[i] >= src->count)
+            return cvae__fail(CVAE_E_INVALID_ARG, "indices[%lld] = %lld is outside [0, %lld)",
+                              (long long)i, (long long)indices[i], (long long)src->count);
     cvae_dataset *ds;
     if ((st = subset_create(src, n, &ds)) != CVAE_OK)
         return st;

@@ -55,6 +55,10 @@ cvae_status cvae__contingency_build(const int32_t *labels, const int32_t *cluste
     if (n < 1)
         return cvae__fail(CVAE_E_INVALID_ARG, "clustering metrics need n >= 1 items, got %lld",
                           (long long)n);
+    /* An n whose arrays cannot exist is refused before they are read. */
+    if ((uint64_t)n > SIZE_MAX / sizeof *labels)
+        return cvae__fail(CVAE_E_INVALID_ARG, "clustering metrics: %lld items overflow the "
+                          "address space", (long long)n);
     int32_t max_l = 0, max_c = 0;
     cvae_status st = check_ids(labels, n, "labels", &max_l);
     if (st != CVAE_OK)

@@ -295,6 +295,8 @@ cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
         st = cvae__fail(CVAE_E_NOMEM, "cannot allocate %zu bytes of parameters", 2 * bytes);
         goto fail;
     }
+    /* Zero both, so the alignment padding between tensors is defined too. */
+    memset(m->params, 0, bytes);
     memset(m->grads, 0, bytes);
     size_t wsb = layout_workspace(m, 1);
     if (wsb == SIZE_MAX || (st = cvae__arena_init(&m->ws, wsb)))

@@ -134,7 +134,10 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
     }
     if ((st = cvae__optimizer_bind(opt, m->nparams, cvae__layout_id(m))))
         return st;
-    cvae__gemm_set_threads(m->cfg.threads);
+    /* The thread count is process-wide: write it only when it changes, so
+     * models with the same setting can train concurrently. */
+    if (cvae__gemm_get_threads() != m->cfg.threads)
+        cvae__gemm_set_threads(m->cfg.threads);
 
     int64_t *perm = malloc((size_t)count * sizeof *perm);
     if (!perm)
@@ -322,6 +325,11 @@ cvae_status cvae_model_generate(cvae_model *m, int cluster, int64_t count, uint6
         return cvae__fail(CVAE_E_INVALID_ARG, "cluster %d is outside [0, %d)", cluster, m->k);
     if (count < 1)
         return cvae__fail(CVAE_E_INVALID_ARG, "count must be >= 1, got %lld", (long long)count);
+    size_t total;
+    if (cvae__mul_overflows((size_t)count, (size_t)m->P, &total) ||
+        total > SIZE_MAX / sizeof(float))
+        return cvae__fail(CVAE_E_INVALID_ARG, "%lld images overflow the address space",
+                          (long long)count);
     cvae__rng r;
     cvae__rng_seed(&r, seed);
     const float *mean = m->cfg.prior == CVAE_PRIOR_MIXTURE ? m->params + m->means +
