@@ -161,12 +161,6 @@ static cvae_status set_double_opt(struct cvae_config *c, int i, double v)
     return CVAE_OK;
 }
 
-static int opt_index(const char *name)
-{
-    int i = find_option(name);
-    return i; /* names used internally always exist */
-}
-
 cvae_status cvae_config_create(cvae_config **out)
 {
     CVAE__CHECK_PTR(out);
@@ -402,7 +396,7 @@ done:
     cvae_status cvae_config_set_##fn(cvae_config *cfg, int v)                                  \
     {                                                                                          \
         CVAE__CHECK_PTR(cfg);                                                                  \
-        return set_int_opt(cfg, opt_index(optname), v);                                        \
+        return set_int_opt(cfg, find_option(optname), v);                                        \
     }                                                                                          \
     cvae_status cvae_config_get_##fn(const cvae_config *cfg, int *v)                           \
     {                                                                                          \
@@ -415,7 +409,7 @@ done:
     cvae_status cvae_config_set_##fn(cvae_config *cfg, type v)                                 \
     {                                                                                          \
         CVAE__CHECK_PTR(cfg);                                                                  \
-        return set_int_opt(cfg, opt_index(optname), (long long)v);                             \
+        return set_int_opt(cfg, find_option(optname), (long long)v);                             \
     }                                                                                          \
     cvae_status cvae_config_get_##fn(const cvae_config *cfg, type *v)                          \
     {                                                                                          \
@@ -428,7 +422,7 @@ done:
     cvae_status cvae_config_set_##fn(cvae_config *cfg, double v)                               \
     {                                                                                          \
         CVAE__CHECK_PTR(cfg);                                                                  \
-        return set_double_opt(cfg, opt_index(optname), v);                                     \
+        return set_double_opt(cfg, find_option(optname), v);                                     \
     }                                                                                          \
     cvae_status cvae_config_get_##fn(const cvae_config *cfg, double *v)                        \
     {                                                                                          \
@@ -468,9 +462,9 @@ cvae_status cvae_config_set_input_shape(cvae_config *cfg, int channels, int heig
     CVAE__CHECK_PTR(cfg);
     struct cvae_config t = *cfg;
     cvae_status st;
-    if ((st = set_int_opt(&t, opt_index("input_channels"), channels)) ||
-        (st = set_int_opt(&t, opt_index("input_height"), height)) ||
-        (st = set_int_opt(&t, opt_index("input_width"), width)))
+    if ((st = set_int_opt(&t, find_option("input_channels"), channels)) ||
+        (st = set_int_opt(&t, find_option("input_height"), height)) ||
+        (st = set_int_opt(&t, find_option("input_width"), width)))
         return st;
     *cfg = t;
     return CVAE_OK;
@@ -507,9 +501,9 @@ cvae_status cvae_config_set_branch(cvae_config *cfg, int index, int layers, int 
         return cvae__fail(CVAE_E_INVALID_ARG, "branch kernel size %d must be odd", kernel);
     struct cvae_config t = *cfg;
     cvae_status st;
-    if ((st = set_int_opt(&t, opt_index(br_names[index][0]), layers)) ||
-        (st = set_int_opt(&t, opt_index(br_names[index][1]), filters)) ||
-        (st = set_int_opt(&t, opt_index(br_names[index][2]), kernel)))
+    if ((st = set_int_opt(&t, find_option(br_names[index][0]), layers)) ||
+        (st = set_int_opt(&t, find_option(br_names[index][1]), filters)) ||
+        (st = set_int_opt(&t, find_option(br_names[index][2]), kernel)))
         return st;
     *cfg = t;
     return CVAE_OK;
@@ -536,8 +530,8 @@ cvae_status cvae_config_set_adam_betas(cvae_config *cfg, double beta1, double be
     CVAE__CHECK_PTR(cfg);
     struct cvae_config t = *cfg;
     cvae_status st;
-    if ((st = set_double_opt(&t, opt_index("adam_beta1"), beta1)) ||
-        (st = set_double_opt(&t, opt_index("adam_beta2"), beta2)))
+    if ((st = set_double_opt(&t, find_option("adam_beta1"), beta1)) ||
+        (st = set_double_opt(&t, find_option("adam_beta2"), beta2)))
         return st;
     *cfg = t;
     return CVAE_OK;

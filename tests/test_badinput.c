@@ -26,6 +26,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testfile.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -211,31 +213,6 @@ static int temp_files_in(const char *d)
 static void path_in_dir(char *out, size_t size, const char *name)
 {
     snprintf(out, size, "%s/%s", dir, name);
-}
-
-static void write_file(const char *path, const void *buf, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (len)
-        assert_int_equal(fwrite(buf, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
-    unsigned char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 static int setup(void **state)

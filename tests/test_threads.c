@@ -19,6 +19,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testfile.h"
+
 #include <ftw.h>
 #include <pthread.h>
 #include <sched.h>
@@ -99,22 +101,6 @@ static int same_weights(const cvae_model *a, const cvae_model *b)
                    a->ptab[t].count * sizeof(float)) != 0)
             return 0;
     return 1;
-}
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
-    unsigned char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 /* ------------------------------------------------------------------------ */
