@@ -25,7 +25,9 @@ static void infer_help(const char *cmd)
                "that cluster's probability q(y|x).\n\n");
     else
         printf("Print the clustering metrics of a model against the labels of a data set:\n"
-               "acc (Hungarian one-to-one mapping), purity, nmi, ari and the image count n.\n\n");
+               "acc (Hungarian one-to-one mapping), purity, nmi, ari, the image count n, and\n"
+               "the mean loss terms (u = mu, no sampling noise): loss (lambda*recon + kl +\n"
+               "category + balance), recon, kl, category, balance.\n\n");
     printf("  --model PATH          checkpoint written by 'convvae train'\n");
     if (cluster)
         printf("  --out FILE            write the CSV to FILE (default: standard output)\n");
@@ -92,16 +94,21 @@ int cli_eval(int argc, char **argv)
     cvae_model *model = NULL;
     cvae_dataset *data = NULL;
     if (!(rc = load_inputs(&o, &model, &data))) {
-        double acc, purity, nmi, ari;
+        double acc, purity, nmi, ari, loss[CVAE_LOSS_COUNT];
         int64_t n = 0;
         cvae_status st = cvae_model_evaluate(model, data, &acc, &purity, &nmi, &ari);
         if (!st)
             st = cvae_dataset_shape(data, &n, NULL, NULL, NULL);
+        if (!st)
+            st = cvae_model_loss(model, data, loss, CVAE_LOSS_COUNT);
         if (st) {
             rc = cli_lib_error(st);
         } else {
             printf("acc %.4f\npurity %.4f\nnmi %.4f\nari %.4f\nn %lld\n", acc, purity, nmi, ari,
                    (long long)n);
+            printf("loss %.4f\nrecon %.4f\nkl %.4f\ncategory %.4f\nbalance %.4f\n",
+                   loss[CVAE_LOSS_TOTAL], loss[CVAE_LOSS_RECON], loss[CVAE_LOSS_KL],
+                   loss[CVAE_LOSS_CATEGORY], loss[CVAE_LOSS_BALANCE]);
         }
     }
     cvae_dataset_destroy(data);

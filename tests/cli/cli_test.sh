@@ -116,6 +116,9 @@ eval)
             expect_in "$T/out" "^$k -?[01]\\.[0-9]{4}\$" "eval $k"
         done
         expect_in "$T/out" '^n 30$' "eval n"
+        for k in loss recon kl category balance; do
+            expect_in "$T/out" "^$k -?[0-9]+\\.[0-9]{4}\$" "eval $k"
+        done
     fi
     if run 0 eval --model "$M" --images "$D/train-img" --labels "$D/train-lbl" --limit 25; then
         expect_in "$T/out" '^n 25$' "eval --limit"

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Re-run the paper's Table 1 (Yan 2020), its plain-VAE baselines and the
+# standard-prior ablation with libconvvae, one configuration at a time.
+#
+#   bench/reproduce.sh --list                 the rows and what is recorded
+#   bench/reproduce.sh --row N [--seed S] [--epochs E]
+#                                             train (or resume) row N, evaluate,
+#                                             record it, regenerate the report
+#   bench/reproduce.sh --all [--seed S]       every row not yet recorded, in order
+#   bench/reproduce.sh --report               only regenerate docs/results.md
+#
+# Resumable: checkpoints are saved every epoch in bench/runs/ (not in git);
+# an interrupted row continues from its last complete epoch when run again.
+# Results go to bench/results.csv (one line per row, seed and epoch count;
+# a re-run replaces its line), and the block between the reproduce markers
+# of docs/results.md is rebuilt from it.
+#
+# Environment: CONVVAE_BIN (default: build-release/src/convvae, built here
+# if missing), CONVVAE_DATA (default: ./data, filled by scripts/fetch-data.sh),
+# THREADS (GEMM threads, default 1).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+csv=bench/results.csv
+runs=bench/runs
+report=docs/results.md
+export CONVVAE_DATA=${CONVVAE_DATA:-$here/data}
+threads=${THREADS:-1}
+
+# id|dataset|s|n|m|variant|paper train loss|paper test loss|paper train ACC|paper test ACC|extra flags
+# m is the paper's encoder width; the decoder gets the same width.
+rows() {
+    cat <<'EOF'
+1|mnist|2|2|128|convvae|41.23|41.13|66.40|66.39|
+2|mnist|5|2|128|convvae|33.15|33.42|87.61|88.32|
+3|mnist|10|2|128|convvae|32.04|31.85|85.65|86.54|
+4|mnist|20|1|512|convvae|37.71|37.4|84.63|85.06|
+5|mnist|50|1|512|convvae|47.20|46.59|93.94|94.0|
+6|mnist|60|1|512|convvae|50.13|50.16|94.22|94.42|
+7|mnist|100|1|512|convvae|66.12|65.36|83.66|83.92|
+8|fashion-mnist|10|4|512|convvae|154.20|160.18|67.45|66.51|
+9|fashion-mnist|20|6|512|convvae|141.74|146.70|64.83|64.01|
+10|fashion-mnist|30|4|512|convvae|143.77|146.93|67.62|67.6|
+11|fashion-mnist|40|5|512|convvae|148.73|150.72|66.19|65.67|
+12|fashion-mnist|60|5|512|convvae|158.39|162.43|68.03|68.0|
+13|fashion-mnist|70|5|512|convvae|161.70|163.41|64.54|64.8|
+14|fashion-mnist|100|5|512|convvae|178.10|180.82|66.08|65.67|
+15|mnist|10|0|100|plain VAE||||75|--branches 0
+16|fashion-mnist|25|0|200|plain VAE||||55|--branches 0
+17|mnist|50|1|512|standard prior|||||--prior standard
+18|fashion-mnist|60|5|512|standard prior|||||--prior standard
+EOF
+}
+
+die() { echo "reproduce: $*" >&2; exit 2; }
+
+row_line() {
+    local line
+    line=$(rows | awk -F'|' -v id="$1" '$1 == id')
+    [ -n "$line" ] || die "no row $1 (see --list)"
+    echo "$line"
+}
+
+ensure_bin() {
+    if [ -n "${CONVVAE_BIN:-}" ]; then
+        bin=$CONVVAE_BIN
+    else
+        bin=build-release/src/convvae
+        if [ ! -x "$bin" ]; then
+            cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCVAE_BUILD_BENCH=OFF \
+                -DCVAE_BUILD_EXAMPLES=OFF >/dev/null
+            cmake --build build-release -j2 --target convvae_cli >/dev/null
+        fi
+    fi
+    [ -x "$bin" ] || die "no convvae binary at $bin"
+}
+
+# Value of "key value" lines printed by convvae eval / info.
+field() { awk -v k="$2" '$1 == k { print $2 } $1 == k && $2 == "=" { print $3 }' "$1" | head -n 1; }
+
+# Run (or resume) one row and record it in the CSV.
+run_row() {
+    local id=$1 seed=$2 epochs=$3
+    local line ds s n m variant extra
+    line=$(row_line "$id")
+    IFS='|' read -r _ ds s n m variant _ _ _ _ extra <<<"$line"
+    ensure_bin
+    mkdir -p "$runs"
+    local tag ck log
+    tag=$(printf 'row%02d-s%s' "$id" "$seed")
+    ck=$runs/$tag.safetensors
+    log=$runs/$tag.log
+    local done_epochs=0
+    if [ -f "$ck" ]; then
+        "$bin" info --model "$ck" >"$runs/$tag.info"
+        done_epochs=$(field "$runs/$tag.info" epochs_done)
+    fi
+    echo "row $id ($ds s=$s n=$n m=$m $variant) seed $seed: $done_epochs/$epochs epochs done"
+    if [ "$done_epochs" -lt "$epochs" ]; then
+        local args=(train --dataset "$ds" --epochs "$epochs" --out "$ck" --threads "$threads")
+        if [ "$done_epochs" -gt 0 ]; then
+            args+=(--resume "$ck")
+        else
+            args+=(--seed "$seed" --latent-dim "$s" --encoder-units "$m" --decoder-units "$m")
+            [ "$n" -gt 0 ] && args+=(--conv-layers "$n")
+            # shellcheck disable=SC2206
+            [ -n "$extra" ] && args+=($extra)
+        fi
+        echo "+ $bin ${args[*]}" | tee -a "$log"
+        "$bin" "${args[@]}" >>"$log"
+    elif [ "$done_epochs" -gt "$epochs" ]; then
+        die "$ck already has $done_epochs epochs (> $epochs)"
+    fi
+    "$bin" eval --model "$ck" --dataset "$ds" --split train >"$runs/$tag.train"
+    "$bin" eval --model "$ck" --dataset "$ds" --split test >"$runs/$tag.test"
+    # Seconds per epoch: mean of the per-epoch times the tool printed (they
+    # include its evaluation of train and test ACC after every epoch).
+    local spe
+    spe=$(awk '/^epoch [0-9]+\// { t += $NF == "s" ? $(NF-1) : 0; c++ } END { if (c) printf "%.1f", t / c }' "$log")
+    local tr=$runs/$tag.train te=$runs/$tag.test
+    local rec
+    rec="$id,$ds,$s,$n,$m,$variant,$seed,$epochs,$(field "$tr" loss),$(field "$te" loss),$(field "$tr" acc),$(field "$te" acc),$(field "$tr" purity),$(field "$te" purity),$(field "$te" nmi),$(field "$te" ari),$spe,$(git rev-parse --short HEAD 2>/dev/null || echo unknown),$(date -u +%Y-%m-%d)"
+    [ -f "$csv" ] || echo "row,dataset,s,n,m,variant,seed,epochs,train_loss,test_loss,train_acc,test_acc,train_purity,test_purity,test_nmi,test_ari,s_per_epoch,commit,date" >"$csv"
+    awk -F, -v id="$id" -v seed="$seed" -v ep="$epochs" 'NR == 1 || !($1 == id && $7 == seed && $8 == ep)' "$csv" >"$csv.tmp"
+    echo "$rec" >>"$csv.tmp"
+    mv "$csv.tmp" "$csv"
+    echo "recorded: $rec"
+}
+
+# Rebuild the generated block of docs/results.md from the CSV.
+make_report() {
+    [ -f "$csv" ] || { echo "reproduce: no $csv yet"; return 0; }
+    local table
+    table=$(rows | awk -F'|' -v csv="$csv" '
+        BEGIN {
+            while ((getline l < csv) > 0) {
+                if (l ~ /^row,/) continue
+                split(l, f, ",")
+                k = f[1]
+                res[k] = res[k] sprintf("%s%s: %d ep, loss %s / %s, ACC %.1f / %.1f, purity %.1f / %.1f, NMI %.3f, ARI %.3f, %s s/ep",
+                    res[k] == "" ? "" : "<br>", "seed " f[7], f[8], f[9], f[10], 100 * f[11], 100 * f[12], 100 * f[13], 100 * f[14], f[15], f[16], f[17])
+            }
+            print "| row | data set | s | n | m | variant | paper loss train / test | paper ACC % train / test | libconvvae (train / test) |"
+            print "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        }
+        {
+            pl = ($7 == "" ? "n/a" : $7 " / " $8)
+            pa = ($10 == "" ? "n/a" : ($9 == "" ? "-" : $9) " / " $10)
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, ($4 == 0 ? "-" : $4), $5, $6, pl, pa, (res[$1] == "" ? "not run yet" : res[$1])
+        }')
+    local tmp=$report.tmp
+    awk -v table="$table" '
+        /<!-- reproduce:begin -->/ { print; print ""; print table; print ""; skip = 1; next }
+        /<!-- reproduce:end -->/ { skip = 0 }
+        !skip' "$report" >"$tmp"
+    grep -q '<!-- reproduce:begin -->' "$tmp" || die "$report has no <!-- reproduce:begin --> marker"
+    mv "$tmp" "$report"
+    echo "regenerated the Table 1 block of $report"
+}
+
+mode="" row="" seed=1 epochs=50
+while [ $# -gt 0 ]; do
+    case $1 in
+        --list) mode=list ;;
+        --row) mode=row; row=${2:?--row needs a number}; shift ;;
+        --all) mode=all ;;
+        --report) mode=report ;;
+        --seed) seed=${2:?--seed needs a value}; shift ;;
+        --epochs) epochs=${2:?--epochs needs a value}; shift ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument $1 (see --help)" ;;
+    esac
+    shift
+done
+case $mode in
+    list)
+        rows | awk -F'|' '{ printf "%2s  %-13s s=%-3s n=%s m=%-3s %-14s paper test ACC %s %s\n", $1, $2, $3, $4, $5, $6, ($10 == "" ? "n/a" : $10), $11 }'
+        [ -f "$csv" ] && { echo; echo "recorded ($csv):"; cat "$csv"; } ;;
+    row) run_row "$row" "$seed" "$epochs"; make_report ;;
+    all)
+        for id in $(rows | cut -d'|' -f1); do
+            if [ -f "$csv" ] && awk -F, -v id="$id" -v s="$seed" -v e="$epochs" '$1 == id && $7 == s && $8 == e { f = 1 } END { exit !f }' "$csv"; then
+                continue
+            fi
+            run_row "$id" "$seed" "$epochs"
+            make_report
+        done ;;
+    report) make_report ;;
+    *) die "say --list, --row N, --all or --report (see --help)" ;;
+esac
