@@ -467,7 +467,7 @@ void cli_outfile_abort(cli_outfile *o)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Time, SIGINT                                                             */
+/* Time, SIGINT and SIGTERM                                                 */
 /* ------------------------------------------------------------------------ */
 
 double cli_now(void)
@@ -479,46 +479,45 @@ double cli_now(void)
 
 volatile sig_atomic_t cli_interrupted = 0;
 
-static void on_sigint(int sig)
+static void set_handler(int sig, void (*fn)(int))
 {
-    (void)sig;
+    struct sigaction sa, cur;
+    /* A signal ignored by the parent stays ignored: a background job of a
+     * plain sh (or nohup) is not meant to see the terminal's Ctrl-C. */
+    if (sigaction(sig, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN)
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+static void on_signal(int sig)
+{
     static const char msg[] =
         "\nconvvae: interrupted: stopping after this batch and saving the checkpoint "
-        "(press Ctrl-C again to abort at once)\n";
-    cli_interrupted = 1;
-    /* Only async-signal-safe calls here. The second Ctrl-C gets the default
+        "(signal it again to abort at once)\n";
+    if (!cli_interrupted)
+        cli_interrupted = sig;
+    /* Only async-signal-safe calls here. A second signal gets the default
      * action: the last checkpoint on disk is intact because saves are atomic. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    set_handler(sig, SIG_DFL);
     ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)r;
 }
 
 void cli_sigint_install(void)
 {
-    struct sigaction sa, old;
-    /* A SIGINT ignored by the parent (a background job of a plain sh, nohup)
-     * stays ignored: a Ctrl-C at the terminal is not meant for this job. */
-    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
-        return;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    set_handler(SIGINT, on_signal);
+    /* SIGTERM is what kill, timeout and job schedulers send: it deserves
+     * the same clean stop as a Ctrl-C. */
+    set_handler(SIGTERM, on_signal);
 }
 
 void cli_sigint_restore(void)
 {
-    struct sigaction sa, cur;
-    if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN)
-        return;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    set_handler(SIGINT, SIG_DFL);
+    set_handler(SIGTERM, SIG_DFL);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -133,8 +133,9 @@ void cli_outfile_abort(cli_outfile *o);
 /* Monotonic seconds. */
 double cli_now(void);
 
-/* Set by the first SIGINT after cli_sigint_install; a second SIGINT kills
- * the process the default way (checkpoints are written atomically). */
+/* The number of the first SIGINT or SIGTERM after cli_sigint_install (0:
+ * none); a second one kills the process the default way (checkpoints are
+ * written atomically). */
 extern volatile sig_atomic_t cli_interrupted;
 void cli_sigint_install(void);
 void cli_sigint_restore(void);

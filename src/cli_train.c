@@ -80,7 +80,8 @@ static void train_help(void)
         printf("  --%-20s %s [%s]\n", flag, cvae_config_option_help(i), value);
     }
     printf("\nThe input shape options are taken from the training data unless given.\n"
-           "Ctrl-C stops after the current batch, saves the checkpoint and exits with 130.\n");
+           "Ctrl-C (SIGINT) or SIGTERM stops after the current batch, saves the checkpoint\n"
+           "and exits with 130 (SIGINT) or 143 (SIGTERM).\n");
     cvae_config_destroy(def);
 }
 
@@ -407,7 +408,8 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
         if (!rc)
             fprintf(stderr, "convvae: interrupted after %d complete epoch%s; saved %s (resume "
                     "with --resume %s)\n", done, done == 1 ? "" : "s", out, out);
-        rc = rc ? rc : CLI_EXIT_INTERRUPTED;
+        /* The shell convention for death by signal: 130 for SIGINT, 143 for SIGTERM. */
+        rc = rc ? rc : (cli_interrupted == SIGTERM ? 128 + SIGTERM : CLI_EXIT_INTERRUPTED);
     } else if (!rc && !o->quiet) {
         printf("saved %s (%d epoch%s)\n", out, done, done == 1 ? "" : "s");
     }

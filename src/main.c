@@ -36,7 +36,8 @@ static void usage(FILE *f)
     fputs("  help       this text, or 'convvae help COMMAND' for a command's options\n"
           "\n"
           "Every command takes --help. Exit status: 0 success, 1 runtime error,\n"
-          "2 usage error, 130 interrupted (train saves its checkpoint first).\n",
+          "2 usage error, 130 or 143 interrupted by SIGINT or SIGTERM (train saves its\n"
+          "checkpoint first).\n",
           f);
 }
 

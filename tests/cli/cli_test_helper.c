@@ -4,9 +4,9 @@
  *       writes an IDX u8 image file and label file of COUNT synthetic
  *       images in 3 classes (horizontal bar, vertical bar, box), each
  *       shifted and noised from SEED;
- *   cli_test_helper sigint FILE COMMAND [ARGS...]
- *       runs COMMAND with SIGINT at its default disposition (a plain sh
- *       ignores SIGINT in background jobs), sends it SIGINT as soon as FILE
+ *   cli_test_helper sigint|sigterm FILE COMMAND [ARGS...]
+ *       runs COMMAND with the signal at its default disposition (a plain sh
+ *       ignores SIGINT in background jobs), sends it the signal as soon as FILE
  *       exists (so the signal lands at a known stage, not after a guessed
  *       delay), waits, and exits with its exit status, 200 + signal if a
  *       signal killed it, or 100 if FILE did not appear within 30 s.
@@ -80,7 +80,7 @@ out:
     return rc;
 }
 
-static int run_sigint(const char *file, char **argv)
+static int run_signal(int sig, const char *file, char **argv)
 {
     pid_t pid = fork();
     if (pid < 0) {
@@ -88,7 +88,7 @@ static int run_sigint(const char *file, char **argv)
         return 1;
     }
     if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
+        signal(sig, SIG_DFL);
         execv(argv[0], argv);
         perror("execv");
         _exit(127);
@@ -104,7 +104,7 @@ static int run_sigint(const char *file, char **argv)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    kill(pid, SIGINT);
+    kill(pid, sig);
     while (waitpid(pid, &status, 0) < 0)
         ;
     if (!appeared)
@@ -121,8 +121,10 @@ int main(int argc, char **argv)
         return make_idx(argv[2], argv[3], atol(argv[4]), strtoull(argv[5], NULL, 10), h, w);
     }
     if (argc >= 4 && strcmp(argv[1], "sigint") == 0)
-        return run_sigint(argv[2], argv + 3);
+        return run_signal(SIGINT, argv[2], argv + 3);
+    if (argc >= 4 && strcmp(argv[1], "sigterm") == 0)
+        return run_signal(SIGTERM, argv[2], argv + 3);
     fprintf(stderr, "usage: cli_test_helper idx IMAGES LABELS COUNT SEED [H W]\n"
-                    "       cli_test_helper sigint FILE COMMAND [ARGS...]\n");
+                    "       cli_test_helper sigint|sigterm FILE COMMAND [ARGS...]\n");
     return 2;
 }
