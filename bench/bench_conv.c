@@ -70,7 +70,7 @@ static int bench_conv(const char *label, int n, int c_in, int h, int w, int c_ou
     float *x = alloc_floats(nx, r), *wt = alloc_floats(nw, r), *b = alloc_floats((size_t)c_out, r);
     float *y = alloc_floats(ny, r), *dy = alloc_floats(ny, r), *dx = alloc_floats(nx, r);
     float *dw = alloc_floats(nw, r), *db = alloc_floats((size_t)c_out, r);
-    float *col = alloc_floats(cvae__conv_col_floats(&g), r);
+    float *col = alloc_floats(cvae__conv_work_floats(&g), r);
     double flops = 2.0 * c_out * c_in * k * k * g.h_out * g.w_out * (double)n;
     double t[MAX_REPEATS];
     char name[128];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "error.h"
 #include "model.h"
 #include "safetensors.h"
@@ -58,16 +59,11 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-cvae_status cvae_model_load(const char *path, cvae_model **out)
+/* The model a parsed checkpoint describes; path only names it in messages. */
+static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_model **out)
 {
-    CVAE__CHECK_PTR(out);
-    *out = NULL;
-    CVAE__CHECK_PTR(path);
-    cvae__st_file *f = NULL;
     cvae_model *m = NULL;
-    cvae_status st = cvae__st_load(path, &f);
-    if (st)
-        return st;
+    cvae_status st;
     const char *fmt = cvae__st_meta(f, "format");
     if (!fmt || strcmp(fmt, FORMAT_NAME) != 0) {
         st = cvae__fail(CVAE_E_FORMAT, "'%.200s' is not a libconvvae checkpoint (format %.40s)",
@@ -83,7 +79,32 @@ cvae_status cvae_model_load(const char *path, cvae_model **out)
     }
     if ((st = cvae__config_from_json(&cfg, cj)))
         goto done;
-    if ((st = cvae__model_alloc(&cfg, &m))) {
+    if ((st = cvae__model_shell(&cfg, &m)) == CVAE_OK) {
+        /* Tensors first, buffers after: the configuration alone could ask
+         * for gigabytes, the file's tensors bound what is allocated. */
+        if (cvae__st_count(f) != (size_t)m->nparam) {
+            st = cvae__fail(CVAE_E_FORMAT,
+                            "checkpoint '%.200s' has %zu tensors, the model needs %d", path,
+                            cvae__st_count(f), m->nparam);
+            goto done;
+        }
+        for (int i = 0; i < m->nparam; i++) {
+            const cvae__param *p = &m->ptab[i];
+            int ndim;
+            int64_t shape[CVAE__ST_MAX_DIMS];
+            const float *data = cvae__st_find(f, p->name, &ndim, shape);
+            int same = data && ndim == p->ndim;
+            for (int d = 0; same && d < ndim; d++)
+                same = shape[d] == p->shape[d];
+            if (!same) {
+                st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s': tensor %s is %s", path, p->name,
+                                data ? "of the wrong shape" : "missing");
+                goto done;
+            }
+        }
+        st = cvae__model_alloc_buffers(m);
+    }
+    if (st) {
         if (st == CVAE_E_INVALID_ARG) {
             /* copy first: cvae__fail formats into the buffer it would read */
             char why[256];
@@ -126,32 +147,45 @@ cvae_status cvae_model_load(const char *path, cvae_model **out)
         memcpy(&m->rng.spare, &b32, sizeof b32);
         m->rng.has_spare = 1;
     }
-    if (cvae__st_count(f) != (size_t)m->nparam) {
-        st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has %zu tensors, the model needs %d",
-                        path, cvae__st_count(f), m->nparam);
-        goto done;
-    }
     for (int i = 0; i < m->nparam; i++) {
         const cvae__param *p = &m->ptab[i];
         int ndim;
         int64_t shape[CVAE__ST_MAX_DIMS];
         const float *data = cvae__st_find(f, p->name, &ndim, shape);
-        int same = data && ndim == p->ndim;
-        for (int d = 0; same && d < ndim; d++)
-            same = shape[d] == p->shape[d];
-        if (!same) {
-            st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s': tensor %s is %s", path, p->name,
-                            data ? "of the wrong shape" : "missing");
-            goto done;
-        }
         memcpy(m->params + p->offset, data, p->count * sizeof(float));
     }
 done:
-    cvae__st_free(f);
     if (st) {
         cvae_model_destroy(m);
         return st;
     }
     *out = m;
     return CVAE_OK;
+}
+
+cvae_status cvae_model_load(const char *path, cvae_model **out)
+{
+    CVAE__CHECK_PTR(out);
+    *out = NULL;
+    CVAE__CHECK_PTR(path);
+    cvae__st_file *f = NULL;
+    cvae_status st = cvae__st_load(path, &f);
+    if (st)
+        return st;
+    st = model_from_st(f, path, out);
+    cvae__st_free(f);
+    return st;
+}
+
+cvae_status cvae__model_load_memory(const uint8_t *buf, size_t len, cvae_model **out)
+{
+    CVAE__CHECK_PTR(out);
+    *out = NULL;
+    cvae__st_file *f = NULL;
+    cvae_status st = cvae__st_parse(buf, len, &f);
+    if (st)
+        return st;
+    st = model_from_st(f, "<memory>", out);
+    cvae__st_free(f);
+    return st;
 }

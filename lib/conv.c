@@ -166,6 +166,124 @@ size_t cvae__conv_col_floats(const cvae__conv_geom *g)
            (size_t)g->w_out;
 }
 
+static int rows_shift(const cvae__conv_geom *g);
+static int col_is_identity(const cvae__conv_geom *g);
+
+/* Implicit-im2col convolution: for stride-1 convs whose output rows are as
+ * wide as their input rows (rows_shift below), the GEMM's B operand is never
+ * stored. Each k x 16 micro-panel of it is gathered straight from the image
+ * (16 consecutive output positions of a kernel tap are 16 consecutive input
+ * values, masked where they fall into the padding) into a buffer that stays
+ * in L1, and fed to the GEMM micro-kernel (cvae__gemm_tile); the weights
+ * are packed once per call. That skips writing and re-reading a
+ * c_in*kh*kw x h*w im2col matrix (627 KB per image for 32 channels 5x5 at
+ * 14x14) and BLIS's repacking of it, which kept these products at about
+ * half the micro-kernel's speed. Needs a micro-kernel of ours (x86 with
+ * AVX2); kernels up to IMPL_MAX_K wide. */
+#define IMPL_MAX_K 16
+#define IMPL_KC 384
+#define IMPL_KC_MAX 480 /* a last k block up to this long is not split */
+
+static int implicit_ok(const cvae__conv_geom *g)
+{
+    return cvae__gemm_tile_mr() > 0 && rows_shift(g) && !col_is_identity(g) &&
+           g->kh <= IMPL_MAX_K && g->kw <= IMPL_MAX_K;
+}
+
+/* The adjoint of a conv (its dX, and a transposed conv's forward) is
+ * generally GEMM + col2im: col = W^T dy, a GEMM whose inner dimension is
+ * only c_out (16 or 32 here: short, store-bound micro-kernel calls),
+ * followed by a scatter-add of a c_in*kh*kw-row matrix. For a stride-1 conv
+ * padded to keep its size with an odd kernel, the adjoint is itself such a
+ * conv, with the channels swapped and the kernel turned by 180 degrees: a
+ * GEMM as long as the forward one, no scatter. Implicitly (above) always;
+ * through an im2col of dy only when that matrix is no larger than the
+ * input's (c_out <= c_in). */
+static int adjoint_is_conv(const cvae__conv_geom *g)
+{
+    return g->stride == 1 && g->kh % 2 == 1 && g->kw % 2 == 1 &&
+           g->pad_top == (g->kh - 1) / 2 && g->pad_left == (g->kw - 1) / 2 &&
+           g->h_out == g->h_in && g->w_out == g->w_in && !(g->kh == 1 && g->kw == 1) &&
+           (g->c_out <= g->c_in || implicit_ok(g));
+}
+
+/* The conv whose forward pass is g's adjoint (same sizes, since h_out ==
+ * h_in and w_out == w_in). */
+static cvae__conv_geom adjoint_geom(const cvae__conv_geom *g)
+{
+    cvae__conv_geom a = *g;
+    a.c_in = g->c_out;
+    a.c_out = g->c_in;
+    return a;
+}
+
+/* wf[ci][co][ky][kx] = w[co][ci][kh-1-ky][kw-1-kx]: the adjoint conv's
+ * weights, [c_in][c_out*kh*kw] row-major. */
+static void rotate_weights(const cvae__conv_geom *g, const float *w, float *wf)
+{
+    const int kk = g->kh * g->kw;
+    for (int co = 0; co < g->c_out; co++)
+        for (int ci = 0; ci < g->c_in; ci++) {
+            const float *src = w + ((size_t)co * (size_t)g->c_in + (size_t)ci) * (size_t)kk;
+            float *dst = wf + ((size_t)ci * (size_t)g->c_out + (size_t)co) * (size_t)kk;
+            for (int t = 0; t < kk; t++)
+                dst[t] = src[kk - 1 - t];
+        }
+}
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+/* Rows of m rounded up to whole MR-row panels. */
+static size_t panel_rows(int m)
+{
+    const int mr = cvae__gemm_tile_mr();
+    return mr > 0 ? (size_t)((m + mr - 1) / mr * mr) : 0;
+}
+
+/* A layer's workspace: the im2col matrix (weight gradients, and the
+ * explicit paths), rotated weights for an adjoint conv, packed weights and
+ * one B panel for the implicit paths. Offsets in floats. */
+typedef struct ws_layout {
+    size_t col, wf, ap, bp, total;
+} ws_layout;
+
+static ws_layout ws_of(const cvae__conv_geom *g)
+{
+    ws_layout l;
+    const size_t kk = (size_t)g->kh * (size_t)g->kw;
+    size_t ap = 0, bp = 0;
+    if (implicit_ok(g)) {
+        ap = panel_rows(g->c_out) * (size_t)g->c_in * kk;
+        if (adjoint_is_conv(g)) {
+            const size_t adj = panel_rows(g->c_in) * (size_t)g->c_out * kk;
+            ap = adj > ap ? adj : ap;
+        }
+        bp = (size_t)IMPL_KC_MAX * 16;
+    }
+    l.col = 0;
+    l.wf = round16(cvae__conv_col_floats(g));
+    l.ap = l.wf + (adjoint_is_conv(g) ? round16((size_t)g->c_out * (size_t)g->c_in * kk) : 0);
+    l.bp = l.ap + round16(ap);
+    l.total = l.bp + bp;
+    return l;
+}
+
+size_t cvae__conv_work_floats(const cvae__conv_geom *g) { return ws_of(g).total; }
+
+/* Weights w (m x k, row-major) as MR-row panels for cvae__gemm_tile: panel
+ * i at ap + i*MR*k, its column p at + p*MR, rows past m zero. */
+static void pack_weights(const float *w, int m, int k, float *ap)
+{
+    const int mr = cvae__gemm_tile_mr();
+    for (int i0 = 0; i0 < m; i0 += mr) {
+        float *panel = ap + (size_t)i0 * (size_t)k;
+        for (int p = 0; p < k; p++)
+            for (int r = 0; r < mr; r++)
+                panel[(size_t)p * (size_t)mr + (size_t)r] =
+                    i0 + r < m ? w[(size_t)(i0 + r) * (size_t)k + (size_t)p] : 0.0f;
+    }
+}
+
 /* Output columns [*lo, *hi) whose input column ox*stride - pad + k lies in
  * [0, n_in): the rest read padding. Computing the range once per kernel
  * column keeps the inner loops free of bounds tests. */
@@ -185,8 +303,112 @@ static void valid_range(int k, int pad, int stride, int n_in, int n_out, int *lo
     *hi = b;
 }
 
+/* Stride-1 convolutions whose output is as wide as their input (the
+ * model's "same" convolutions) map output (oy, ox) to input (oy + dy,
+ * ox + dx) for a fixed kernel tap, and output and input rows have the same
+ * stride. The valid part of a whole im2col row is then one contiguous run of
+ * the input plane shifted by dy * w + dx, except for the few columns that
+ * wrap around a row edge: copying (or adding) it in one run and patching
+ * those columns replaces h_out short copies per tap with one long one. */
+static int rows_shift(const cvae__conv_geom *g)
+{
+    return g->stride == 1 && g->w_out == g->w_in;
+}
+
+/* The run of tap (ky, kx) for rows_shift geometries: output positions
+ * [*a, *e) read input position + *shift; rows [*ylo, *yhi) and columns
+ * [*xlo, *xhi) are the valid ones. Returns 0 if the tap reads only padding. */
+static int tap_run(const cvae__conv_geom *g, int ky, int kx, size_t *a, size_t *e,
+                   ptrdiff_t *shift, int *ylo, int *yhi, int *xlo, int *xhi)
+{
+    valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, ylo, yhi);
+    valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, xlo, xhi);
+    if (*ylo >= *yhi || *xlo >= *xhi)
+        return 0;
+    const size_t w = (size_t)g->w_out;
+    *a = (size_t)*ylo * w + (size_t)*xlo;
+    *e = (size_t)(*yhi - 1) * w + (size_t)*xhi;
+    *shift = (ptrdiff_t)(ky - g->pad_top) * (ptrdiff_t)w + (kx - g->pad_left);
+    return 1;
+}
+
+/* Zero the wrapped columns of a tap's run: columns before xlo in every valid
+ * row but the first, and from xhi on in every valid row but the last. */
+static void zero_wrapped(float *row, int w, int ylo, int yhi, int xlo, int xhi)
+{
+    for (int oy = ylo; oy < yhi; oy++) {
+        float *r = row + (size_t)oy * (size_t)w;
+        if (oy > ylo)
+            for (int ox = 0; ox < xlo; ox++)
+                r[ox] = 0.0f;
+        if (oy < yhi - 1)
+            for (int ox = xhi; ox < w; ox++)
+                r[ox] = 0.0f;
+    }
+}
+
+static void im2col_shift(const cvae__conv_geom *g, const float *img, float *col, size_t ld)
+{
+    const size_t hw = (size_t)g->h_out * (size_t)g->w_out;
+    const size_t plane = (size_t)g->h_in * (size_t)g->w_in;
+    size_t r = 0;
+    for (int c = 0; c < g->c_in; c++) {
+        const float *src = img + (size_t)c * plane;
+        for (int ky = 0; ky < g->kh; ky++) {
+            for (int kx = 0; kx < g->kw; kx++, r++) {
+                float *row = col + r * ld;
+                size_t a, e;
+                ptrdiff_t shift;
+                int ylo, yhi, xlo, xhi;
+                if (!tap_run(g, ky, kx, &a, &e, &shift, &ylo, &yhi, &xlo, &xhi)) {
+                    memset(row, 0, hw * sizeof *row);
+                    continue;
+                }
+                memset(row, 0, a * sizeof *row);
+                memcpy(row + a, src + ((ptrdiff_t)a + shift), (e - a) * sizeof *row);
+                memset(row + e, 0, (hw - e) * sizeof *row);
+                zero_wrapped(row, g->w_out, ylo, yhi, xlo, xhi);
+            }
+        }
+    }
+}
+
+/* col2im for rows_shift geometries. It zeroes the wrapped columns of col
+ * (which it may therefore change) and then adds every tap's run in one go:
+ * the zeroed entries land on valid pixels of the neighbouring row and add
+ * nothing. */
+static void col2im_shift(const cvae__conv_geom *g, float *col, float *img)
+{
+    const size_t hw = (size_t)g->h_out * (size_t)g->w_out;
+    const size_t plane = (size_t)g->h_in * (size_t)g->w_in;
+    size_t r = 0;
+    for (int c = 0; c < g->c_in; c++) {
+        float *dst = img + (size_t)c * plane;
+        for (int ky = 0; ky < g->kh; ky++) {
+            for (int kx = 0; kx < g->kw; kx++, r++) {
+                float *row = col + r * hw;
+                size_t a, e;
+                ptrdiff_t shift;
+                int ylo, yhi, xlo, xhi;
+                if (!tap_run(g, ky, kx, &a, &e, &shift, &ylo, &yhi, &xlo, &xhi))
+                    continue;
+                zero_wrapped(row, g->w_out, ylo, yhi, xlo, xhi);
+                float *restrict d = dst + ((ptrdiff_t)a + shift);
+                const float *restrict s = row + a;
+                const size_t len = e - a;
+                for (size_t i = 0; i < len; i++)
+                    d[i] += s[i];
+            }
+        }
+    }
+}
+
 void cvae__im2col(const cvae__conv_geom *g, const float *img, float *col)
 {
+    if (rows_shift(g)) {
+        im2col_shift(g, img, col, (size_t)g->h_out * (size_t)g->w_out);
+        return;
+    }
     const int s = g->stride, w_in = g->w_in, h_in = g->h_in, w_out = g->w_out;
     const size_t hw_out = (size_t)g->h_out * (size_t)w_out;
     const size_t plane = (size_t)h_in * (size_t)w_in;
@@ -200,17 +422,19 @@ void cvae__im2col(const cvae__conv_geom *g, const float *img, float *col)
                 valid_range(kx, g->pad_left, s, w_in, w_out, &lo, &hi);
                 const int ix0 = kx - g->pad_left; /* input column of ox = 0 */
                 for (int oy = 0; oy < g->h_out; oy++) {
-                    float *dst = row + (size_t)oy * (size_t)w_out;
+                    float *restrict dst = row + (size_t)oy * (size_t)w_out;
                     const int iy = oy * s - g->pad_top + ky;
                     if (iy < 0 || iy >= h_in || lo == hi) {
-                        memset(dst, 0, (size_t)w_out * sizeof *dst);
+                        for (int ox = 0; ox < w_out; ox++)
+                            dst[ox] = 0.0f;
                         continue;
                     }
-                    const float *line = src + (size_t)iy * (size_t)w_in;
+                    const float *restrict line = src + (size_t)iy * (size_t)w_in;
                     for (int ox = 0; ox < lo; ox++)
                         dst[ox] = 0.0f;
                     if (s == 1) {
-                        memcpy(dst + lo, line + (lo + ix0), (size_t)(hi - lo) * sizeof *dst);
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = line[ox + ix0];
                     } else {
                         for (int ox = lo; ox < hi; ox++)
                             dst[ox] = line[ox * s + ix0];
@@ -241,12 +465,213 @@ void cvae__col2im(const cvae__conv_geom *g, const float *col, float *img)
                     const int iy = oy * s - g->pad_top + ky;
                     if (iy < 0 || iy >= h_in)
                         continue;
-                    const float *srow = row + (size_t)oy * (size_t)w_out;
-                    float *line = dst + (size_t)iy * (size_t)w_in;
-                    for (int ox = lo; ox < hi; ox++)
-                        line[ox * s + ix0] += srow[ox];
+                    const float *restrict srow = row + (size_t)oy * (size_t)w_out;
+                    float *restrict line = dst + (size_t)iy * (size_t)w_in;
+                    if (s == 1) {
+                        for (int ox = lo; ox < hi; ox++)
+                            line[ox + ix0] += srow[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++)
+                            line[ox * s + ix0] += srow[ox];
+                    }
                 }
             }
+        }
+    }
+}
+
+/* col2im into a zeroed image, allowed to clobber col (scratch). */
+static void col2im_scratch(const cvae__conv_geom *g, float *col, float *img)
+{
+    memset(img, 0, (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in * sizeof *img);
+    if (rows_shift(g))
+        col2im_shift(g, col, img);
+    else
+        cvae__col2im(g, col, img);
+}
+
+/* ---- implicit-im2col engine (see implicit_ok) ---- */
+
+/* Per call: for tap t = ky*kw + kx, the offset of its input from the output
+ * position; per panel of 16 output positions j0..j0+15, which of them are
+ * valid per kernel row (rowm, also false past the last position) and per
+ * kernel column (colm). A lane is read only where both are set, and valid
+ * lanes lie inside the input plane. */
+typedef struct impl_taps {
+    int kh, kw, kk, n;
+    size_t plane;
+    ptrdiff_t shift[IMPL_MAX_K * IMPL_MAX_K];
+    int ylo[IMPL_MAX_K], yhi[IMPL_MAX_K], xlo[IMPL_MAX_K], xhi[IMPL_MAX_K];
+    uint16_t rowm[IMPL_MAX_K], colm[IMPL_MAX_K];
+} impl_taps;
+
+static void taps_init(const cvae__conv_geom *g, impl_taps *t)
+{
+    t->kh = g->kh;
+    t->kw = g->kw;
+    t->kk = g->kh * g->kw;
+    t->n = g->h_out * g->w_out;
+    t->plane = (size_t)g->h_in * (size_t)g->w_in;
+    for (int ky = 0; ky < g->kh; ky++)
+        valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, &t->ylo[ky], &t->yhi[ky]);
+    for (int kx = 0; kx < g->kw; kx++)
+        valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, &t->xlo[kx], &t->xhi[kx]);
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            t->shift[ky * g->kw + kx] =
+                (ptrdiff_t)(ky - g->pad_top) * g->w_in + (kx - g->pad_left);
+}
+
+static void taps_panel(impl_taps *t, int w, int j0)
+{
+    int oy[16], ox[16];
+    for (int q = 0; q < 16; q++) {
+        oy[q] = (j0 + q) / w;
+        ox[q] = (j0 + q) % w;
+    }
+    for (int ky = 0; ky < t->kh; ky++) {
+        unsigned m = 0;
+        for (int q = 0; q < 16; q++)
+            m |= (unsigned)(j0 + q < t->n && oy[q] >= t->ylo[ky] && oy[q] < t->yhi[ky]) << q;
+        t->rowm[ky] = (uint16_t)m;
+    }
+    for (int kx = 0; kx < t->kw; kx++) {
+        unsigned m = 0;
+        for (int q = 0; q < 16; q++)
+            m |= (unsigned)(ox[q] >= t->xlo[kx] && ox[q] < t->xhi[kx]) << q;
+        t->colm[kx] = (uint16_t)m;
+    }
+}
+
+/* The 16 lanes of one panel row the slow way: lanes near the ends of the
+ * plane, where a full 16-wide load would leave it. */
+static void fill_lanes(const float *src, ptrdiff_t off, unsigned m, float *dst)
+{
+    for (int q = 0; q < 16; q++)
+        dst[q] = (m >> q) & 1u ? src[off + q] : 0.0f;
+}
+
+/* Rows p0..p0+kc of B (taps (c, ky, kx) in that order) for output positions
+ * j0..j0+15, into bp (row p at bp + p*16). Generic C; the x86 variants
+ * below do the same with one load and a mask per row. */
+#define FILL_PANEL_BODY(ROW)                                                                   \
+    int c = p0 / t->kk, tap = p0 % t->kk;                                                     \
+    int ky = tap / t->kw, kx = tap % t->kw;                                                    \
+    const float *src = img + (size_t)c * t->plane;                                            \
+    for (int p = 0; p < kc; p++) {                                                             \
+        const unsigned m = (unsigned)t->rowm[ky] & t->colm[kx];                                \
+        const ptrdiff_t off = j0 + t->shift[tap];                                              \
+        float *dst = bp + (size_t)p * 16;                                                      \
+        ROW;                                                                                   \
+        tap++;                                                                                 \
+        if (++kx == t->kw) {                                                                   \
+            kx = 0;                                                                            \
+            if (++ky == t->kh) {                                                               \
+                ky = 0;                                                                        \
+                tap = 0;                                                                       \
+                src += t->plane;                                                               \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+static int in_plane(const impl_taps *t, ptrdiff_t off)
+{
+    return off >= 0 && (size_t)off + 16 <= t->plane;
+}
+
+static void fill_panel_c(const impl_taps *t, const float *img, int p0, int kc, int j0, float *bp)
+{
+    FILL_PANEL_BODY(if (m == 0xffffu && in_plane(t, off))
+                        memcpy(dst, src + off, 16 * sizeof *dst);
+                    else fill_lanes(src, off, m, dst);)
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+__attribute__((target("avx512f"))) static void fill_panel_avx512(const impl_taps *t,
+                                                                  const float *img, int p0,
+                                                                  int kc, int j0, float *bp)
+{
+    FILL_PANEL_BODY(if (m == 0xffffu && in_plane(t, off)) _mm512_storeu_ps(
+                        dst, _mm512_loadu_ps(src + off));
+                    else if (m && in_plane(t, off)) _mm512_storeu_ps(
+                        dst, _mm512_maskz_mov_ps((__mmask16)m, _mm512_loadu_ps(src + off)));
+                    else if (m) fill_lanes(src, off, m, dst);
+                    else _mm512_storeu_ps(dst, _mm512_setzero_ps());)
+}
+
+__attribute__((target("avx2"))) static void fill_panel_avx2(const impl_taps *t, const float *img,
+                                                            int p0, int kc, int j0, float *bp)
+{
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    FILL_PANEL_BODY(if (m && in_plane(t, off)) {
+        const __m256i lo = _mm256_cmpeq_epi32(
+            _mm256_and_si256(_mm256_set1_epi32((int)(m & 0xffu)), bits), bits);
+        const __m256i hi = _mm256_cmpeq_epi32(
+            _mm256_and_si256(_mm256_set1_epi32((int)(m >> 8)), bits), bits);
+        _mm256_storeu_ps(dst, _mm256_and_ps(_mm256_castsi256_ps(lo), _mm256_loadu_ps(src + off)));
+        _mm256_storeu_ps(dst + 8, _mm256_and_ps(_mm256_castsi256_ps(hi),
+                                                _mm256_loadu_ps(src + off + 8)));
+    } else fill_lanes(src, off, m, dst);)
+}
+#endif
+
+static void fill_panel(const impl_taps *t, const float *img, int p0, int kc, int j0, float *bp)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    /* MR tells which kernel cvae__gemm_tile runs, hence which ISA we have. */
+    const int mr = cvae__gemm_tile_mr();
+    if (mr == 16) {
+        fill_panel_avx512(t, img, p0, kc, j0, bp);
+        return;
+    }
+    if (mr > 0) {
+        fill_panel_avx2(t, img, p0, kc, j0, bp);
+        return;
+    }
+#endif
+    fill_panel_c(t, img, p0, kc, j0, bp);
+}
+
+/* y (m x h_out*w_out) = W im2col(img) for one image, W packed by
+ * pack_weights (m = g->c_out rows, k = c_in*kh*kw). */
+static void implicit_conv_run(const cvae__conv_geom *g, const float *img, const float *ap,
+                              float *bp, float *y);
+
+/* Benchmarks see the product as the GEMM it replaces (W times an im2col
+ * matrix), so bench_train can time that GEMM next to it. */
+static void implicit_conv(const cvae__conv_geom *g, const float *img, const float *ap,
+                          float *bp, float *y)
+{
+    if (!cvae__gemm_tracing()) {
+        implicit_conv_run(g, img, ap, bp, y);
+        return;
+    }
+    const int k = g->c_in * g->kh * g->kw, n = g->h_out * g->w_out;
+    const cvae__gemm_call call = {0, 0, g->c_out, n, k, k, n, n, 1.0f, 0.0f};
+    cvae__gemm_trace_report(&call, 0);
+    implicit_conv_run(g, img, ap, bp, y);
+    cvae__gemm_trace_report(&call, 1);
+}
+
+static void implicit_conv_run(const cvae__conv_geom *g, const float *img, const float *ap,
+                              float *bp, float *y)
+{
+    impl_taps t;
+    taps_init(g, &t);
+    const int m = g->c_out, k = g->c_in * g->kh * g->kw, n = t.n, mr = cvae__gemm_tile_mr();
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        taps_panel(&t, g->w_out, j0);
+        const int nc = n - j0 < 16 ? n - j0 : 16;
+        for (int p0 = 0; p0 < k;) {
+            const int kc = k - p0 <= IMPL_KC_MAX ? k - p0 : IMPL_KC;
+            fill_panel(&t, img, p0, kc, j0, bp);
+            for (int i0 = 0; i0 < m; i0 += mr)
+                cvae__gemm_tile(m - i0 < mr ? m - i0 : mr, nc, kc,
+                                ap + (size_t)i0 * (size_t)k + (size_t)p0 * (size_t)mr, bp,
+                                p0 ? 1.0f : 0.0f, y + (size_t)i0 * (size_t)n + j0, n);
+            p0 += kc;
         }
     }
 }
@@ -257,14 +682,61 @@ static int col_is_identity(const cvae__conv_geom *g)
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad_top == 0 && g->pad_left == 0;
 }
 
-static void add_channel_bias(int channels, size_t plane, const float *b, float *y)
+/* y += b per channel, then (relu) y = max(y, 0), in one pass over the image
+ * the GEMM has just written, while it is still in cache. `y < 0 ? 0 : y`
+ * keeps a NaN a NaN, as cvae__relu_forward does. */
+static void bias_relu(int channels, size_t plane, const float *b, int relu, float *y)
 {
     for (int c = 0; c < channels; c++) {
-        const float bc = b[c];
-        float *p = y + (size_t)c * plane;
-        for (size_t i = 0; i < plane; i++)
-            p[i] += bc;
+        const float bc = b ? b[c] : 0.0f;
+        float *restrict p = y + (size_t)c * plane;
+        if (relu)
+            for (size_t i = 0; i < plane; i++) {
+                const float v = p[i] + bc;
+                p[i] = v < 0.0f ? 0.0f : v;
+            }
+        else if (b)
+            for (size_t i = 0; i < plane; i++)
+                p[i] += bc;
     }
+}
+
+/* Sum of a plane in double. Eight independent partial sums (vectorisable,
+ * and no chain of dependent additions) instead of one running sum: a
+ * different order of exact-ish double additions, so the float result can
+ * differ from a sequential sum in the last bit, rarely. */
+static double plane_sum(const float *p, size_t len)
+{
+    double acc[8] = {0};
+    size_t j = 0;
+    for (; j + 8 <= len; j += 8)
+        for (int q = 0; q < 8; q++)
+            acc[q] += (double)p[j + q];
+    double t = 0.0;
+    for (; j < len; j++)
+        t += (double)p[j];
+    return t + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* As plane_sum, first applying the ReLU derivative in place: dy = 0 where
+ * the forward output y was not positive. */
+static double plane_relu_sum(const float *y, float *dy, size_t len)
+{
+    double acc[8] = {0};
+    size_t j = 0;
+    for (; j + 8 <= len; j += 8)
+        for (int q = 0; q < 8; q++) {
+            const float d = y[j + q] > 0.0f ? dy[j + q] : 0.0f;
+            dy[j + q] = d;
+            acc[q] += (double)d;
+        }
+    double t = 0.0;
+    for (; j < len; j++) {
+        const float d = y[j] > 0.0f ? dy[j] : 0.0f;
+        dy[j] = d;
+        t += (double)d;
+    }
+    return t + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 /* db[c] = sum over images and positions of dy[n][c][:], accumulated in
@@ -273,57 +745,133 @@ static void channel_sums(int n, int channels, size_t plane, const float *dy, flo
 {
     for (int c = 0; c < channels; c++) {
         double acc = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *p = dy + ((size_t)i * (size_t)channels + (size_t)c) * plane;
-            for (size_t j = 0; j < plane; j++)
-                acc += p[j];
-        }
+        for (int i = 0; i < n; i++)
+            acc += plane_sum(dy + ((size_t)i * (size_t)channels + (size_t)c) * plane, plane);
         db[c] = (float)acc;
+    }
+}
+
+/* How a call computes the adjoint: wf the rotated weights (adjoint_is_conv)
+ * or NULL; ap, if not NULL, wf packed for implicit_conv. */
+typedef struct adj_plan {
+    const float *wf, *ap;
+} adj_plan;
+
+static adj_plan adjoint_plan(const cvae__conv_geom *g, const float *w, float *col)
+{
+    adj_plan pl = {NULL, NULL};
+    if (!adjoint_is_conv(g))
+        return pl;
+    const ws_layout l = ws_of(g);
+    float *wf = col + l.wf;
+    rotate_weights(g, w, wf);
+    pl.wf = wf;
+    if (implicit_ok(g)) {
+        pack_weights(wf, g->c_in, g->c_out * g->kh * g->kw, col + l.ap);
+        pl.ap = col + l.ap;
+    }
+    return pl;
+}
+
+/* out = the adjoint of conv g applied to one image gy [c_out][h_out][w_out],
+ * out [c_in][h_in][w_in] overwritten. col: the workspace. */
+static void conv_adjoint(const cvae__conv_geom *g, const float *gy, const float *w,
+                         const adj_plan *pl, float *out, float *col)
+{
+    const int ckk = g->c_in * g->kh * g->kw;
+    const int hw_out = g->h_out * g->w_out;
+    if (col_is_identity(g)) {
+        cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, out, hw_out);
+    } else if (pl->ap) {
+        const cvae__conv_geom a = adjoint_geom(g);
+        implicit_conv(&a, gy, pl->ap, col + ws_of(g).bp, out);
+    } else if (pl->wf) {
+        const cvae__conv_geom a = adjoint_geom(g);
+        const int akk = a.c_in * a.kh * a.kw;
+        im2col_shift(&a, gy, col, (size_t)hw_out);
+        cvae__sgemm(0, 0, a.c_out, hw_out, akk, 1.0f, pl->wf, akk, col, hw_out, 0.0f, out,
+                    hw_out);
+    } else {
+        cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, col, hw_out);
+        col2im_scratch(g, col, out);
+    }
+}
+
+static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                         const float *b, int relu, float *y, float *col)
+{
+    const int ckk = g->c_in * g->kh * g->kw;
+    const int hw_out = g->h_out * g->w_out;
+    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
+    const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
+    const int direct = col_is_identity(g);
+    const int implicit = n > 0 && implicit_ok(g);
+    const ws_layout l = ws_of(g);
+    if (implicit)
+        pack_weights(w, g->c_out, ckk, col + l.ap);
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * x_img;
+        float *yi = y + (size_t)i * y_img;
+        if (implicit) {
+            implicit_conv(g, xi, col + l.ap, col + l.bp, yi);
+        } else {
+            const float *ci = xi;
+            if (!direct) {
+                cvae__im2col(g, xi, col);
+                ci = col;
+            }
+            cvae__sgemm(0, 0, g->c_out, hw_out, ckk, 1.0f, w, ckk, ci, hw_out, 0.0f, yi, hw_out);
+        }
+        bias_relu(g->c_out, (size_t)hw_out, b, relu, yi);
     }
 }
 
 void cvae__conv2d_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
                           const float *b, float *y, float *col)
 {
-    const int ckk = g->c_in * g->kh * g->kw;
-    const int hw_out = g->h_out * g->w_out;
-    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
-    const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
-    const int direct = col_is_identity(g);
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * x_img;
-        float *yi = y + (size_t)i * y_img;
-        const float *ci = xi;
-        if (!direct) {
-            cvae__im2col(g, xi, col);
-            ci = col;
-        }
-        cvae__sgemm(0, 0, g->c_out, hw_out, ckk, 1.0f, w, ckk, ci, hw_out, 0.0f, yi, hw_out);
-        if (b)
-            add_channel_bias(g->c_out, (size_t)hw_out, b, yi);
-    }
+    conv_forward(g, n, x, w, b, 0, y, col);
 }
 
-void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
-                           const float *dy, float *dx, float *dw, float *db, float *col)
+/* y == NULL: dy is the output gradient as is; else the ReLU derivative
+ * (y > 0) is applied to dy in place first. Image by image: the masking and
+ * the bias sums walk dy_i just before the GEMMs read it. dbacc (c_out
+ * doubles, may be NULL) receives the bias gradient unrounded, the images'
+ * plane sums added in image order as a whole-batch sum would. */
+static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                          const float *y, float *dy, float *dx, float *dw, double *dbacc,
+                          float *col)
 {
     const int ckk = g->c_in * g->kh * g->kw;
     const int hw_out = g->h_out * g->w_out;
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
     const int direct = col_is_identity(g);
+    if (dbacc)
+        for (int c = 0; c < g->c_out; c++)
+            dbacc[c] = 0.0;
     if (n <= 0) {
         if (dw)
             memset(dw, 0, (size_t)g->c_out * (size_t)ckk * sizeof *dw);
-        if (db)
-            memset(db, 0, (size_t)g->c_out * sizeof *db);
         return;
     }
-    if (db)
-        channel_sums(n, g->c_out, (size_t)hw_out, dy, db);
+    adj_plan pl = {NULL, NULL};
+    if (dx)
+        pl = adjoint_plan(g, w, col);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
-        const float *dyi = dy + (size_t)i * y_img;
+        float *dyi = dy + (size_t)i * y_img;
+        if (y) {
+            const float *yi = y + (size_t)i * y_img;
+            for (int c = 0; c < g->c_out; c++) {
+                const size_t o = (size_t)c * (size_t)hw_out;
+                const double sum = plane_relu_sum(yi + o, dyi + o, (size_t)hw_out);
+                if (dbacc)
+                    dbacc[c] += sum;
+            }
+        } else if (dbacc) {
+            for (int c = 0; c < g->c_out; c++)
+                dbacc[c] += plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
+        }
         if (dw) {
             const float *ci = xi;
             if (!direct) {
@@ -335,17 +883,74 @@ void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, cons
             cvae__sgemm(0, 1, g->c_out, ckk, hw_out, 1.0f, dyi, hw_out, ci, hw_out,
                         i == 0 ? 0.0f : 1.0f, dw, ckk);
         }
-        if (dx) {
-            float *dxi = dx + (size_t)i * x_img;
-            if (direct) {
-                cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, dyi, hw_out, 0.0f, dxi,
-                            hw_out);
-            } else {
-                cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, dyi, hw_out, 0.0f, col,
-                            hw_out);
-                memset(dxi, 0, x_img * sizeof *dxi);
-                cvae__col2im(g, col, dxi);
-            }
+        if (dx)
+            conv_adjoint(g, dyi, w, &pl, dx + (size_t)i * x_img, col);
+    }
+}
+
+/* conv_backward with the bias gradient rounded into db. */
+static void conv_backward_db(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                             const float *y, float *dy, float *dx, float *dw, float *db,
+                             float *col)
+{
+    double acc[CVAE__CONV_MAX_SUMS];
+    const int here = db && g->c_out <= CVAE__CONV_MAX_SUMS;
+    conv_backward(g, n, x, w, y, dy, dx, dw, here ? acc : NULL, col);
+    if (here)
+        for (int c = 0; c < g->c_out; c++)
+            db[c] = (float)acc[c];
+    else if (db)
+        channel_sums(n, g->c_out, (size_t)g->h_out * (size_t)g->w_out, dy, db);
+}
+
+void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                           const float *dy, float *dx, float *dw, float *db, float *col)
+{
+    /* without y, conv_backward only reads dy */
+    conv_backward_db(g, n, x, w, NULL, (float *)(uintptr_t)dy, dx, dw, db, col);
+}
+
+/* Transposed convs whose kernel equals their stride, unpadded, tiling the
+ * output exactly (the model's 2x2 stride-2 unpooling layer): every output
+ * pixel takes exactly one tap of every input channel, so the layer is a
+ * per-pixel c_in x (C*kh*kw) product, done here in plain loops. Through
+ * cvae__sgemm it would be three GEMMs per image of a few kFLOP each (4 x 196
+ * x 16 for the model), which cost more in call and packing overhead than in
+ * arithmetic. */
+static int deconv_patches(const cvae__conv_geom *g)
+{
+    return g->kh == g->stride && g->kw == g->stride && g->pad_top == 0 && g->pad_left == 0 &&
+           g->h_in == g->h_out * g->stride && g->w_in == g->w_out * g->stride;
+}
+
+/* For deconv_patches geometries, cvae__im2col of dy is a strided gather and
+ * col2im a strided scatter; the GEMMs are done as axpys and dots over the
+ * hw pixels, which the compiler vectorises. */
+static void patches_forward(const cvae__conv_geom *g, const float *xi, const float *w,
+                            const float *b, float *yi, float *tmp)
+{
+    const int s = g->stride, hw = g->h_out * g->w_out, ckk = g->c_in * g->kh * g->kw;
+    const size_t plane = (size_t)g->h_in * (size_t)g->w_in;
+    for (int t = 0; t < ckk; t++) {
+        /* tap t = (c, ky, kx): tmp = sum over input channels co of
+         * W[co][t] * x[co] */
+        float *restrict acc = tmp;
+        for (int p = 0; p < hw; p++)
+            acc[p] = 0.0f;
+        for (int co = 0; co < g->c_out; co++) {
+            const float wt = w[(size_t)co * (size_t)ckk + (size_t)t];
+            const float *restrict xr = xi + (size_t)co * (size_t)hw;
+            for (int p = 0; p < hw; p++)
+                acc[p] += wt * xr[p];
+        }
+        const int c = t / (g->kh * g->kw), ky = t / g->kw % g->kh, kx = t % g->kw;
+        const float bc = b ? b[c] : 0.0f;
+        float *out = yi + (size_t)c * plane;
+        for (int oy = 0; oy < g->h_out; oy++) {
+            float *line = out + (size_t)(oy * s + ky) * (size_t)g->w_in + kx;
+            const float *src = acc + (size_t)oy * (size_t)g->w_out;
+            for (int ox = 0; ox < g->w_out; ox++)
+                line[ox * s] = src[ox] + bc;
         }
     }
 }
@@ -353,32 +958,74 @@ void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, cons
 void cvae__deconv2d_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
                             const float *b, float *y, float *col)
 {
-    const int ckk = g->c_in * g->kh * g->kw;
     const int hw_small = g->h_out * g->w_out;
     const size_t x_img = (size_t)g->c_out * (size_t)hw_small;
     const size_t y_plane = (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_in * y_plane;
-    const int direct = col_is_identity(g);
+    const int patches = deconv_patches(g);
+    adj_plan pl = {NULL, NULL};
+    if (!patches && n > 0)
+        pl = adjoint_plan(g, w, col);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *yi = y + (size_t)i * y_img;
-        if (direct) {
-            cvae__sgemm(1, 0, ckk, hw_small, g->c_out, 1.0f, w, ckk, xi, hw_small, 0.0f, yi,
-                        hw_small);
-        } else {
-            /* col (CKK x hw) = W^T x_i, then scatter-add the patches. */
-            cvae__sgemm(1, 0, ckk, hw_small, g->c_out, 1.0f, w, ckk, xi, hw_small, 0.0f, col,
-                        hw_small);
-            memset(yi, 0, y_img * sizeof *yi);
-            cvae__col2im(g, col, yi);
+        if (patches)
+            patches_forward(g, xi, w, b, yi, col);
+        else {
+            conv_adjoint(g, xi, w, &pl, yi, col);
+            bias_relu(g->c_in, y_plane, b, 0, yi);
         }
-        if (b)
-            add_channel_bias(g->c_in, y_plane, b, yi);
     }
 }
 
-void cvae__deconv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
-                             const float *dy, float *dx, float *dw, float *db, float *col)
+/* dx_i = W dyc_i and dW += x_i dyc_i^T, dyc_i = im2col(dy_i) (ckk x hw). */
+static void patches_backward(const cvae__conv_geom *g, int first, const float *xi,
+                             const float *w, const float *dyc, float *dxi, float *dw)
+{
+    const int hw = g->h_out * g->w_out, ckk = g->c_in * g->kh * g->kw;
+    for (int co = 0; co < g->c_out; co++) {
+        const float *restrict xr = xi + (size_t)co * (size_t)hw;
+        const float *wr = w + (size_t)co * (size_t)ckk;
+        float *restrict dxr = dxi ? dxi + (size_t)co * (size_t)hw : NULL;
+        if (dxr)
+            for (int p = 0; p < hw; p++)
+                dxr[p] = 0.0f;
+        for (int t = 0; t < ckk; t++) {
+            const float *restrict d = dyc + (size_t)t * (size_t)hw;
+            if (dxr) {
+                const float wt = wr[t];
+                for (int p = 0; p < hw; p++)
+                    dxr[p] += wt * d[p];
+            }
+            if (dw) {
+                float part[8] = {0};
+                int p = 0;
+                for (; p + 8 <= hw; p += 8)
+                    for (int q = 0; q < 8; q++)
+                        part[q] += xr[p + q] * d[p + q];
+                float dot = ((part[0] + part[1]) + (part[2] + part[3])) +
+                            ((part[4] + part[5]) + (part[6] + part[7]));
+                for (; p < hw; p++)
+                    dot += xr[p] * d[p];
+                float *dwt = dw + (size_t)co * (size_t)ckk + (size_t)t;
+                *dwt = first ? dot : *dwt + dot;
+            }
+        }
+    }
+}
+
+/* Adds per-channel plane sums of n images of dy to acc (channels doubles). */
+static void channel_sums_acc(int n, int channels, size_t plane, const float *dy, double *acc)
+{
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < channels; c++)
+            acc[c] += plane_sum(dy + ((size_t)i * (size_t)channels + (size_t)c) * plane, plane);
+}
+
+/* dbacc as in conv_backward (c_in doubles here: a transposed conv's bias
+ * is per output = per c_in channel). */
+static void deconv_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, double *dbacc, float *col)
 {
     const int ckk = g->c_in * g->kh * g->kw;
     const int hw_small = g->h_out * g->w_out;
@@ -386,30 +1033,211 @@ void cvae__deconv2d_backward(const cvae__conv_geom *g, int n, const float *x, co
     const size_t y_plane = (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_in * y_plane;
     const int direct = col_is_identity(g);
+    const int patches = deconv_patches(g);
+    if (dbacc) {
+        for (int c = 0; c < g->c_in; c++)
+            dbacc[c] = 0.0;
+        channel_sums_acc(n, g->c_in, y_plane, dy, dbacc);
+    }
     if (n <= 0) {
         if (dw)
             memset(dw, 0, (size_t)g->c_out * (size_t)ckk * sizeof *dw);
-        if (db)
-            memset(db, 0, (size_t)g->c_in * sizeof *db);
         return;
     }
-    if (db)
-        channel_sums(n, g->c_in, y_plane, dy, db);
     if (!dw && !dx)
         return;
+    /* dx is g's forward conv of dy: implicit where possible (the im2col
+     * matrix is then only built for dw). */
+    const int implicit = dx && !patches && implicit_ok(g);
+    const ws_layout l = ws_of(g);
+    if (implicit)
+        pack_weights(w, g->c_out, ckk, col + l.ap);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         const float *dyi = dy + (size_t)i * y_img;
         const float *ci = dyi;
-        if (!direct) {
+        if (implicit)
+            implicit_conv(g, dyi, col + l.ap, col + l.bp, dx + (size_t)i * x_img);
+        if (!direct && (dw || !implicit)) {
             cvae__im2col(g, dyi, col);
             ci = col;
         }
-        if (dx)
+        if (patches) {
+            patches_backward(g, i == 0, xi, w, ci, dx ? dx + (size_t)i * x_img : NULL, dw);
+            continue;
+        }
+        if (dx && !implicit)
             cvae__sgemm(0, 0, g->c_out, hw_small, ckk, 1.0f, w, ckk, ci, hw_small, 0.0f,
                         dx + (size_t)i * x_img, hw_small);
         if (dw)
             cvae__sgemm(0, 1, g->c_out, ckk, hw_small, 1.0f, xi, hw_small, ci, hw_small,
                         i == 0 ? 0.0f : 1.0f, dw, ckk);
     }
+}
+
+void cvae__deconv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                             const float *dy, float *dx, float *dw, float *db, float *col)
+{
+    double acc[CVAE__CONV_MAX_SUMS];
+    const int here = db && g->c_in <= CVAE__CONV_MAX_SUMS;
+    deconv_backward(g, n, x, w, dy, dx, dw, here ? acc : NULL, col);
+    if (here)
+        for (int c = 0; c < g->c_in; c++)
+            db[c] = (float)acc[c];
+    else if (db)
+        channel_sums(n, g->c_in, (size_t)g->h_in * (size_t)g->w_in, dy, db);
+}
+
+/* ---- batch-parallel forms ------------------------------------------------
+ * The batch is cut into `parts` runs of consecutive images, each run by
+ * cvae__parallel with its own slice of the workspace: the im2col matrix, a
+ * weight-gradient partial and the bias sums in double. Part 0 writes the
+ * weight gradient in place; the others' partials are added to it in part
+ * order afterwards, and the bias sums are combined in double and rounded
+ * once. Outputs other than dw/db do not depend on parts. */
+
+typedef struct par_slice {
+    size_t col, dw, db, stride; /* offsets into a part's slice, and its size */
+} par_slice;
+
+static par_slice slice_layout(const cvae__conv_geom *g)
+{
+    par_slice l;
+    const size_t nw = (size_t)g->c_out * (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw;
+    const size_t nb = (size_t)(g->c_out > g->c_in ? g->c_out : g->c_in);
+    l.col = 0;
+    l.dw = round16(cvae__conv_work_floats(g));
+    l.db = l.dw + round16(nw);
+    l.stride = l.db + round16(2 * nb); /* nb doubles */
+    return l;
+}
+
+size_t cvae__conv_par_floats(const cvae__conv_geom *g, int parts)
+{
+    if (parts < 1)
+        parts = 1;
+    if (parts > CVAE__CONV_MAX_PARTS)
+        parts = CVAE__CONV_MAX_PARTS;
+    return slice_layout(g).stride * (size_t)parts;
+}
+
+typedef struct par_job {
+    const cvae__conv_geom *g;
+    int n, relu, deconv;
+    const float *x, *w, *b, *y;
+    float *out, *dy, *dx, *dw, *work;
+    par_slice l;
+    size_t x_img, y_img; /* per image: the layer's input and output */
+} par_job;
+
+static void par_range(int n, int part, int parts, int *i0, int *cnt)
+{
+    *i0 = (int)((long long)n * part / parts);
+    *cnt = (int)((long long)n * (part + 1) / parts) - *i0;
+}
+
+static int clamp_parts(int parts)
+{
+    if (parts < 1)
+        return 1;
+    return parts > CVAE__CONV_MAX_PARTS ? CVAE__CONV_MAX_PARTS : parts;
+}
+
+static void fwd_part(void *ctx, int part, int parts)
+{
+    const par_job *j = ctx;
+    int i0, cnt;
+    par_range(j->n, part, parts, &i0, &cnt);
+    float *col = j->work + (size_t)part * j->l.stride + j->l.col;
+    const float *x = j->x + (size_t)i0 * j->x_img;
+    float *y = j->out + (size_t)i0 * j->y_img;
+    if (j->deconv)
+        cvae__deconv2d_forward(j->g, cnt, x, j->w, j->b, y, col);
+    else
+        conv_forward(j->g, cnt, x, j->w, j->b, j->relu, y, col);
+}
+
+static void bwd_part(void *ctx, int part, int parts)
+{
+    const par_job *j = ctx;
+    int i0, cnt;
+    par_range(j->n, part, parts, &i0, &cnt);
+    float *slice = j->work + (size_t)part * j->l.stride;
+    float *dw = j->dw ? (part ? slice + j->l.dw : j->dw) : NULL;
+    double *dbacc = (double *)(void *)(slice + j->l.db);
+    const float *x = j->x + (size_t)i0 * j->x_img;
+    float *dx = j->dx ? j->dx + (size_t)i0 * j->x_img : NULL;
+    float *dy = j->dy + (size_t)i0 * j->y_img;
+    if (j->deconv)
+        deconv_backward(j->g, cnt, x, j->w, dy, dx, dw, dbacc, slice + j->l.col);
+    else
+        conv_backward(j->g, cnt, x, j->w, j->y ? j->y + (size_t)i0 * j->y_img : NULL, dy, dx,
+                      dw, dbacc, slice + j->l.col);
+}
+
+static void combine(const par_job *j, int parts, float *db)
+{
+    const cvae__conv_geom *g = j->g;
+    if (j->dw) {
+        const size_t nw = (size_t)g->c_out * (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw;
+        for (int p = 1; p < parts; p++) {
+            const float *part = j->work + (size_t)p * j->l.stride + j->l.dw;
+            for (size_t i = 0; i < nw; i++)
+                j->dw[i] += part[i];
+        }
+    }
+    if (db) {
+        const int nb = j->deconv ? g->c_in : g->c_out;
+        for (int c = 0; c < nb; c++) {
+            double acc = 0.0;
+            for (int p = 0; p < parts; p++)
+                acc += ((const double *)(const void *)(j->work + (size_t)p * j->l.stride +
+                                                       j->l.db))[c];
+            db[c] = (float)acc;
+        }
+    }
+}
+
+void cvae__conv2d_relu_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                               const float *b, float *y, float *work, int parts)
+{
+    parts = clamp_parts(parts);
+    par_job j = {g, n, 1, 0, x, w, b, NULL, y, NULL, NULL, NULL, work, slice_layout(g),
+                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in,
+                 (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out};
+    cvae__parallel(parts, fwd_part, &j);
+}
+
+void cvae__conv2d_relu_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                                const float *y, float *dy, float *dx, float *dw, float *db,
+                                float *work, int parts)
+{
+    parts = clamp_parts(parts);
+    par_job j = {g, n, 1, 0, x, w, NULL, y, NULL, dy, dx, dw, work, slice_layout(g),
+                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in,
+                 (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out};
+    cvae__parallel(parts, bwd_part, &j);
+    combine(&j, parts, db);
+}
+
+void cvae__deconv2d_forward_par(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                                const float *b, float *y, float *work, int parts)
+{
+    parts = clamp_parts(parts);
+    par_job j = {g, n, 0, 1, x, w, b, NULL, y, NULL, NULL, NULL, work, slice_layout(g),
+                 (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out,
+                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in};
+    cvae__parallel(parts, fwd_part, &j);
+}
+
+void cvae__deconv2d_backward_par(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                                 const float *dy, float *dx, float *dw, float *db, float *work,
+                                 int parts)
+{
+    parts = clamp_parts(parts);
+    par_job j = {g, n, 0, 1, x, w, NULL, NULL, NULL, (float *)(uintptr_t)dy, dx, dw, work,
+                 slice_layout(g), (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out,
+                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in};
+    cvae__parallel(parts, bwd_part, &j);
+    combine(&j, parts, db);
 }

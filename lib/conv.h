@@ -10,7 +10,7 @@
  * layout; for ConvTranspose2d PyTorch stores [in=c_out][out=c_in][kh][kw],
  * which is the same memory). Conv bias has c_out values, deconv bias c_in.
  * Gradients dw/db are overwritten, not accumulated; dx may be NULL.
- * `col` is a caller workspace of cvae__conv_col_floats(g) floats. None of
+ * `col` is a caller workspace of cvae__conv_work_floats(g) floats. None of
  * these allocate. */
 #ifndef CVAE_CONV_H
 #define CVAE_CONV_H
@@ -43,8 +43,12 @@ cvae_status cvae__conv_geom_init(cvae__conv_geom *g, int c_in, int h_in, int w_i
 cvae_status cvae__deconv_geom_init(cvae__conv_geom *g, int c_in_t, int h, int w, int c_out_t,
                                    int kh, int kw, int stride, int pad);
 
-/* Floats of the per-image im2col buffer: c_in*kh*kw * h_out*w_out. */
+/* Floats of the per-image im2col matrix: c_in*kh*kw * h_out*w_out. */
 size_t cvae__conv_col_floats(const cvae__conv_geom *g);
+/* Floats of the workspace `col` the layer functions below need: the im2col
+ * matrix, plus room for rotated weights where the adjoint pass (conv dX,
+ * transposed conv forward) runs as a conv of its own. */
+size_t cvae__conv_work_floats(const cvae__conv_geom *g);
 
 /* im2col / col2im of one image. col2im accumulates into img (caller zeroes). */
 void cvae__im2col(const cvae__conv_geom *g, const float *img, float *col);
@@ -61,5 +65,34 @@ void cvae__deconv2d_forward(const cvae__conv_geom *g, int n, const float *x, con
                             const float *b, float *y, float *col);
 void cvae__deconv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
                              const float *dy, float *dx, float *dw, float *db, float *col);
+
+/* Output channels whose bias gradient the backward passes sum image by image
+ * (more fall back to a second pass over dy). */
+#define CVAE__CONV_MAX_SUMS 1024
+
+/* Batch-parallel layer functions. The batch is cut into `parts` (at most
+ * CVAE__CONV_MAX_PARTS) runs of consecutive images run concurrently by
+ * cvae__parallel, each with its own slice of `work`, a workspace of
+ * cvae__conv_par_floats(g, parts) floats. Outputs do not depend on parts,
+ * except dw and db: summed per run, then across runs. */
+#define CVAE__CONV_MAX_PARTS 16
+size_t cvae__conv_par_floats(const cvae__conv_geom *g, int parts);
+
+/* Convolution followed by ReLU: y = max(conv(x, w) + b, 0), fused into the
+ * pass that adds the bias. */
+void cvae__conv2d_relu_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                               const float *b, float *y, float *work, int parts);
+/* Backward of cvae__conv2d_relu_forward given its output y and the gradient
+ * dy with respect to y, which is overwritten with the gradient with respect
+ * to the pre-activation (zero where y <= 0) on the way. */
+void cvae__conv2d_relu_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                                const float *y, float *dy, float *dx, float *dw, float *db,
+                                float *work, int parts);
+/* cvae__deconv2d_forward / _backward, batch-parallel. */
+void cvae__deconv2d_forward_par(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                                const float *b, float *y, float *work, int parts);
+void cvae__deconv2d_backward_par(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                                 const float *dy, float *dx, float *dw, float *db, float *work,
+                                 int parts);
 
 #endif

@@ -9,10 +9,10 @@
  * can claim 2^62 bytes of pixels. Files are read through zlib (raw and gzip
  * alike, since gzread passes non-gzip data through), so the real size of the
  * data is only known by reading it. The buffer therefore grows geometrically
- * while data actually arrives, capped at what the header promises: memory is
- * at most about twice the bytes present, and exactly the promised size for a
- * well-formed file. Both headers (and the label count) are checked before
- * any pixel is read. */
+ * while data actually arrives, capped at what the header promises (plus the
+ * one byte that shows trailing data): memory is at most about twice the
+ * bytes present, and the promised size for a well-formed file. Both headers
+ * (and the label count) are checked before any pixel is read. */
 #include "dataset.h"
 
 #include <errno.h>
@@ -614,20 +614,22 @@ static cvae_status idx_open(idx_file *f, const char *path, int kind)
 static cvae_status idx_read_data(idx_file *f)
 {
     size_t total = f->info.header_bytes + f->info.data_bytes;
-    cvae_status st = idx_read_upto(f, total);
+    /* Ask for one byte more than promised (total + 1 cannot overflow: the
+     * header check keeps total far below SIZE_MAX). A byte that arrives is
+     * trailing data. And zlib only notices a gzip stream cut short after the
+     * last data byte (in its CRC and length trailer) if inflate is still
+     * asked for output then: a read that ends exactly where the data ends
+     * leaves the trailer unread, and gzread then reports a plain end of file
+     * once the input is used up. */
+    cvae_status st = idx_read_upto(f, total + 1);
     if (st)
         return st;
+    if (f->len > total)
+        return cvae__fail(CVAE_E_FORMAT, "%s has trailing data after the %zu bytes its "
+                          "header promises", f->name, total);
     if (f->len == total) {
-        uint8_t probe;
-        errno = 0;
-        int got = gzread(f->gz, &probe, 1);
-        if (got < 0) /* e.g. a gzip CRC mismatch is only seen at the end */
-            return gz_failure(f, errno);
-        if (got > 0)
-            return cvae__fail(CVAE_E_FORMAT, "%s has trailing data after the %zu bytes its "
-                              "header promises", f->name, total);
-        /* gzread reports a gzip stream cut before its CRC trailer as a plain
-         * end of file, even when all the data came out. */
+        /* gzread reports a gzip stream cut before the end of its trailer as
+         * a plain end of file, even when all the data came out. */
         int err = Z_OK;
         gzerror(f->gz, &err);
         if (err == Z_BUF_ERROR)

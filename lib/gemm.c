@@ -20,8 +20,10 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <blis.h>
 
@@ -36,18 +38,146 @@
 #define CVAE__GEMM_X86 0
 #endif
 
-static int gemm_threads = 1;
-static int threads_applied = 0;
+/* The library's thread count (cvae_set_num_threads). BLIS itself always runs
+ * single-threaded (see sgemm_run): products worth splitting are split here,
+ * into independent single-threaded BLIS calls on the pool below. BLIS's own
+ * threads meet at spinning barriers many times per product; on a machine
+ * with more runnable threads than cores (this one shares two cores with
+ * other jobs) a descheduled thread stalls its partner for a whole time
+ * slice, and a training step of a few hundred small products ran ~15x
+ * slower with 2 threads than with 1. Atomic: read by every GEMM, written
+ * by cvae_set_num_threads from any thread. */
+static _Atomic int gemm_threads = 1;
 
-/* BLIS reads BLIS_NUM_THREADS at its first use; we pin our own count instead
- * so that results depend on cvae_set_num_threads() alone. */
-static void apply_threads(void)
+/* ---- thread pool --------------------------------------------------------
+ * cvae__parallel hands the parts of a job to persistent workers (created on
+ * first use, never more than the thread count - 1) and works on them itself
+ * too, claiming parts until none is left, so a worker that is slow to wake
+ * costs nothing but its own part. Waiting is blocking (condition variables),
+ * never spinning. One job at a time: a second caller, or a nested call,
+ * runs its parts itself, in order. */
+#define MAX_WORKERS 63
+
+static struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    pthread_t th[MAX_WORKERS];
+    int nworkers;
+    pid_t pid; /* a forked child has no workers: start again */
+    void (*fn)(void *ctx, int part, int parts);
+    void *ctx;
+    int parts, next, pending, quit;
+    unsigned long job;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+          .go = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER};
+static pthread_mutex_t pool_busy = PTHREAD_MUTEX_INITIALIZER;
+/* Set while a thread runs a part: GEMMs and nested jobs inside run on it
+ * alone. */
+static _Thread_local int in_part;
+
+/* Claims and runs parts of the current job; called and returns with mu
+ * held. */
+static void run_parts(void)
 {
-    if (!threads_applied) {
-        bli_thread_set_num_threads((dim_t)gemm_threads);
-        threads_applied = 1;
+    while (pool.next < pool.parts) {
+        const int p = pool.next++;
+        pthread_mutex_unlock(&pool.mu);
+        in_part = 1;
+        pool.fn(pool.ctx, p, pool.parts);
+        in_part = 0;
+        pthread_mutex_lock(&pool.mu);
+        if (--pool.pending == 0)
+            pthread_cond_signal(&pool.done);
     }
 }
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (!pool.quit && (pool.job == seen || pool.next >= pool.parts))
+            pthread_cond_wait(&pool.go, &pool.mu);
+        if (pool.quit)
+            break;
+        seen = pool.job;
+        run_parts();
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return NULL;
+}
+
+/* Up to `want` workers; fewer if threads cannot be created (the caller then
+ * does more of the work). Called with pool_busy held. */
+static void ensure_workers(int want)
+{
+    if (want > MAX_WORKERS)
+        want = MAX_WORKERS;
+    if (pool.pid != getpid()) {
+        pool.nworkers = 0; /* after fork(): the parent's workers are not ours */
+        pool.pid = getpid();
+    }
+    while (pool.nworkers < want) {
+        if (pthread_create(&pool.th[pool.nworkers], NULL, worker, NULL) != 0)
+            break;
+        pool.nworkers++;
+    }
+}
+
+/* Joins the workers at exit, so leak checkers see no live threads. */
+#if defined(__GNUC__)
+__attribute__((destructor))
+#endif
+static void pool_shutdown(void)
+{
+    if (pthread_mutex_trylock(&pool_busy) != 0)
+        return; /* exiting while a job runs: leave it alone */
+    if (pool.pid == getpid() && pool.nworkers > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pool.quit = 1;
+        pthread_cond_broadcast(&pool.go);
+        pthread_mutex_unlock(&pool.mu);
+        for (int i = 0; i < pool.nworkers; i++)
+            pthread_join(pool.th[i], NULL);
+        pool.nworkers = 0;
+        pool.quit = 0;
+    }
+    pthread_mutex_unlock(&pool_busy);
+}
+
+void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx)
+{
+    if (parts < 1)
+        return;
+    const int threads = gemm_threads;
+    if (parts == 1 || threads == 1 || in_part || pthread_mutex_trylock(&pool_busy) != 0) {
+        const int outer = in_part;
+        in_part = 1;
+        for (int p = 0; p < parts; p++)
+            fn(ctx, p, parts);
+        in_part = outer;
+        return;
+    }
+    ensure_workers((parts < threads ? parts : threads) - 1);
+    pthread_mutex_lock(&pool.mu);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.parts = parts;
+    pool.next = 0;
+    pool.pending = parts;
+    pool.job++;
+    pthread_cond_broadcast(&pool.go);
+    run_parts();
+    while (pool.pending > 0)
+        pthread_cond_wait(&pool.done, &pool.mu);
+    pool.parts = 0;
+    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&pool_busy);
+}
+
+int cvae__parallel_threads(void) { return in_part ? 1 : gemm_threads; }
 
 #if CVAE__GEMM_X86
 
@@ -219,16 +349,31 @@ TARGET_AVX2 static void packm_16xk(conj_t conja, pack_t schema, dim_t cdim, dim_
             _mm256_storeu_ps(pj, _mm256_mul_ps(vk, _mm256_loadu_ps(aj)));
             _mm256_storeu_ps(pj + 8, _mm256_mul_ps(vk, _mm256_loadu_ps(aj + 8)));
         }
-    } else if (cdim == 16 && lda == 1) {
+    } else if (lda == 1) {
+        /* Also for edge panels (cdim < 16, e.g. the 9 taps of a 3x3
+         * single-channel conv, whose weight gradient packs a 9-wide B): the
+         * missing rows transpose in as zeros, which is the padding the
+         * panel needs anyway. */
+        const __m256 zero = _mm256_setzero_ps();
         for (; j + 8 <= n; j += 8)
             for (dim_t i = 0; i < 16; i += 8) {
                 __m256 r[8];
                 for (int q = 0; q < 8; q++)
-                    r[q] = _mm256_loadu_ps(a + (i + q) * inca + j);
+                    r[q] = i + q < cdim ? _mm256_loadu_ps(a + (i + q) * inca + j) : zero;
                 transpose8x8(r);
                 for (int q = 0; q < 8; q++)
                     _mm256_storeu_ps(p + (j + q) * ldp + i, _mm256_mul_ps(vk, r[q]));
             }
+    } else if (inca == 1) {
+        for (; j < n; j++) {
+            const float *aj = a + j * lda;
+            float *pj = p + j * ldp;
+            dim_t i = 0;
+            for (; i < cdim; i++)
+                pj[i] = kap * aj[i];
+            for (; i < 16; i++)
+                pj[i] = 0.0f;
+        }
     }
     for (; j < n; j++) {
         for (dim_t i = 0; i < cdim; i++)
@@ -278,6 +423,11 @@ static void make_context(cntx_t *ctx, const cntx_t *blis, sgemm_ukr_ft ukr, dim_
     set_float_blksz(ctx, BLIS_NR, nr);
     set_float_blksz(ctx, BLIS_MC, mc);
     set_float_blksz(ctx, BLIS_KC, kc);
+    /* ...except KC: a remainder of up to kc/4 joins the last full block
+     * instead of making a short one of its own (k = 800, the 32-filter 5x5
+     * conv's inner dimension, runs as 384 + 416 rather than 384 + 384 + 32,
+     * whose last pass would reload and store C for 32 multiply-adds). */
+    bli_blksz_set_max(kc + kc / 4, BLIS_FLOAT, bli_cntx_get_blksz(BLIS_KC, ctx));
     set_float_blksz(ctx, BLIS_NC, nc);
     /* TRUE: the kernel prefers row-stored C, which is what we always pass,
      * so BLIS never transposes the problem around it. This also sets the
@@ -401,8 +551,9 @@ static cntx_t *kernel_context(cvae__gemm_kernel kernel)
  * "Invalid read" for e.g. m = 1, k = 9, n >= 16, trans_b; results are
  * right, but an operand ending at a page boundary would fault). They are
  * memory-bound dot products, so BLIS has nothing to gain on them. */
-static void sgemm_vector(int m, int n, int k, float alpha, const float *a, inc_t rsa, inc_t csa,
-                         const float *b, inc_t rsb, inc_t csb, float beta, float *c, int ldc)
+static void sgemm_vector_naive(int m, int n, int k, float alpha, const float *a, inc_t rsa,
+                               inc_t csa, const float *b, inc_t rsb, inc_t csb, float beta,
+                               float *c, int ldc)
 {
     for (int i = 0; i < m; i++) {
         for (int j = 0; j < n; j++) {
@@ -419,12 +570,261 @@ static void sgemm_vector(int m, int n, int k, float alpha, const float *a, inc_t
     }
 }
 
+/* The two memory-bound forms a vector-shaped product takes when one operand
+ * is contiguous along k (dots) or along the output (axpys). They carry the
+ * batch-1 inference path (the encoder is a 4704 x 512 matrix times a
+ * vector), so they are vectorised: float partial sums in independent lanes
+ * (the compiler turns the fixed-width lane loops into SIMD), compiled once
+ * per instruction set below and picked at run time. Float lanes instead of
+ * the naive loop's double sum: the error stays within k * FLT_EPSILON of
+ * the magnitude, as for BLIS's own products. */
+#define VEC_LANES 32
+#define VEC_COLS 64
+
+/* out[r * os] = alpha * <rows + r * rs, x> + beta * out[r * os], r < nr;
+ * rows and x contiguous along k. */
+static inline __attribute__((always_inline)) void vec_dots_body(int nr, int k, float alpha,
+                                                                const float *rows, ptrdiff_t rs,
+                                                                const float *x, float beta,
+                                                                float *out, ptrdiff_t os)
+{
+    for (int r = 0; r < nr; r++) {
+        const float *row = rows + (ptrdiff_t)r * rs;
+        float acc[VEC_LANES] = {0};
+        int p = 0;
+        for (; p + VEC_LANES <= k; p += VEC_LANES)
+            for (int q = 0; q < VEC_LANES; q++)
+                acc[q] += row[p + q] * x[p + q];
+        float tail = 0.0f;
+        for (; p < k; p++)
+            tail += row[p] * x[p];
+        for (int w = VEC_LANES / 2; w > 0; w /= 2)
+            for (int q = 0; q < w; q++)
+                acc[q] += acc[q + w];
+        const float v = alpha * (acc[0] + tail);
+        float *o = out + (ptrdiff_t)r * os;
+        *o = beta == 0.0f ? v : v + beta * *o;
+    }
+}
+
+/* out[j * os] = alpha * sum_p x[p * xs] * mat[p * ms + j] + beta * out[j * os],
+ * j < nc; mat contiguous along j. */
+static inline __attribute__((always_inline)) void vec_axpys_body(int nc, int k, float alpha,
+                                                                 const float *mat, ptrdiff_t ms,
+                                                                 const float *x, ptrdiff_t xs,
+                                                                 float beta, float *out,
+                                                                 ptrdiff_t os)
+{
+    for (int j0 = 0; j0 < nc; j0 += VEC_COLS) {
+        const int w = nc - j0 < VEC_COLS ? nc - j0 : VEC_COLS;
+        float acc[VEC_COLS] = {0};
+        for (int p = 0; p < k; p++) {
+            const float xp = x[(ptrdiff_t)p * xs];
+            const float *mp = mat + (ptrdiff_t)p * ms + j0;
+            if (w == VEC_COLS)
+                for (int q = 0; q < VEC_COLS; q++)
+                    acc[q] += xp * mp[q];
+            else
+                for (int q = 0; q < w; q++)
+                    acc[q] += xp * mp[q];
+        }
+        for (int q = 0; q < w; q++) {
+            float *o = out + (ptrdiff_t)(j0 + q) * os;
+            const float v = alpha * acc[q];
+            *o = beta == 0.0f ? v : v + beta * *o;
+        }
+    }
+}
+
+#define VEC_VARIANT(SUFFIX, ATTR)                                                              \
+    ATTR static void vec_dots_##SUFFIX(int nr, int k, float alpha, const float *rows,          \
+                                       ptrdiff_t rs, const float *x, float beta, float *out,   \
+                                       ptrdiff_t os)                                           \
+    {                                                                                          \
+        vec_dots_body(nr, k, alpha, rows, rs, x, beta, out, os);                               \
+    }                                                                                          \
+    ATTR static void vec_axpys_##SUFFIX(int nc, int k, float alpha, const float *mat,          \
+                                        ptrdiff_t ms, const float *x, ptrdiff_t xs,            \
+                                        float beta, float *out, ptrdiff_t os)                  \
+    {                                                                                          \
+        vec_axpys_body(nc, k, alpha, mat, ms, x, xs, beta, out, os);                           \
+    }
+
+VEC_VARIANT(base, )
+#if CVAE__GEMM_X86
+VEC_VARIANT(avx2, TARGET_AVX2)
+VEC_VARIANT(avx512, TARGET_AVX512)
+#endif
+
+static void vec_dots(int nr, int k, float alpha, const float *rows, ptrdiff_t rs, const float *x,
+                     float beta, float *out, ptrdiff_t os)
+{
+#if CVAE__GEMM_X86
+    if (gemm.have_avx512)
+        vec_dots_avx512(nr, k, alpha, rows, rs, x, beta, out, os);
+    else if (gemm.have_avx2)
+        vec_dots_avx2(nr, k, alpha, rows, rs, x, beta, out, os);
+    else
+#endif
+        vec_dots_base(nr, k, alpha, rows, rs, x, beta, out, os);
+}
+
+static void vec_axpys(int nc, int k, float alpha, const float *mat, ptrdiff_t ms, const float *x,
+                      ptrdiff_t xs, float beta, float *out, ptrdiff_t os)
+{
+#if CVAE__GEMM_X86
+    if (gemm.have_avx512)
+        vec_axpys_avx512(nc, k, alpha, mat, ms, x, xs, beta, out, os);
+    else if (gemm.have_avx2)
+        vec_axpys_avx2(nc, k, alpha, mat, ms, x, xs, beta, out, os);
+    else
+#endif
+        vec_axpys_base(nc, k, alpha, mat, ms, x, xs, beta, out, os);
+}
+
+static void sgemm_vector(int m, int n, int k, float alpha, const float *a, inc_t rsa, inc_t csa,
+                         const float *b, inc_t rsb, inc_t csb, float beta, float *c, int ldc)
+{
+    gemm_init_once();
+    if (m == 1 && rsb == 1 && csa == 1) /* c = a B, B's columns contiguous along k */
+        vec_dots(n, k, alpha, b, csb, a, beta, c, 1);
+    else if (m == 1 && csb == 1) /* B's rows contiguous along n */
+        vec_axpys(n, k, alpha, b, rsb, a, csa, beta, c, 1);
+    else if (n == 1 && csa == 1 && rsb == 1) /* c = A b, A's rows contiguous along k */
+        vec_dots(m, k, alpha, a, rsa, b, beta, c, ldc);
+    else if (n == 1 && rsa == 1) /* A's columns contiguous along m */
+        vec_axpys(m, k, alpha, a, csa, b, rsb, beta, c, ldc);
+    else
+        sgemm_vector_naive(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+}
+
+/* Products too thin for BLIS's packing to pay off, done as rows of the
+ * vector forms above:
+ *  - a short inner dimension (k <= 16: the 9 taps of a 3x3 single-channel
+ *    conv, 16 x 784 x 9 per image) with B contiguous along n: each row of C
+ *    is k axpys of B's rows, which sit in L1;
+ *  - a tiny C (at most 256 values: that conv's 16 x 9 weight gradient, k =
+ *    784) with both operands contiguous along k: each value is a dot
+ *    product.
+ * BLIS would pack k x n (or all of both operands) to run a handful of
+ * micro-tiles, each a few multiply-adds deep. Returns 0 if the product is
+ * not thin. */
+static int sgemm_thin(int m, int n, int k, float alpha, const float *a, inc_t rsa, inc_t csa,
+                      const float *b, inc_t rsb, inc_t csb, float beta, float *c, int ldc)
+{
+    if (k >= 1 && k <= 16 && csb == 1 && n >= 16) {
+        gemm_init_once();
+        for (int i = 0; i < m; i++)
+            vec_axpys(n, k, alpha, b, rsb, a + (ptrdiff_t)i * rsa, csa, beta,
+                      c + (ptrdiff_t)i * ldc, 1);
+        return 1;
+    }
+    if ((long long)m * n <= 256 && k >= 64 && csa == 1 && rsb == 1) {
+        gemm_init_once();
+        for (int i = 0; i < m; i++)
+            vec_dots(n, k, alpha, b, csb, a + (ptrdiff_t)i * rsa, beta, c + (ptrdiff_t)i * ldc,
+                     1);
+        return 1;
+    }
+    return 0;
+}
+
+static cvae__gemm_trace_fn trace_fn;
+static void *trace_user;
+
+void cvae__gemm_set_trace(cvae__gemm_trace_fn fn, void *user)
+{
+    trace_fn = fn;
+    trace_user = user;
+}
+
+int cvae__gemm_tracing(void) { return trace_fn != NULL; }
+
+void cvae__gemm_trace_report(const cvae__gemm_call *call, int end)
+{
+    if (trace_fn)
+        trace_fn(trace_user, call, end);
+}
+
+static void sgemm_run(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,
+                      float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                      float *c, int ldc);
+
+/* A product is split across threads when it has at least this many
+ * multiply-adds: below it, handing a part to a worker (~10-20 us here)
+ * costs more than the part. */
+#define SPLIT_MIN_MACS (4.0 * 1024 * 1024)
+
+typedef struct split_job {
+    cvae__gemm_kernel kernel;
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} split_job;
+
+/* Blocks of 16 rows or columns (the micro-tile) go to the parts as evenly
+ * as possible. Every element of C is computed by the same code whichever
+ * part it falls in, so the result does not depend on the split. */
+static void split_part(void *ctx, int part, int parts)
+{
+    const split_job *j = ctx;
+    const int len = j->by_rows ? j->m : j->n;
+    const int blocks = (len + 15) / 16;
+    const int b0 = (int)((long long)blocks * part / parts);
+    const int b1 = (int)((long long)blocks * (part + 1) / parts);
+    const int lo = 16 * b0, hi = 16 * b1 < len ? 16 * b1 : len;
+    if (lo >= hi)
+        return;
+    if (j->by_rows) {
+        /* rows lo..hi of op(A): row i of A, or column i of a transposed A */
+        const float *a = j->a + (size_t)lo * (size_t)(j->trans_a ? 1 : j->lda);
+        sgemm_run(j->kernel, j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha, a, j->lda,
+                  j->b, j->ldb, j->beta, j->c + (size_t)lo * (size_t)j->ldc, j->ldc);
+    } else {
+        const float *b = j->b + (size_t)lo * (size_t)(j->trans_b ? j->ldb : 1);
+        sgemm_run(j->kernel, j->trans_a, j->trans_b, j->m, hi - lo, j->k, j->alpha, j->a, j->lda,
+                  b, j->ldb, j->beta, j->c + lo, j->ldc);
+    }
+}
+
+static void sgemm_split(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb,
+                        float beta, float *c, int ldc)
+{
+    int parts = cvae__parallel_threads();
+    const int by_rows = m > n;
+    const int blocks = ((by_rows ? m : n) + 15) / 16;
+    if (parts > blocks)
+        parts = blocks;
+    if (parts < 2 || (double)m * (double)n * (double)k < SPLIT_MIN_MACS) {
+        sgemm_run(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    split_job j = {kernel, trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows, alpha, beta, a, b, c};
+    cvae__parallel(parts, split_part, &j);
+}
+
 void cvae__sgemm_with(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,
                       float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                       float *c, int ldc)
 {
     if (m <= 0 || n <= 0)
         return;
+    if (!trace_fn) {
+        sgemm_split(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    const cvae__gemm_call call = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta};
+    trace_fn(trace_user, &call, 0);
+    sgemm_split(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    trace_fn(trace_user, &call, 1);
+}
+
+static void sgemm_run(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,
+                      float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                      float *c, int ldc)
+{
     /* op(A)(i,p): row-major untransposed A has strides (lda, 1); a stored
      * k x m matrix read as its transpose has strides (1, lda). */
     inc_t rsa = trans_a ? 1 : lda, csa = trans_a ? lda : 1;
@@ -433,16 +833,18 @@ void cvae__sgemm_with(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m,
         sgemm_vector(m, n, k < 0 ? 0 : k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
         return;
     }
-    apply_threads();
+    if (kernel != CVAE__GEMM_KERNEL_BLIS && sgemm_thin(m, n, k, alpha, a, rsa, csa, b, rsb, csb,
+                                                       beta, c, ldc))
+        return;
     gemm_init_once();
     if (k <= 0) {
         /* BLIS handles k == 0 as C = beta*C, which is what we want. */
         k = 0;
     }
-    /* The thread count set through bli_thread_set_num_threads() lives in
-     * BLIS's global runtime; copy it per call and switch "sup" off. */
+    /* One BLIS thread (the splitting is ours, above) and no "sup". */
     rntm_t rntm;
     bli_rntm_init_from_global(&rntm);
+    bli_rntm_set_num_threads(1, &rntm);
     bli_rntm_disable_l3_sup(&rntm);
     bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &alpha,
                  (float *)a, rsa, csa, (float *)b, rsb, csb, &beta, c, (inc_t)ldc, 1,
@@ -456,12 +858,35 @@ void cvae__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, con
                      beta, c, ldc);
 }
 
-void cvae__gemm_set_threads(int n)
+int cvae__gemm_tile_mr(void)
 {
-    gemm_threads = n;
-    bli_thread_set_num_threads((dim_t)n);
-    threads_applied = 1;
+    gemm_init_once();
+#if CVAE__GEMM_X86
+    if (gemm.dflt == CVAE__GEMM_KERNEL_AVX512)
+        return Z_MR;
+    if (gemm.dflt == CVAE__GEMM_KERNEL_AVX2)
+        return Y_MR;
+#endif
+    return 0;
 }
+
+void cvae__gemm_tile(int m, int n, int k, const float *ap, const float *bp, float beta, float *c,
+                     int ldc)
+{
+#if CVAE__GEMM_X86
+    float one = 1.0f;
+    if (gemm.dflt == CVAE__GEMM_KERNEL_AVX512)
+        ukr_avx512_16x16((dim_t)m, (dim_t)n, (dim_t)k, &one, (float *)(uintptr_t)ap,
+                         (float *)(uintptr_t)bp, &beta, c, (inc_t)ldc, 1, NULL, NULL);
+    else if (gemm.dflt == CVAE__GEMM_KERNEL_AVX2)
+        ukr_avx2_6x16((dim_t)m, (dim_t)n, (dim_t)k, &one, (float *)(uintptr_t)ap,
+                      (float *)(uintptr_t)bp, &beta, c, (inc_t)ldc, 1, NULL, NULL);
+#else
+    (void)m, (void)n, (void)k, (void)ap, (void)bp, (void)beta, (void)c, (void)ldc;
+#endif
+}
+
+void cvae__gemm_set_threads(int n) { gemm_threads = n < 1 ? 1 : n; }
 
 int cvae__gemm_get_threads(void) { return gemm_threads; }
 

@@ -11,9 +11,54 @@
 void cvae__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
-/* Process-wide BLIS thread count. */
+/* Benchmarks only (bench/bench_train.c): when a trace function is set, every
+ * cvae__sgemm_with call with m, n >= 1 reports its arguments just before
+ * (end == 0) and just after (end == 1) the product, so a benchmark can see
+ * the GEMM shapes of a training step and how long each took. NULL (the
+ * default) turns it off; the cost when off is one load and a branch per
+ * call. Process-wide and unsynchronised: set it only while no other thread
+ * runs GEMMs. */
+typedef struct cvae__gemm_call {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+} cvae__gemm_call;
+typedef void (*cvae__gemm_trace_fn)(void *user, const cvae__gemm_call *call, int end);
+void cvae__gemm_set_trace(cvae__gemm_trace_fn fn, void *user);
+/* For products computed without cvae__sgemm (lib/conv.c's implicit-im2col
+ * convolution): report the equivalent call, before (end == 0) and after
+ * (end == 1), to the trace function if one is set. */
+int cvae__gemm_tracing(void);
+void cvae__gemm_trace_report(const cvae__gemm_call *call, int end);
+
+/* Process-wide thread count of the library (cvae_set_num_threads). Products
+ * large enough are split into that many single-threaded BLIS calls run by
+ * cvae__parallel; BLIS never starts threads of its own. */
 void cvae__gemm_set_threads(int n);
 int cvae__gemm_get_threads(void);
+
+/* The micro-kernel behind cvae__sgemm, for callers that pack their own
+ * operands (lib/conv.c builds B panels straight from an image instead of an
+ * im2col matrix): C = Ap Bp + beta C for an m x n tile, m <= MR, n <= 16,
+ * C with row stride ldc; Ap an MR x k panel (column p at Ap + p * MR), Bp a
+ * k x 16 panel (row p at Bp + p * 16), both zero beyond m and n. beta == 0
+ * does not read C. cvae__gemm_tile_mr() is MR, or 0 when cvae__sgemm's
+ * kernel is BLIS's own (not on x86, or CVAE_GEMM_KERNEL=blis): then there is
+ * no tile kernel and cvae__gemm_tile must not be called. */
+int cvae__gemm_tile_mr(void);
+void cvae__gemm_tile(int m, int n, int k, const float *ap, const float *bp, float beta, float *c,
+                     int ldc);
+
+/* Runs fn(ctx, part, parts) for every part in [0, parts), concurrently on
+ * up to the thread count's worth of threads (the caller's included), and
+ * returns when all are done. Parts must be independent. Inside a part,
+ * GEMMs run single-threaded and a nested cvae__parallel runs its parts in
+ * order on the calling thread; so does a call made while another thread's
+ * job is running. No allocation after the first use (which starts the
+ * worker threads). */
+void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx);
+/* How many threads a cvae__parallel call made here would use at most: the
+ * thread count, or 1 inside a part. */
+int cvae__parallel_threads(void);
 
 /* The micro-kernels BLIS can be run with. BLIS 0.9 has no optimised kernels
  * for CPUs newer than it (its "generic" reference kernel runs instead), so

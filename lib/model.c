@@ -171,14 +171,17 @@ static size_t layout_workspace(cvae_model *m, int dry)
         else                                                                                   \
             (ptr) = (void *)cvae__arena_floats(&m->ws, n_);                                    \
     } while (0)
+    /* The conv layers split a batch across the configured thread count
+     * (network.c never asks for more parts than this). */
+    const int parts = m->cfg.threads;
     size_t col = 1;
     for (int b = 0; b < m->nb; b++)
         for (int l = 0; l < m->br[b].layers; l++) {
-            size_t cf = cvae__conv_col_floats(&m->br[b].conv[l]);
+            size_t cf = cvae__conv_par_floats(&m->br[b].conv[l], parts);
             col = cf > col ? cf : col;
         }
     for (int l = 0; l < m->ndec; l++) {
-        size_t cf = cvae__conv_col_floats(&m->dec[l]);
+        size_t cf = cvae__conv_par_floats(&m->dec[l], parts);
         col = cf > col ? cf : col;
     }
     WS(m->x, (size_t)B * m->P);
@@ -274,15 +277,25 @@ static void init_weights(cvae_model *m)
     }
 }
 
-cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
+cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out)
 {
     cvae_model *m = calloc(1, sizeof *m);
     if (!m)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a model");
     m->cfg = *cfg;
     cvae_status st = build_layout(m);
-    if (st)
-        goto fail;
+    if (st) {
+        cvae_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return CVAE_OK;
+}
+
+cvae_status cvae__model_alloc_buffers(cvae_model *m)
+{
+    cvae_status st = CVAE_OK;
+    const struct cvae_config *cfg = &m->cfg;
     m->B = cfg->batch;
     size_t bytes;
     if (cvae__mul_overflows(m->nparams, sizeof(float), &bytes)) {
@@ -303,11 +316,23 @@ cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
         goto fail;
     layout_workspace(m, 0);
     cvae__rng_seed(&m->rng, cfg->seed);
-    *out = m;
     return CVAE_OK;
 fail:
-    cvae_model_destroy(m);
     return st ? st : cvae__fail(CVAE_E_NOMEM, "cannot allocate the model workspace");
+}
+
+cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
+{
+    cvae_model *m = NULL;
+    cvae_status st = cvae__model_shell(cfg, &m);
+    if (st)
+        return st;
+    if ((st = cvae__model_alloc_buffers(m))) {
+        cvae_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return CVAE_OK;
 }
 
 cvae_status cvae_model_create(const cvae_config *cfg, cvae_model **out)

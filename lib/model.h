@@ -91,6 +91,13 @@ const float *cvae__xhat(const cvae_model *mdl);
 /* Allocate a model with its layout and workspace but uninitialised weights
  * (checkpoint loading fills them). */
 cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
+/* The two steps of cvae__model_alloc: the layout only (parameter table,
+ * nothing sized by the model), then parameters, gradients and workspace.
+ * Loading checks a file's tensors against the shell before the buffers, so
+ * a small file cannot make it allocate a huge model. On failure of the
+ * second step the caller still owns m (cvae_model_destroy frees it). */
+cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out);
+cvae_status cvae__model_alloc_buffers(cvae_model *m);
 /* A hash of the parameter layout, so optimizer state is never applied to a
  * differently shaped model. */
 uint64_t cvae__layout_id(const cvae_model *mdl);

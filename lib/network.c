@@ -72,6 +72,14 @@ static void features_dense_dw(const cvae_model *mdl, int n, int out, const float
                     mdl->D);
 }
 
+/* Parts the conv layers split a batch into: the thread count, within what
+ * the workspace was sized for (model.c: the configured threads). */
+static int conv_parts(const cvae_model *mdl)
+{
+    const int t = cvae__parallel_threads();
+    return t < mdl->cfg.threads ? t : mdl->cfg.threads;
+}
+
 void cvae__forward(cvae_model *mdl, int n, int train, int need_decoder)
 {
     const float *in = mdl->x;
@@ -79,9 +87,8 @@ void cvae__forward(cvae_model *mdl, int n, int train, int need_decoder)
         cvae__branch *br = &mdl->br[b];
         for (int l = 0; l < br->layers; l++) {
             const cvae__conv_geom *g = &br->conv[l];
-            cvae__conv2d_forward(g, n, in, PRM(br->w[l]), PRM(br->b[l]), br->act[l], mdl->col);
-            cvae__relu_forward((int64_t)n * g->c_out * g->h_out * g->w_out, br->act[l],
-                               br->act[l]);
+            cvae__conv2d_relu_forward(g, n, in, PRM(br->w[l]), PRM(br->b[l]), br->act[l],
+                                      mdl->col, conv_parts(mdl));
             in = br->act[l];
         }
         cvae__maxpool_forward(&br->pool, n, in, br->pooled, br->argmax);
@@ -139,8 +146,8 @@ void cvae__decode(cvae_model *mdl, int n)
     for (int l = 0; l < mdl->ndec; l++) {
         const cvae__conv_geom *g = &mdl->dec[l];
         int64_t cnt = (int64_t)n * g->c_in * g->h_in * g->w_in;
-        cvae__deconv2d_forward(g, n, in, PRM(mdl->dec_w[l]), PRM(mdl->dec_b[l]), mdl->decact[l],
-                               mdl->col);
+        cvae__deconv2d_forward_par(g, n, in, PRM(mdl->dec_w[l]), PRM(mdl->dec_b[l]),
+                                   mdl->decact[l], mdl->col, conv_parts(mdl));
         if (l + 1 < mdl->ndec)
             cvae__relu_forward(cnt, mdl->decact[l], mdl->decact[l]);
         else
@@ -163,9 +170,10 @@ static void backward_decoder(cvae_model *mdl, int n, float *dpre_image)
             const cvae__conv_geom *g = &mdl->dec[l];
             const float *in = l ? mdl->decact[l - 1] : mdl->dslice;
             float *dx = l ? mdl->ddecact[l - 1] : mdl->ddslice;
-            cvae__deconv2d_backward(g, n, in, PRM(mdl->dec_w[l]), l == mdl->ndec - 1 ? dpre_image
-                                                                                     : mdl->ddecact[l],
-                                    dx, GRD(mdl->dec_w[l]), GRD(mdl->dec_b[l]), mdl->col);
+            cvae__deconv2d_backward_par(g, n, in, PRM(mdl->dec_w[l]),
+                                        l == mdl->ndec - 1 ? dpre_image : mdl->ddecact[l], dx,
+                                        GRD(mdl->dec_w[l]), GRD(mdl->dec_b[l]), mdl->col,
+                                        conv_parts(mdl));
             if (l > 0)
                 cvae__relu_backward((int64_t)n * g->c_out * g->h_out * g->w_out, mdl->decact[l - 1],
                                     dx, dx);
@@ -195,12 +203,10 @@ static void backward_branches(cvae_model *mdl, int n)
         cvae__maxpool_backward(&br->pool, n, br->dpooled, br->argmax, br->dact[last]);
         for (int l = last; l >= 0; l--) {
             const cvae__conv_geom *g = &br->conv[l];
-            cvae__relu_backward((int64_t)n * g->c_out * g->h_out * g->w_out, br->act[l],
-                                br->dact[l], br->dact[l]);
             const float *in = l ? br->act[l - 1] : (b ? mdl->br[b - 1].pooled : mdl->x);
             float *dx = l ? br->dact[l - 1] : (b ? mdl->br[b - 1].dpooled : NULL);
-            cvae__conv2d_backward(g, n, in, PRM(br->w[l]), br->dact[l], dx, GRD(br->w[l]),
-                                  GRD(br->b[l]), mdl->col);
+            cvae__conv2d_relu_backward(g, n, in, PRM(br->w[l]), br->act[l], br->dact[l], dx,
+                                       GRD(br->w[l]), GRD(br->b[l]), mdl->col, conv_parts(mdl));
         }
     }
 }

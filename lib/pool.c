@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "gemm.h"
 
 cvae_status cvae__pool_geom_init(cvae__pool_geom *g, int c, int h_in, int w_in, int k,
                                  int stride)
@@ -38,17 +39,45 @@ cvae_status cvae__pool_geom_init(cvae__pool_geom *g, int c, int h_in, int w_in, 
     return CVAE_OK;
 }
 
-void cvae__maxpool_forward(const cvae__pool_geom *g, int n, const float *x, float *y,
-                           int32_t *argmax)
+/* Planes [p0, p1) of the forward pass. */
+static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const float *x,
+                           float *y, int32_t *argmax)
 {
     const int k = g->k, s = g->stride, w_in = g->w_in;
     const size_t in_plane = (size_t)g->h_in * (size_t)w_in;
     const size_t out_plane = (size_t)g->h_out * (size_t)g->w_out;
-    const size_t planes = (size_t)n * (size_t)g->c;
-    for (size_t p = 0; p < planes; p++) {
+    for (size_t p = p0; p < p1; p++) {
         const float *src = x + p * in_plane;
         float *dst = y + p * out_plane;
         int32_t *am = argmax + p * out_plane;
+        if (k == 2 && s == 2) {
+            /* The model's pool: the same comparisons in the same order as
+             * the general loop below, written as selects the compiler turns
+             * into blends (the general loop's data-dependent branches
+             * mispredict on real feature maps). */
+            for (int oy = 0; oy < g->h_out; oy++) {
+                const float *r0 = src + (size_t)(2 * oy) * (size_t)w_in;
+                const float *r1 = r0 + w_in;
+                float *d = dst + (size_t)oy * (size_t)g->w_out;
+                int32_t *ai = am + (size_t)oy * (size_t)g->w_out;
+                const int base = 2 * oy * w_in;
+                for (int ox = 0; ox < g->w_out; ox++) {
+                    const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1];
+                    const float v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+                    int best = 0;
+                    float bv = v0;
+                    best = v1 > bv ? 1 : best;
+                    bv = v1 > bv ? v1 : bv;
+                    best = v2 > bv ? 2 : best;
+                    bv = v2 > bv ? v2 : bv;
+                    best = v3 > bv ? 3 : best;
+                    bv = v3 > bv ? v3 : bv;
+                    d[ox] = bv;
+                    ai[ox] = base + 2 * ox + (best & 1) + (best >> 1) * w_in;
+                }
+            }
+            continue;
+        }
         for (int oy = 0; oy < g->h_out; oy++) {
             for (int ox = 0; ox < g->w_out; ox++) {
                 int best = oy * s * w_in + ox * s;
@@ -72,21 +101,78 @@ void cvae__maxpool_forward(const cvae__pool_geom *g, int n, const float *x, floa
     }
 }
 
-void cvae__maxpool_backward(const cvae__pool_geom *g, int n, const float *dy,
+/* Planes [p0, p1) of the backward pass. */
+static void backward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const float *dy,
                             const int32_t *argmax, float *dx)
 {
     const size_t in_plane = (size_t)g->h_in * (size_t)g->w_in;
     const size_t out_plane = (size_t)g->h_out * (size_t)g->w_out;
-    const size_t planes = (size_t)n * (size_t)g->c;
-    if (planes == 0)
-        return;
-    memset(dx, 0, planes * in_plane * sizeof *dx);
-    for (size_t p = 0; p < planes; p++) {
+    for (size_t p = p0; p < p1; p++) {
         float *d = dx + p * in_plane;
         const float *g_out = dy + p * out_plane;
         const int32_t *am = argmax + p * out_plane;
+        memset(d, 0, in_plane * sizeof *d);
         /* Overlapping windows (k > stride) can pick the same input twice. */
         for (size_t o = 0; o < out_plane; o++)
             d[am[o]] += g_out[o];
     }
+}
+
+/* Both passes work plane by plane; large batches are split across the
+ * library's threads (the result does not depend on the split). */
+typedef struct pool_job {
+    const cvae__pool_geom *g;
+    size_t planes;
+    const float *in;
+    float *out;
+    const int32_t *am_in;
+    int32_t *am_out;
+    int backward;
+} pool_job;
+
+static void pool_part(void *ctx, int part, int parts)
+{
+    const pool_job *j = ctx;
+    const size_t p0 = j->planes * (size_t)part / (size_t)parts;
+    const size_t p1 = j->planes * (size_t)(part + 1) / (size_t)parts;
+    if (j->backward)
+        backward_planes(j->g, p0, p1, j->in, j->am_in, j->out);
+    else
+        forward_planes(j->g, p0, p1, j->in, j->out, j->am_out);
+}
+
+/* Below this many input values a pass is not worth a hand-off to a
+ * thread. */
+#define POOL_SPLIT_MIN (1 << 16)
+
+static void run(pool_job *j)
+{
+    const size_t values = j->planes * (size_t)j->g->h_in * (size_t)j->g->w_in;
+    int parts = cvae__parallel_threads();
+    if ((size_t)parts > j->planes)
+        parts = (int)j->planes;
+    if (parts > 1 && values >= POOL_SPLIT_MIN)
+        cvae__parallel(parts, pool_part, j);
+    else
+        pool_part(j, 0, 1);
+}
+
+void cvae__maxpool_forward(const cvae__pool_geom *g, int n, const float *x, float *y,
+                           int32_t *argmax)
+{
+    const size_t planes = (size_t)n * (size_t)g->c;
+    if (n <= 0 || planes == 0)
+        return;
+    pool_job j = {g, planes, x, y, NULL, argmax, 0};
+    run(&j);
+}
+
+void cvae__maxpool_backward(const cvae__pool_geom *g, int n, const float *dy,
+                            const int32_t *argmax, float *dx)
+{
+    const size_t planes = (size_t)n * (size_t)g->c;
+    if (n <= 0 || planes == 0)
+        return;
+    pool_job j = {g, planes, dy, dx, argmax, NULL, 1};
+    run(&j);
 }

@@ -5,7 +5,9 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libblis-dev libcmocka-dev zlib1g-dev libpng-dev
-      python3 python3-numpy python3-pytest dataset-fashion-mnist ca-certificates)
+      python3 python3-numpy python3-pytest dataset-fashion-mnist ca-certificates
+      # robustness jobs: clang build, libFuzzer and TSan runtimes, valgrind
+      clang clang-14 libclang-rt-14-dev valgrind)
 # The machine's own Node.js/npm (if any) is kept; Debian's npm would conflict with it.
 command -v npm >/dev/null || pkgs+=(npm)
 pkgs+=("$@")

@@ -44,4 +44,29 @@ fi
 scripts/test-python.sh "$build" || rc=1
 # Install to a temporary prefix, consumers against it, header and ABI checks.
 scripts/check-install.sh "$build-install" || rc=1
+
+# Robustness jobs (docs/robustness.md); the fuzz corpus replays already ran
+# in ctest. Each builds in its own directory and logs to $build/<job>.log;
+# one summary line each, the log's end on failure.
+robust() {
+    local name=$1 lines=$2 t0=$SECONDS
+    shift 2
+    local log="$build/$name.log"
+    if "$@" >"$log" 2>&1; then
+        tail -n "$lines" "$log"
+        echo "$name: OK in $((SECONDS - t0)) s"
+    else
+        tail -n 60 "$log"
+        echo "$name: FAILED in $((SECONDS - t0)) s (log: $log)"
+        rc=1
+    fi
+}
+# libFuzzer, each fuzzer for FUZZ_SECONDS (one line per fuzzer).
+robust check-fuzz 3 env FUZZ_SECONDS="${FUZZ_SECONDS:-60}" scripts/check-fuzz.sh
+# The whole ctest suite under ASan + UBSan.
+robust check-sanitize 1 scripts/check-sanitize.sh
+# The unit tests and corpus replays under valgrind memcheck.
+robust check-valgrind 1 scripts/check-valgrind.sh
+# test_threads under ThreadSanitizer.
+robust check-tsan 1 scripts/check-tsan.sh
 exit $rc

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# libconvvae against the same model in PyTorch, on this machine.
+#
+#   bench/run.sh [--quick] [--reps N] [--build DIR] [--out DIR]
+#
+# For the paper's MNIST configuration (s=50, n=1, m=512, batch 100) and a
+# heavier one (Fashion-MNIST, s=60, n=5, m=512), at 1 and 2 threads, runs
+# bench/bench_train (libconvvae) and bench/torch_reference.py (PyTorch)
+# alternately N times (default 3) and prints the medians as a Markdown table:
+# training and inference throughput with ratios, batch-1 latency, the
+# training step's GFLOP/s next to cvae__sgemm's on the step's own GEMM shapes
+# and on 2000^3, and peak RSS. Before that, a same-model check per
+# configuration (parameter counts, forward losses of a libconvvae checkpoint
+# loaded into PyTorch within 1e-4); after it, the per-layer breakdown of one
+# libconvvae training step. The load average goes with every table: the
+# numbers are only as good as the machine was quiet.
+#
+# --quick: 1 repetition, 20 timed batches, shorter latency and GEMM runs (for
+# development; not for quoting). Raw outputs are kept in --out (default
+# bench/runs/run-sh/), the data directory is $CONVVAE_DATA or ./data.
+#
+# PyTorch runs with OMP_WAIT_POLICY=PASSIVE (unless set): its OpenMP threads
+# otherwise spin while waiting, and with more runnable threads than cores
+# (this machine's two are shared) 2-thread training fell from ~280 to ~80
+# images/s. libconvvae's threads always block.
+# Needs: the build dependencies (scripts/install-deps.sh), the data
+# (scripts/fetch-data.sh) and Debian's python3-torch.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0
+build=${CVAE_BENCH_BUILD:-$here/build-bench}
+out=$here/bench/runs/run-sh
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) quick=1 reps=1 batches=20 warmup=2 latency=50 gemm_reps=2 breakdown_reps=3 ;;
+        --reps) reps=$2; shift ;;
+        --build) build=$2; shift ;;
+        --out) out=$2; shift ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+py=/usr/bin/python3
+if ! "$py" -c 'import torch, numpy' 2>/dev/null; then
+    echo "run.sh: $py cannot import torch and numpy; install them with" >&2
+    echo "    sudo apt-get install -y python3-torch python3-numpy" >&2
+    exit 1
+fi
+data=${CONVVAE_DATA:-$here/data}
+export CONVVAE_DATA=$data
+for f in mnist/train-images-idx3-ubyte fashion-mnist/train-images-idx3-ubyte.gz; do
+    if [ ! -f "$data/$f" ]; then
+        echo "run.sh: $data/$f missing; run scripts/fetch-data.sh" >&2
+        exit 1
+    fi
+done
+
+if [ ! -x "$build/bench/bench_train" ] || [ -n "$(find "$here/lib" "$here/bench" -newer "$build/bench/bench_train" -name '*.[ch]' 2>/dev/null | head -1)" ]; then
+    echo "run.sh: building bench_train in $build" >&2
+    cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCVAE_BUILD_BENCH=ON \
+        -DBUILD_TESTING=OFF >/dev/null
+    cmake --build "$build" --target bench_train -j2 >/dev/null
+fi
+bt=$build/bench/bench_train
+tr=$here/bench/torch_reference.py
+mkdir -p "$out/raw"
+rm -f "$out"/raw/*.txt
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+# value of "RESULT key value" in a file (empty if absent)
+get() { awk -v k="$2" '$1 == "RESULT" && $2 == k { print $3 }' "$1"; }
+# median of the key over the files given
+med() {
+    local key=$1; shift
+    for f in "$@"; do get "$f" "$key"; done | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
+
+# name dataset s n m
+configs=("mnist mnist 50 1 512" "fashion-n5 fashion-mnist 60 5 512")
+threads=(1 2)
+
+echo "bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC'), reps $reps, $batches timed batches after $warmup warm-up"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(uptime | sed 's/^ *//')"
+echo
+
+echo "== same-model check (libconvvae checkpoint after 20 steps -> PyTorch, first 100 test images)"
+for c in "${configs[@]}"; do
+    read -r name ds s n m <<<"$c"
+    dir=$out/check-$name
+    mkdir -p "$dir"
+    "$bt" --check "$dir" --dataset "$ds" --latent "$s" --layers "$n" --units "$m" --batches 20 \
+        >"$dir/check.txt"
+    echo "-- $name"
+    "$py" "$tr" --check "$dir" --dataset "$ds" | grep -v '^RESULT' | tee "$dir/torch.txt"
+done
+echo
+
+for c in "${configs[@]}"; do
+    read -r name ds s n m <<<"$c"
+    for t in "${threads[@]}"; do
+        echo "$(load1)" >"$out/raw/$name-t$t-load.txt"
+        model=(--dataset "$ds" --latent "$s" --layers "$n" --units "$m" --batch 100 --threads "$t")
+        common=("${model[@]}" --warmup "$warmup" --batches "$batches" --infer --latency "$latency")
+        for r in $(seq 1 "$reps"); do
+            echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: libconvvae" >&2
+            "$bt" "${common[@]}" >"$out/raw/$name-t$t-lib-$r.txt"
+            echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: PyTorch" >&2
+            OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} "$py" "$tr" "${common[@]}" \
+                >"$out/raw/$name-t$t-torch-$r.txt"
+        done
+        echo "[$(date +%H:%M:%S)] $name, $t thread(s): GEMM rates and breakdown" >&2
+        "$bt" "${model[@]}" --batches 0 --gemm "$gemm_reps" --breakdown "$breakdown_reps" \
+            >"$out/raw/$name-t$t-gemm.txt"
+    done
+done
+
+echo "== results (medians of $reps alternated runs; load = 1-min load average when the row started)"
+echo
+echo "| config | thr | load | train img/s lib | torch | ratio | infer img/s lib | torch | ratio | batch-1 ms lib | torch | step GFLOP/s | GEMM on step shapes | GEMM 2000^3 | step / shapes | peak RSS MB lib | torch |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for c in "${configs[@]}"; do
+    read -r name ds s n m <<<"$c"
+    for t in "${threads[@]}"; do
+        lib=("$out"/raw/$name-t$t-lib-*.txt)
+        pt=("$out"/raw/$name-t$t-torch-*.txt)
+        g=$out/raw/$name-t$t-gemm.txt
+        tl=$(med train_img_s "${lib[@]}") tt=$(med train_img_s "${pt[@]}")
+        il=$(med infer_img_s "${lib[@]}") it=$(med infer_img_s "${pt[@]}")
+        ll=$(med latency_ms "${lib[@]}") lt=$(med latency_ms "${pt[@]}")
+        gf=$(med train_gflops "${lib[@]}")
+        gs=$(med gemm_step_shapes_gflops "$g") g2=$(med gemm_2000_gflops "$g")
+        rl=$(med rss_train_mb "${lib[@]}") rt=$(med rss_train_mb "${pt[@]}")
+        eff=$(awk -v a="$gf" -v b="$gs" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.0f%%", 100 * a / b }')
+        echo "| $name s=$s n=$n m=$m | $t | $(cat "$out/raw/$name-t$t-load.txt") | $(fmt "$tl" %.0f) | $(fmt "$tt" %.0f) | $(ratio "$tl" "$tt") | $(fmt "$il" %.0f) | $(fmt "$it" %.0f) | $(ratio "$il" "$it") | $(fmt "$ll" %.3f) | $(fmt "$lt" %.3f) | $(fmt "$gf" %.1f) | $(fmt "$gs" %.1f) | $(fmt "$g2" %.1f) | $eff | $(fmt "$rl" %.0f) | $(fmt "$rt" %.0f) |"
+    done
+done
+echo
+for c in "${configs[@]}"; do
+    read -r name ds s n m <<<"$c"
+    f=$(get "$out/raw/$name-t1-lib-1.txt" flops_per_train_image)
+    fi=$(get "$out/raw/$name-t1-lib-1.txt" flops_per_infer_image)
+    echo "$name: $(fmt "$f" %.0f) FLOP per training image, $(fmt "$fi" %.0f) per inferred image (matrix products, 2 per multiply-add)"
+done
+echo "load after the run: $(uptime | sed 's/^ *//')"
+echo
+for c in "${configs[@]}"; do
+    read -r name ds s n m <<<"$c"
+    for t in "${threads[@]}"; do
+        echo "== $name, $t thread(s): per-layer breakdown of one libconvvae training step"
+        sed -n '/^per-layer/,/^RESULT segments_ms/p' "$out/raw/$name-t$t-gemm.txt" | grep -v '^RESULT'
+        echo
+    done
+done
