@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libconvvae against the same model in PyTorch, on this machine.
 #
-#   bench/run.sh [--quick] [--reps N] [--build DIR] [--out DIR]
+#   bench/run.sh [--quick] [--reps N] [--build DIR] [--out DIR] [--torch-blas DIR]
 #
 # For the paper's MNIST configuration (s=50, n=1, m=512, batch 100) and a
 # heavier one (Fashion-MNIST, s=60, n=5, m=512), at 1 and 2 threads, runs
@@ -23,12 +23,20 @@
 # otherwise spin while waiting, and with more runnable threads than cores
 # (this machine's two are shared) 2-thread training fell from ~280 to ~80
 # images/s. libconvvae's threads always block.
+#
+# --torch-blas DIR puts DIR first in PyTorch's LD_LIBRARY_PATH: Debian's
+# python3-torch does its matrix products through the system libblas.so.3,
+# which with libblis installed is BLIS 0.9's generic kernel on CPUs newer
+# than BLIS (~26 GFLOP/s here). To give PyTorch OpenBLAS without changing
+# the system's choice:
+#     apt-get download libopenblas0-pthread && dpkg -x libopenblas0-pthread_*.deb ob
+#     bench/run.sh --torch-blas "$PWD/ob/usr/lib/x86_64-linux-gnu/openblas-pthread"
 # Needs: the build dependencies (scripts/install-deps.sh), the data
 # (scripts/fetch-data.sh) and Debian's python3-torch.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0
+reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0 torch_blas=
 build=${CVAE_BENCH_BUILD:-$here/build-bench}
 out=$here/bench/runs/run-sh
 while [ $# -gt 0 ]; do
@@ -37,6 +45,7 @@ while [ $# -gt 0 ]; do
         --reps) reps=$2; shift ;;
         --build) build=$2; shift ;;
         --out) out=$2; shift ;;
+        --torch-blas) torch_blas=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -81,12 +90,16 @@ med() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
 
+torch_ld=${LD_LIBRARY_PATH:-}
+[ -z "$torch_blas" ] || torch_ld=$torch_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
 # name dataset s n m
 configs=("mnist mnist 50 1 512" "fashion-n5 fashion-mnist 60 5 512")
 threads=(1 2)
 
 echo "bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC'), reps $reps, $batches timed batches after $warmup warm-up"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(uptime | sed 's/^ *//')"
+echo "PyTorch's BLAS: ${torch_blas:-the system libblas.so.3 ($(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown))}"
 echo
 
 echo "== same-model check (libconvvae checkpoint after 20 steps -> PyTorch, first 100 test images)"
@@ -111,8 +124,8 @@ for c in "${configs[@]}"; do
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: libconvvae" >&2
             "$bt" "${common[@]}" >"$out/raw/$name-t$t-lib-$r.txt"
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: PyTorch" >&2
-            OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} "$py" "$tr" "${common[@]}" \
-                >"$out/raw/$name-t$t-torch-$r.txt"
+            LD_LIBRARY_PATH=$torch_ld OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
+                "$py" "$tr" "${common[@]}" >"$out/raw/$name-t$t-torch-$r.txt"
         done
         echo "[$(date +%H:%M:%S)] $name, $t thread(s): GEMM rates and breakdown" >&2
         "$bt" "${model[@]}" --batches 0 --gemm "$gemm_reps" --breakdown "$breakdown_reps" \
