@@ -70,8 +70,11 @@ CVAE_API const char *cvae_version_string(void);
 /* Run-time version as CVAE_VERSION_NUMBER would give it. */
 CVAE_API uint32_t cvae_version_number(void);
 
-/* Number of threads the GEMM kernels may use, process-wide (this is the only
- * global state of the library). n >= 1. Set it before training, not while
+/* Number of threads the compute kernels (matrix products, convolutions,
+ * pooling) may use, process-wide. This count and the small pool of worker
+ * threads it sizes (started on first use with n > 1, blocked while idle,
+ * joined when the library is unloaded or the process exits) are the only
+ * global state of the library. n >= 1. Set it before training, not while
  * another thread is inside the library.
  * Returns CVAE_OK or CVAE_E_INVALID_ARG (n < 1). */
 CVAE_API cvae_status cvae_set_num_threads(int n);
