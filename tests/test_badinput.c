@@ -270,14 +270,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     (void)state;
@@ -291,7 +283,7 @@ static int teardown(void **state)
     cvae_optimizer_destroy(opt);
     cvae_optimizer_destroy(opt_other);
     /* everything under dir, also what a failed test left behind */
-    return nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return remove_tree(dir);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -812,19 +812,11 @@ static int setup(void **state)
     return chmod(dir, 0755);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Everything under dir, also what a failed test left behind. */
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return remove_tree(dir);
 }
 
 /* Optional arguments: a CMocka test filter and a skip filter (globs), e.g.

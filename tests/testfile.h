@@ -3,6 +3,7 @@
 #ifndef CVAE_TEST_TESTFILE_H
 #define CVAE_TEST_TESTFILE_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,6 +12,22 @@
 #else
 #define TF_UNUSED
 #endif
+
+static TF_UNUSED int tf_remove_entry(const char *path, const struct stat *sb, int flag,
+                                     struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Delete dir and everything under it, also what a failed test left behind.
+ * Needs nftw: define _XOPEN_SOURCE 700 (or _GNU_SOURCE) before any include. */
+static TF_UNUSED int remove_tree(const char *dir)
+{
+    return nftw(dir, tf_remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
 
 static TF_UNUSED void write_file(const char *path, const void *buf, size_t len)
 {
