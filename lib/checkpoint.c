@@ -81,7 +81,10 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
         goto done;
     if ((st = cvae__model_shell(&cfg, &m)) == CVAE_OK) {
         /* Tensors first, buffers after: the configuration alone could ask
-         * for gigabytes, the file's tensors bound what is allocated. */
+         * for gigabytes, the file's tensors bound what is allocated. The
+         * activation workspace, which the batch size and image shape size
+         * and the file does not bound, waits for the first call that runs
+         * the network (cvae__model_ensure_workspace). */
         if (cvae__st_count(f) != (size_t)m->nparam) {
             st = cvae__fail(CVAE_E_FORMAT,
                             "checkpoint '%.200s' has %zu tensors, the model needs %d", path,
@@ -102,7 +105,7 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
                 goto done;
             }
         }
-        st = cvae__model_alloc_buffers(m);
+        st = cvae__model_alloc_params(m);
     }
     if (st) {
         if (st == CVAE_E_INVALID_ARG) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "conv_im2col.h"
 #include "error.h"
 #include "gemm.h"
 
@@ -166,28 +167,17 @@ size_t cvae__conv_col_floats(const cvae__conv_geom *g)
            (size_t)g->w_out;
 }
 
-static int rows_shift(const cvae__conv_geom *g);
-static int col_is_identity(const cvae__conv_geom *g);
+/* A 1x1 stride-1 unpadded conv reads the image itself as its im2col matrix. */
+static int col_is_identity(const cvae__conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad_top == 0 && g->pad_left == 0;
+}
 
-/* Implicit-im2col convolution: for stride-1 convs whose output rows are as
- * wide as their input rows (rows_shift below), the GEMM's B operand is never
- * stored. Each k x 16 micro-panel of it is gathered straight from the image
- * (16 consecutive output positions of a kernel tap are 16 consecutive input
- * values, masked where they fall into the padding) into a buffer that stays
- * in L1, and fed to the GEMM micro-kernel (cvae__gemm_tile); the weights
- * are packed once per call. That skips writing and re-reading a
- * c_in*kh*kw x h*w im2col matrix (627 KB per image for 32 channels 5x5 at
- * 14x14) and BLIS's repacking of it, which kept these products at about
- * half the micro-kernel's speed. Needs a micro-kernel of ours (x86 with
- * AVX2); kernels up to IMPL_MAX_K wide. */
-#define IMPL_MAX_K 16
-#define IMPL_KC 384
-#define IMPL_KC_MAX 480 /* a last k block up to this long is not split */
-
+/* Where implicit im2col (lib/conv_im2col.c) can run, it does, except for a
+ * 1x1 conv, whose im2col matrix is the image itself. */
 static int implicit_ok(const cvae__conv_geom *g)
 {
-    return cvae__gemm_tile_mr() > 0 && rows_shift(g) && !col_is_identity(g) &&
-           g->kh <= IMPL_MAX_K && g->kw <= IMPL_MAX_K;
+    return cvae__implicit_ok(g) && !col_is_identity(g);
 }
 
 /* The adjoint of a conv (its dX, and a transposed conv's forward) is
@@ -196,9 +186,9 @@ static int implicit_ok(const cvae__conv_geom *g)
  * followed by a scatter-add of a c_in*kh*kw-row matrix. For a stride-1 conv
  * padded to keep its size with an odd kernel, the adjoint is itself such a
  * conv, with the channels swapped and the kernel turned by 180 degrees: a
- * GEMM as long as the forward one, no scatter. Implicitly (above) always;
- * through an im2col of dy only when that matrix is no larger than the
- * input's (c_out <= c_in). */
+ * GEMM as long as the forward one, no scatter. Implicitly always; through
+ * an im2col of dy only when that matrix is no larger than the input's
+ * (c_out <= c_in). */
 static int adjoint_is_conv(const cvae__conv_geom *g)
 {
     return g->stride == 1 && g->kh % 2 == 1 && g->kw % 2 == 1 &&
@@ -233,13 +223,6 @@ static void rotate_weights(const cvae__conv_geom *g, const float *w, float *wf)
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
-/* Rows of m rounded up to whole MR-row panels. */
-static size_t panel_rows(int m)
-{
-    const int mr = cvae__gemm_tile_mr();
-    return mr > 0 ? (size_t)((m + mr - 1) / mr * mr) : 0;
-}
-
 /* A layer's workspace: the im2col matrix (weight gradients, and the
  * explicit paths), rotated weights for an adjoint conv, packed weights and
  * one B panel for the implicit paths. Offsets in floats. */
@@ -253,12 +236,12 @@ static ws_layout ws_of(const cvae__conv_geom *g)
     const size_t kk = (size_t)g->kh * (size_t)g->kw;
     size_t ap = 0, bp = 0;
     if (implicit_ok(g)) {
-        ap = panel_rows(g->c_out) * (size_t)g->c_in * kk;
+        ap = cvae__implicit_a_floats(g->c_out, g->c_in * g->kh * g->kw);
         if (adjoint_is_conv(g)) {
-            const size_t adj = panel_rows(g->c_in) * (size_t)g->c_out * kk;
+            const size_t adj = cvae__implicit_a_floats(g->c_in, g->c_out * g->kh * g->kw);
             ap = adj > ap ? adj : ap;
         }
-        bp = (size_t)IMPL_KC_MAX * 16;
+        bp = CVAE__IMPLICIT_B_FLOATS;
     }
     l.col = 0;
     l.wf = round16(cvae__conv_col_floats(g));
@@ -269,418 +252,6 @@ static ws_layout ws_of(const cvae__conv_geom *g)
 }
 
 size_t cvae__conv_work_floats(const cvae__conv_geom *g) { return ws_of(g).total; }
-
-/* Weights w (m x k, row-major) as MR-row panels for cvae__gemm_tile: panel
- * i at ap + i*MR*k, its column p at + p*MR, rows past m zero. */
-static void pack_weights(const float *w, int m, int k, float *ap)
-{
-    const int mr = cvae__gemm_tile_mr();
-    for (int i0 = 0; i0 < m; i0 += mr) {
-        float *panel = ap + (size_t)i0 * (size_t)k;
-        for (int p = 0; p < k; p++)
-            for (int r = 0; r < mr; r++)
-                panel[(size_t)p * (size_t)mr + (size_t)r] =
-                    i0 + r < m ? w[(size_t)(i0 + r) * (size_t)k + (size_t)p] : 0.0f;
-    }
-}
-
-/* Output columns [*lo, *hi) whose input column ox*stride - pad + k lies in
- * [0, n_in): the rest read padding. Computing the range once per kernel
- * column keeps the inner loops free of bounds tests. */
-static void valid_range(int k, int pad, int stride, int n_in, int n_out, int *lo, int *hi)
-{
-    int first = pad - k; /* ox*stride >= pad - k */
-    int a = first <= 0 ? 0 : (first + stride - 1) / stride;
-    int last = n_in - 1 + pad - k; /* ox*stride <= n_in - 1 + pad - k */
-    int b = last < 0 ? 0 : last / stride + 1;
-    if (a > n_out)
-        a = n_out;
-    if (b > n_out)
-        b = n_out;
-    if (b < a)
-        b = a;
-    *lo = a;
-    *hi = b;
-}
-
-/* Stride-1 convolutions whose output is as wide as their input (the
- * model's "same" convolutions) map output (oy, ox) to input (oy + dy,
- * ox + dx) for a fixed kernel tap, and output and input rows have the same
- * stride. The valid part of a whole im2col row is then one contiguous run of
- * the input plane shifted by dy * w + dx, except for the few columns that
- * wrap around a row edge: copying (or adding) it in one run and patching
- * those columns replaces h_out short copies per tap with one long one. */
-static int rows_shift(const cvae__conv_geom *g)
-{
-    return g->stride == 1 && g->w_out == g->w_in;
-}
-
-/* The run of tap (ky, kx) for rows_shift geometries: output positions
- * [*a, *e) read input position + *shift; rows [*ylo, *yhi) and columns
- * [*xlo, *xhi) are the valid ones. Returns 0 if the tap reads only padding. */
-static int tap_run(const cvae__conv_geom *g, int ky, int kx, size_t *a, size_t *e,
-                   ptrdiff_t *shift, int *ylo, int *yhi, int *xlo, int *xhi)
-{
-    valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, ylo, yhi);
-    valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, xlo, xhi);
-    if (*ylo >= *yhi || *xlo >= *xhi)
-        return 0;
-    const size_t w = (size_t)g->w_out;
-    *a = (size_t)*ylo * w + (size_t)*xlo;
-    *e = (size_t)(*yhi - 1) * w + (size_t)*xhi;
-    *shift = (ptrdiff_t)(ky - g->pad_top) * (ptrdiff_t)w + (kx - g->pad_left);
-    return 1;
-}
-
-/* Zero the wrapped columns of a tap's run: columns before xlo in every valid
- * row but the first, and from xhi on in every valid row but the last. */
-static void zero_wrapped(float *row, int w, int ylo, int yhi, int xlo, int xhi)
-{
-    for (int oy = ylo; oy < yhi; oy++) {
-        float *r = row + (size_t)oy * (size_t)w;
-        if (oy > ylo)
-            for (int ox = 0; ox < xlo; ox++)
-                r[ox] = 0.0f;
-        if (oy < yhi - 1)
-            for (int ox = xhi; ox < w; ox++)
-                r[ox] = 0.0f;
-    }
-}
-
-static void im2col_shift(const cvae__conv_geom *g, const float *img, float *col, size_t ld)
-{
-    const size_t hw = (size_t)g->h_out * (size_t)g->w_out;
-    const size_t plane = (size_t)g->h_in * (size_t)g->w_in;
-    size_t r = 0;
-    for (int c = 0; c < g->c_in; c++) {
-        const float *src = img + (size_t)c * plane;
-        for (int ky = 0; ky < g->kh; ky++) {
-            for (int kx = 0; kx < g->kw; kx++, r++) {
-                float *row = col + r * ld;
-                size_t a, e;
-                ptrdiff_t shift;
-                int ylo, yhi, xlo, xhi;
-                if (!tap_run(g, ky, kx, &a, &e, &shift, &ylo, &yhi, &xlo, &xhi)) {
-                    memset(row, 0, hw * sizeof *row);
-                    continue;
-                }
-                memset(row, 0, a * sizeof *row);
-                memcpy(row + a, src + ((ptrdiff_t)a + shift), (e - a) * sizeof *row);
-                memset(row + e, 0, (hw - e) * sizeof *row);
-                zero_wrapped(row, g->w_out, ylo, yhi, xlo, xhi);
-            }
-        }
-    }
-}
-
-/* col2im for rows_shift geometries. It zeroes the wrapped columns of col
- * (which it may therefore change) and then adds every tap's run in one go:
- * the zeroed entries land on valid pixels of the neighbouring row and add
- * nothing. */
-static void col2im_shift(const cvae__conv_geom *g, float *col, float *img)
-{
-    const size_t hw = (size_t)g->h_out * (size_t)g->w_out;
-    const size_t plane = (size_t)g->h_in * (size_t)g->w_in;
-    size_t r = 0;
-    for (int c = 0; c < g->c_in; c++) {
-        float *dst = img + (size_t)c * plane;
-        for (int ky = 0; ky < g->kh; ky++) {
-            for (int kx = 0; kx < g->kw; kx++, r++) {
-                float *row = col + r * hw;
-                size_t a, e;
-                ptrdiff_t shift;
-                int ylo, yhi, xlo, xhi;
-                if (!tap_run(g, ky, kx, &a, &e, &shift, &ylo, &yhi, &xlo, &xhi))
-                    continue;
-                zero_wrapped(row, g->w_out, ylo, yhi, xlo, xhi);
-                float *restrict d = dst + ((ptrdiff_t)a + shift);
-                const float *restrict s = row + a;
-                const size_t len = e - a;
-                for (size_t i = 0; i < len; i++)
-                    d[i] += s[i];
-            }
-        }
-    }
-}
-
-void cvae__im2col(const cvae__conv_geom *g, const float *img, float *col)
-{
-    if (rows_shift(g)) {
-        im2col_shift(g, img, col, (size_t)g->h_out * (size_t)g->w_out);
-        return;
-    }
-    const int s = g->stride, w_in = g->w_in, h_in = g->h_in, w_out = g->w_out;
-    const size_t hw_out = (size_t)g->h_out * (size_t)w_out;
-    const size_t plane = (size_t)h_in * (size_t)w_in;
-    size_t r = 0;
-    for (int c = 0; c < g->c_in; c++) {
-        const float *src = img + (size_t)c * plane;
-        for (int ky = 0; ky < g->kh; ky++) {
-            for (int kx = 0; kx < g->kw; kx++, r++) {
-                float *row = col + r * hw_out;
-                int lo, hi;
-                valid_range(kx, g->pad_left, s, w_in, w_out, &lo, &hi);
-                const int ix0 = kx - g->pad_left; /* input column of ox = 0 */
-                for (int oy = 0; oy < g->h_out; oy++) {
-                    float *restrict dst = row + (size_t)oy * (size_t)w_out;
-                    const int iy = oy * s - g->pad_top + ky;
-                    if (iy < 0 || iy >= h_in || lo == hi) {
-                        for (int ox = 0; ox < w_out; ox++)
-                            dst[ox] = 0.0f;
-                        continue;
-                    }
-                    const float *restrict line = src + (size_t)iy * (size_t)w_in;
-                    for (int ox = 0; ox < lo; ox++)
-                        dst[ox] = 0.0f;
-                    if (s == 1) {
-                        for (int ox = lo; ox < hi; ox++)
-                            dst[ox] = line[ox + ix0];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++)
-                            dst[ox] = line[ox * s + ix0];
-                    }
-                    for (int ox = hi; ox < w_out; ox++)
-                        dst[ox] = 0.0f;
-                }
-            }
-        }
-    }
-}
-
-void cvae__col2im(const cvae__conv_geom *g, const float *col, float *img)
-{
-    const int s = g->stride, w_in = g->w_in, h_in = g->h_in, w_out = g->w_out;
-    const size_t hw_out = (size_t)g->h_out * (size_t)w_out;
-    const size_t plane = (size_t)h_in * (size_t)w_in;
-    size_t r = 0;
-    for (int c = 0; c < g->c_in; c++) {
-        float *dst = img + (size_t)c * plane;
-        for (int ky = 0; ky < g->kh; ky++) {
-            for (int kx = 0; kx < g->kw; kx++, r++) {
-                const float *row = col + r * hw_out;
-                int lo, hi;
-                valid_range(kx, g->pad_left, s, w_in, w_out, &lo, &hi);
-                const int ix0 = kx - g->pad_left;
-                for (int oy = 0; oy < g->h_out; oy++) {
-                    const int iy = oy * s - g->pad_top + ky;
-                    if (iy < 0 || iy >= h_in)
-                        continue;
-                    const float *restrict srow = row + (size_t)oy * (size_t)w_out;
-                    float *restrict line = dst + (size_t)iy * (size_t)w_in;
-                    if (s == 1) {
-                        for (int ox = lo; ox < hi; ox++)
-                            line[ox + ix0] += srow[ox];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++)
-                            line[ox * s + ix0] += srow[ox];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* col2im into a zeroed image, allowed to clobber col (scratch). */
-static void col2im_scratch(const cvae__conv_geom *g, float *col, float *img)
-{
-    memset(img, 0, (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in * sizeof *img);
-    if (rows_shift(g))
-        col2im_shift(g, col, img);
-    else
-        cvae__col2im(g, col, img);
-}
-
-/* ---- implicit-im2col engine (see implicit_ok) ---- */
-
-/* Per call: for tap t = ky*kw + kx, the offset of its input from the output
- * position; per panel of 16 output positions j0..j0+15, which of them are
- * valid per kernel row (rowm, also false past the last position) and per
- * kernel column (colm). A lane is read only where both are set, and valid
- * lanes lie inside the input plane. */
-typedef struct impl_taps {
-    int kh, kw, kk, n;
-    size_t plane;
-    ptrdiff_t shift[IMPL_MAX_K * IMPL_MAX_K];
-    int ylo[IMPL_MAX_K], yhi[IMPL_MAX_K], xlo[IMPL_MAX_K], xhi[IMPL_MAX_K];
-    uint16_t rowm[IMPL_MAX_K], colm[IMPL_MAX_K];
-} impl_taps;
-
-static void taps_init(const cvae__conv_geom *g, impl_taps *t)
-{
-    t->kh = g->kh;
-    t->kw = g->kw;
-    t->kk = g->kh * g->kw;
-    t->n = g->h_out * g->w_out;
-    t->plane = (size_t)g->h_in * (size_t)g->w_in;
-    for (int ky = 0; ky < g->kh; ky++)
-        valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, &t->ylo[ky], &t->yhi[ky]);
-    for (int kx = 0; kx < g->kw; kx++)
-        valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, &t->xlo[kx], &t->xhi[kx]);
-    for (int ky = 0; ky < g->kh; ky++)
-        for (int kx = 0; kx < g->kw; kx++)
-            t->shift[ky * g->kw + kx] =
-                (ptrdiff_t)(ky - g->pad_top) * g->w_in + (kx - g->pad_left);
-}
-
-static void taps_panel(impl_taps *t, int w, int j0)
-{
-    int oy[16], ox[16];
-    for (int q = 0; q < 16; q++) {
-        oy[q] = (j0 + q) / w;
-        ox[q] = (j0 + q) % w;
-    }
-    for (int ky = 0; ky < t->kh; ky++) {
-        unsigned m = 0;
-        for (int q = 0; q < 16; q++)
-            m |= (unsigned)(j0 + q < t->n && oy[q] >= t->ylo[ky] && oy[q] < t->yhi[ky]) << q;
-        t->rowm[ky] = (uint16_t)m;
-    }
-    for (int kx = 0; kx < t->kw; kx++) {
-        unsigned m = 0;
-        for (int q = 0; q < 16; q++)
-            m |= (unsigned)(ox[q] >= t->xlo[kx] && ox[q] < t->xhi[kx]) << q;
-        t->colm[kx] = (uint16_t)m;
-    }
-}
-
-/* The 16 lanes of one panel row the slow way: lanes near the ends of the
- * plane, where a full 16-wide load would leave it. */
-static void fill_lanes(const float *src, ptrdiff_t off, unsigned m, float *dst)
-{
-    for (int q = 0; q < 16; q++)
-        dst[q] = (m >> q) & 1u ? src[off + q] : 0.0f;
-}
-
-/* Rows p0..p0+kc of B (taps (c, ky, kx) in that order) for output positions
- * j0..j0+15, into bp (row p at bp + p*16). Generic C; the x86 variants
- * below do the same with one load and a mask per row. */
-#define FILL_PANEL_BODY(ROW)                                                                   \
-    int c = p0 / t->kk, tap = p0 % t->kk;                                                     \
-    int ky = tap / t->kw, kx = tap % t->kw;                                                    \
-    const float *src = img + (size_t)c * t->plane;                                            \
-    for (int p = 0; p < kc; p++) {                                                             \
-        const unsigned m = (unsigned)t->rowm[ky] & t->colm[kx];                                \
-        const ptrdiff_t off = j0 + t->shift[tap];                                              \
-        float *dst = bp + (size_t)p * 16;                                                      \
-        ROW;                                                                                   \
-        tap++;                                                                                 \
-        if (++kx == t->kw) {                                                                   \
-            kx = 0;                                                                            \
-            if (++ky == t->kh) {                                                               \
-                ky = 0;                                                                        \
-                tap = 0;                                                                       \
-                src += t->plane;                                                               \
-            }                                                                                  \
-        }                                                                                      \
-    }
-
-static int in_plane(const impl_taps *t, ptrdiff_t off)
-{
-    return off >= 0 && (size_t)off + 16 <= t->plane;
-}
-
-static void fill_panel_c(const impl_taps *t, const float *img, int p0, int kc, int j0, float *bp)
-{
-    FILL_PANEL_BODY(if (m == 0xffffu && in_plane(t, off))
-                        memcpy(dst, src + off, 16 * sizeof *dst);
-                    else fill_lanes(src, off, m, dst);)
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-
-__attribute__((target("avx512f"))) static void fill_panel_avx512(const impl_taps *t,
-                                                                  const float *img, int p0,
-                                                                  int kc, int j0, float *bp)
-{
-    FILL_PANEL_BODY(if (m == 0xffffu && in_plane(t, off)) _mm512_storeu_ps(
-                        dst, _mm512_loadu_ps(src + off));
-                    else if (m && in_plane(t, off)) _mm512_storeu_ps(
-                        dst, _mm512_maskz_mov_ps((__mmask16)m, _mm512_loadu_ps(src + off)));
-                    else if (m) fill_lanes(src, off, m, dst);
-                    else _mm512_storeu_ps(dst, _mm512_setzero_ps());)
-}
-
-__attribute__((target("avx2"))) static void fill_panel_avx2(const impl_taps *t, const float *img,
-                                                            int p0, int kc, int j0, float *bp)
-{
-    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    FILL_PANEL_BODY(if (m && in_plane(t, off)) {
-        const __m256i lo = _mm256_cmpeq_epi32(
-            _mm256_and_si256(_mm256_set1_epi32((int)(m & 0xffu)), bits), bits);
-        const __m256i hi = _mm256_cmpeq_epi32(
-            _mm256_and_si256(_mm256_set1_epi32((int)(m >> 8)), bits), bits);
-        _mm256_storeu_ps(dst, _mm256_and_ps(_mm256_castsi256_ps(lo), _mm256_loadu_ps(src + off)));
-        _mm256_storeu_ps(dst + 8, _mm256_and_ps(_mm256_castsi256_ps(hi),
-                                                _mm256_loadu_ps(src + off + 8)));
-    } else fill_lanes(src, off, m, dst);)
-}
-#endif
-
-static void fill_panel(const impl_taps *t, const float *img, int p0, int kc, int j0, float *bp)
-{
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    /* MR tells which kernel cvae__gemm_tile runs, hence which ISA we have. */
-    const int mr = cvae__gemm_tile_mr();
-    if (mr == 16) {
-        fill_panel_avx512(t, img, p0, kc, j0, bp);
-        return;
-    }
-    if (mr > 0) {
-        fill_panel_avx2(t, img, p0, kc, j0, bp);
-        return;
-    }
-#endif
-    fill_panel_c(t, img, p0, kc, j0, bp);
-}
-
-/* y (m x h_out*w_out) = W im2col(img) for one image, W packed by
- * pack_weights (m = g->c_out rows, k = c_in*kh*kw). */
-static void implicit_conv_run(const cvae__conv_geom *g, const float *img, const float *ap,
-                              float *bp, float *y);
-
-/* Benchmarks see the product as the GEMM it replaces (W times an im2col
- * matrix), so bench_train can time that GEMM next to it. */
-static void implicit_conv(const cvae__conv_geom *g, const float *img, const float *ap,
-                          float *bp, float *y)
-{
-    if (!cvae__gemm_tracing()) {
-        implicit_conv_run(g, img, ap, bp, y);
-        return;
-    }
-    const int k = g->c_in * g->kh * g->kw, n = g->h_out * g->w_out;
-    const cvae__gemm_call call = {0, 0, g->c_out, n, k, k, n, n, 1.0f, 0.0f};
-    cvae__gemm_trace_report(&call, 0);
-    implicit_conv_run(g, img, ap, bp, y);
-    cvae__gemm_trace_report(&call, 1);
-}
-
-static void implicit_conv_run(const cvae__conv_geom *g, const float *img, const float *ap,
-                              float *bp, float *y)
-{
-    impl_taps t;
-    taps_init(g, &t);
-    const int m = g->c_out, k = g->c_in * g->kh * g->kw, n = t.n, mr = cvae__gemm_tile_mr();
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        taps_panel(&t, g->w_out, j0);
-        const int nc = n - j0 < 16 ? n - j0 : 16;
-        for (int p0 = 0; p0 < k;) {
-            const int kc = k - p0 <= IMPL_KC_MAX ? k - p0 : IMPL_KC;
-            fill_panel(&t, img, p0, kc, j0, bp);
-            for (int i0 = 0; i0 < m; i0 += mr)
-                cvae__gemm_tile(m - i0 < mr ? m - i0 : mr, nc, kc,
-                                ap + (size_t)i0 * (size_t)k + (size_t)p0 * (size_t)mr, bp,
-                                p0 ? 1.0f : 0.0f, y + (size_t)i0 * (size_t)n + j0, n);
-            p0 += kc;
-        }
-    }
-}
-
-/* A 1x1 stride-1 unpadded conv reads the image itself as its im2col matrix. */
-static int col_is_identity(const cvae__conv_geom *g)
-{
-    return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad_top == 0 && g->pad_left == 0;
-}
 
 /* y += b per channel, then (relu) y = max(y, 0), in one pass over the image
  * the GEMM has just written, while it is still in cache. `y < 0 ? 0 : y`
@@ -752,7 +323,7 @@ static void channel_sums(int n, int channels, size_t plane, const float *dy, flo
 }
 
 /* How a call computes the adjoint: wf the rotated weights (adjoint_is_conv)
- * or NULL; ap, if not NULL, wf packed for implicit_conv. */
+ * or NULL; ap, if not NULL, wf packed for cvae__implicit_conv. */
 typedef struct adj_plan {
     const float *wf, *ap;
 } adj_plan;
@@ -767,7 +338,7 @@ static adj_plan adjoint_plan(const cvae__conv_geom *g, const float *w, float *co
     rotate_weights(g, w, wf);
     pl.wf = wf;
     if (implicit_ok(g)) {
-        pack_weights(wf, g->c_in, g->c_out * g->kh * g->kw, col + l.ap);
+        cvae__implicit_pack(wf, g->c_in, g->c_out * g->kh * g->kw, col + l.ap);
         pl.ap = col + l.ap;
     }
     return pl;
@@ -784,16 +355,16 @@ static void conv_adjoint(const cvae__conv_geom *g, const float *gy, const float 
         cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, out, hw_out);
     } else if (pl->ap) {
         const cvae__conv_geom a = adjoint_geom(g);
-        implicit_conv(&a, gy, pl->ap, col + ws_of(g).bp, out);
+        cvae__implicit_conv(&a, gy, pl->ap, col + ws_of(g).bp, out);
     } else if (pl->wf) {
         const cvae__conv_geom a = adjoint_geom(g);
         const int akk = a.c_in * a.kh * a.kw;
-        im2col_shift(&a, gy, col, (size_t)hw_out);
+        cvae__im2col(&a, gy, col);
         cvae__sgemm(0, 0, a.c_out, hw_out, akk, 1.0f, pl->wf, akk, col, hw_out, 0.0f, out,
                     hw_out);
     } else {
         cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, col, hw_out);
-        col2im_scratch(g, col, out);
+        cvae__col2im_scratch(g, col, out);
     }
 }
 
@@ -808,12 +379,12 @@ static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const 
     const int implicit = n > 0 && implicit_ok(g);
     const ws_layout l = ws_of(g);
     if (implicit)
-        pack_weights(w, g->c_out, ckk, col + l.ap);
+        cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *yi = y + (size_t)i * y_img;
         if (implicit) {
-            implicit_conv(g, xi, col + l.ap, col + l.bp, yi);
+            cvae__implicit_conv(g, xi, col + l.ap, col + l.bp, yi);
         } else {
             const float *ci = xi;
             if (!direct) {
@@ -1051,13 +622,13 @@ static void deconv_backward(const cvae__conv_geom *g, int n, const float *x, con
     const int implicit = dx && !patches && implicit_ok(g);
     const ws_layout l = ws_of(g);
     if (implicit)
-        pack_weights(w, g->c_out, ckk, col + l.ap);
+        cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         const float *dyi = dy + (size_t)i * y_img;
         const float *ci = dyi;
         if (implicit)
-            implicit_conv(g, dyi, col + l.ap, col + l.bp, dx + (size_t)i * x_img);
+            cvae__implicit_conv(g, dyi, col + l.ap, col + l.bp, dx + (size_t)i * x_img);
         if (!direct && (dw || !implicit)) {
             cvae__im2col(g, dyi, col);
             ci = col;

@@ -1,4 +1,6 @@
-/* 2-D convolution (im2col + GEMM) and transposed convolution (GEMM + col2im).
+/* 2-D convolution (im2col + GEMM) and transposed convolution (GEMM + col2im)
+ * layers. The im2col matrix itself (stored, or gathered straight into the
+ * GEMM micro-kernel) and col2im are in lib/conv_im2col.h.
  *
  * Both are described by the geometry of a forward convolution
  * [c_in, h_in, w_in] -> [c_out, h_out, w_out]. A transposed convolution with
@@ -49,10 +51,6 @@ size_t cvae__conv_col_floats(const cvae__conv_geom *g);
  * matrix, plus room for rotated weights where the adjoint pass (conv dX,
  * transposed conv forward) runs as a conv of its own. */
 size_t cvae__conv_work_floats(const cvae__conv_geom *g);
-
-/* im2col / col2im of one image. col2im accumulates into img (caller zeroes). */
-void cvae__im2col(const cvae__conv_geom *g, const float *img, float *col);
-void cvae__col2im(const cvae__conv_geom *g, const float *col, float *img);
 
 /* y[n][c_out][h_out][w_out] = conv(x[n][c_in][h_in][w_in], w) + b. */
 void cvae__conv2d_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,

@@ -24,7 +24,7 @@ typedef struct cvae__gemm_call {
 } cvae__gemm_call;
 typedef void (*cvae__gemm_trace_fn)(void *user, const cvae__gemm_call *call, int end);
 void cvae__gemm_set_trace(cvae__gemm_trace_fn fn, void *user);
-/* For products computed without cvae__sgemm (lib/conv.c's implicit-im2col
+/* For products computed without cvae__sgemm (lib/conv_im2col.c's implicit-im2col
  * convolution): report the equivalent call, before (end == 0) and after
  * (end == 1), to the trace function if one is set. */
 int cvae__gemm_tracing(void);
@@ -37,7 +37,7 @@ void cvae__gemm_set_threads(int n);
 int cvae__gemm_get_threads(void);
 
 /* The micro-kernel behind cvae__sgemm, for callers that pack their own
- * operands (lib/conv.c builds B panels straight from an image instead of an
+ * operands (lib/conv_im2col.c builds B panels straight from an image instead of an
  * im2col matrix): C = Ap Bp + beta C for an m x n tile, m <= MR, n <= 16,
  * C with row stride ldc; Ap an MR x k panel (column p at Ap + p * MR), Bp a
  * k x 16 panel (row p at Bp + p * 16), both zero beyond m and n. beta == 0

@@ -1,7 +1,8 @@
 /* Model construction: validates a configuration, lays out parameters in one
  * flat buffer (so optimizers and checkpoints treat them uniformly), sizes the
- * activation workspace once for the configured batch size, and initialises
- * the weights from the config's seed. Also the read-only accessors. */
+ * activation workspace for the configured batch size (allocated once, on
+ * first use by a loaded model), and initialises the weights from the
+ * config's seed. Also the read-only accessors. */
 #include "model.h"
 
 #include <math.h>
@@ -51,6 +52,7 @@ static cvae_status build_layout(cvae_model *m)
     m->k = c->clusters;
     m->du = c->dec_units;
     m->cu = c->cat_units;
+    m->B = c->batch;
     int64_t P = (int64_t)c->in_c * c->in_h * c->in_w;
     if (P > (1 << 26))
         return cvae__fail(CVAE_E_INVALID_ARG, "input of %lld values per image is too large",
@@ -158,18 +160,34 @@ static cvae_status build_layout(cvae_model *m)
 }
 
 /* One pass computes the workspace size (dry), the next hands out pointers,
- * so the two can never disagree. */
+ * so the two can never disagree. The dry pass returns SIZE_MAX if the size
+ * overflows size_t (a batch of large images on a 32-bit target). */
 static size_t layout_workspace(cvae_model *m, int dry)
 {
     size_t total = 0;
-    int B = m->B;
-#define WS(ptr, count)                                                                         \
+    int overflow = 0;
+    const size_t B = (size_t)m->B;
+    /* count floats; per-image sizes are ints (the geometry checks them) */
+#define WSN(ptr, count)                                                                        \
     do {                                                                                       \
-        size_t n_ = (size_t)(count);                                                           \
-        if (dry)                                                                               \
-            total += cvae__arena_bytes_for(n_);                                                \
-        else                                                                                   \
+        size_t n_ = (count);                                                                   \
+        if (dry) {                                                                             \
+            size_t b_ = cvae__arena_bytes_for(n_);                                             \
+            overflow |= b_ == SIZE_MAX || total > SIZE_MAX - b_;                               \
+            total = overflow ? 0 : total + b_;                                                 \
+        } else {                                                                               \
             (ptr) = (void *)cvae__arena_floats(&m->ws, n_);                                    \
+        }                                                                                      \
+    } while (0)
+    /* B images of per_image floats each */
+#define WS(ptr, per_image)                                                                     \
+    do {                                                                                       \
+        size_t c_;                                                                             \
+        if (cvae__mul_overflows(B, (size_t)(per_image), &c_)) {                                \
+            overflow = 1;                                                                      \
+            c_ = 0;                                                                            \
+        }                                                                                      \
+        WSN(ptr, c_);                                                                          \
     } while (0)
     /* The conv layers split a batch across the configured thread count
      * (network.c never asks for more parts than this). */
@@ -184,54 +202,91 @@ static size_t layout_workspace(cvae_model *m, int dry)
         size_t cf = cvae__conv_par_floats(&m->dec[l], parts);
         col = cf > col ? cf : col;
     }
-    WS(m->x, (size_t)B * m->P);
-    WS(m->col, col);
+    WS(m->x, m->P);
+    WSN(m->col, col);
     for (int b = 0; b < m->nb; b++) {
         cvae__branch *br = &m->br[b];
         for (int l = 0; l < br->layers; l++) {
-            size_t n = (size_t)B * br->conv[l].c_out * br->conv[l].h_out * br->conv[l].w_out;
+            const cvae__conv_geom *g = &br->conv[l];
+            const int n = g->c_out * g->h_out * g->w_out;
             WS(br->act[l], n);
             WS(br->dact[l], n);
         }
-        WS(br->pooled, (size_t)B * br->out_size);
-        WS(br->dpooled, (size_t)B * br->out_size);
-        WS(br->argmax, (size_t)B * br->out_size);
+        WS(br->pooled, br->out_size);
+        WS(br->dpooled, br->out_size);
+        WS(br->argmax, br->out_size);
     }
-    WS(m->h, (size_t)B * m->m);
-    WS(m->dh, (size_t)B * m->m);
-    WS(m->mu, (size_t)B * m->s);
-    WS(m->dmu, (size_t)B * m->s);
-    WS(m->lv, (size_t)B * m->s);
-    WS(m->dlv, (size_t)B * m->s);
-    WS(m->z, (size_t)B * m->s);
-    WS(m->dz, (size_t)B * m->s);
-    WS(m->eps, (size_t)B * m->s);
-    WS(m->g, (size_t)B * m->du);
-    WS(m->dg, (size_t)B * m->du);
-    WS(m->dslice, (size_t)B * m->D0);
-    WS(m->ddslice, (size_t)B * m->D0);
+    WS(m->h, m->m);
+    WS(m->dh, m->m);
+    WS(m->mu, m->s);
+    WS(m->dmu, m->s);
+    WS(m->lv, m->s);
+    WS(m->dlv, m->s);
+    WS(m->z, m->s);
+    WS(m->dz, m->s);
+    WS(m->eps, m->s);
+    WS(m->g, m->du);
+    WS(m->dg, m->du);
+    WS(m->dslice, m->D0);
+    WS(m->ddslice, m->D0);
     if (m->D0 != m->Dimg) {
-        WS(m->featcat, (size_t)B * m->D);
-        WS(m->imgin, (size_t)B * m->Dimg);
+        WS(m->featcat, m->D);
+        WS(m->imgin, m->Dimg);
     }
     for (int l = 0; l < m->ndec; l++) {
         const cvae__conv_geom *g = &m->dec[l];
-        size_t n = (size_t)B * g->c_in * g->h_in * g->w_in;
+        const int n = g->c_in * g->h_in * g->w_in;
         WS(m->decact[l], n);
         WS(m->ddecact[l], n);
     }
     if (m->ndec == 0) {
         /* plain VAE: the decoder output itself is the image pre-activation */
-        WS(m->decact[0], (size_t)B * m->P);
-        WS(m->ddecact[0], (size_t)B * m->P);
+        WS(m->decact[0], m->P);
+        WS(m->ddecact[0], m->P);
     }
-    WS(m->c1, (size_t)B * m->cu);
-    WS(m->dc1, (size_t)B * m->cu);
-    WS(m->q, (size_t)B * m->k);
-    WS(m->dq, (size_t)B * m->k);
-    WS(m->dlogit, (size_t)B * m->k);
+    WS(m->c1, m->cu);
+    WS(m->dc1, m->cu);
+    WS(m->q, m->k);
+    WS(m->dq, m->k);
+    WS(m->dlogit, m->k);
 #undef WS
-    return total;
+#undef WSN
+    return overflow ? SIZE_MAX : total;
+}
+
+size_t cvae__model_workspace_bytes(const cvae_model *m)
+{
+    /* the dry pass only reads the model */
+    return layout_workspace((cvae_model *)(uintptr_t)m, 1);
+}
+
+cvae_status cvae__model_ensure_workspace(cvae_model *m)
+{
+    if (m->ws.base)
+        return CVAE_OK;
+    size_t bytes = layout_workspace(m, 1);
+    if (bytes == SIZE_MAX)
+        return cvae__fail(CVAE_E_NOMEM,
+                          "the activation workspace for batch size %d overflows the address "
+                          "space; a smaller batch size needs less",
+                          m->B);
+    /* Into a local arena first: on failure the model stays as it was (no
+     * workspace), usable for everything else, and a later call retries. */
+    cvae__arena ws;
+    if (cvae__arena_init(&ws, bytes) != CVAE_OK)
+        return cvae__fail(CVAE_E_NOMEM,
+                          "cannot allocate the model's %zu-byte activation workspace (batch "
+                          "size %d); a smaller batch size needs less",
+                          bytes, m->B);
+    m->ws = ws;
+    layout_workspace(m, 0);
+    if (m->ws.used != bytes) {
+        size_t used = m->ws.used;
+        cvae__arena_free(&m->ws);
+        return cvae__fail(CVAE_E_INTERNAL, "workspace layout used %zu of %zu bytes", used,
+                          bytes);
+    }
+    return CVAE_OK;
 }
 
 static void init_weights(cvae_model *m)
@@ -292,33 +347,20 @@ cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out)
     return CVAE_OK;
 }
 
-cvae_status cvae__model_alloc_buffers(cvae_model *m)
+cvae_status cvae__model_alloc_params(cvae_model *m)
 {
-    cvae_status st = CVAE_OK;
-    const struct cvae_config *cfg = &m->cfg;
-    m->B = cfg->batch;
     size_t bytes;
-    if (cvae__mul_overflows(m->nparams, sizeof(float), &bytes)) {
-        st = cvae__fail(CVAE_E_INVALID_ARG, "model parameters overflow");
-        goto fail;
-    }
+    if (cvae__mul_overflows(m->nparams, sizeof(float), &bytes))
+        return cvae__fail(CVAE_E_INVALID_ARG, "model parameters overflow");
     m->params = cvae__aligned_alloc(bytes);
     m->grads = cvae__aligned_alloc(bytes);
-    if (!m->params || !m->grads) {
-        st = cvae__fail(CVAE_E_NOMEM, "cannot allocate %zu bytes of parameters", 2 * bytes);
-        goto fail;
-    }
+    if (!m->params || !m->grads)
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate %zu bytes of parameters", 2 * bytes);
     /* Zero both, so the alignment padding between tensors is defined too. */
     memset(m->params, 0, bytes);
     memset(m->grads, 0, bytes);
-    size_t wsb = layout_workspace(m, 1);
-    if (wsb == SIZE_MAX || (st = cvae__arena_init(&m->ws, wsb)))
-        goto fail;
-    layout_workspace(m, 0);
-    cvae__rng_seed(&m->rng, cfg->seed);
+    cvae__rng_seed(&m->rng, m->cfg.seed);
     return CVAE_OK;
-fail:
-    return st ? st : cvae__fail(CVAE_E_NOMEM, "cannot allocate the model workspace");
 }
 
 cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
@@ -327,7 +369,11 @@ cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
     cvae_status st = cvae__model_shell(cfg, &m);
     if (st)
         return st;
-    if ((st = cvae__model_alloc_buffers(m))) {
+    /* Eager here, unlike loading: the caller chose this config, so a
+     * workspace too large for the machine is reported now rather than at
+     * the first training call (and internal code may use a created model's
+     * workspace directly). */
+    if ((st = cvae__model_alloc_params(m)) || (st = cvae__model_ensure_workspace(m))) {
         cvae_model_destroy(m);
         return st;
     }

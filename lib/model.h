@@ -64,7 +64,8 @@ struct cvae_model {
     int epochs_done;
     int phase_mixture; /* 1 once the mixture prior is active */
 
-    /* workspace for B images, sized once in create */
+    /* Activation workspace for B images: every pointer below points into
+     * ws, and is NULL until cvae__model_ensure_workspace allocated it. */
     int B;
     cvae__arena ws;
     float *x, *col;
@@ -88,16 +89,25 @@ void cvae__forward(cvae_model *mdl, int n, int train, int need_decoder);
 void cvae__decode(cvae_model *mdl, int n);
 /* The decoded images of the last forward/decode (n*P floats). */
 const float *cvae__xhat(const cvae_model *mdl);
-/* Allocate a model with its layout and workspace but uninitialised weights
- * (checkpoint loading fills them). */
+/* Allocate a model with its layout, parameters and workspace but
+ * uninitialised weights (cvae_model_create initialises them). */
 cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
-/* The two steps of cvae__model_alloc: the layout only (parameter table,
- * nothing sized by the model), then parameters, gradients and workspace.
- * Loading checks a file's tensors against the shell before the buffers, so
- * a small file cannot make it allocate a huge model. On failure of the
- * second step the caller still owns m (cvae_model_destroy frees it). */
+/* The steps of a model, for loading: the layout only (parameter table,
+ * nothing sized by the model), then parameters and gradients. Loading
+ * checks a file's tensors against the shell before allocating these, so
+ * they are bounded by the file's size; on failure of the second step the
+ * caller still owns m (cvae_model_destroy frees it). */
 cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out);
-cvae_status cvae__model_alloc_buffers(cvae_model *m);
+cvae_status cvae__model_alloc_params(cvae_model *m);
+/* The activation workspace, sized by the configured batch and layer shapes
+ * (a small checkpoint can ask for a huge one), so it is allocated on first
+ * use: every entry point that runs the network calls this after validating
+ * its arguments. Allocates once; CVAE_E_NOMEM (with the size) if the
+ * allocation fails or the size overflows, leaving the model as it was
+ * (usable; a later call retries). */
+cvae_status cvae__model_ensure_workspace(cvae_model *m);
+/* Bytes the workspace needs (SIZE_MAX if that overflows size_t). */
+size_t cvae__model_workspace_bytes(const cvae_model *m);
 /* A hash of the parameter layout, so optimizer state is never applied to a
  * differently shaped model. */
 uint64_t cvae__layout_id(const cvae_model *mdl);

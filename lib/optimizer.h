@@ -27,4 +27,22 @@ void cvae__optimizer_begin_step(struct cvae_optimizer *opt);
 void cvae__optimizer_update(struct cvae_optimizer *opt, float *params, const float *grads,
                             size_t offset, size_t count);
 
+/* The vector paths of the Adam update, for tests: every path gives the same
+ * bits. A path this CPU lacks falls back to the widest one it has. Long
+ * ranges are also split across the library's threads (cvae__parallel),
+ * which does not change the result either. */
+typedef enum cvae__optimizer_simd {
+    CVAE__OPTIMIZER_SIMD_AUTO = 0, /* the widest available */
+    CVAE__OPTIMIZER_SIMD_SCALAR,
+    CVAE__OPTIMIZER_SIMD_SSE2, /* x86-64 */
+    CVAE__OPTIMIZER_SIMD_AVX   /* x86-64 with AVX */
+} cvae__optimizer_simd;
+void cvae__optimizer_update_with(struct cvae_optimizer *opt, cvae__optimizer_simd simd,
+                                 float *params, const float *grads, size_t offset, size_t count);
+
+/* 1 if none of x[0..n) is an infinity or a NaN, else 0: the check of the
+ * gradients before an update (a non-finite one must leave the weights and
+ * the optimizer state as they were). Split across threads like updates. */
+int cvae__all_finite(const float *x, size_t n);
+
 #endif

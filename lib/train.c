@@ -1,6 +1,8 @@
 /* Training epochs and inference over data sets and caller buffers. All
- * per-batch work runs in the model's workspace; the only allocations are
- * per call (the shuffle permutation, k-means scratch), never per batch. */
+ * per-batch work runs in the model's workspace, which every entry point that
+ * runs the network makes sure of first (a loaded model gets it on first
+ * use); the only allocations are per call (the workspace once, the shuffle
+ * permutation, k-means scratch), never per batch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,15 +108,9 @@ static cvae_status kmeans_init(cvae_model *m, const cvae_dataset *ds, int64_t co
     return st;
 }
 
-static int all_finite(const float *x, size_t n)
-{
-    /* An accumulated sum is non-finite iff some term is (or it overflows,
-     * which also means trouble); one pass, no branches per element. */
-    float acc = 0.0f;
-    for (size_t i = 0; i < n; i++)
-        acc += x[i] * 0.0f;
-    return acc == 0.0f;
-}
+/* The whole gradient is checked before any of it is applied, so a
+ * non-finite value leaves the weights and the optimizer state untouched. */
+static int all_finite(const float *x, size_t n) { return cvae__all_finite(x, n); }
 
 cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs,
                              cvae_optimizer *opt, cvae_progress_fn progress, void *user)
@@ -126,6 +122,8 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
     int64_t count;
     cvae_status st = check_data(m, data, &count);
     if (st)
+        return st;
+    if ((st = cvae__model_ensure_workspace(m)))
         return st;
     if (!opt) {
         if (!m->own_opt && (st = cvae_optimizer_create_from_config(&m->cfg, &m->own_opt)))
@@ -212,6 +210,8 @@ cvae_status cvae_model_encode(cvae_model *m, const float *images, int64_t n, flo
     cvae_status st = check_buffer_call(m, images, n);
     if (st)
         return st;
+    if ((st = cvae__model_ensure_workspace(m)))
+        return st;
     source src = {NULL, images};
     run_inference(m, src, n, W_MU_LV, mu, logvar, NULL);
     return CVAE_OK;
@@ -223,6 +223,8 @@ cvae_status cvae_model_predict(cvae_model *m, const float *images, int64_t n, in
     if (st)
         return st;
     CVAE__CHECK_PTR(clusters);
+    if ((st = cvae__model_ensure_workspace(m)))
+        return st;
     source src = {NULL, images};
     run_inference(m, src, n, W_CLUSTERS, NULL, NULL, clusters);
     return CVAE_OK;
@@ -234,6 +236,8 @@ cvae_status cvae_model_predict_proba(cvae_model *m, const float *images, int64_t
     if (st)
         return st;
     CVAE__CHECK_PTR(proba);
+    if ((st = cvae__model_ensure_workspace(m)))
+        return st;
     source src = {NULL, images};
     run_inference(m, src, n, W_PROBA, proba, NULL, NULL);
     return CVAE_OK;
@@ -245,6 +249,8 @@ cvae_status cvae_model_reconstruct(cvae_model *m, const float *images, int64_t n
     if (st)
         return st;
     CVAE__CHECK_PTR(out);
+    if ((st = cvae__model_ensure_workspace(m)))
+        return st;
     source src = {NULL, images};
     run_inference(m, src, n, W_RECON, out, NULL, NULL);
     return CVAE_OK;
@@ -259,6 +265,8 @@ cvae_status cvae_model_predict_dataset(cvae_model *m, const cvae_dataset *data,
     int64_t count;
     cvae_status st = check_data(m, data, &count);
     if (st)
+        return st;
+    if ((st = cvae__model_ensure_workspace(m)))
         return st;
     source src = {data, NULL};
     run_inference(m, src, count, W_CLUSTERS, proba, NULL, clusters);
@@ -277,6 +285,8 @@ cvae_status cvae_model_evaluate(cvae_model *m, const cvae_dataset *data, double 
     const int32_t *labels = cvae__dataset_labels_ptr(data);
     if (!labels)
         return cvae__fail(CVAE_E_STATE, "the data set has no labels to evaluate against");
+    if ((st = cvae__model_ensure_workspace(m)))
+        return st;
     int32_t *pred = malloc((size_t)count * sizeof *pred);
     if (!pred)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate %lld predictions", (long long)count);
@@ -298,6 +308,8 @@ cvae_status cvae_model_loss(cvae_model *m, const cvae_dataset *data, double *los
     int64_t count;
     cvae_status st = check_data(m, data, &count);
     if (st)
+        return st;
+    if ((st = cvae__model_ensure_workspace(m)))
         return st;
     double sums[CVAE_LOSS_COUNT] = {0};
     int mixture = mixture_active(m);
@@ -330,6 +342,9 @@ cvae_status cvae_model_generate(cvae_model *m, int cluster, int64_t count, uint6
         total > SIZE_MAX / sizeof(float))
         return cvae__fail(CVAE_E_INVALID_ARG, "%lld images overflow the address space",
                           (long long)count);
+    cvae_status st = cvae__model_ensure_workspace(m);
+    if (st)
+        return st;
     cvae__rng r;
     cvae__rng_seed(&r, seed);
     const float *mean = m->cfg.prior == CVAE_PRIOR_MIXTURE ? m->params + m->means +

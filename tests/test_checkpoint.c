@@ -1,7 +1,11 @@
 /* Model checkpoints: a saved and reloaded model predicts bit-identically and
  * keeps its configuration and training progress; truncated, altered or
  * foreign files are rejected with CVAE_E_FORMAT; a failed save leaves the
- * previous checkpoint byte-identical. */
+ * previous checkpoint byte-identical. Loading allocates no activation
+ * workspace: every entry point that runs a loaded model allocates it first
+ * (same results as a created model's), a small file whose config asks for
+ * gigabytes loads in a few kilobytes, and a workspace allocation that fails
+ * returns CVAE_E_NOMEM and leaves the model usable. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +16,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "convvae.h"
+#include "model.h"
 #include "rng.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#endif
+#ifdef TEST_ASAN
+/* test_workspace_nomem_then_retry makes an allocation fail on purpose
+ * (RLIMIT_AS); ASan must return NULL then, as malloc does, instead of
+ * reporting it as a fatal error. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+#endif
 
 enum { N = 40 };
 
@@ -212,6 +234,256 @@ static void test_failed_save_keeps_previous(void **state)
     unlink(blocker);
 }
 
+/* Each entry point that runs the network, called first on a freshly loaded
+ * model (so it is the one that allocates the workspace), gives the same
+ * bits as on the created model it was saved from. */
+static void test_lazy_workspace_every_entry_point(void **state)
+{
+    (void)state;
+    cvae_dataset *d;
+    float *x;
+    cvae_model *m = small_trained_model(&d, &x);
+    int32_t labels[N];
+    for (int i = 0; i < N; i++)
+        labels[i] = i % 4;
+    cvae_dataset *ld;
+    assert_int_equal(cvae_dataset_from_f32(x, N, 1, 8, 8, labels, &ld), CVAE_OK);
+    char path[128];
+    snprintf(path, sizeof path, "%s/lazy.safetensors", dir);
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+
+    enum { CALLS = 9 };
+    static float f[2][N * 64], g[2][N * 3];
+    int32_t cl[2][N];
+    double v[2][CVAE_LOSS_COUNT];
+    for (int call = 0; call < CALLS; call++) {
+        cvae_model *r;
+        assert_int_equal(cvae_model_load(path, &r), CVAE_OK);
+        assert_null(r->ws.base);
+        cvae_model *pm[2] = {m, r};
+        memset(f, 0, sizeof f);
+        memset(g, 0, sizeof g);
+        memset(cl, 0, sizeof cl);
+        memset(v, 0, sizeof v);
+        for (int k = 0; k < 2; k++) {
+            cvae_model *q = pm[k];
+            cvae_optimizer *opt;
+            switch (call) {
+            case 0:
+                assert_int_equal(cvae_model_encode(q, x, N, f[k], g[k]), CVAE_OK);
+                break;
+            case 1:
+                assert_int_equal(cvae_model_predict(q, x, N, cl[k]), CVAE_OK);
+                break;
+            case 2:
+                assert_int_equal(cvae_model_predict_proba(q, x, N, f[k]), CVAE_OK);
+                break;
+            case 3:
+                assert_int_equal(cvae_model_reconstruct(q, x, N, f[k]), CVAE_OK);
+                break;
+            case 4:
+                assert_int_equal(cvae_model_predict_dataset(q, d, cl[k], f[k]), CVAE_OK);
+                break;
+            case 5:
+                assert_int_equal(cvae_model_evaluate(q, ld, &v[k][0], &v[k][1], &v[k][2],
+                                                     &v[k][3]),
+                                 CVAE_OK);
+                break;
+            case 6:
+                assert_int_equal(cvae_model_loss(q, d, v[k], CVAE_LOSS_COUNT), CVAE_OK);
+                break;
+            case 7:
+                assert_int_equal(cvae_model_generate(q, 1, N, 77, f[k]), CVAE_OK);
+                break;
+            case 8: /* last: it changes m */
+                assert_int_equal(cvae_optimizer_create_adam(1e-3, 0.9, 0.999, 1e-8, 0, &opt),
+                                 CVAE_OK);
+                assert_int_equal(cvae_model_train(q, d, 1, opt, NULL, NULL), CVAE_OK);
+                cvae_optimizer_destroy(opt);
+                assert_int_equal(cvae_model_predict_proba(q, x, N, f[k]), CVAE_OK);
+                break;
+            }
+        }
+        assert_non_null(r->ws.base);
+        assert_int_equal(r->ws.cap, cvae__model_workspace_bytes(r));
+        assert_memory_equal(f[0], f[1], sizeof f[0]);
+        assert_memory_equal(g[0], g[1], sizeof g[0]);
+        assert_memory_equal(cl[0], cl[1], sizeof cl[0]);
+        assert_memory_equal(v[0], v[1], sizeof v[0]);
+        cvae_model_destroy(r);
+    }
+    cvae_model_destroy(m);
+    cvae_dataset_destroy(d);
+    cvae_dataset_destroy(ld);
+    free(x);
+    unlink(path);
+}
+
+/* Virtual memory of this process in bytes (0 if /proc is not there). */
+static size_t vm_size(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (f) {
+        if (fscanf(f, "%lu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A 9 KB checkpoint whose config asks for a 2.9 GB workspace: 16x16
+ * images, one branch of 16 single-filter conv layers, widths of 1 and
+ * batch size 65536. Written from a shell model (parameters only), as a
+ * file crafted by hand would be. */
+static void write_big_workspace_checkpoint(const char *path)
+{
+    cvae_config *c;
+    assert_int_equal(cvae_config_create(&c), CVAE_OK);
+    assert_int_equal(cvae_config_set_input_shape(c, 1, 16, 16), CVAE_OK);
+    assert_int_equal(cvae_config_set_num_branches(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_branch(c, 0, 16, 1, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_encoder_units(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_decoder_units(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_category_units(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_latent_dim(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_clusters(c, 2), CVAE_OK);
+    assert_int_equal(cvae_config_set_batch_size(c, 65536), CVAE_OK);
+    cvae_model *m;
+    assert_int_equal(cvae__model_shell(c, &m), CVAE_OK);
+    cvae_config_destroy(c);
+    assert_int_equal(cvae__model_alloc_params(m), CVAE_OK);
+    cvae__rng r;
+    cvae__rng_seed(&r, 5);
+    cvae__rng_uniform_fill(&r, m->params, (int64_t)m->nparams, 0.5f);
+    assert_true(cvae__model_workspace_bytes(m) > ((size_t)2 << 30));
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+    cvae_model_destroy(m);
+}
+
+static void test_big_workspace_config_loads_small(void **state)
+{
+    (void)state;
+    char path[128], copy[128];
+    snprintf(path, sizeof path, "%s/big.safetensors", dir);
+    snprintf(copy, sizeof copy, "%s/big2.safetensors", dir);
+    write_big_workspace_checkpoint(path);
+    size_t len;
+    free(slurp(path, &len));
+    assert_true(len < 16384);
+
+    struct rusage ru0, ru1;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru0), 0);
+    size_t vm0 = vm_size();
+    cvae_model *m;
+    assert_int_equal(cvae_model_load(path, &m), CVAE_OK);
+    size_t vm1 = vm_size();
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru1), 0);
+    print_message("%zu-byte checkpoint, %zu-byte workspace: loading grew the address space by "
+                  "%zd KB, peak RSS by %ld KB\n",
+                  len, cvae__model_workspace_bytes(m), ((ssize_t)vm1 - (ssize_t)vm0) / 1024,
+                  ru1.ru_maxrss - ru0.ru_maxrss);
+    /* before, loading reserved the whole workspace */
+    assert_null(m->ws.base);
+    assert_true(vm1 < vm0 + ((size_t)64 << 20));
+    assert_true(ru1.ru_maxrss - ru0.ru_maxrss < 64 * 1024);
+
+    /* The first inference allocates 2.9 GB (untouched but for one image):
+     * whether the system grants it depends on its overcommit policy and
+     * address space, so either outcome is right if it is clean. */
+    float img[256];
+    for (int i = 0; i < 256; i++)
+        img[i] = (float)i / 255.0f;
+    int32_t y = -1;
+    cvae_status st = cvae_model_predict(m, img, 1, &y);
+    print_message("first predict: %s\n", st ? cvae_last_error() : "ok");
+    if (st == CVAE_OK) {
+        assert_true(y == 0 || y == 1);
+        assert_non_null(m->ws.base);
+    } else {
+        assert_int_equal(st, CVAE_E_NOMEM);
+        assert_non_null(strstr(cvae_last_error(), "workspace"));
+        assert_null(m->ws.base);
+    }
+    /* usable either way */
+    assert_int_equal(cvae_model_save(m, copy), CVAE_OK);
+    cvae_model *r;
+    assert_int_equal(cvae_model_load(copy, &r), CVAE_OK);
+    cvae_model_destroy(r);
+    cvae_model_destroy(m);
+    unlink(path);
+    unlink(copy);
+}
+
+/* A workspace allocation that fails (the address space limited below it)
+ * returns CVAE_E_NOMEM and changes nothing; the model still saves, and once
+ * memory is there again the same call goes through. */
+static void test_workspace_nomem_then_retry(void **state)
+{
+    (void)state;
+    char path[128], copy[128];
+    snprintf(path, sizeof path, "%s/nomem.safetensors", dir);
+    snprintf(copy, sizeof copy, "%s/nomem2.safetensors", dir);
+    write_big_workspace_checkpoint(path);
+    cvae_model *m;
+    assert_int_equal(cvae_model_load(path, &m), CVAE_OK);
+    float img[256];
+    for (int i = 0; i < 256; i++)
+        img[i] = (float)i / 255.0f;
+    int32_t y = -1;
+
+    struct rlimit old;
+    size_t vm = vm_size();
+    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+    rlim_t lim = (rlim_t)vm + ((rlim_t)256 << 20);
+    if (vm == 0 || (old.rlim_max != RLIM_INFINITY && old.rlim_max < lim)) {
+        cvae_model_destroy(m);
+        unlink(path);
+        print_message("skipped: cannot limit the address space (/proc missing or hard limit)\n");
+        skip();
+        return;
+    }
+    /* No assertion until the limit is restored: a failing one would leave
+     * the rest of the test binary without memory. */
+    struct rlimit low = {lim, old.rlim_max};
+    int set = setrlimit(RLIMIT_AS, &low);
+    cvae_status st1 = cvae_model_predict(m, img, 1, &y);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", cvae_last_error());
+    int ws_after1 = m->ws.base != NULL;
+    cvae_status st2 = cvae_model_predict(m, img, 1, &y);
+    cvae_status save = cvae_model_save(m, copy);
+    int restored = setrlimit(RLIMIT_AS, &old);
+    assert_int_equal(set, 0);
+    assert_int_equal(restored, 0);
+
+    print_message("under RLIMIT_AS: %s\n", msg);
+    assert_int_equal(st1, CVAE_E_NOMEM);
+    assert_non_null(strstr(msg, "workspace"));
+    assert_false(ws_after1);
+    assert_int_equal(st2, CVAE_E_NOMEM);
+    assert_int_equal(y, -1);
+    assert_int_equal(save, CVAE_OK);
+    cvae_model *r;
+    assert_int_equal(cvae_model_load(copy, &r), CVAE_OK);
+    assert_memory_equal(r->params, m->params, m->nparams * sizeof(float));
+    cvae_model_destroy(r);
+
+    /* the retry: granted where the system overcommits (as Linux does by
+     * default), NOMEM again where it cannot, clean either way */
+    cvae_status st3 = cvae_model_predict(m, img, 1, &y);
+    print_message("retry without the limit: %s\n", st3 ? cvae_last_error() : "ok");
+    if (st3 == CVAE_OK) {
+        assert_true(y == 0 || y == 1);
+        assert_int_equal(m->ws.cap, cvae__model_workspace_bytes(m));
+    } else {
+        assert_int_equal(st3, CVAE_E_NOMEM);
+    }
+    cvae_model_destroy(m);
+    unlink(path);
+    unlink(copy);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -231,6 +503,9 @@ int main(void)
         cmocka_unit_test(test_roundtrip_bit_identical),
         cmocka_unit_test(test_corrupt_files_rejected),
         cmocka_unit_test(test_failed_save_keeps_previous),
+        cmocka_unit_test(test_lazy_workspace_every_entry_point),
+        cmocka_unit_test(test_big_workspace_config_loads_small),
+        cmocka_unit_test(test_workspace_nomem_then_retry),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "conv_im2col.h"
 #include "error.h"
 #include "gradcheck.h"
 #include "rng.h"

@@ -1,18 +1,22 @@
 /* Optimizers: Adam and SGD with momentum against double-precision
- * transcriptions of the textbook updates, partial (frozen) ranges, binding,
- * hyper-parameter validation and convergence on a quadratic. */
+ * transcriptions of the textbook updates, the vector paths and the thread
+ * split against the scalar loop (bit for bit), partial (frozen) ranges,
+ * binding, hyper-parameter validation, convergence on a quadratic, and the
+ * non-finite check of the gradients. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "error.h"
+#include "gemm.h"
 #include "optimizer.h"
 
 #define NP 37
@@ -201,6 +205,177 @@ static void test_update_subrange(void **state)
     print_message("subrange: max rel error %.3e\n", e);
     assert_true(e < REL_TOL);
     cvae_optimizer_destroy(opt);
+}
+
+/* A cheap stand-in for grad_at and init_at on long buffers (the libm calls
+ * dominated the run time under valgrind): hashed mantissas in [-1, 1)
+ * times 1e-2 .. 1e2, some exact zeros. */
+static float hashed(size_t i, int t)
+{
+    static const float mag[5] = {1e-2f, 1e-1f, 1.0f, 1e1f, 1e2f};
+    uint64_t h = (uint64_t)i * 0x9E3779B97F4A7C15u + (uint64_t)t * 0xBF58476D1CE4E5B9u;
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBu;
+    h ^= h >> 29;
+    if (h % 23 == 0)
+        return 0.0f;
+    return ((float)(h >> 40) / (float)(1u << 23) - 1.0f) * mag[i % 5];
+}
+
+/* Runs `steps` updates of n parameters from a fixed start with the given
+ * path and thread count, the range [off, off + n) of a buffer of off + n,
+ * cut into pieces of `piece` parameters (0: one call). */
+typedef struct run_out {
+    float *p, *m, *v;
+} run_out;
+
+static run_out run_updates(int adam, const double *h, cvae__optimizer_simd simd, int threads,
+                           size_t off, size_t n, size_t piece, int steps)
+{
+    cvae_optimizer *opt = NULL;
+    if (adam)
+        assert_int_equal(cvae_optimizer_create_adam(h[0], h[1], h[2], h[3], h[4], &opt), CVAE_OK);
+    else
+        assert_int_equal(cvae_optimizer_create_sgd(h[0], h[1], h[4], &opt), CVAE_OK);
+    const size_t total = off + n;
+    assert_int_equal(cvae__optimizer_bind(opt, total, 5), CVAE_OK);
+    float *p = malloc(total * sizeof *p), *g = malloc(total * sizeof *g);
+    assert_non_null(p);
+    assert_non_null(g);
+    for (size_t i = 0; i < total; i++)
+        p[i] = hashed(i, 0) * 0.01f;
+    const int before = cvae__gemm_get_threads();
+    cvae__gemm_set_threads(threads);
+    for (int t = 1; t <= steps; t++) {
+        for (size_t i = 0; i < total; i++)
+            g[i] = hashed(i, t);
+        cvae__optimizer_begin_step(opt);
+        if (!piece) {
+            cvae__optimizer_update_with(opt, simd, p, g, off, n);
+        } else {
+            for (size_t a = off; a < total; a += piece) {
+                const size_t len = total - a < piece ? total - a : piece;
+                cvae__optimizer_update_with(opt, simd, p, g, a, len);
+            }
+        }
+    }
+    cvae__gemm_set_threads(before);
+    run_out r = {p, malloc(total * sizeof(float)), malloc(total * sizeof(float))};
+    assert_non_null(r.m);
+    assert_non_null(r.v);
+    memcpy(r.m, opt->m, total * sizeof(float));
+    if (adam)
+        memcpy(r.v, opt->v, total * sizeof(float));
+    else
+        memset(r.v, 0, total * sizeof(float));
+    free(g);
+    cvae_optimizer_destroy(opt);
+    return r;
+}
+
+static void free_run(run_out *r)
+{
+    free(r->p);
+    free(r->m);
+    free(r->v);
+}
+
+static void expect_same_bits(const run_out *a, const run_out *b, size_t total)
+{
+    assert_memory_equal(a->p, b->p, total * sizeof(float));
+    assert_memory_equal(a->m, b->m, total * sizeof(float));
+    assert_memory_equal(a->v, b->v, total * sizeof(float));
+}
+
+/* The vector paths do the scalar loop's float operations in its order, so
+ * every path, and any cut of the range into calls (whose ends run in the
+ * scalar loop), gives the same bits. A path the CPU lacks falls back to a
+ * narrower one, which this still checks. */
+static void test_paths_identical(void **state)
+{
+    (void)state;
+    enum { N = 1003, OFF = 3 };
+    static const cvae__optimizer_simd paths[] = {CVAE__OPTIMIZER_SIMD_SSE2,
+                                                 CVAE__OPTIMIZER_SIMD_AVX,
+                                                 CVAE__OPTIMIZER_SIMD_AUTO};
+    for (size_t s = 0; s < sizeof adam_settings / sizeof adam_settings[0]; s++) {
+        run_out ref = run_updates(1, adam_settings[s], CVAE__OPTIMIZER_SIMD_SCALAR, 1, OFF, N, 0,
+                                  20);
+        /* the reference itself moved, and is finite */
+        assert_true(ref.p[OFF + 1] != hashed(OFF + 1, 0) * 0.01f);
+        assert_true(isfinite(ref.p[OFF + N - 1]) && isfinite(ref.v[OFF + N - 1]));
+        for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+            run_out r = run_updates(1, adam_settings[s], paths[k], 1, OFF, N, 0, 20);
+            expect_same_bits(&ref, &r, OFF + N);
+            free_run(&r);
+        }
+        /* odd pieces: vector bodies and scalar tails everywhere */
+        run_out r = run_updates(1, adam_settings[s], CVAE__OPTIMIZER_SIMD_AUTO, 1, OFF, N, 13, 20);
+        expect_same_bits(&ref, &r, OFF + N);
+        free_run(&r);
+        free_run(&ref);
+    }
+}
+
+/* Long ranges are split across threads at multiples of 16 parameters; the
+ * result must not depend on it. */
+static void test_thread_split_identical(void **state)
+{
+    (void)state;
+    const size_t n = ((size_t)1 << 18) + 21, off = 5; /* 4 parts of >= 2^16 */
+    static const double sgd_h[5] = {1e-2, 0.9, 0, 0, 0.01};
+    for (int adam = 0; adam < 2; adam++) {
+        const double *h = adam ? adam_settings[2] : sgd_h;
+        run_out one = run_updates(adam, h, CVAE__OPTIMIZER_SIMD_AUTO, 1, off, n, 0, 3);
+        for (int threads = 2; threads <= 4; threads += 2) {
+            run_out r = run_updates(adam, h, CVAE__OPTIMIZER_SIMD_AUTO, threads, off, n, 0, 3);
+            expect_same_bits(&one, &r, off + n);
+            free_run(&r);
+        }
+        /* and against the scalar loop */
+        run_out s = run_updates(adam, h, CVAE__OPTIMIZER_SIMD_SCALAR, 1, off, n, 0, 3);
+        expect_same_bits(&one, &s, off + n);
+        free_run(&s);
+        free_run(&one);
+    }
+}
+
+static void test_all_finite(void **state)
+{
+    (void)state;
+    enum { N = 140000 }; /* two parts of >= 2^16 with 2 threads */
+    float *x = malloc(N * sizeof *x);
+    assert_non_null(x);
+    static const size_t sizes[] = {1, 15, 16, 17, 33, 1000, N};
+    static const float finite[] = {0.0f, -0.0f, 1.0f, -3.5f, FLT_MAX, -FLT_MAX, FLT_MIN,
+                                   1e-45f /* denormal */};
+    const float bad[] = {INFINITY, -INFINITY, NAN, -NAN};
+    const int before = cvae__gemm_get_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        cvae__gemm_set_threads(threads);
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            const size_t n = sizes[s];
+            for (size_t i = 0; i < n; i++)
+                x[i] = finite[i % (sizeof finite / sizeof finite[0])];
+            assert_int_equal(cvae__all_finite(x, n), 1);
+            const size_t where[] = {0, n / 2, n - 1, n > 16 ? 15 : 0, n > 17 ? 16 : 0};
+            for (size_t w = 0; w < sizeof where / sizeof where[0]; w++)
+                for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+                    const float keep = x[where[w]];
+                    x[where[w]] = bad[b];
+                    assert_int_equal(cvae__all_finite(x, n), 0);
+                    x[where[w]] = keep;
+                }
+            /* a bad value just past the range is not looked at */
+            if (n < N) {
+                x[n] = NAN;
+                assert_int_equal(cvae__all_finite(x, n), 1);
+            }
+        }
+    }
+    cvae__gemm_set_threads(before);
+    assert_int_equal(cvae__all_finite(x, 0), 1);
+    free(x);
 }
 
 static void test_bind(void **state)
@@ -436,12 +611,15 @@ int main(void)
         cmocka_unit_test(test_adam_matches_reference),
         cmocka_unit_test(test_sgd_matches_reference),
         cmocka_unit_test(test_update_subrange),
+        cmocka_unit_test(test_paths_identical),
+        cmocka_unit_test(test_thread_split_identical),
         cmocka_unit_test(test_bind),
         cmocka_unit_test(test_create_validation),
         cmocka_unit_test(test_create_from_config),
         cmocka_unit_test(test_set_learning_rate),
         cmocka_unit_test(test_destroy),
         cmocka_unit_test(test_quadratic_convergence),
+        cmocka_unit_test(test_all_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
