@@ -444,6 +444,11 @@ CVAE_API cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t
 CVAE_API cvae_status cvae_model_save(const cvae_model *model, const char *path);
 /* Load a model saved by cvae_model_save; it predicts bit-identically to the
  * saved one. Every tensor is checked against the configuration's shapes.
+ * Loading allocates the parameters only (bounded by the file's size); the
+ * activation workspace, sized by the configuration's batch and layer shapes,
+ * is allocated by the first call that runs the network (train, loss, encode,
+ * predict*, evaluate, reconstruct, generate), which can therefore return
+ * CVAE_E_NOMEM; the model stays usable and a later call retries.
  * Returns CVAE_OK, CVAE_E_IO, CVAE_E_FORMAT (corrupt, truncated, foreign,
  * or incompatible file), CVAE_E_NOMEM. */
 CVAE_API cvae_status cvae_model_load(const char *path, cvae_model **out);
