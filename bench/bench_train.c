@@ -20,6 +20,14 @@
  *                        DIR/check.safetensors and the deterministic loss terms
  *                        of the first 100 test images (bench/torch_reference.py
  *                        --check DIR compares them with PyTorch's)
+ *     --trace DIR        same-training check: save DIR/trace_init.safetensors,
+ *                        train --trace-steps batches with cvae_model_train and
+ *                        record each batch's indices (trace_idx.bin, int64),
+ *                        noise (trace_eps.bin, float32 n x s) and loss terms
+ *                        (trace_loss.txt), then DIR/trace_final.safetensors
+ *                        (bench/torch_reference.py --trace DIR replays them)
+ *     --trace-steps N    training steps of --trace                     [300]
+ *     --seed S           model seed (weights, shuffles, noise)          [1]
  *
  * Results are printed as "RESULT key value" lines (bench/run.sh collects
  * them), everything else is commentary.
@@ -53,6 +61,7 @@
 #include "loss.h"
 #include "model.h"
 #include "optimizer.h"
+#include "rng.h"
 #include "tensor.h"
 
 #define MAX_REPS 200
@@ -102,8 +111,9 @@ static void die(const char *what)
     } while (0)
 
 typedef struct options {
-    const char *data, *dataset, *check;
+    const char *data, *dataset, *check, *trace;
     int latent, layers, units, batch, threads, warmup, batches, infer, latency, breakdown, gemm;
+    int trace_steps, seed;
 } options;
 
 static void usage(void)
@@ -111,15 +121,24 @@ static void usage(void)
     fprintf(stderr, "usage: bench_train [--data DIR] [--dataset mnist|fashion-mnist] [--latent S]\n"
                     "       [--layers N] [--units M] [--batch B] [--threads T] [--warmup W]\n"
                     "       [--batches N] [--infer] [--latency K] [--breakdown R] [--gemm R]\n"
-                    "       [--cpu] [--check DIR]\n");
+                    "       [--cpu] [--check DIR] [--trace DIR] [--trace-steps N] [--seed S]\n");
     exit(2);
 }
 
 static void parse(int argc, char **argv, options *o)
 {
     const char *env = getenv("CONVVAE_DATA");
-    *o = (options){env && *env ? env : "data", "mnist", NULL, 50, 1, 512, 100, 1, 5, 100, 0, 0,
-                   0, 0};
+    *o = (options){.data = env && *env ? env : "data",
+                   .dataset = "mnist",
+                   .latent = 50,
+                   .layers = 1,
+                   .units = 512,
+                   .batch = 100,
+                   .threads = 1,
+                   .warmup = 5,
+                   .batches = 100,
+                   .trace_steps = 300,
+                   .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -140,6 +159,12 @@ static void parse(int argc, char **argv, options *o)
             o->dataset = v;
         else if (strcmp(a, "--check") == 0)
             o->check = v;
+        else if (strcmp(a, "--trace") == 0)
+            o->trace = v;
+        else if (strcmp(a, "--trace-steps") == 0)
+            iv = &o->trace_steps;
+        else if (strcmp(a, "--seed") == 0)
+            iv = &o->seed;
         else if (strcmp(a, "--latent") == 0)
             iv = &o->latent;
         else if (strcmp(a, "--layers") == 0)
@@ -171,7 +196,7 @@ static void parse(int argc, char **argv, options *o)
         }
         i++;
     }
-    if (o->breakdown > MAX_REPS || o->gemm > MAX_REPS)
+    if (o->breakdown > MAX_REPS || o->gemm > MAX_REPS || o->trace_steps < 1)
         usage();
 }
 
@@ -195,6 +220,7 @@ static cvae_config *make_config(const options *o, int batch)
     CHECK(cvae_config_set_encoder_units(cfg, o->units));
     CHECK(cvae_config_set_batch_size(cfg, batch));
     CHECK(cvae_config_set_threads(cfg, o->threads));
+    CHECK(cvae_config_set_seed(cfg, (uint64_t)o->seed));
     int branches;
     CHECK(cvae_config_get_num_branches(cfg, &branches));
     for (int b = 0; b < branches; b++) {
@@ -815,6 +841,140 @@ static void check_mode(const options *o, cvae_dataset *train, cvae_dataset *test
     cvae_config_destroy(cfg);
 }
 
+/* ---- same-training trace --------------------------------------------------
+ * The library's own cvae_model_train, watched batch by batch through its
+ * progress callback rather than re-implemented here, so the trace is of the
+ * code users run. The callback sees a batch's noise (m->eps) and images
+ * (m->x), not its indices or loss terms: the indices come from repeating
+ * the epoch's shuffle on a copy of the model RNG (with warm-up 0 and no
+ * k-means nothing else draws from it between the last batch's noise and the
+ * next shuffle) and are checked against m->x, and the loss terms are the
+ * differences of the running sums the running means stand for. */
+
+typedef struct tracer {
+    cvae_model *m;
+    const cvae_dataset *ds;
+    int64_t count, *perm;
+    float *xcheck;
+    double sums[CVAE_LOSS_COUNT];
+    int steps, done;
+    FILE *idx, *eps, *loss;
+} tracer;
+
+/* cvae_model_train keeps one permutation and shuffles it again each epoch. */
+static void trace_shuffle(tracer *t)
+{
+    cvae__rng r = t->m->rng;
+    cvae__rng_shuffle(&r, t->perm, t->count);
+}
+
+static int trace_progress(void *user, int epoch, int64_t batch, int64_t batches,
+                          const double *running, int num_losses)
+{
+    (void)num_losses;
+    tracer *t = user;
+    const cvae_model *m = t->m;
+    const int64_t start = (batch - 1) * m->B;
+    const int n = (int)(t->count - start < m->B ? t->count - start : m->B);
+    const int64_t *idx = t->perm + start;
+    cvae__dataset_gather_f32(t->ds, idx, n, t->xcheck);
+    if (memcmp(t->xcheck, m->x, (size_t)n * m->P * sizeof(float)) != 0) {
+        fprintf(stderr, "bench_train: step %d: the repeated shuffle no longer gives "
+                        "cvae_model_train's batches (does lib/train.c draw from the RNG "
+                        "elsewhere now?)\n", t->done);
+        exit(1);
+    }
+    if (batch == 1)
+        memset(t->sums, 0, sizeof t->sums);
+    double l[CVAE_LOSS_COUNT];
+    for (int k = 0; k < CVAE_LOSS_COUNT; k++) {
+        const double sum = running[k] * (double)(start + n);
+        l[k] = (sum - t->sums[k]) / n;
+        t->sums[k] = sum;
+    }
+    fwrite(idx, sizeof *idx, (size_t)n, t->idx);
+    fwrite(m->eps, sizeof *m->eps, (size_t)n * m->s, t->eps);
+    fprintf(t->loss, "%d %d %d %.12g %.12g %.12g %.12g %.12g\n", t->done, epoch, n,
+            l[CVAE_LOSS_TOTAL], l[CVAE_LOSS_RECON], l[CVAE_LOSS_KL], l[CVAE_LOSS_CATEGORY],
+            l[CVAE_LOSS_BALANCE]);
+    if (++t->done == t->steps)
+        return 1;
+    if (batch == batches)
+        trace_shuffle(t);
+    return 0;
+}
+
+static FILE *trace_open(const char *dir, const char *name, const char *mode)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, mode);
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    return f;
+}
+
+static void trace_close(FILE *f, const char *name)
+{
+    if (ferror(f) | fclose(f)) {
+        fprintf(stderr, "bench_train: cannot write %s\n", name);
+        exit(1);
+    }
+}
+
+static void trace_mode(const options *o, cvae_dataset *train)
+{
+    cvae_config *cfg = make_config(o, o->batch);
+    cvae_model *m;
+    CHECK(cvae_model_create(cfg, &m));
+    if (m->cfg.prior != CVAE_PRIOR_MIXTURE || m->cfg.warmup != 0 || m->cfg.kmeans) {
+        fprintf(stderr, "bench_train: --trace needs the mixture prior from the first epoch\n");
+        exit(2);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/trace_init.safetensors", o->trace);
+    CHECK(cvae_model_save(m, path));
+
+    tracer t = {.m = m, .ds = train, .steps = o->trace_steps};
+    CHECK(cvae_dataset_shape(train, &t.count, NULL, NULL, NULL));
+    t.perm = malloc((size_t)t.count * sizeof *t.perm);
+    t.xcheck = malloc((size_t)m->B * m->P * sizeof *t.xcheck);
+    if (!t.perm || !t.xcheck)
+        die("malloc");
+    for (int64_t i = 0; i < t.count; i++)
+        t.perm[i] = i;
+    t.idx = trace_open(o->trace, "trace_idx.bin", "wb");
+    t.eps = trace_open(o->trace, "trace_eps.bin", "wb");
+    t.loss = trace_open(o->trace, "trace_loss.txt", "w");
+    fprintf(t.loss, "# step epoch n total recon kl category balance  (bench_train --trace, "
+                    "%s, seed %d)\n", o->dataset, o->seed);
+    FILE *meta = trace_open(o->trace, "trace_meta.txt", "w");
+    fprintf(meta, "dataset %s\nsteps %d\nseed %d\n", o->dataset, o->trace_steps, o->seed);
+    trace_close(meta, "trace_meta.txt");
+
+    trace_shuffle(&t);
+    const int64_t batches = (t.count + m->B - 1) / m->B;
+    const int epochs = (int)((o->trace_steps + batches - 1) / batches);
+    const double t0 = now();
+    if (cvae_model_train(m, train, epochs, NULL, trace_progress, &t) != CVAE_E_CANCELLED)
+        die("cvae_model_train");
+    const double dt = now() - t0;
+    trace_close(t.idx, "trace_idx.bin");
+    trace_close(t.eps, "trace_eps.bin");
+    trace_close(t.loss, "trace_loss.txt");
+    snprintf(path, sizeof path, "%s/trace_final.safetensors", o->trace);
+    CHECK(cvae_model_save(m, path));
+    printf("RESULT trace_dir %s\n", o->trace);
+    printf("RESULT trace_steps %d\n", t.done);
+    printf("RESULT trace_img_s %.2f\n", (double)t.done * m->B / dt);
+    free(t.perm);
+    free(t.xcheck);
+    cvae_model_destroy(m);
+    cvae_config_destroy(cfg);
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -824,6 +984,11 @@ int main(int argc, char **argv)
            cvae_version_string(), o.dataset, o.latent, o.layers, o.units, o.batch, o.threads,
            cvae__gemm_kernel_name(cvae__gemm_default_kernel()));
     cvae_dataset *train = load_split(&o, "train");
+    if (o.trace) {
+        trace_mode(&o, train);
+        cvae_dataset_destroy(train);
+        return 0;
+    }
     if (o.check) {
         cvae_dataset *test = load_split(&o, "t10k");
         check_mode(&o, train, test);

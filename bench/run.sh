@@ -18,6 +18,8 @@
 # --quick: 1 repetition, 20 timed batches, shorter latency and GEMM runs (for
 # development; not for quoting). Raw outputs are kept in --out (default
 # bench/runs/run-sh/), the data directory is $CONVVAE_DATA or ./data.
+# The same-training check (300 training steps of both, loss by loss) is
+# bench/trace.sh.
 #
 # PyTorch runs with OMP_WAIT_POLICY=PASSIVE (unless set): its OpenMP threads
 # otherwise spin while waiting, and with more runnable threads than cores
