@@ -108,10 +108,6 @@ static cvae_status kmeans_init(cvae_model *m, const cvae_dataset *ds, int64_t co
     return st;
 }
 
-/* The whole gradient is checked before any of it is applied, so a
- * non-finite value leaves the weights and the optimizer state untouched. */
-static int all_finite(const float *x, size_t n) { return cvae__all_finite(x, n); }
-
 cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs,
                              cvae_optimizer *opt, cvae_progress_fn progress, void *user)
 {
@@ -161,7 +157,9 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
             cvae__forward(m, n, 1, 1);
             double losses[CVAE_LOSS_COUNT];
             cvae__loss_and_backward(m, n, mixture, 1, losses);
-            if (!isfinite(losses[CVAE_LOSS_TOTAL]) || !all_finite(m->grads, m->nparams)) {
+            /* The whole gradient is checked before any of it is applied, so a
+             * non-finite value leaves the weights and the optimizer state untouched. */
+            if (!isfinite(losses[CVAE_LOSS_TOTAL]) || !cvae__all_finite(m->grads, m->nparams)) {
                 st = cvae__fail(CVAE_E_NUMERIC,
                                 "non-finite loss or gradient at epoch %d, batch %lld; the "
                                 "weights are those before this batch",
