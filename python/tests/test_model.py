@@ -60,7 +60,7 @@ def test_progress_reports_every_batch(model, dataset):
     assert all(isinstance(p.losses, convvae.Losses) for p in seen)
     assert all(math.isfinite(v) for p in seen for v in p.losses)
     # total = lambda*recon + kl + category + balance, running means included
-    lam = TINY.get("lambda", 2.5)
+    lam = TINY.get("lambda", 10.0)
     for p in seen:
         l = p.losses
         assert l.total == pytest.approx(lam * l.recon + l.kl + l.category + l.balance)
@@ -302,7 +302,7 @@ def test_generate(trained):
 def test_loss_is_deterministic_and_consistent(trained, dataset):
     l = trained.loss(dataset)
     assert l == trained.loss(dataset)
-    assert l.total == pytest.approx(2.5 * l.recon + l.kl + l.category + l.balance)
+    assert l.total == pytest.approx(trained.config.lambda_ * l.recon + l.kl + l.category + l.balance)
     assert l.recon > 0
 
 
