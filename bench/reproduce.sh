@@ -75,8 +75,8 @@ ensure_bin() {
     [ -x "$bin" ] || die "no convvae binary at $bin"
 }
 
-# Value of "key value" lines printed by convvae eval / info.
-field() { awk -v k="$2" '$1 == k { print $2 } $1 == k && $2 == "=" { print $3 }' "$1" | head -n 1; }
+# Value of a "key value" (convvae eval) or "key = value" (convvae info) line.
+field() { awk -v k="$2" '$1 == k { print ($2 == "=" ? $3 : $2); exit }' "$1"; }
 
 # Run (or resume) one row and record it in the CSV.
 run_row() {
@@ -94,6 +94,7 @@ run_row() {
     if [ -f "$ck" ]; then
         "$bin" info --model "$ck" >"$runs/$tag.info"
         done_epochs=$(field "$runs/$tag.info" epochs_done)
+        [[ $done_epochs =~ ^[0-9]+$ ]] || die "cannot read epochs_done from $ck"
     fi
     echo "row $id ($ds s=$s n=$n m=$m $variant) seed $seed: $done_epochs/$epochs epochs done"
     if [ "$done_epochs" -lt "$epochs" ]; then
