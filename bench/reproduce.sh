@@ -11,8 +11,8 @@
 #
 # Resumable: checkpoints are saved every epoch in bench/runs/ (not in git);
 # an interrupted row continues from its last complete epoch when run again.
-# Results go to bench/results.csv (one line per row, seed and epoch count;
-# a re-run replaces its line), and the block between the reproduce markers
+# Results go to bench/results.csv (one line per row, seed, epoch count and
+# lambda; a re-run replaces its line), and the block between the reproduce markers
 # of docs/results.md is rebuilt from it.
 #
 # Environment: CONVVAE_BIN (default: build-release/src/convvae, built here
@@ -112,6 +112,9 @@ run_row() {
     elif [ "$done_epochs" -gt "$epochs" ]; then
         die "$ck already has $done_epochs epochs (> $epochs)"
     fi
+    "$bin" info --model "$ck" >"$runs/$tag.info"
+    local lambda
+    lambda=$(field "$runs/$tag.info" lambda)
     "$bin" eval --model "$ck" --dataset "$ds" --split train >"$runs/$tag.train"
     "$bin" eval --model "$ck" --dataset "$ds" --split test >"$runs/$tag.test"
     # Seconds per epoch: mean of the per-epoch times the tool printed (they
@@ -120,9 +123,12 @@ run_row() {
     spe=$(awk '/^epoch [0-9]+\// { t += $NF == "s" ? $(NF-1) : 0; c++ } END { if (c) printf "%.1f", t / c }' "$log")
     local tr=$runs/$tag.train te=$runs/$tag.test
     local rec
-    rec="$id,$ds,$s,$n,$m,$variant,$seed,$epochs,$(field "$tr" loss),$(field "$te" loss),$(field "$tr" acc),$(field "$te" acc),$(field "$tr" purity),$(field "$te" purity),$(field "$te" nmi),$(field "$te" ari),$spe,$(git rev-parse --short HEAD 2>/dev/null || echo unknown),$(date -u +%Y-%m-%d)"
-    [ -f "$csv" ] || echo "row,dataset,s,n,m,variant,seed,epochs,train_loss,test_loss,train_acc,test_acc,train_purity,test_purity,test_nmi,test_ari,s_per_epoch,commit,date" >"$csv"
-    awk -F, -v id="$id" -v seed="$seed" -v ep="$epochs" 'NR == 1 || !($1 == id && $7 == seed && $8 == ep)' "$csv" >"$csv.tmp"
+    rec="$id,$ds,$s,$n,$m,$variant,$seed,$epochs,$(field "$tr" loss),$(field "$te" loss),$(field "$tr" acc),$(field "$te" acc),$(field "$tr" purity),$(field "$te" purity),$(field "$te" nmi),$(field "$te" ari),$spe,$(git rev-parse --short HEAD 2>/dev/null || echo unknown),$(date -u +%Y-%m-%d),$lambda"
+    [ -f "$csv" ] || echo "row,dataset,s,n,m,variant,seed,epochs,train_loss,test_loss,train_acc,test_acc,train_purity,test_purity,test_nmi,test_ari,s_per_epoch,commit,date,lambda" >"$csv"
+    # A re-run replaces the line of the same row, seed, epochs and lambda
+    # (the default lambda changed once: both recipes stay on record).
+    awk -F, -v id="$id" -v seed="$seed" -v ep="$epochs" -v lam="$lambda" \
+        'NR == 1 || !($1 == id && $7 == seed && $8 == ep && $20 == lam)' "$csv" >"$csv.tmp"
     echo "$rec" >>"$csv.tmp"
     mv "$csv.tmp" "$csv"
     echo "recorded: $rec"
@@ -138,8 +144,8 @@ make_report() {
                 if (l ~ /^row,/) continue
                 split(l, f, ",")
                 k = f[1]
-                res[k] = res[k] sprintf("%s%s: %d ep, loss %s / %s, ACC %.1f / %.1f, purity %.1f / %.1f, NMI %.3f, ARI %.3f, %s s/ep",
-                    res[k] == "" ? "" : "<br>", "seed " f[7], f[8], f[9], f[10], 100 * f[11], 100 * f[12], 100 * f[13], 100 * f[14], f[15], f[16], f[17])
+                res[k] = res[k] sprintf("%s%s, lambda %s: %d ep, loss %s / %s, ACC %.1f / %.1f, purity %.1f / %.1f, NMI %.3f, ARI %.3f, %s s/ep",
+                    res[k] == "" ? "" : "<br>", "seed " f[7], f[20], f[8], f[9], f[10], 100 * f[11], 100 * f[12], 100 * f[13], 100 * f[14], f[15], f[16], f[17])
             }
             print "| row | data set | s | n | m | variant | paper loss train / test | paper ACC % train / test | libconvvae (train / test) |"
             print "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
