@@ -278,7 +278,7 @@ CVAE_API cvae_status cvae_config_get_recon_target(const cvae_config *cfg,
  * fixed (0: the paper's algorithm step 1 read literally). */
 CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);
 CVAE_API cvae_status cvae_config_get_conv_trainable(const cvae_config *cfg, int *trainable);
-/* Loss weights: lambda on the reconstruction term [0,1e6] (default 10),
+/* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5),
  * beta on the batch balance term [0,1e6] (default 1), and the weight of the
  * per-image category term sum_y q log q [-1e6,1e6] (default 1; a positive
  * weight spreads each q(y|x), a negative one sharpens it). */

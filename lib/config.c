@@ -105,7 +105,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->prior = CVAE_PRIOR_MIXTURE;
     c->recon_target = CVAE_RECON_IMAGE;
     c->conv_trainable = 1;
-    c->lambda = 10.0;
+    c->lambda = 2.5;
     c->beta = 1.0;
     c->cat_weight = 1.0;
     c->warmup = 0;

@@ -64,7 +64,7 @@ static const spec specs[] = {
     E("prior", "standard", "mixture", "mixture", "standard"),
     E("recon_target", "image", "features", "image", "features"),
     I("conv_trainable", 0, 1, "1", "0"),
-    D("lambda", 0, 1e6, 0, 0, "10", "0.1"),
+    D("lambda", 0, 1e6, 0, 0, "2.5", "0.1"),
     D("balance_weight", 0, 1e6, 0, 0, "1", "3.75"),
     D("category_weight", -1e6, 1e6, 0, 0, "1", "0.3333333333333333"),
     I("warmup_epochs", 0, 10000, NULL, "9999"),
@@ -206,7 +206,7 @@ static void test_defaults_typed(void **state)
     assert_int_equal(cvae_config_get_conv_trainable(c, &a), CVAE_OK);
     assert_int_equal(a, 1);
     assert_int_equal(cvae_config_get_lambda(c, &x), CVAE_OK);
-    assert_true(x == 10.0);
+    assert_true(x == 2.5);
     assert_int_equal(cvae_config_get_category_weight(c, &x), CVAE_OK);
     assert_true(x == 1.0);
     /* Not pinned by the header (a recipe choice): only in range. */
@@ -807,7 +807,7 @@ static void test_json_roundtrip(void **state)
         assert_int_equal(cvae_config_get_category_weight(dst, &w), CVAE_OK);
         assert_true(t == 0 ? w == 1.0 : w == 1.0 / 3.0);
         assert_int_equal(cvae_config_get_lambda(dst, &w), CVAE_OK);
-        assert_true(t == 0 ? w == 10.0 : w == 0.1 + 0.2);
+        assert_true(t == 0 ? w == 2.5 : w == 0.1 + 0.2);
         cvae_config_destroy(dst);
     }
     print_message("JSON of the all-changed config: %zu bytes\n", strlen(json));

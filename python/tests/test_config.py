@@ -26,7 +26,7 @@ def test_defaults_are_the_headers():
         assert c.prior is Prior.MIXTURE
         assert c.recon_target is ReconTarget.IMAGE
         assert c.conv_trainable is True and c.kmeans_init is False
-        assert (c.lambda_, c.balance_weight, c.category_weight) == (10.0, 1.0, 1.0)
+        assert (c.lambda_, c.balance_weight, c.category_weight) == (2.5, 1.0, 1.0)
         assert c.warmup_epochs == 0
         assert c.optimizer is OptimizerKind.ADAM
         assert (c.learning_rate, c.adam_betas, c.adam_eps) == (1e-3, (0.9, 0.999), 1e-8)

@@ -60,7 +60,7 @@ def test_progress_reports_every_batch(model, dataset):
     assert all(isinstance(p.losses, convvae.Losses) for p in seen)
     assert all(math.isfinite(v) for p in seen for v in p.losses)
     # total = lambda*recon + kl + category + balance, running means included
-    lam = TINY.get("lambda", 10.0)
+    lam = TINY.get("lambda", 2.5)
     for p in seen:
         l = p.losses
         assert l.total == pytest.approx(lam * l.recon + l.kl + l.category + l.balance)
@@ -223,8 +223,10 @@ def test_trained_model_separates_the_classes(trained, dataset, data):
     metrics = trained.evaluate(dataset)
     assert set(metrics) == {"acc", "purity", "nmi", "ari"}
     # Three trivially separable classes. TINY's seed is not special: at 12
-    # epochs, seeds 1-5 all reach 1.0 (a collapse to one cluster, ACC 1/3,
-    # is what a broken kernel gave once).
+    # epochs seeds 1, 2, 4 and 5 reach 1.0 and seed 3 merges two classes
+    # (0.667; 1.0 with lambda 10, which is why docs/results.md weighs the
+    # tiny problem too); a collapse to one cluster, ACC 1/3, is what a
+    # broken kernel gave once.
     assert metrics["acc"] >= 0.9, metrics
     pred = trained.predict(dataset)
     ref = helpers.ref_metrics(labels, flat(pred))
