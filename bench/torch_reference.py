@@ -75,6 +75,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from figures import hungarian  # bench/figures.py: the tested Kuhn-Munkres
+
 # The library's defaults (lib/config.c), under its option names.
 DEFAULTS = {
     'input_channels': 1, 'input_height': 28, 'input_width': 28, 'branches': 2,
@@ -365,45 +367,6 @@ def trace(args):
 
 
 # ------------------------------------------------------------------ recipe training
-def assignment(cost):
-    """Row -> column of a square cost matrix with the least total: the Hungarian method
-    with potentials (Kuhn-Munkres, O(n^3)); scipy's linear_sum_assignment is not at hand."""
-    n = len(cost)
-    inf = float('inf')
-    u, v = [0.0] * (n + 1), [0.0] * (n + 1)
-    p, way = [0] * (n + 1), [0] * (n + 1)  # p[j]: row (1-based) holding column j, 0 = none
-    for i in range(1, n + 1):
-        p[0], j0 = i, 0
-        minv, used = [inf] * (n + 1), [False] * (n + 1)
-        while True:
-            used[j0] = True
-            i0, delta, j1 = p[j0], inf, 0
-            for j in range(1, n + 1):
-                if not used[j]:
-                    cur = cost[i0 - 1][j - 1] - u[i0] - v[j]
-                    if cur < minv[j]:
-                        minv[j], way[j] = cur, j0
-                    if minv[j] < delta:
-                        delta, j1 = minv[j], j
-            for j in range(n + 1):
-                if used[j]:
-                    u[p[j]] += delta
-                    v[j] -= delta
-                else:
-                    minv[j] -= delta
-            j0 = j1
-            if p[j0] == 0:
-                break
-        while j0:
-            j1 = way[j0]
-            p[j0] = p[j1]
-            j0 = j1
-    out = [0] * n
-    for j in range(1, n + 1):
-        out[p[j] - 1] = j - 1
-    return out
-
-
 def cluster_acc(labels, pred):
     """Clustering accuracy: the share of images whose cluster maps to their label under the
     best one-to-one map of clusters to labels (as cvae_cluster_metrics' acc)."""
@@ -411,7 +374,7 @@ def cluster_acc(labels, pred):
     n = int(max(labels.max(), pred.max())) + 1
     counts = np.zeros((n, n), np.int64)
     np.add.at(counts, (pred, labels), 1)
-    a = assignment((-counts).tolist())
+    a = hungarian(-counts)
     return counts[np.arange(n), a].sum() / len(labels)
 
 
