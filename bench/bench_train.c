@@ -861,10 +861,12 @@ typedef struct tracer {
     FILE *idx, *eps, *loss;
 } tracer;
 
-/* cvae_model_train keeps one permutation and shuffles it again each epoch. */
+/* cvae_model_train shuffles 0..count-1 afresh each epoch. */
 static void trace_shuffle(tracer *t)
 {
     cvae__rng r = t->m->rng;
+    for (int64_t i = 0; i < t->count; i++)
+        t->perm[i] = i;
     cvae__rng_shuffle(&r, t->perm, t->count);
 }
 
@@ -943,8 +945,6 @@ static void trace_mode(const options *o, cvae_dataset *train)
     t.xcheck = malloc((size_t)m->B * m->P * sizeof *t.xcheck);
     if (!t.perm || !t.xcheck)
         die("malloc");
-    for (int64_t i = 0; i < t.count; i++)
-        t.perm[i] = i;
     t.idx = trace_open(o->trace, "trace_idx.bin", "wb");
     t.eps = trace_open(o->trace, "trace_eps.bin", "wb");
     t.loss = trace_open(o->trace, "trace_loss.txt", "w");

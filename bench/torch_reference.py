@@ -205,6 +205,9 @@ def num_params(model):
 
 # ------------------------------------------------------------------ checkpoints
 def read_safetensors(path):
+    """The model's tensors and the metadata of a libconvvae checkpoint; the
+    optional optimizer state (tensors named optimizer.*, docs/format.md) is
+    left out, as a model's state_dict does not hold it."""
     with open(path, 'rb') as f:
         buf = f.read()
     n, = struct.unpack('<Q', buf[:8])
@@ -212,6 +215,8 @@ def read_safetensors(path):
     meta = header.pop('__metadata__', {})
     tensors = {}
     for name, t in header.items():
+        if name.startswith('optimizer.'):
+            continue
         assert t['dtype'] == 'F32', (name, t['dtype'])
         b, e = t['data_offsets']
         arr = np.frombuffer(buf, dtype='<f4', count=(e - b) // 4, offset=8 + n + b)

@@ -393,14 +393,27 @@ CVAE_API cvae_status cvae_model_epochs_done(const cvae_model *model, int *epochs
 /* Train for `epochs` more epochs on data (images must match the configured
  * input shape; labels are not used), reshuffling every epoch with the
  * model's RNG. opt may be NULL: the model then uses its own optimizer built
- * from its config (kept across calls and saved in no checkpoint). The
- * warm-up schedule and k-means initialisation follow the model's epoch
- * count. progress may be NULL.
+ * from its config, kept across calls; cvae_model_save stores its state, so
+ * training a loaded model continues exactly as the saved one would have
+ * (train 2 epochs = train 1, save, load, train 1, bit for bit). A caller's
+ * opt is the caller's to keep: its state is in no checkpoint. The warm-up
+ * schedule and k-means initialisation follow the model's epoch count.
+ * progress may be NULL.
  * Returns CVAE_OK; CVAE_E_CANCELLED if the callback stopped training;
  * CVAE_E_NUMERIC if a loss or gradient became non-finite (the weights are
  * those before the failing step); CVAE_E_INVALID_ARG for shape mismatch. */
 CVAE_API cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int epochs,
                                       cvae_optimizer *opt, cvae_progress_fn progress, void *user);
+
+/* Steps taken by the model's own optimizer (the one cvae_model_train uses
+ * when opt is NULL), including those before a save it was loaded from; 0 if
+ * it has none. */
+CVAE_API cvae_status cvae_model_optimizer_steps(const cvae_model *model, int64_t *steps);
+/* Free the model's own optimizer and its state. Later saves hold the
+ * weights only (a third of the size with Adam: for inference or
+ * distribution), and later training with opt = NULL starts a fresh
+ * optimizer. Returns CVAE_OK. */
+CVAE_API cvae_status cvae_model_clear_optimizer(cvae_model *model);
 
 /* Mean loss terms over a data set without training (u = mu, no sampling
  * noise: deterministic). losses holds CVAE_LOSS_COUNT values. */
@@ -438,12 +451,16 @@ CVAE_API cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t
 
 /* Save to a safetensors file: every parameter as an F32 tensor, and in
  * __metadata__ the configuration (JSON), the library version, the epoch
- * count and the format name. Atomic: written to a temporary file in the same
- * directory, fsynced and renamed, so a failed save leaves any previous file
- * intact. Returns CVAE_OK, CVAE_E_IO. */
+ * count, the RNG state and the format name; if the model's own optimizer
+ * has state (see cvae_model_train), its moments and step count too
+ * (docs/format.md; cvae_model_clear_optimizer drops them). Atomic: written
+ * to a temporary file in the same directory, fsynced and renamed, so a
+ * failed save leaves any previous file intact. Returns CVAE_OK, CVAE_E_IO,
+ * CVAE_E_NOMEM. */
 CVAE_API cvae_status cvae_model_save(const cvae_model *model, const char *path);
 /* Load a model saved by cvae_model_save; it predicts bit-identically to the
  * saved one. Every tensor is checked against the configuration's shapes.
+ * Optimizer state in the file becomes the model's own optimizer's.
  * Loading allocates the parameters only (bounded by the file's size); the
  * activation workspace, sized by the configuration's batch and layer shapes,
  * is allocated by the first call that runs the network (train, loss, encode,

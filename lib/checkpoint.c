@@ -1,8 +1,12 @@
 /* Model checkpoints as safetensors: one F32 tensor per parameter (names as
  * in a PyTorch state dict) and __metadata__ with the format name, library
  * version, configuration JSON, training progress and RNG state, so a loaded
- * model predicts bit-identically and continues training the same stream. */
+ * model predicts bit-identically and continues training the same stream;
+ * plus, when the model's own optimizer has state, its moments (one tensor
+ * per parameter and moment, PyTorch's state names) and step count, so the
+ * continued training is the same as an uninterrupted one. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,31 +14,77 @@
 #include "checkpoint.h"
 #include "error.h"
 #include "model.h"
+#include "optimizer.h"
 #include "safetensors.h"
 
 #define FORMAT_NAME "convvae-checkpoint-1"
+
+/* Optimizer state tensors are "<prefix><parameter name>"; the prefixes are
+ * PyTorch's names for the same state (Adam: exp_avg, exp_avg_sq; SGD:
+ * momentum_buffer), slot 0 being opt->m and slot 1 opt->v. */
+#define NAME_LEN (sizeof "optimizer.momentum_buffer." + sizeof ((cvae__param *)0)->name)
+static const char *slot_prefix(int kind, int slot)
+{
+    if (kind == CVAE_OPTIMIZER_SGD)
+        return "optimizer.momentum_buffer.";
+    return slot == 0 ? "optimizer.exp_avg." : "optimizer.exp_avg_sq.";
+}
+
+static int slots_of(int kind) { return kind == CVAE_OPTIMIZER_ADAM ? 2 : 1; }
+
+/* The model's own optimizer state, if it has any that belongs to it. */
+static const struct cvae_optimizer *saved_state(const cvae_model *m)
+{
+    const struct cvae_optimizer *o = m->own_opt;
+    if (!o || !o->m || o->n != m->nparams || o->layout_id != cvae__layout_id(m))
+        return NULL;
+    return o;
+}
 
 cvae_status cvae_model_save(const cvae_model *m, const char *path)
 {
     CVAE__CHECK_PTR(m);
     CVAE__CHECK_PTR(path);
-    cvae__st_tensor t[CVAE__MAX_PARAMS];
-    for (int i = 0; i < m->nparam; i++) {
-        const cvae__param *p = &m->ptab[i];
-        t[i].name = p->name;
-        t[i].ndim = p->ndim;
-        for (int d = 0; d < 4; d++)
-            t[i].shape[d] = p->shape[d];
-        t[i].data = m->params + p->offset;
+    const struct cvae_optimizer *opt = saved_state(m);
+    int slots = opt ? slots_of(opt->kind) : 0;
+    size_t nt = (size_t)m->nparam * (size_t)(1 + slots);
+    cvae__st_tensor *t = malloc(nt * sizeof *t);
+    char *names = slots ? malloc((size_t)m->nparam * (size_t)slots * NAME_LEN) : NULL;
+    if (!t || (slots && !names)) {
+        free(t);
+        free(names);
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate the checkpoint's tensor table");
     }
-    char config[4096], epochs[32], phase[8], rng[80];
+    for (int slot = -1; slot < slots; slot++) {
+        const float *base = slot < 0 ? m->params : slot == 0 ? opt->m : opt->v;
+        for (int i = 0; i < m->nparam; i++) {
+            const cvae__param *p = &m->ptab[i];
+            cvae__st_tensor *ti = &t[(size_t)(slot + 1) * (size_t)m->nparam + (size_t)i];
+            if (slot < 0) {
+                ti->name = p->name;
+            } else {
+                char *nm = names + ((size_t)slot * (size_t)m->nparam + (size_t)i) * NAME_LEN;
+                snprintf(nm, NAME_LEN, "%s%s", slot_prefix(opt->kind, slot), p->name);
+                ti->name = nm;
+            }
+            ti->ndim = p->ndim;
+            for (int d = 0; d < 4; d++)
+                ti->shape[d] = p->shape[d];
+            ti->data = base + p->offset;
+        }
+    }
+    char config[4096], epochs[32], phase[8], rng[80], steps[32];
     cvae_status st = cvae__config_to_json(&m->cfg, config, sizeof config);
-    if (st)
+    if (st) {
+        free(t);
+        free(names);
         return st;
+    }
     snprintf(epochs, sizeof epochs, "%d", m->epochs_done);
     snprintf(phase, sizeof phase, "%d", m->phase_mixture);
     snprintf(rng, sizeof rng, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
              m->rng.s[0], m->rng.s[1], m->rng.s[2], m->rng.s[3]);
+    snprintf(steps, sizeof steps, "%" PRId64, opt ? opt->steps : (int64_t)0);
     /* Box-Muller makes normals in pairs; a cached second one is part of the
      * stream, so a resumed model must get it back. */
     char spare[16] = "";
@@ -43,20 +93,74 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
         memcpy(&bits, &m->rng.spare, sizeof bits);
         snprintf(spare, sizeof spare, "%08" PRIx32, bits);
     }
-    const char *keys[] = {"format",      "library_version", "config",   "epochs_done",
-                          "mixture_phase", "rng_state",     "rng_spare"};
-    const char *vals[] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng, spare};
-    return cvae__st_save(path, t, (size_t)m->nparam, keys, vals, sizeof keys / sizeof keys[0]);
+    const char *keys[] = {"format",        "library_version", "config",    "epochs_done",
+                          "mixture_phase", "rng_state",       "rng_spare", "optimizer_steps"};
+    const char *vals[] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng, spare,
+                          steps};
+    /* optimizer_steps only with the state it counts */
+    size_t nmeta = sizeof keys / sizeof keys[0] - (opt ? 0 : 1);
+    st = cvae__st_save(path, t, nt, keys, vals, nmeta);
+    free(t);
+    free(names);
+    return st;
+}
+
+static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || end == s || *end || v < lo || v > hi)
+    int64_t v;
+    if (parse_i64(s, lo, hi, &v))
         return -1;
     *out = (int)v;
     return 0;
+}
+
+/* Tensor name of parameter p in slot (-1 = the parameter itself). */
+static const char *tensor_name(const cvae__param *p, int kind, int slot, char *buf)
+{
+    if (slot < 0)
+        return p->name;
+    snprintf(buf, NAME_LEN, "%s%s", slot_prefix(kind, slot), p->name);
+    return buf;
+}
+
+/* The model's own optimizer with the file's state: moments finite, Adam's
+ * second moment >= 0 (anything else would turn the next update into NaN). */
+static cvae_status restore_optimizer(const cvae__st_file *f, const char *path, int64_t steps,
+                                     cvae_model *m)
+{
+    cvae_status st = cvae_optimizer_create_from_config(&m->cfg, &m->own_opt);
+    if (!st)
+        st = cvae__optimizer_bind(m->own_opt, m->nparams, cvae__layout_id(m));
+    if (st)
+        return st;
+    struct cvae_optimizer *o = m->own_opt;
+    for (int slot = 0; slot < slots_of(o->kind); slot++) {
+        float *dst = slot == 0 ? o->m : o->v;
+        for (int i = 0; i < m->nparam; i++) {
+            const cvae__param *p = &m->ptab[i];
+            char nm[NAME_LEN];
+            const float *src = cvae__st_find(f, tensor_name(p, o->kind, slot, nm), NULL, NULL);
+            for (size_t j = 0; j < p->count; j++)
+                if (!isfinite(src[j]) || (slot == 1 && src[j] < 0.0f))
+                    return cvae__fail(CVAE_E_FORMAT,
+                                      "checkpoint '%.200s': optimizer state %s[%zu] = %g is "
+                                      "invalid",
+                                      path, nm, j, (double)src[j]);
+            memcpy(dst + p->offset, src, p->count * sizeof(float));
+        }
+    }
+    o->steps = steps;
+    return CVAE_OK;
 }
 
 /* The model a parsed checkpoint describes; path only names it in messages. */
@@ -64,6 +168,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
 {
     cvae_model *m = NULL;
     cvae_status st;
+    int slots = 0;
+    int64_t opt_steps = 0;
     const char *fmt = cvae__st_meta(f, "format");
     if (!fmt || strcmp(fmt, FORMAT_NAME) != 0) {
         st = cvae__fail(CVAE_E_FORMAT, "'%.200s' is not a libconvvae checkpoint (format %.40s)",
@@ -85,26 +191,39 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
          * activation workspace, which the batch size and image shape size
          * and the file does not bound, waits for the first call that runs
          * the network (cvae__model_ensure_workspace). */
-        if (cvae__st_count(f) != (size_t)m->nparam) {
-            st = cvae__fail(CVAE_E_FORMAT,
-                            "checkpoint '%.200s' has %zu tensors, the model needs %d", path,
-                            cvae__st_count(f), m->nparam);
+        /* Optimizer state is optional and comes whole: with its step
+         * count, every parameter's moments of the configured optimizer. */
+        const char *steps_s = cvae__st_meta(f, "optimizer_steps");
+        if (steps_s && parse_i64(steps_s, 0, INT64_MAX / 2, &opt_steps)) {
+            st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has a bad optimizer_steps", path);
             goto done;
         }
-        for (int i = 0; i < m->nparam; i++) {
-            const cvae__param *p = &m->ptab[i];
-            int ndim;
-            int64_t shape[CVAE__ST_MAX_DIMS];
-            const float *data = cvae__st_find(f, p->name, &ndim, shape);
-            int same = data && ndim == p->ndim;
-            for (int d = 0; same && d < ndim; d++)
-                same = shape[d] == p->shape[d];
-            if (!same) {
-                st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s': tensor %s is %s", path, p->name,
-                                data ? "of the wrong shape" : "missing");
-                goto done;
-            }
+        slots = steps_s ? slots_of(cfg.opt) : 0;
+        size_t want = (size_t)m->nparam * (size_t)(1 + slots);
+        if (cvae__st_count(f) != want) {
+            st = cvae__fail(CVAE_E_FORMAT,
+                            "checkpoint '%.200s' has %zu tensors, the model needs %zu%s", path,
+                            cvae__st_count(f), want,
+                            slots ? " (parameters and optimizer state)" : "");
+            goto done;
         }
+        for (int slot = -1; slot < slots; slot++)
+            for (int i = 0; i < m->nparam; i++) {
+                const cvae__param *p = &m->ptab[i];
+                char nm[NAME_LEN];
+                const char *name = tensor_name(p, cfg.opt, slot, nm);
+                int ndim;
+                int64_t shape[CVAE__ST_MAX_DIMS];
+                const float *data = cvae__st_find(f, name, &ndim, shape);
+                int same = data && ndim == p->ndim;
+                for (int d = 0; same && d < ndim; d++)
+                    same = shape[d] == p->shape[d];
+                if (!same) {
+                    st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s': tensor %s is %s", path,
+                                    name, data ? "of the wrong shape" : "missing");
+                    goto done;
+                }
+            }
         st = cvae__model_alloc_params(m);
     }
     if (st) {
@@ -157,6 +276,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
         const float *data = cvae__st_find(f, p->name, &ndim, shape);
         memcpy(m->params + p->offset, data, p->count * sizeof(float));
     }
+    if (slots)
+        st = restore_optimizer(f, path, opt_steps, m);
 done:
     if (st) {
         cvae_model_destroy(m);

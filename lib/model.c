@@ -433,6 +433,22 @@ cvae_status cvae_model_epochs_done(const cvae_model *m, int *epochs)
     return CVAE_OK;
 }
 
+cvae_status cvae_model_optimizer_steps(const cvae_model *m, int64_t *steps)
+{
+    CVAE__CHECK_PTR(m);
+    CVAE__CHECK_PTR(steps);
+    *steps = m->own_opt ? m->own_opt->steps : 0;
+    return CVAE_OK;
+}
+
+cvae_status cvae_model_clear_optimizer(cvae_model *m)
+{
+    CVAE__CHECK_PTR(m);
+    cvae_optimizer_destroy(m->own_opt);
+    m->own_opt = NULL;
+    return CVAE_OK;
+}
+
 uint64_t cvae__layout_id(const cvae_model *m)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a over names and shapes */

@@ -136,8 +136,6 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
     int64_t *perm = malloc((size_t)count * sizeof *perm);
     if (!perm)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld", (long long)count);
-    for (int64_t i = 0; i < count; i++)
-        perm[i] = i;
     const int64_t batches = (count + m->B - 1) / m->B;
 
     for (int e = 0; e < epochs && !st; e++) {
@@ -147,6 +145,11 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
                 break;
             m->phase_mixture = 1;
         }
+        /* Each epoch's order is a shuffle of 0..count-1 drawn from the RNG
+         * alone (not of the previous order), so training in one call or in
+         * several, across a save and load, visits the same batches. */
+        for (int64_t i = 0; i < count; i++)
+            perm[i] = i;
         cvae__rng_shuffle(&m->rng, perm, count);
         double sums[CVAE_LOSS_COUNT] = {0}, running[CVAE_LOSS_COUNT];
         int64_t seen = 0;

@@ -1,4 +1,5 @@
-/* convvae info: what a checkpoint holds (configuration, epochs, size). */
+/* convvae info: what a checkpoint holds (configuration, epochs, size,
+ * optimizer state). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <string.h>
@@ -10,7 +11,9 @@ static void info_help(void)
     printf("Usage: convvae info --model PATH\n"
            "\n"
            "Print the library version, every configuration option of a checkpoint\n"
-           "(name = value), the epochs it was trained for and its parameter count.\n"
+           "(name = value), the epochs it was trained for, its parameter count and the\n"
+           "steps of the optimizer state it holds (0: weights only; training it further\n"
+           "starts a fresh optimizer).\n"
            "\n"
            "  --model PATH          checkpoint written by 'convvae train'\n"
            "  -h, --help            this text\n");
@@ -44,11 +47,12 @@ int cli_info(int argc, char **argv)
     if (rc)
         return rc;
     int epochs = 0;
-    int64_t params = 0;
+    int64_t params = 0, steps = 0;
     cvae_status st;
     if ((st = cvae_model_get_config(model, &cfg)) ||
         (st = cvae_model_epochs_done(model, &epochs)) ||
-        (st = cvae_model_num_params(model, &params))) {
+        (st = cvae_model_num_params(model, &params)) ||
+        (st = cvae_model_optimizer_steps(model, &steps))) {
         rc = cli_lib_error(st);
         goto done;
     }
@@ -65,6 +69,7 @@ int cli_info(int argc, char **argv)
     }
     printf("epochs_done = %d\n", epochs);
     printf("parameters = %lld\n", (long long)params);
+    printf("optimizer_steps = %lld\n", (long long)steps);
 
 done:
     cvae_config_destroy(cfg);

@@ -26,6 +26,7 @@ typedef struct train_opts {
     long long save_every;
     int quiet;
     int progress;
+    int weights_only;
     setting *settings;
     int nsettings;
 } train_opts;
@@ -58,6 +59,10 @@ static void train_help(void)
            "  --out PATH            checkpoint (default convvae-NAME.safetensors, or the\n"
            "                        --resume file)\n"
            "  --save-every N        save every N epochs (default 1; 0 = only at the end)\n"
+           "  --weights-only        the checkpoint saved when training completes holds the\n"
+           "                        weights only, not the optimizer's state (a third of\n"
+           "                        the size; training it further restarts the optimizer;\n"
+           "                        earlier and interrupted saves keep the state)\n"
            "  --resume PATH         continue a checkpoint up to --epochs in total; model\n"
            "                        options must match the checkpoint's\n"
            "  --progress            draw the progress bar even if stderr is not a terminal\n"
@@ -134,6 +139,9 @@ static int parse_train(int argc, char **argv, train_opts *o)
         } else if (cli_is(&a, "quiet")) {
             rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
             o->quiet = 1;
+        } else if (cli_is(&a, "weights-only")) {
+            rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
+            o->weights_only = 1;
         } else if (cli_is(&a, "progress")) {
             rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
             o->progress = 1;
@@ -294,9 +302,12 @@ static int check_shape(const cvae_config *cfg, const cvae_dataset *ds, const cha
     return CLI_EXIT_OK;
 }
 
-static int save_model(const cvae_model *model, const char *path)
+/* final: the save after the last epoch, which --weights-only strips. */
+static int save_model(cvae_model *model, const char *path, int final, const train_opts *o)
 {
-    cvae_status st = cvae_model_save(model, path);
+    cvae_status st = final && o->weights_only ? cvae_model_clear_optimizer(model) : CVAE_OK;
+    if (!st)
+        st = cvae_model_save(model, path);
     return st ? cli_lib_error(st) : CLI_EXIT_OK;
 }
 
@@ -393,7 +404,7 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
         printf("%s\n", line);
         fflush(stdout);
         if ((o->save_every > 0 && done % o->save_every == 0) || done >= total) {
-            if ((rc = save_model(model, out)))
+            if ((rc = save_model(model, out, done >= total, o)))
                 break;
             dirty = 0;
         }
@@ -403,7 +414,7 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
     cli_sigint_restore();
 
     if (!rc && (dirty || (o->resume && strcmp(out, o->resume) != 0)))
-        rc = save_model(model, out);
+        rc = save_model(model, out, !interrupted && done >= total, o);
     if (interrupted) {
         if (!rc)
             fprintf(stderr, "convvae: interrupted after %d complete epoch%s; saved %s (resume "
@@ -411,7 +422,8 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
         /* The shell convention for death by signal: 130 for SIGINT, 143 for SIGTERM. */
         rc = rc ? rc : (cli_interrupted == SIGTERM ? 128 + SIGTERM : CLI_EXIT_INTERRUPTED);
     } else if (!rc && !o->quiet) {
-        printf("saved %s (%d epoch%s)\n", out, done, done == 1 ? "" : "s");
+        printf("saved %s (%d epoch%s%s)\n", out, done, done == 1 ? "" : "s",
+               o->weights_only ? ", weights only" : "");
     }
     cvae_dataset_destroy(train_subset);
     return rc;

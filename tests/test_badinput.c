@@ -319,6 +319,8 @@ enum fn {
     F_M_GET_CONFIG,
     F_M_NUM_PARAMS,
     F_M_EPOCHS_DONE,
+    F_M_OPT_STEPS,
+    F_M_CLEAR_OPT,
     F_M_TRAIN,
     F_M_LOSS,
     F_M_ENCODE,
@@ -343,7 +345,8 @@ static const char *const fn_names[F_COUNT] = {
     "cvae_config_get_seed", "cvae_optimizer_create_adam", "cvae_optimizer_create_sgd",
     "cvae_optimizer_create_from_config", "cvae_optimizer_set_learning_rate",
     "cvae_model_create", "cvae_model_get_config", "cvae_model_num_params",
-    "cvae_model_epochs_done", "cvae_model_train", "cvae_model_loss", "cvae_model_encode",
+    "cvae_model_epochs_done", "cvae_model_optimizer_steps", "cvae_model_clear_optimizer",
+    "cvae_model_train", "cvae_model_loss", "cvae_model_encode",
     "cvae_model_predict", "cvae_model_predict_proba", "cvae_model_reconstruct",
     "cvae_model_predict_dataset", "cvae_model_evaluate", "cvae_model_generate",
     "cvae_model_save", "cvae_model_load",
@@ -563,6 +566,9 @@ static const row rows[] = {
     {F_M_NUM_PARAMS, "count NULL", E_ARG, .null_arg = 2},
     {F_M_EPOCHS_DONE, "model NULL", E_ARG, .null_arg = 1},
     {F_M_EPOCHS_DONE, "epochs NULL", E_ARG, .null_arg = 2},
+    {F_M_OPT_STEPS, "model NULL", E_ARG, .null_arg = 1},
+    {F_M_OPT_STEPS, "steps NULL", E_ARG, .null_arg = 2},
+    {F_M_CLEAR_OPT, "model NULL", E_ARG, .null_arg = 1},
 
     /* models: training (must leave the model untouched when it fails) */
     {F_M_TRAIN, "model NULL", E_ARG, .null_arg = 1, .i = {1}},
@@ -920,6 +926,14 @@ static outcome run_row(const row *w)
         r.st = cvae_model_epochs_done(na == 1 ? NULL : model, na == 2 ? NULL : &e);
         break;
     }
+    case F_M_OPT_STEPS: {
+        int64_t n;
+        r.st = cvae_model_optimizer_steps(na == 1 ? NULL : model, na == 2 ? NULL : &n);
+        break;
+    }
+    case F_M_CLEAR_OPT:
+        r.st = cvae_model_clear_optimizer(NULL);
+        break;
     case F_M_TRAIN:
         r.st = cvae_model_train(na == 1 ? NULL : model, na == 2 ? NULL : d, w->i[0],
                                 w->i[1] ? opt_other : NULL, NULL, NULL);

@@ -21,6 +21,7 @@
 
 #include "convvae.h"
 #include "model.h"
+#include "optimizer.h"
 #include "rng.h"
 #include "testfile.h"
 
@@ -44,7 +45,22 @@ enum { N = 40 };
 
 static char dir[64];
 
-static cvae_model *small_trained_model(cvae_dataset **data_out, float **x_out)
+/* The data set the small models train on (N random 8x8 images). */
+static cvae_dataset *small_data(float **x_out)
+{
+    float *x = malloc(N * 64 * sizeof *x);
+    cvae__rng r;
+    cvae__rng_seed(&r, 3);
+    for (int i = 0; i < N * 64; i++)
+        x[i] = cvae__rng_uniform(&r);
+    cvae_dataset *d;
+    assert_int_equal(cvae_dataset_from_f32(x, N, 1, 8, 8, NULL, &d), CVAE_OK);
+    *x_out = x;
+    return d;
+}
+
+/* A small two-branch model, untrained, with the given optimizer. */
+static cvae_model *small_model(const char *optimizer)
 {
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
@@ -58,20 +74,19 @@ static cvae_model *small_trained_model(cvae_dataset **data_out, float **x_out)
     assert_int_equal(cvae_config_set_clusters(c, 4), CVAE_OK);
     assert_int_equal(cvae_config_set_batch_size(c, 16), CVAE_OK);
     assert_int_equal(cvae_config_set(c, "learning-rate", "0.003"), CVAE_OK);
+    assert_int_equal(cvae_config_set(c, "optimizer", optimizer), CVAE_OK);
     cvae_model *m;
     assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
     cvae_config_destroy(c);
+    return m;
+}
 
-    float *x = malloc(N * 64 * sizeof *x);
-    cvae__rng r;
-    cvae__rng_seed(&r, 3);
-    for (int i = 0; i < N * 64; i++)
-        x[i] = cvae__rng_uniform(&r);
-    cvae_dataset *d;
-    assert_int_equal(cvae_dataset_from_f32(x, N, 1, 8, 8, NULL, &d), CVAE_OK);
+static cvae_model *small_trained_model(cvae_dataset **data_out, float **x_out)
+{
+    cvae_model *m = small_model("adam");
+    cvae_dataset *d = small_data(x_out);
     assert_int_equal(cvae_model_train(m, d, 2, NULL, NULL, NULL), CVAE_OK);
     *data_out = d;
-    *x_out = x;
     return m;
 }
 
@@ -467,6 +482,229 @@ static void test_workspace_nomem_then_retry(void **state)
     unlink(copy);
 }
 
+/* Train 2 epochs == train 1, save, load, train 1: weights, optimizer steps
+ * and RNG bit-identical, for Adam and SGD. Without the optimizer state
+ * (cleared before the save) the resumed weights differ, which shows the
+ * comparison can fail. */
+static void resume_case(const char *optimizer)
+{
+    float *x;
+    cvae_dataset *d = small_data(&x);
+    cvae_model *a = small_model(optimizer), *b = small_model(optimizer);
+    assert_int_equal(cvae_model_train(a, d, 2, NULL, NULL, NULL), CVAE_OK);
+    assert_int_equal(cvae_model_train(b, d, 1, NULL, NULL, NULL), CVAE_OK);
+    char path[128], path2[128];
+    snprintf(path, sizeof path, "%s/resume-%s.safetensors", dir, optimizer);
+    snprintf(path2, sizeof path2, "%s/resume-%s-weights.safetensors", dir, optimizer);
+    assert_int_equal(cvae_model_save(b, path), CVAE_OK);
+    assert_int_equal(cvae_model_clear_optimizer(b), CVAE_OK);
+    assert_int_equal(cvae_model_save(b, path2), CVAE_OK);
+    cvae_model_destroy(b);
+
+    int64_t steps_a, steps_r;
+    cvae_model *r, *w;
+    assert_int_equal(cvae_model_load(path, &r), CVAE_OK);
+    assert_int_equal(cvae_model_optimizer_steps(r, &steps_r), CVAE_OK);
+    assert_int_equal(steps_r, (N + 15) / 16); /* one epoch of batches of 16 */
+    assert_int_equal(cvae_model_train(r, d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_int_equal(cvae_model_optimizer_steps(a, &steps_a), CVAE_OK);
+    assert_int_equal(cvae_model_optimizer_steps(r, &steps_r), CVAE_OK);
+    assert_int_equal(steps_a, steps_r);
+    assert_int_equal(a->nparams, r->nparams);
+    assert_memory_equal(a->params, r->params, a->nparams * sizeof(float));
+    assert_memory_equal(a->own_opt->m, r->own_opt->m, a->nparams * sizeof(float));
+    if (a->own_opt->v)
+        assert_memory_equal(a->own_opt->v, r->own_opt->v, a->nparams * sizeof(float));
+    assert_memory_equal(a->rng.s, r->rng.s, sizeof a->rng.s);
+
+    assert_int_equal(cvae_model_load(path2, &w), CVAE_OK);
+    assert_int_equal(cvae_model_optimizer_steps(w, &steps_r), CVAE_OK);
+    assert_int_equal(steps_r, 0);
+    assert_int_equal(cvae_model_train(w, d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_memory_not_equal(a->params, w->params, a->nparams * sizeof(float));
+
+    cvae_model_destroy(a);
+    cvae_model_destroy(r);
+    cvae_model_destroy(w);
+    cvae_dataset_destroy(d);
+    free(x);
+    unlink(path);
+    unlink(path2);
+}
+
+static void test_resume_same_as_uninterrupted_adam(void **state)
+{
+    (void)state;
+    resume_case("adam");
+}
+
+static void test_resume_same_as_uninterrupted_sgd(void **state)
+{
+    (void)state;
+    resume_case("sgd");
+}
+
+/* What a saved file holds: with state, one tensor per parameter and moment
+ * under PyTorch's state names and optimizer_steps; after clearing, none of
+ * it, and a third of the size. A model that never trained has no state. */
+static void test_optimizer_state_contents(void **state)
+{
+    (void)state;
+    cvae_dataset *d;
+    float *x;
+    cvae_model *m = small_trained_model(&d, &x);
+    char path[128];
+    snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+    size_t full, weights, fresh; /* bytes: with state, weights only, untrained */
+    unsigned char *buf = read_file(path, &full);
+    const char *hdr = (const char *)buf + 8;
+    assert_non_null(strstr(hdr, "\"optimizer.exp_avg.means\":{\"dtype\":\"F32\",\"shape\":[4,3]"));
+    assert_non_null(strstr(hdr, "\"optimizer.exp_avg_sq.branch2.conv1.weight\""));
+    assert_non_null(strstr(hdr, "\"optimizer_steps\":\"6\"")); /* 2 epochs x 3 batches */
+    free(buf);
+
+    assert_int_equal(cvae_model_clear_optimizer(m), CVAE_OK);
+    assert_int_equal(cvae_model_clear_optimizer(m), CVAE_OK); /* twice is fine */
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+    buf = read_file(path, &weights);
+    assert_null(strstr((const char *)buf + 8, "\"optimizer."));
+    assert_null(strstr((const char *)buf + 8, "\"optimizer_steps\""));
+    free(buf);
+    int64_t params;
+    assert_int_equal(cvae_model_num_params(m, &params), CVAE_OK);
+    /* two moments of 4 bytes per parameter, plus their header entries */
+    assert_true(full - weights >= 8 * (size_t)params);
+    assert_true(full - weights < 8 * (size_t)params + 8192);
+    cvae_model_destroy(m);
+
+    m = small_model("adam");
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+    buf = read_file(path, &fresh);
+    assert_int_equal(fresh, weights);
+    assert_null(strstr((const char *)buf + 8, "\"optimizer."));
+    assert_null(strstr((const char *)buf + 8, "\"optimizer_steps\""));
+    free(buf);
+    int64_t steps = -1;
+    assert_int_equal(cvae_model_optimizer_steps(m, &steps), CVAE_OK);
+    assert_int_equal(steps, 0);
+    assert_int_equal(cvae_model_optimizer_steps(NULL, &steps), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_model_optimizer_steps(m, NULL), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_model_clear_optimizer(NULL), CVAE_E_INVALID_ARG);
+    cvae_model_destroy(m);
+    cvae_dataset_destroy(d);
+    free(x);
+    unlink(path);
+}
+
+/* The file with the first occurrence of from replaced by to (same length). */
+static void write_edited(const char *path, const unsigned char *buf, size_t len, const char *from,
+                         const char *to)
+{
+    unsigned char *c = malloc(len);
+    memcpy(c, buf, len);
+    size_t fl = strlen(from);
+    assert_int_equal(fl, strlen(to));
+    char *hit = NULL;
+    for (size_t i = 8; !hit && i + fl <= len; i++)
+        if (memcmp(c + i, from, fl) == 0)
+            hit = (char *)c + i;
+    assert_non_null(hit);
+    memcpy(hit, to, fl);
+    write_file(path, c, len);
+    free(c);
+}
+
+/* Offset in the file of tensor name's first float. */
+static size_t tensor_data(const unsigned char *buf, const char *name)
+{
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | buf[i];
+    char key[128];
+    snprintf(key, sizeof key, "\"%s\":{", name);
+    const char *t = strstr((const char *)buf + 8, key);
+    assert_non_null(t);
+    const char *o = strstr(t, "\"data_offsets\":[");
+    assert_non_null(o);
+    return 8 + (size_t)hl + (size_t)strtoull(o + 16, NULL, 10);
+}
+
+/* Optimizer state that would break training is refused: a non-finite
+ * moment, a negative second moment, a bad step count, a moment missing
+ * (renamed), state without its step count, a step count without state. */
+static void test_bad_optimizer_state_rejected(void **state)
+{
+    (void)state;
+    cvae_dataset *d;
+    float *x;
+    cvae_model *m = small_trained_model(&d, &x);
+    char path[128], bad[128];
+    snprintf(path, sizeof path, "%s/os.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/os-bad.safetensors", dir);
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+    size_t len;
+    unsigned char *buf = read_file(path, &len);
+    unsigned char *alt = malloc(len);
+    cvae_model *r = (cvae_model *)1;
+
+    const float nan = strtof("nan", NULL), neg = -1.0f;
+    struct {
+        const char *tensor;
+        const float *value;
+        const char *msg;
+    } vals[] = {{"optimizer.exp_avg.encoder.weight", &nan, "optimizer.exp_avg.encoder.weight"},
+                {"optimizer.exp_avg_sq.mu.bias", &neg, "optimizer.exp_avg_sq.mu.bias"}};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        memcpy(alt, buf, len);
+        memcpy(alt + tensor_data(buf, vals[i].tensor), vals[i].value, sizeof(float));
+        write_file(bad, alt, len);
+        assert_int_equal(cvae_model_load(bad, &r), CVAE_E_FORMAT);
+        assert_null(r);
+        assert_non_null(strstr(cvae_last_error(), vals[i].msg));
+    }
+    /* a negative first moment is fine (it is a mean of gradients) */
+    memcpy(alt, buf, len);
+    memcpy(alt + tensor_data(buf, "optimizer.exp_avg.mu.bias"), &neg, sizeof(float));
+    write_file(bad, alt, len);
+    assert_int_equal(cvae_model_load(bad, &r), CVAE_OK);
+    cvae_model_destroy(r);
+
+    const char *edits[][3] = {
+        {"\"optimizer_steps\":\"6\"", "\"optimizer_steps\":\"x\"", "optimizer_steps"},
+        {"\"optimizer_steps\":\"6\"", "\"optimizer_steps\":\"-\"", "optimizer_steps"},
+        {"\"optimizer.exp_avg_sq.means\"", "\"optimizer.exp_avg_sq.meanz\"", "means"},
+        {"\"optimizer_steps\"", "\"optimizer_stepz\"", "tensors"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        write_edited(bad, buf, len, edits[i][0], edits[i][1]);
+        r = (cvae_model *)1;
+        assert_int_equal(cvae_model_load(bad, &r), CVAE_E_FORMAT);
+        assert_null(r);
+        assert_non_null(strstr(cvae_last_error(), edits[i][2]));
+    }
+    /* a step count without the state: weights-only file plus the key */
+    assert_int_equal(cvae_model_clear_optimizer(m), CVAE_OK);
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+    free(buf);
+    buf = read_file(path, &len);
+    char from[64], to[64];
+    snprintf(from, sizeof from, "\"library_version\":\"%s\"", cvae_version_string());
+    snprintf(to, sizeof to, "\"optimizer_steps\":\"%0*d\"", (int)strlen(cvae_version_string()), 1);
+    write_edited(bad, buf, len, from, to);
+    r = (cvae_model *)1;
+    assert_int_equal(cvae_model_load(bad, &r), CVAE_E_FORMAT);
+    assert_null(r);
+    assert_non_null(strstr(cvae_last_error(), "optimizer state"));
+    free(alt);
+    free(buf);
+    cvae_model_destroy(m);
+    cvae_dataset_destroy(d);
+    free(x);
+    unlink(path);
+    unlink(bad);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -489,6 +727,10 @@ int main(void)
         cmocka_unit_test(test_lazy_workspace_every_entry_point),
         cmocka_unit_test(test_big_workspace_config_loads_small),
         cmocka_unit_test(test_workspace_nomem_then_retry),
+        cmocka_unit_test(test_resume_same_as_uninterrupted_adam),
+        cmocka_unit_test(test_resume_same_as_uninterrupted_sgd),
+        cmocka_unit_test(test_optimizer_state_contents),
+        cmocka_unit_test(test_bad_optimizer_state_rejected),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -552,6 +552,9 @@ static void fixture_open(save_fixture *f, const char *sub)
     f->new_m = tiny_model(4, 6);
     f->d = random_dataset(12, 4);
     assert_int_equal(cvae_model_train(f->new_m, f->d, 1, NULL, NULL, NULL), CVAE_OK);
+    /* weights only, as the untrained old model saves: both files have the
+     * same size, which the size-limit cases rely on */
+    assert_int_equal(cvae_model_clear_optimizer(f->new_m), CVAE_OK);
     path_in_dir(f->dir, sizeof f->dir, sub);
     assert_int_equal(mkdir(f->dir, 0755), 0);
     snprintf(f->path, sizeof f->path, "%s/model.st", f->dir);

@@ -118,6 +118,8 @@ def _prototypes():
         ("cvae_model_get_config", STATUS, [ModelP, POINTER(ConfigP)]),
         ("cvae_model_num_params", STATUS, [ModelP, c_int64_p]),
         ("cvae_model_epochs_done", STATUS, [ModelP, c_int_p]),
+        ("cvae_model_optimizer_steps", STATUS, [ModelP, POINTER(c_int64)]),
+        ("cvae_model_clear_optimizer", STATUS, [ModelP]),
         ("cvae_model_train", STATUS,
          [ModelP, DatasetP, c_int, OptimizerP, PROGRESS_FN, ctypes.c_void_p]),
         ("cvae_model_loss", STATUS, [ModelP, DatasetP, c_double_p, c_int]),

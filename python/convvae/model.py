@@ -88,7 +88,10 @@ class Model(Handle):
 
     def save(self, path):
         """Write a safetensors checkpoint atomically (a failed save leaves any
-        previous file intact). CVAE_E_IO on failure."""
+        previous file intact). It holds the weights and, if the model's own
+        optimizer has state (see train() and clear_optimizer()), the
+        optimizer's moments and step count, so a loaded model trains on
+        exactly as this one would. CVAE_E_IO on failure."""
         lib.cvae_model_save(self._p(), to_path(path))
 
     def _cache_shape(self):
@@ -121,6 +124,20 @@ class Model(Handle):
         return v.value
 
     @property
+    def optimizer_steps(self):
+        """Steps taken by the model's own optimizer (restored by load()); 0
+        if it has none."""
+        v = ctypes.c_int64()
+        lib.cvae_model_optimizer_steps(self._p(), ctypes.byref(v))
+        return v.value
+
+    def clear_optimizer(self):
+        """Drop the model's own optimizer and its state: later saves hold the
+        weights only (a third of the size with Adam), later training starts
+        a fresh optimizer."""
+        lib.cvae_model_clear_optimizer(self._p())
+
+    @property
     def image_shape(self):
         """(channels, height, width) the model takes."""
         self._p()
@@ -150,7 +167,7 @@ class Model(Handle):
         a Dataset whose images match the model's input shape.
 
         optimizer: an Optimizer, or None for the model's own one built from
-        its config (kept across calls).
+        its config (kept across calls and saved with the model).
 
         progress: None or a callable taking a Progress after every
         mini-batch; a truthy return value stops training after that batch.

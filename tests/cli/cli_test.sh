@@ -47,6 +47,13 @@ png_dims() {
     echo "$(( ($1 << 24) + ($2 << 16) + ($3 << 8) + $4 )) $(( ($5 << 24) + ($6 << 16) + ($7 << 8) + $8 ))"
 }
 
+# tensor_bytes FILE: the tensor data of a safetensors file (after the
+# 8-byte header length and the header).
+tensor_bytes() {
+    n=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    tail -c +$((n + 9)) "$1"
+}
+
 TRAIN_ARGS="--images $D/train-img --labels $D/train-lbl --test-images $D/test-img \
 --test-labels $D/test-lbl --batch-size 20 --encoder-units 32 --decoder-units 32 \
 --category-units 32 --latent-dim 4 --clusters 3"
@@ -163,6 +170,8 @@ info)
         expect_in "$T/out" '^input_height = 28$' "info input shape from the data"
         expect_in "$T/out" '^epochs_done = 2$' "info epochs_done"
         expect_in "$T/out" '^parameters = [1-9][0-9]*$' "info parameters"
+        # 2 epochs of 60 images in batches of 20
+        expect_in "$T/out" '^optimizer_steps = 6$' "info optimizer_steps"
     fi
     ;;
 
@@ -173,6 +182,26 @@ resume)
         [ "$(grep -c '^epoch ' "$T/out")" -eq 1 ] || fail "resume: expected 1 epoch line"
         expect_in "$T/out" '^epoch 3/3 ' "resume epoch numbering"
         run 0 info --model "$T/m3.safetensors" && expect_in "$T/out" '^epochs_done = 3$' "resumed epochs"
+        # The checkpoint carries the optimizer's state: 2 epochs, then 1
+        # resumed, gives the same tensors (weights and optimizer moments) as
+        # 3 epochs in one run. (The headers differ: the stored config keeps
+        # the first run's --epochs.)
+        # shellcheck disable=SC2086
+        if run 0 train $TRAIN_ARGS --epochs 3 --out "$T/full3.safetensors"; then
+            tensor_bytes "$T/m3.safetensors" >"$T/m3.data"
+            tensor_bytes "$T/full3.safetensors" >"$T/full3.data"
+            [ -s "$T/m3.data" ] && cmp -s "$T/m3.data" "$T/full3.data" ||
+                fail "2 epochs + 1 resumed: tensors differ from 3 epochs in one run"
+        fi
+    fi
+    # --weights-only: the final checkpoint has no optimizer state, and is smaller.
+    # shellcheck disable=SC2086
+    if run 0 train $TRAIN_ARGS --resume "$T/m.safetensors" --epochs 3 --weights-only \
+        --out "$T/w3.safetensors"; then
+        expect_in "$T/out" '^saved .*w3.safetensors \(3 epochs, weights only\)' "weights-only save note"
+        run 0 info --model "$T/w3.safetensors" && expect_in "$T/out" '^optimizer_steps = 0$' "weights-only steps"
+        [ "$(wc -c <"$T/w3.safetensors")" -lt "$(wc -c <"$T/m.safetensors")" ] ||
+            fail "--weights-only checkpoint is not smaller"
     fi
     # Changing the architecture of a checkpoint is refused before any work.
     # shellcheck disable=SC2086

@@ -17,6 +17,7 @@
  * the cost of inference on a model that is legitimately big, not a loader
  * problem. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "convvae.h"
 #include "model.h"
+#include "optimizer.h"
 #include "safetensors.h"
 #include "fuzz.h"
 
@@ -83,6 +85,27 @@ static void check_same_params(const cvae_model *a, const cvae_model *b)
     }
 }
 
+/* The same optimizer state (or none on both sides); a loaded state is
+ * finite, and Adam's second moments are >= 0. */
+static void check_same_optimizer(const cvae_model *a, const cvae_model *b)
+{
+    const struct cvae_optimizer *oa = a->own_opt, *ob = b->own_opt;
+    FUZZ_CHECK((oa == NULL) == (ob == NULL));
+    if (!oa)
+        return;
+    FUZZ_CHECK(oa->kind == ob->kind && oa->steps == ob->steps && oa->n == a->nparams &&
+               ob->n == b->nparams);
+    FUZZ_CHECK(memcmp(oa->m, ob->m, oa->n * sizeof(float)) == 0);
+    FUZZ_CHECK((oa->v == NULL) == (ob->v == NULL));
+    if (oa->v)
+        FUZZ_CHECK(memcmp(oa->v, ob->v, oa->n * sizeof(float)) == 0);
+    for (size_t i = 0; i < oa->n; i++) {
+        FUZZ_CHECK(isfinite(oa->m[i]));
+        if (oa->v)
+            FUZZ_CHECK(isfinite(oa->v[i]) && oa->v[i] >= 0.0f);
+    }
+}
+
 /* Read every tensor and metadata value the parser accepted. */
 static void walk(const cvae__st_file *f)
 {
@@ -108,7 +131,7 @@ static void walk(const cvae__st_file *f)
     FUZZ_CHECK(cvae__st_name(f, n) == NULL);
     static const char *const keys[] = {"format",        "library_version", "config",
                                        "epochs_done",   "mixture_phase",   "rng_state",
-                                       "rng_spare",     ""};
+                                       "rng_spare",     "optimizer_steps", ""};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = cvae__st_meta(f, keys[i]);
         if (v)
@@ -180,6 +203,7 @@ static void round_trip(cvae_model *m)
     FUZZ_CHECK(cvae_model_load(path, &r) == CVAE_OK);
     unlink(path);
     check_same_params(m, r);
+    check_same_optimizer(m, r);
     char a[4096], b[4096];
     FUZZ_CHECK(cvae__config_to_json(&m->cfg, a, sizeof a) == CVAE_OK);
     FUZZ_CHECK(cvae__config_to_json(&r->cfg, b, sizeof b) == CVAE_OK);

@@ -239,6 +239,10 @@ static void checkpoint_corpus(void)
     put_edited("near-format", b, len, "convvae-checkpoint-1", "convvae-checkpoint-2");
     put_edited("near-tensor-name", b, len, "\"mu.bias\"", "\"mu.bia2\"");
     put_edited("near-config", b, len, "latent_dim\\\":3", "latent_dim\\\":4");
+    /* trained with its own Adam: the file carries optimizer state */
+    put_edited("near-optimizer-steps", b, len, "\"optimizer_steps\"", "\"optimizer_stepz\"");
+    put_edited("near-optimizer-moment", b, len, "\"optimizer.exp_avg_sq.means\"",
+               "\"optimizer.exp_avg_sq.meanz\"");
     free(b);
     cvae_model_destroy(m);
 
