@@ -369,7 +369,8 @@ typedef enum cvae_loss_term {
  * counts all epochs the model has trained, batch runs 1..batches, losses[]
  * (CVAE_LOSS_COUNT values) are running means over the epoch so far. Return
  * non-zero to stop training after this batch (the model stays consistent:
- * it can be saved, evaluated and trained further). */
+ * it can be saved, evaluated and trained further; see cvae_model_train for
+ * how the stopped epoch goes on). */
 typedef int (*cvae_progress_fn)(void *user, int epoch, int64_t batch, int64_t batches,
                                 const double *losses, int num_losses);
 
@@ -398,7 +399,13 @@ CVAE_API cvae_status cvae_model_epochs_done(const cvae_model *model, int *epochs
  * (train 2 epochs = train 1, save, load, train 1, bit for bit). A caller's
  * opt is the caller's to keep: its state is in no checkpoint. The warm-up
  * schedule and k-means initialisation follow the model's epoch count.
- * progress may be NULL.
+ * progress may be NULL. An epoch stopped part way (by the callback, or by
+ * CVAE_E_NUMERIC) does not count in the epoch count; the next call on data
+ * of the same size finishes it first (its remaining batches in the same
+ * order, as one of that call's epochs; this state is saved with the model
+ * too), so stopping and going on trains exactly as not stopping. On data of
+ * another size it is dropped and a new epoch starts. A stop after an
+ * epoch's last batch completes that epoch.
  * Returns CVAE_OK; CVAE_E_CANCELLED if the callback stopped training;
  * CVAE_E_NUMERIC if a loss or gradient became non-finite (the weights are
  * those before the failing step); CVAE_E_INVALID_ARG for shape mismatch. */

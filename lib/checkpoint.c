@@ -5,6 +5,7 @@
  * plus, when the model's own optimizer has state, its moments (one tensor
  * per parameter and moment, PyTorch's state names) and step count, so the
  * continued training is the same as an uninterrupted one. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +32,31 @@ static const char *slot_prefix(int kind, int slot)
 }
 
 static int slots_of(int kind) { return kind == CVAE_OPTIMIZER_ADAM ? 2 : 1; }
+
+static void format_rng(char *buf, size_t size, const uint64_t s[4])
+{
+    snprintf(buf, size, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, s[0], s[1], s[2],
+             s[3]);
+}
+
+/* 64 hex digits (4 x 16, as format_rng writes them) into s; -1 otherwise. */
+static int parse_rng(const char *txt, uint64_t s[4])
+{
+    if (!txt || strlen(txt) != 64)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = 0;
+        for (int j = 0; j < 16; j++) {
+            char c = txt[16 * i + j];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v << 4 | (uint64_t)d;
+        }
+        s[i] = v;
+    }
+    return 0;
+}
 
 /* The model's own optimizer state, if it has any that belongs to it. */
 static const struct cvae_optimizer *saved_state(const cvae_model *m)
@@ -74,6 +100,7 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
         }
     }
     char config[4096], epochs[32], phase[8], rng[80], steps[32];
+    char part[80], part_rng[80], part_sums[160];
     cvae_status st = cvae__config_to_json(&m->cfg, config, sizeof config);
     if (st) {
         free(t);
@@ -82,8 +109,16 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
     }
     snprintf(epochs, sizeof epochs, "%d", m->epochs_done);
     snprintf(phase, sizeof phase, "%d", m->phase_mixture);
-    snprintf(rng, sizeof rng, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
-             m->rng.s[0], m->rng.s[1], m->rng.s[2], m->rng.s[3]);
+    format_rng(rng, sizeof rng, m->rng.s);
+    /* An epoch stopped part way: where it stopped, the RNG state its order
+     * was drawn from and its loss sums (%.17g reads back exactly). */
+    snprintf(part, sizeof part, "%" PRId64 " %" PRId64 " %" PRId64, m->part.batches,
+             m->part.count, m->part.seen);
+    format_rng(part_rng, sizeof part_rng, m->part.rng);
+    size_t used = 0;
+    for (int i = 0; i < CVAE_LOSS_COUNT; i++)
+        used += (size_t)snprintf(part_sums + used, sizeof part_sums - used, "%s%.17g",
+                                 i ? " " : "", m->part.sums[i]);
     snprintf(steps, sizeof steps, "%" PRId64, opt ? opt->steps : (int64_t)0);
     /* Box-Muller makes normals in pairs; a cached second one is part of the
      * stream, so a resumed model must get it back. */
@@ -93,12 +128,23 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
         memcpy(&bits, &m->rng.spare, sizeof bits);
         snprintf(spare, sizeof spare, "%08" PRIx32, bits);
     }
-    const char *keys[] = {"format",        "library_version", "config",    "epochs_done",
-                          "mixture_phase", "rng_state",       "rng_spare", "optimizer_steps"};
-    const char *vals[] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng, spare,
-                          steps};
-    /* optimizer_steps only with the state it counts */
-    size_t nmeta = sizeof keys / sizeof keys[0] - (opt ? 0 : 1);
+    /* 7 always, 1 with optimizer state, 3 with a stopped epoch */
+    const char *keys[11] = {"format",        "library_version", "config",    "epochs_done",
+                            "mixture_phase", "rng_state",       "rng_spare"};
+    const char *vals[11] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng, spare};
+    size_t nmeta = 7;
+    if (opt) { /* optimizer_steps only with the state it counts */
+        keys[nmeta] = "optimizer_steps";
+        vals[nmeta++] = steps;
+    }
+    if (m->part.batches > 0) {
+        keys[nmeta] = "epoch_part";
+        vals[nmeta++] = part;
+        keys[nmeta] = "epoch_part_rng";
+        vals[nmeta++] = part_rng;
+        keys[nmeta] = "epoch_part_sums";
+        vals[nmeta++] = part_sums;
+    }
     st = cvae__st_save(path, t, nt, keys, vals, nmeta);
     free(t);
     free(names);
@@ -131,6 +177,45 @@ static const char *tensor_name(const cvae__param *p, int kind, int slot, char *b
         return p->name;
     snprintf(buf, NAME_LEN, "%s%s", slot_prefix(kind, slot), p->name);
     return buf;
+}
+
+/* An epoch stopped part way, if the file has one: all three keys, a
+ * position inside the epoch (at least one batch done, not all; every batch
+ * before it full), the RNG state and finite loss sums. */
+static cvae_status restore_part(const cvae__st_file *f, const char *path, cvae_model *m)
+{
+    const char *pos = cvae__st_meta(f, "epoch_part"), *rng = cvae__st_meta(f, "epoch_part_rng"),
+               *sums = cvae__st_meta(f, "epoch_part_sums");
+    if (!pos && !rng && !sums)
+        return CVAE_OK;
+    long long v[3] = {0, 0, 0};
+    int ok = pos && rng && sums;
+    const char *q = pos;
+    for (int i = 0; ok && i < 3; i++) {
+        char *end;
+        errno = 0;
+        v[i] = strtoll(q, &end, 10);
+        ok = end != q && errno == 0 && *q != ' ' && (i == 2 ? *end == 0 : *end == ' ');
+        q = end + (i < 2);
+    }
+    long long b = v[0], count = v[1], seen = v[2];
+    ok = ok && b >= 1 && count >= 1 && count <= (INT64_MAX >> 1) && b <= count / m->B &&
+             seen == b * m->B && seen < count && !parse_rng(rng, m->part.rng);
+    const char *p = sums;
+    for (int i = 0; ok && i < CVAE_LOSS_COUNT; i++) {
+        char *end;
+        m->part.sums[i] = strtod(p, &end);
+        ok = end != p && isfinite(m->part.sums[i]) && (*end == ' ' || *end == 0) &&
+             (*end == 0) == (i == CVAE_LOSS_COUNT - 1);
+        p = end;
+    }
+    if (!ok)
+        return cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has a bad or incomplete epoch_part",
+                          path);
+    m->part.batches = b;
+    m->part.count = count;
+    m->part.seen = seen;
+    return CVAE_OK;
 }
 
 /* The model's own optimizer with the file's state: moments finite, Adam's
@@ -244,19 +329,12 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
     m->epochs_done = epochs;
     m->phase_mixture = phase;
     const char *rs = cvae__st_meta(f, "rng_state");
-    if (rs && strlen(rs) == 64) {
-        for (int i = 0; i < 4; i++) {
-            char part[17];
-            memcpy(part, rs + 16 * i, 16);
-            part[16] = 0;
-            char *end;
-            m->rng.s[i] = strtoull(part, &end, 16);
-            if (*end) {
-                st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has a bad rng_state", path);
-                goto done;
-            }
-        }
+    if (rs && parse_rng(rs, m->rng.s)) {
+        st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has a bad rng_state", path);
+        goto done;
     }
+    if ((st = restore_part(f, path, m)))
+        goto done;
     const char *sp = cvae__st_meta(f, "rng_spare");
     if (sp && *sp) {
         char *end;

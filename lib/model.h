@@ -64,6 +64,17 @@ struct cvae_model {
     int epochs_done;
     int phase_mixture; /* 1 once the mixture prior is active */
 
+    /* An epoch stopped part way (callback or non-finite step), which the
+     * next cvae_model_train call finishes before starting another: the
+     * batches done (0 = none pending), the image count it ran over, the
+     * RNG state its shuffle was drawn from (the order is redrawn from it),
+     * and the images seen and loss sums so far (the running means go on). */
+    struct {
+        int64_t batches, count, seen;
+        uint64_t rng[4];
+        double sums[CVAE_LOSS_COUNT];
+    } part;
+
     /* Activation workspace for B images: every pointer below points into
      * ws, and is NULL until cvae__model_ensure_workspace allocated it. */
     int B;

@@ -140,20 +140,37 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
 
     for (int e = 0; e < epochs && !st; e++) {
         int mixture = mixture_active(m);
-        if (mixture && !m->phase_mixture) {
-            if (m->cfg.kmeans && (st = kmeans_init(m, data, count)))
-                break;
-            m->phase_mixture = 1;
-        }
         /* Each epoch's order is a shuffle of 0..count-1 drawn from the RNG
          * alone (not of the previous order), so training in one call or in
-         * several, across a save and load, visits the same batches. */
+         * several, across a save and load, visits the same batches. An
+         * epoch stopped part way is finished first, in its own order
+         * (redrawn from the RNG state it started with), unless the data
+         * set's size changed. */
         for (int64_t i = 0; i < count; i++)
             perm[i] = i;
-        cvae__rng_shuffle(&m->rng, perm, count);
+        int64_t b0 = 0, seen = 0;
         double sums[CVAE_LOSS_COUNT] = {0}, running[CVAE_LOSS_COUNT];
-        int64_t seen = 0;
-        for (int64_t b = 0; b < batches; b++) {
+        uint64_t start_rng[4];
+        if (e == 0 && m->part.batches > 0 && m->part.count == count) {
+            cvae__rng r = {{0}, 0, 0.0f};
+            memcpy(r.s, m->part.rng, sizeof r.s);
+            memcpy(start_rng, m->part.rng, sizeof start_rng);
+            cvae__rng_shuffle(&r, perm, count);
+            b0 = m->part.batches;
+            seen = m->part.seen;
+            memcpy(sums, m->part.sums, sizeof sums);
+        } else {
+            if (mixture && !m->phase_mixture) {
+                if (m->cfg.kmeans && (st = kmeans_init(m, data, count)))
+                    break;
+                m->phase_mixture = 1;
+            }
+            memcpy(start_rng, m->rng.s, sizeof start_rng);
+            cvae__rng_shuffle(&m->rng, perm, count);
+        }
+        m->part.batches = 0;
+        int64_t b = b0;
+        for (; b < batches; b++) {
             int64_t start = b * m->B;
             int n = (int)(count - start < m->B ? count - start : m->B);
             cvae__dataset_gather_f32(data, perm + start, n, m->x);
@@ -182,11 +199,19 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
             if (progress && progress(user, m->epochs_done, b + 1, batches, running,
                                      CVAE_LOSS_COUNT)) {
                 st = cvae__fail(CVAE_E_CANCELLED, "training stopped by the progress callback");
+                b++; /* this batch is done */
                 break;
             }
         }
-        if (!st)
-            m->epochs_done++;
+        if (b >= batches) {
+            m->epochs_done++; /* complete, even if stopped after its last batch */
+        } else if (b > 0) {
+            m->part.batches = b;
+            m->part.count = count;
+            m->part.seen = seen;
+            memcpy(m->part.rng, start_rng, sizeof start_rng);
+            memcpy(m->part.sums, sums, sizeof sums);
+        }
     }
     free(perm);
     return st;

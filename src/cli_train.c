@@ -86,7 +86,8 @@ static void train_help(void)
     }
     printf("\nThe input shape options are taken from the training data unless given.\n"
            "Ctrl-C (SIGINT) or SIGTERM stops after the current batch, saves the checkpoint\n"
-           "and exits with 130 (SIGINT) or 143 (SIGTERM).\n");
+           "and exits with 130 (SIGINT) or 143 (SIGTERM); --resume then finishes the\n"
+           "stopped epoch where it stopped, as if training had not been interrupted.\n");
     cvae_config_destroy(def);
 }
 
@@ -369,7 +370,7 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
 
     cli_progress prog;
     cli_progress_init(&prog, o->progress || (!o->quiet && isatty(STDERR_FILENO)), count, batch);
-    int dirty = 0, interrupted = 0;
+    int dirty = 0, interrupted = 0, mid_epoch = 0;
     if (done >= total && !o->quiet)
         printf("nothing to train: the model has %d epochs, --epochs is %d\n", done, total);
     cli_sigint_install();
@@ -381,6 +382,11 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
         if (st == CVAE_E_CANCELLED) {
             dirty = 1; /* the weights moved during the partial epoch */
             interrupted = 1;
+            /* a stop after an epoch's last batch completes that epoch */
+            int before = done;
+            if ((st = cvae_model_epochs_done(model, &done)))
+                rc = cli_lib_error(st);
+            mid_epoch = done == before;
             break;
         }
         if (st) {
@@ -417,8 +423,10 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
         rc = save_model(model, out, !interrupted && done >= total, o);
     if (interrupted) {
         if (!rc)
-            fprintf(stderr, "convvae: interrupted after %d complete epoch%s; saved %s (resume "
-                    "with --resume %s)\n", done, done == 1 ? "" : "s", out, out);
+            fprintf(stderr, "convvae: interrupted after %d complete epoch%s%s; saved %s (resume "
+                    "with --resume %s%s)\n", done, done == 1 ? "" : "s",
+                    mid_epoch ? " and part of the next" : "", out, out,
+                    mid_epoch ? ", which finishes that epoch where it stopped" : "");
         /* The shell convention for death by signal: 130 for SIGINT, 143 for SIGTERM. */
         rc = rc ? rc : (cli_interrupted == SIGTERM ? 128 + SIGTERM : CLI_EXIT_INTERRUPTED);
     } else if (!rc && !o->quiet) {

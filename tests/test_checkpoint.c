@@ -705,6 +705,111 @@ static void test_bad_optimizer_state_rejected(void **state)
     unlink(bad);
 }
 
+static int stop_at_batch(void *user, int epoch, int64_t batch, int64_t batches,
+                         const double *losses, int num_losses)
+{
+    (void)epoch, (void)batches, (void)losses, (void)num_losses;
+    const int64_t *stop = user;
+    return batch == *stop;
+}
+
+/* An epoch stopped part way is finished by the next train call, in the same
+ * order, also across a save and load: train 2 epochs == train 1, stop the
+ * second after batch 2 (of 3), save, load, train 1 -- bit for bit, with the
+ * running losses the callback sees going on from where they were. A
+ * different data set size starts a fresh epoch instead; a stop after the
+ * last batch completes the epoch. */
+static void test_stopped_epoch_is_finished_exactly(void **state)
+{
+    (void)state;
+    float *x;
+    cvae_dataset *d = small_data(&x);
+    cvae_model *a = small_model("adam"), *b = small_model("adam"), *c = small_model("adam");
+    assert_int_equal(cvae_model_train(a, d, 2, NULL, NULL, NULL), CVAE_OK);
+    int64_t stop = 2;
+    assert_int_equal(cvae_model_train(b, d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_int_equal(cvae_model_train(b, d, 1, NULL, stop_at_batch, &stop), CVAE_E_CANCELLED);
+    int e;
+    assert_int_equal(cvae_model_epochs_done(b, &e), CVAE_OK);
+    assert_int_equal(e, 1);
+    assert_int_equal(b->part.batches, 2);
+    char path[128];
+    snprintf(path, sizeof path, "%s/part.safetensors", dir);
+    assert_int_equal(cvae_model_save(b, path), CVAE_OK);
+    cvae_model *r;
+    assert_int_equal(cvae_model_load(path, &r), CVAE_OK);
+    assert_int_equal(r->part.batches, 2);
+    assert_memory_equal(r->part.sums, b->part.sums, sizeof b->part.sums);
+    /* a stopped epoch that is incomplete or impossible is refused */
+    {
+        size_t len;
+        unsigned char *buf = read_file(path, &len);
+        char bad[160];
+        snprintf(bad, sizeof bad, "%s/part-bad.safetensors", dir);
+        const char *edits[][2] = {
+            {"\"epoch_part\":\"2 40 32\"", "\"epoch_part\":\"0 40 32\""},
+            {"\"epoch_part\":\"2 40 32\"", "\"epoch_part\":\"3 40 32\""},
+            {"\"epoch_part\":\"2 40 32\"", "\"epoch_part\":\"2 40 31\""},
+            {"\"epoch_part\":\"2 40 32\"", "\"epoch_part\":\"2 32 32\""},
+            {"\"epoch_part\":\"2 40 32\"", "\"epoch_part\":\"2 40 3x\""},
+            {"\"epoch_part_rng\"", "\"epoch_part_rnh\""},
+            {"\"epoch_part_sums\"", "\"epoch_part_sumz\""},
+        };
+        for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+            write_edited(bad, buf, len, edits[i][0], edits[i][1]);
+            cvae_model *q = (cvae_model *)1;
+            assert_int_equal(cvae_model_load(bad, &q), CVAE_E_FORMAT);
+            assert_null(q);
+            assert_non_null(strstr(cvae_last_error(), "epoch_part"));
+        }
+        unlink(bad);
+        free(buf);
+    }
+    /* in memory and from the file */
+    cvae_model *cont[2] = {b, r};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(cvae_model_train(cont[k], d, 1, NULL, NULL, NULL), CVAE_OK);
+        assert_int_equal(cvae_model_epochs_done(cont[k], &e), CVAE_OK);
+        assert_int_equal(e, 2);
+        assert_int_equal(cont[k]->part.batches, 0);
+        assert_memory_equal(a->params, cont[k]->params, a->nparams * sizeof(float));
+        assert_memory_equal(a->own_opt->v, cont[k]->own_opt->v, a->nparams * sizeof(float));
+        assert_memory_equal(a->rng.s, cont[k]->rng.s, sizeof a->rng.s);
+    }
+    /* a finished epoch leaves nothing behind in the file */
+    assert_int_equal(cvae_model_save(r, path), CVAE_OK);
+    size_t len;
+    unsigned char *buf = read_file(path, &len);
+    assert_null(strstr((const char *)buf + 8, "epoch_part"));
+    free(buf);
+
+    /* another data set size: the stopped epoch is dropped, a new one runs */
+    assert_int_equal(cvae_model_train(c, d, 1, NULL, stop_at_batch, &stop), CVAE_E_CANCELLED);
+    cvae_dataset *half;
+    assert_int_equal(cvae_dataset_subset_first(d, N / 2, &half), CVAE_OK);
+    assert_int_equal(cvae_model_train(c, half, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_int_equal(cvae_model_epochs_done(c, &e), CVAE_OK);
+    assert_int_equal(e, 1);
+    int64_t steps;
+    assert_int_equal(cvae_model_optimizer_steps(c, &steps), CVAE_OK);
+    assert_int_equal(steps, 2 + (N / 2 + 15) / 16);
+    /* stopped after the last batch (3 of 3): the epoch counts */
+    stop = 3;
+    assert_int_equal(cvae_model_train(c, d, 2, NULL, stop_at_batch, &stop), CVAE_E_CANCELLED);
+    assert_int_equal(cvae_model_epochs_done(c, &e), CVAE_OK);
+    assert_int_equal(e, 2);
+    assert_int_equal(c->part.batches, 0);
+
+    cvae_dataset_destroy(half);
+    cvae_model_destroy(a);
+    cvae_model_destroy(b);
+    cvae_model_destroy(c);
+    cvae_model_destroy(r);
+    cvae_dataset_destroy(d);
+    free(x);
+    unlink(path);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -731,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_resume_same_as_uninterrupted_sgd),
         cmocka_unit_test(test_optimizer_state_contents),
         cmocka_unit_test(test_bad_optimizer_state_rejected),
+        cmocka_unit_test(test_stopped_epoch_is_finished_exactly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -178,9 +178,11 @@ class Model(Handle):
         Returns True when all epochs ran, False when the callback stopped
         training (the model stays consistent: it can be saved, evaluated
         and trained further; the interrupted epoch does not count in
-        epochs_done). Raises ConvVAEError: CVAE_E_INVALID_ARG (shape
-        mismatch), CVAE_E_NUMERIC (non-finite loss; the weights are those
-        before the failing step).
+        epochs_done, and the next train() on data of the same size
+        finishes it first, in the same order, so stopping and going on
+        trains exactly as not stopping). Raises ConvVAEError:
+        CVAE_E_INVALID_ARG (shape mismatch), CVAE_E_NUMERIC (non-finite
+        loss; the weights are those before the failing step).
         """
         mp, dp = self._p(), _dataset(data, "train()")
         if self._busy:

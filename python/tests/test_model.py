@@ -78,6 +78,13 @@ def test_callback_can_stop_training(model, dataset):
     assert model.epochs_done == 0  # the interrupted epoch does not count
     assert model.train(dataset, 1) is True  # still consistent and trainable
     assert model.epochs_done == 1
+    # ... and that call finished the stopped epoch: the same model as one
+    # epoch without a stop
+    with Model(TINY) as ref:
+        ref.train(dataset, 1)
+        images = dataset.images()
+        assert flat(model.encode(images)[0]) == flat(ref.encode(images)[0])
+        assert model.optimizer_steps == ref.optimizer_steps
 
 
 class Boom(Exception):

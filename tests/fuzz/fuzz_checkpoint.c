@@ -131,7 +131,8 @@ static void walk(const cvae__st_file *f)
     FUZZ_CHECK(cvae__st_name(f, n) == NULL);
     static const char *const keys[] = {"format",        "library_version", "config",
                                        "epochs_done",   "mixture_phase",   "rng_state",
-                                       "rng_spare",     "optimizer_steps", ""};
+                                       "rng_spare",     "optimizer_steps", "epoch_part",
+                                       "epoch_part_rng", "epoch_part_sums", ""};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = cvae__st_meta(f, keys[i]);
         if (v)
@@ -204,6 +205,7 @@ static void round_trip(cvae_model *m)
     unlink(path);
     check_same_params(m, r);
     check_same_optimizer(m, r);
+    FUZZ_CHECK(memcmp(&r->part, &m->part, sizeof m->part) == 0);
     char a[4096], b[4096];
     FUZZ_CHECK(cvae__config_to_json(&m->cfg, a, sizeof a) == CVAE_OK);
     FUZZ_CHECK(cvae__config_to_json(&r->cfg, b, sizeof b) == CVAE_OK);

@@ -200,6 +200,13 @@ static cvae_model *tiny_model(int branches, const char *recon, int train)
     return m;
 }
 
+static int stop_at_2(void *user, int epoch, int64_t batch, int64_t batches, const double *losses,
+                     int num_losses)
+{
+    (void)user, (void)epoch, (void)batches, (void)losses, (void)num_losses;
+    return batch == 2;
+}
+
 static uint8_t *saved(const cvae_model *m, size_t *len)
 {
     char path[512];
@@ -243,6 +250,23 @@ static void checkpoint_corpus(void)
     put_edited("near-optimizer-steps", b, len, "\"optimizer_steps\"", "\"optimizer_stepz\"");
     put_edited("near-optimizer-moment", b, len, "\"optimizer.exp_avg_sq.means\"",
                "\"optimizer.exp_avg_sq.meanz\"");
+    free(b);
+    cvae_model_destroy(m);
+
+    /* an epoch stopped after 2 of its 3 batches (10 images, batch 4) */
+    m = tiny_model(1, "image", 1);
+    {
+        float x[10 * 64];
+        for (int i = 0; i < 10 * 64; i++)
+            x[i] = (float)((i * 53) % 97) / 96.0f;
+        cvae_dataset *d;
+        if (cvae_dataset_from_f32(x, 10, 1, 8, 8, NULL, &d) ||
+            cvae_model_train(m, d, 1, NULL, stop_at_2, NULL) != CVAE_E_CANCELLED)
+            die("stopped epoch");
+        cvae_dataset_destroy(d);
+    }
+    b = saved(m, &len);
+    put("checkpoint", "tiny-stopped-epoch", b, len);
     free(b);
     cvae_model_destroy(m);
 
