@@ -9,8 +9,9 @@
 #   bench/reproduce.sh --all [--seed S]       every row not yet recorded, in order
 #   bench/reproduce.sh --report               only regenerate docs/results.md
 #
-# Resumable: checkpoints are saved every epoch in bench/runs/ (not in git);
-# an interrupted row continues from its last complete epoch when run again.
+# Resumable: checkpoints are saved every epoch in bench/runs/ (not in git),
+# and on Ctrl-C/SIGTERM with the optimizer state and the stopped epoch's
+# place; running the row again continues exactly where it stopped.
 # Results go to bench/results.csv (one line per row, seed, epoch count and
 # lambda; a re-run replaces its line), and the block between the reproduce markers
 # of docs/results.md is rebuilt from it.

@@ -31,6 +31,15 @@ static const char *slot_prefix(int kind, int slot)
     return slot == 0 ? "optimizer.exp_avg." : "optimizer.exp_avg_sq.";
 }
 
+/* Tensor name of parameter p in slot (-1 = the parameter itself). */
+static const char *tensor_name(const cvae__param *p, int kind, int slot, char *buf)
+{
+    if (slot < 0)
+        return p->name;
+    snprintf(buf, NAME_LEN, "%s%s", slot_prefix(kind, slot), p->name);
+    return buf;
+}
+
 static int slots_of(int kind) { return kind == CVAE_OPTIMIZER_ADAM ? 2 : 1; }
 
 static void format_rng(char *buf, size_t size, const uint64_t s[4])
@@ -86,13 +95,9 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
         for (int i = 0; i < m->nparam; i++) {
             const cvae__param *p = &m->ptab[i];
             cvae__st_tensor *ti = &t[(size_t)(slot + 1) * (size_t)m->nparam + (size_t)i];
-            if (slot < 0) {
-                ti->name = p->name;
-            } else {
-                char *nm = names + ((size_t)slot * (size_t)m->nparam + (size_t)i) * NAME_LEN;
-                snprintf(nm, NAME_LEN, "%s%s", slot_prefix(opt->kind, slot), p->name);
-                ti->name = nm;
-            }
+            char *nm = slot < 0 ? NULL
+                                : names + ((size_t)slot * (size_t)m->nparam + (size_t)i) * NAME_LEN;
+            ti->name = tensor_name(p, slot < 0 ? 0 : opt->kind, slot, nm);
             ti->ndim = p->ndim;
             for (int d = 0; d < 4; d++)
                 ti->shape[d] = p->shape[d];
@@ -168,15 +173,6 @@ static int parse_int(const char *s, int lo, int hi, int *out)
         return -1;
     *out = (int)v;
     return 0;
-}
-
-/* Tensor name of parameter p in slot (-1 = the parameter itself). */
-static const char *tensor_name(const cvae__param *p, int kind, int slot, char *buf)
-{
-    if (slot < 0)
-        return p->name;
-    snprintf(buf, NAME_LEN, "%s%s", slot_prefix(kind, slot), p->name);
-    return buf;
 }
 
 /* An epoch stopped part way, if the file has one: all three keys, a

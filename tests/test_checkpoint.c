@@ -90,6 +90,36 @@ static cvae_model *small_trained_model(cvae_dataset **data_out, float **x_out)
     return m;
 }
 
+/* A small trained model saved to <dir>/<stem>.safetensors and read back,
+ * with a second path for the damaged copies the corruption tests write. */
+struct saved_file {
+    cvae_dataset *d;
+    float *x;
+    cvae_model *m;
+    char path[128], bad[128];
+    unsigned char *buf;
+    size_t len;
+};
+
+static void saved_file_open(struct saved_file *f, const char *stem)
+{
+    f->m = small_trained_model(&f->d, &f->x);
+    snprintf(f->path, sizeof f->path, "%s/%s.safetensors", dir, stem);
+    snprintf(f->bad, sizeof f->bad, "%s/%s-bad.safetensors", dir, stem);
+    assert_int_equal(cvae_model_save(f->m, f->path), CVAE_OK);
+    f->buf = read_file(f->path, &f->len);
+}
+
+static void saved_file_close(struct saved_file *f)
+{
+    free(f->buf);
+    cvae_model_destroy(f->m);
+    cvae_dataset_destroy(f->d);
+    free(f->x);
+    unlink(f->path);
+    unlink(f->bad);
+}
+
 static void test_roundtrip_bit_identical(void **state)
 {
     (void)state;
@@ -145,15 +175,11 @@ static void test_roundtrip_bit_identical(void **state)
 static void test_corrupt_files_rejected(void **state)
 {
     (void)state;
-    cvae_dataset *d;
-    float *x;
-    cvae_model *m = small_trained_model(&d, &x);
-    char path[128], bad[128];
-    snprintf(path, sizeof path, "%s/c.safetensors", dir);
-    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
-    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
-    size_t len;
-    unsigned char *buf = read_file(path, &len);
+    struct saved_file f;
+    saved_file_open(&f, "c");
+    const char *bad = f.bad;
+    unsigned char *buf = f.buf;
+    size_t len = f.len;
     if (len < 64) { /* also tells gcc the edits below stay inside alt */
         fail_msg("checkpoint of %zu bytes", len);
         return;
@@ -193,12 +219,7 @@ static void test_corrupt_files_rejected(void **state)
     assert_int_equal(cvae_model_load("/nonexistent/x.safetensors", &r), CVAE_E_IO);
 
     free(alt);
-    free(buf);
-    cvae_model_destroy(m);
-    cvae_dataset_destroy(d);
-    free(x);
-    unlink(path);
-    unlink(bad);
+    saved_file_close(&f);
 }
 
 static void test_failed_save_keeps_previous(void **state)
@@ -636,15 +657,11 @@ static size_t tensor_data(const unsigned char *buf, const char *name)
 static void test_bad_optimizer_state_rejected(void **state)
 {
     (void)state;
-    cvae_dataset *d;
-    float *x;
-    cvae_model *m = small_trained_model(&d, &x);
-    char path[128], bad[128];
-    snprintf(path, sizeof path, "%s/os.safetensors", dir);
-    snprintf(bad, sizeof bad, "%s/os-bad.safetensors", dir);
-    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
-    size_t len;
-    unsigned char *buf = read_file(path, &len);
+    struct saved_file f;
+    saved_file_open(&f, "os");
+    const char *bad = f.bad;
+    unsigned char *buf = f.buf;
+    size_t len = f.len;
     unsigned char *alt = malloc(len);
     cvae_model *r = (cvae_model *)1;
 
@@ -684,10 +701,11 @@ static void test_bad_optimizer_state_rejected(void **state)
         assert_non_null(strstr(cvae_last_error(), edits[i][2]));
     }
     /* a step count without the state: weights-only file plus the key */
-    assert_int_equal(cvae_model_clear_optimizer(m), CVAE_OK);
-    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
-    free(buf);
-    buf = read_file(path, &len);
+    assert_int_equal(cvae_model_clear_optimizer(f.m), CVAE_OK);
+    assert_int_equal(cvae_model_save(f.m, f.path), CVAE_OK);
+    free(f.buf);
+    buf = f.buf = read_file(f.path, &f.len);
+    len = f.len;
     char from[64], to[64];
     snprintf(from, sizeof from, "\"library_version\":\"%s\"", cvae_version_string());
     snprintf(to, sizeof to, "\"optimizer_steps\":\"%0*d\"", (int)strlen(cvae_version_string()), 1);
@@ -697,12 +715,7 @@ static void test_bad_optimizer_state_rejected(void **state)
     assert_null(r);
     assert_non_null(strstr(cvae_last_error(), "optimizer state"));
     free(alt);
-    free(buf);
-    cvae_model_destroy(m);
-    cvae_dataset_destroy(d);
-    free(x);
-    unlink(path);
-    unlink(bad);
+    saved_file_close(&f);
 }
 
 static int stop_at_batch(void *user, int epoch, int64_t batch, int64_t batches,
