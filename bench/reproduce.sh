@@ -16,8 +16,8 @@
 # lambda; a re-run replaces its line), and the block between the reproduce markers
 # of docs/results.md is rebuilt from it.
 #
-# Environment: CONVVAE_BIN (default: build-release/src/convvae, built here
-# if missing), CONVVAE_DATA (default: ./data, filled by scripts/fetch-data.sh),
+# Environment: CONVVAE_BIN (default: build-release/src/convvae, built or
+# brought up to date here), CONVVAE_DATA (default: ./data, filled by scripts/fetch-data.sh),
 # THREADS (GEMM threads, default 1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,11 +70,13 @@ ensure_bin() {
         bin=$CONVVAE_BIN
     else
         bin=build-release/src/convvae
-        if [ ! -x "$bin" ]; then
+        if [ ! -f build-release/CMakeCache.txt ]; then
             cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCVAE_BUILD_BENCH=OFF \
                 -DCVAE_BUILD_EXAMPLES=OFF >/dev/null
-            cmake --build build-release -j2 --target convvae_cli >/dev/null
         fi
+        # every time: a binary older than the checkout would train the wrong
+        # code silently (a no-op when it is up to date)
+        cmake --build build-release -j2 --target convvae_cli >/dev/null
     fi
     [ -x "$bin" ] || die "no convvae binary at $bin"
 }
