@@ -81,7 +81,7 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
     CVAE__CHECK_PTR(m);
     CVAE__CHECK_PTR(path);
     const struct cvae_optimizer *opt = saved_state(m);
-    int slots = opt ? slots_of(opt->kind) : 0;
+    int kind = opt ? opt->kind : 0, slots = opt ? slots_of(kind) : 0;
     size_t nt = (size_t)m->nparam * (size_t)(1 + slots);
     cvae__st_tensor *t = malloc(nt * sizeof *t);
     char *names = slots ? malloc((size_t)m->nparam * (size_t)slots * NAME_LEN) : NULL;
@@ -97,7 +97,7 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
             cvae__st_tensor *ti = &t[(size_t)(slot + 1) * (size_t)m->nparam + (size_t)i];
             char *nm = slot < 0 ? NULL
                                 : names + ((size_t)slot * (size_t)m->nparam + (size_t)i) * NAME_LEN;
-            ti->name = tensor_name(p, slot < 0 ? 0 : opt->kind, slot, nm);
+            ti->name = tensor_name(p, kind, slot, nm);
             ti->ndim = p->ndim;
             for (int d = 0; d < 4; d++)
                 ti->shape[d] = p->shape[d];
