@@ -58,6 +58,7 @@
 #include "io/dataset.h"
 #include "layers/dense.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "model/loss.h"
 #include "model/model.h"
 #include "training/optimizer.h"

@@ -10,6 +10,7 @@
 #include "layers/im2col.h"
 #include "core/error.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 
 /* Every count the kernels index with (per-image plane sizes, the im2col
  * matrix, the weight matrix) is kept within int, because cvae__sgemm takes

@@ -10,6 +10,7 @@
 #include "layers/activation.h"
 #include "layers/dense.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "model/loss.h"
 #include "model/model.h"
 

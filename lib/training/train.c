@@ -9,7 +9,7 @@
 
 #include "io/dataset.h"
 #include "core/error.h"
-#include "core/gemm.h"
+#include "core/threads.h"
 #include "cluster/kmeans.h"
 #include "model/model.h"
 #include "training/optimizer.h"
@@ -130,8 +130,8 @@ cvae_status cvae_model_train(cvae_model *m, const cvae_dataset *data, int epochs
         return st;
     /* The thread count is process-wide: write it only when it changes, so
      * models with the same setting can train concurrently. */
-    if (cvae__gemm_get_threads() != m->cfg.threads)
-        cvae__gemm_set_threads(m->cfg.threads);
+    if (cvae__threads_get() != m->cfg.threads)
+        cvae__threads_set(m->cfg.threads);
 
     int64_t *perm = malloc((size_t)count * sizeof *perm);
     if (!perm)
