@@ -57,6 +57,7 @@
 #include "convvae.h"
 #include "io/dataset.h"
 #include "layers/dense.h"
+#include "layers/tconv.h"
 #include "core/gemm.h"
 #include "core/threads.h"
 #include "model/loss.h"
@@ -428,7 +429,7 @@ static void s_deconv_fwd(seg_ctx *c)
     for (int l = 0; l < m->ndec; l++) {
         const cvae__conv_geom *g = &m->dec[l];
         int64_t cnt = (int64_t)c->n * g->c_in * g->h_in * g->w_in;
-        cvae__deconv2d_forward_par(g, c->n, in, PRM(m->dec_w[l]), PRM(m->dec_b[l]),
+        cvae__tconv2d_forward_par(g, c->n, in, PRM(m->dec_w[l]), PRM(m->dec_b[l]),
                                    m->decact[l], m->col, parts(m));
         if (l + 1 < m->ndec)
             cvae__relu_forward(cnt, m->decact[l], m->decact[l]);
@@ -468,7 +469,7 @@ static void s_deconv_bwd(seg_ctx *c)
         const cvae__conv_geom *g = &m->dec[l];
         const float *in = l ? m->decact[l - 1] : m->dslice;
         float *dx = l ? m->ddecact[l - 1] : m->ddslice;
-        cvae__deconv2d_backward_par(g, c->n, in, PRM(m->dec_w[l]), m->ddecact[l], dx,
+        cvae__tconv2d_backward_par(g, c->n, in, PRM(m->dec_w[l]), m->ddecact[l], dx,
                                     GRD(m->dec_w[l]), GRD(m->dec_b[l]), m->col, parts(m));
         if (l > 0)
             cvae__relu_backward((int64_t)c->n * g->c_out * g->h_out * g->w_out, m->decact[l - 1],

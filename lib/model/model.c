@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "layers/tconv.h"
 #include "training/optimizer.h"
 
 static cvae_status add_param(cvae_model *m, size_t *off, const char *name, int ndim, int64_t d0,
@@ -128,7 +129,7 @@ static cvae_status build_layout(cvae_model *m)
         int f = c->br_filters[0], kk = c->br_kernel[0];
         int hh = c->in_h / 2, ww = c->in_w / 2;
         for (int l = 0; l + 1 < b0->layers; l++) {
-            if ((st = cvae__deconv_geom_init(&m->dec[m->ndec], f, hh, ww, f, kk, kk, 1,
+            if ((st = cvae__tconv_geom_init(&m->dec[m->ndec], f, hh, ww, f, kk, kk, 1,
                                              (kk - 1) / 2)))
                 return st;
             snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
@@ -139,7 +140,7 @@ static cvae_status build_layout(cvae_model *m)
                 return st;
             m->ndec++;
         }
-        if ((st = cvae__deconv_geom_init(&m->dec[m->ndec], f, hh, ww, c->in_c, 2, 2, 2, 0)))
+        if ((st = cvae__tconv_geom_init(&m->dec[m->ndec], f, hh, ww, c->in_c, 2, 2, 2, 0)))
             return st;
         snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
         if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, c->in_c, 2, 2, img_trained)))

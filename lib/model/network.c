@@ -9,6 +9,7 @@
 
 #include "layers/activation.h"
 #include "layers/dense.h"
+#include "layers/tconv.h"
 #include "core/gemm.h"
 #include "core/threads.h"
 #include "model/loss.h"
@@ -147,7 +148,7 @@ void cvae__decode(cvae_model *mdl, int n)
     for (int l = 0; l < mdl->ndec; l++) {
         const cvae__conv_geom *g = &mdl->dec[l];
         int64_t cnt = (int64_t)n * g->c_in * g->h_in * g->w_in;
-        cvae__deconv2d_forward_par(g, n, in, PRM(mdl->dec_w[l]), PRM(mdl->dec_b[l]),
+        cvae__tconv2d_forward_par(g, n, in, PRM(mdl->dec_w[l]), PRM(mdl->dec_b[l]),
                                    mdl->decact[l], mdl->col, conv_parts(mdl));
         if (l + 1 < mdl->ndec)
             cvae__relu_forward(cnt, mdl->decact[l], mdl->decact[l]);
@@ -171,7 +172,7 @@ static void backward_decoder(cvae_model *mdl, int n, float *dpre_image)
             const cvae__conv_geom *g = &mdl->dec[l];
             const float *in = l ? mdl->decact[l - 1] : mdl->dslice;
             float *dx = l ? mdl->ddecact[l - 1] : mdl->ddslice;
-            cvae__deconv2d_backward_par(g, n, in, PRM(mdl->dec_w[l]),
+            cvae__tconv2d_backward_par(g, n, in, PRM(mdl->dec_w[l]),
                                         l == mdl->ndec - 1 ? dpre_image : mdl->ddecact[l], dx,
                                         GRD(mdl->dec_w[l]), GRD(mdl->dec_b[l]), mdl->col,
                                         conv_parts(mdl));
