@@ -62,6 +62,7 @@
 #include "core/threads.h"
 #include "model/loss.h"
 #include "model/model.h"
+#include "model/vae_head.h"
 #include "training/optimizer.h"
 #include "core/rng.h"
 #include "core/memory.h"
@@ -331,7 +332,7 @@ static void real_step(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
 }
 
 /* ---- Per-layer breakdown --------------------------------------------------
- * The training step of lib/model/network.c (default configuration: image
+ * The training step of lib/model/network.c and its heads (default configuration: image
  * reconstruction, category head on z, mixture prior, trainable convs) cut
  * into segments that call the same private layer functions on the model's
  * own buffers and shapes, each timed on its own. Their sum is compared with
@@ -351,12 +352,7 @@ typedef struct seg_ctx {
 
 typedef void (*seg_fn)(seg_ctx *c);
 
-/* as lib/model/network.c's conv_parts */
-static int parts(const cvae_model *m)
-{
-    const int t = cvae__parallel_threads();
-    return t < m->cfg.threads ? t : m->cfg.threads;
-}
+static int parts(const cvae_model *m) { return cvae__conv_parts(m); }
 
 static void s_gather(seg_ctx *c) { cvae__dataset_gather_f32(c->ds, c->idx, c->n, c->m->x); }
 

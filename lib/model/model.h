@@ -1,6 +1,9 @@
 /* The model: parameter layout, activation workspace and the graph.
  * model.c builds it (create/destroy, parameter table, workspace sizing),
- * network.c runs forward/backward over a batch, train.c the epochs. */
+ * network.c wires the branches, the VAE head (vae_head.c) and the category
+ * head (category_head.c) into the forward and backward pass over a batch,
+ * training/train.c runs the epochs and inference.c the entry points that
+ * only read the model. */
 #ifndef CVAE_MODEL_H
 #define CVAE_MODEL_H
 
@@ -11,6 +14,7 @@
 #include "layers/pool.h"
 #include "core/rng.h"
 #include "core/memory.h"
+#include "core/threads.h"
 
 #define CVAE__MAX_LAYERS 16
 #define CVAE__MAX_PARAMS 128
@@ -89,6 +93,40 @@ struct cvae_model {
     struct cvae_optimizer *own_opt;
 };
 
+/* The encoder's input as column blocks of one row per image, never
+ * concatenated (layers/dense.h's block form): the pooled output of every
+ * branch, or the raw pixels for a plain VAE. Returns the block count. */
+static inline int cvae__feature_blocks(const cvae_model *model, const float **blk, int *size,
+                                       int *off)
+{
+    if (model->nb == 0) {
+        blk[0] = model->x;
+        size[0] = model->P;
+        off[0] = 0;
+        return 1;
+    }
+    for (int b = 0; b < model->nb; b++) {
+        blk[b] = model->br[b].pooled;
+        size[b] = model->br[b].out_size;
+        off[b] = model->br[b].feat_off;
+    }
+    return model->nb;
+}
+
+/* Parts the conv layers split a batch into: the thread count, within what
+ * the workspace was sized for (the configured threads). */
+static inline int cvae__conv_parts(const cvae_model *model)
+{
+    const int t = cvae__parallel_threads();
+    return t < model->cfg.threads ? t : model->cfg.threads;
+}
+
+/* Whether the mixture prior is in force: configured, and warm-up over. */
+static inline int cvae__mixture_active(const cvae_model *model)
+{
+    return model->cfg.prior == CVAE_PRIOR_MIXTURE && model->epochs_done >= model->cfg.warmup;
+}
+
 /* Forward pass over n <= B images already in model->x. train == 1 samples
  * z = mu + sigma*eps (eps from the model RNG) and feeds z to the category
  * head; CVAE__TRAIN_REUSE_EPS reuses the previous eps (gradient checks);
@@ -96,10 +134,6 @@ struct cvae_model {
 #define CVAE__TRAIN_REUSE_EPS 2
 void cvae__forward(cvae_model *mdl, int n, int train, int need_decoder);
 
-/* The decoder alone, from mdl->z (n rows) to the image in xhat. */
-void cvae__decode(cvae_model *mdl, int n);
-/* The decoded images of the last forward/decode (n*P floats). */
-const float *cvae__xhat(const cvae_model *mdl);
 /* Allocate a model with its layout, parameters and workspace but
  * uninitialised weights (cvae_model_create initialises them). */
 cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
