@@ -18,11 +18,11 @@ static SM_UNUSED cvae_config *small_config(int branches, int layers)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, 8, 8), CVAE_OK);
-    assert_int_equal(cvae_config_set_num_branches(c, branches), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, branches), CVAE_OK);
     if (branches > 0)
-        assert_int_equal(cvae_config_set_branch(c, 0, layers, 3, 3), CVAE_OK);
+        assert_int_equal(cvae_config_set_conv_branch(c, 1, layers, 3, 3), CVAE_OK);
     if (branches > 1)
-        assert_int_equal(cvae_config_set_branch(c, 1, layers, 4, 5), CVAE_OK);
+        assert_int_equal(cvae_config_set_conv_branch(c, 2, layers, 4, 5), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 12), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, 10), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, 9), CVAE_OK);

@@ -196,11 +196,11 @@ static void test_create_errors(void **state)
     assert_null(m);
     cvae_config *c = small_config(2, 1);
     /* 8x8 with 4 branches: 8 is not divisible by 16 */
-    assert_int_equal(cvae_config_set_num_branches(c, 4), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 4), CVAE_OK);
     assert_int_equal(cvae_model_create(c, &m), CVAE_E_INVALID_ARG);
     assert_non_null(strstr(cvae_last_error(), "divisible"));
     assert_null(m);
-    assert_int_equal(cvae_config_set_num_branches(c, 0), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 0), CVAE_OK);
     assert_int_equal(cvae_config_set_recon_target(c, CVAE_RECON_FEATURES), CVAE_OK);
     assert_int_equal(cvae_model_create(c, &m), CVAE_E_INVALID_ARG);
     assert_non_null(strstr(cvae_last_error(), "features"));

@@ -57,9 +57,9 @@ static cvae_config *make_config(const shape *s, uint64_t seed, int threads)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, s->size, s->size), CVAE_OK);
-    assert_int_equal(cvae_config_set_num_branches(c, 2), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 1, s->filters, 3), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 1, 1, s->filters, 5), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 2), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 1, s->filters, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 2, 1, s->filters, 5), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, s->units), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, s->units), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, s->units), CVAE_OK);

@@ -48,7 +48,10 @@ struct cvae_model {
     int D;        /* concatenated feature size */
     int D0;       /* decoder output width: Dimg, or D for recon_target = features */
     int Dimg;     /* what the image decoder reads: branch 1's pooled size (or P) */
-    int m, s, k, du, cu; /* encoder/latent/clusters/decoder/category widths */
+    int enc_units;  /* encoder width (m in the paper) */
+    int s, k;       /* latent size and clusters (the paper's s and k) */
+    int dec_units;  /* decoder hidden width */
+    int cat_units;  /* category head hidden width */
     cvae__branch br[CVAE_MAX_BRANCHES];
 
     /* image decoder: ndec transposed convs mirroring branch 1 */
@@ -132,7 +135,7 @@ static inline int cvae__mixture_active(const cvae_model *model)
  * head; CVAE__TRAIN_REUSE_EPS reuses the previous eps (gradient checks);
  * train == 0 uses z = mu. need_decoder == 0 skips the decoder. */
 #define CVAE__TRAIN_REUSE_EPS 2
-void cvae__forward(cvae_model *mdl, int n, int train, int need_decoder);
+void cvae__forward(cvae_model *model, int n, int train, int need_decoder);
 
 /* Allocate a model with its layout, parameters and workspace but
  * uninitialised weights (cvae_model_create initialises them). */
@@ -143,24 +146,24 @@ cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
  * they are bounded by the file's size; on failure of the second step the
  * caller still owns m (cvae_model_destroy frees it). */
 cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out);
-cvae_status cvae__model_alloc_params(cvae_model *m);
+cvae_status cvae__model_alloc_params(cvae_model *model);
 /* The activation workspace, sized by the configured batch and layer shapes
  * (a small checkpoint can ask for a huge one), so it is allocated on first
  * use: every entry point that runs the network calls this after validating
  * its arguments. Allocates once; CVAE_E_NOMEM (with the size) if the
  * allocation fails or the size overflows, leaving the model as it was
  * (usable; a later call retries). */
-cvae_status cvae__model_ensure_workspace(cvae_model *m);
+cvae_status cvae__model_ensure_workspace(cvae_model *model);
 /* Bytes the workspace needs (SIZE_MAX if that overflows size_t). */
-size_t cvae__model_workspace_bytes(const cvae_model *m);
+size_t cvae__model_workspace_bytes(const cvae_model *model);
 /* A hash of the parameter layout, so optimizer state is never applied to a
  * differently shaped model. */
-uint64_t cvae__layout_id(const cvae_model *mdl);
+uint64_t cvae__layout_id(const cvae_model *model);
 
 /* Loss terms of the last forward pass (losses[CVAE_LOSS_COUNT], per-image
- * means) and, if backward != 0, all parameter gradients into mdl->grads.
+ * means) and, if backward != 0, all parameter gradients into model->grads.
  * mixture selects the prior actually used (warm-up uses the standard one). */
-void cvae__loss_and_backward(cvae_model *mdl, int n, int mixture, int backward, double *losses);
+void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses);
 
 /* Validate caller images (finite, in [0,1]); CVAE_E_NUMERIC names the index. */
 cvae_status cvae__check_images(const float *x, int64_t count);

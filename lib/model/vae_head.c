@@ -17,13 +17,13 @@ void cvae__vae_encode(cvae_model *model, int n, int train)
     const float *blk[CVAE_MAX_BRANCHES];
     int size[CVAE_MAX_BRANCHES], off[CVAE_MAX_BRANCHES];
     const int nblk = cvae__feature_blocks(model, blk, size, off);
-    cvae__dense_blocks_forward(n, model->m, nblk, blk, size, off, PRM(model->enc_w), model->D,
+    cvae__dense_blocks_forward(n, model->enc_units, nblk, blk, size, off, PRM(model->enc_w), model->D,
                                PRM(model->enc_b), model->h);
     if (model->cfg.enc_act == CVAE_ACT_RELU)
-        cvae__relu_forward((int64_t)n * model->m, model->h, model->h);
-    cvae__dense_forward(n, model->m, model->s, model->h, PRM(model->mu_w), PRM(model->mu_b),
+        cvae__relu_forward((int64_t)n * model->enc_units, model->h, model->h);
+    cvae__dense_forward(n, model->enc_units, model->s, model->h, PRM(model->mu_w), PRM(model->mu_b),
                         model->mu);
-    cvae__dense_forward(n, model->m, model->s, model->h, PRM(model->lv_w), PRM(model->lv_b),
+    cvae__dense_forward(n, model->enc_units, model->s, model->h, PRM(model->lv_w), PRM(model->lv_b),
                         model->lv);
 
     const size_t ns = (size_t)n * model->s;
@@ -41,10 +41,10 @@ void cvae__vae_encode(cvae_model *model, int n, int train)
 
 void cvae__vae_decode(cvae_model *model, int n)
 {
-    cvae__dense_forward(n, model->s, model->du, model->z, PRM(model->d1_w), PRM(model->d1_b),
+    cvae__dense_forward(n, model->s, model->dec_units, model->z, PRM(model->d1_w), PRM(model->d1_b),
                         model->g);
-    cvae__relu_forward((int64_t)n * model->du, model->g, model->g);
-    cvae__dense_forward(n, model->du, model->D0, model->g, PRM(model->d2_w), PRM(model->d2_b),
+    cvae__relu_forward((int64_t)n * model->dec_units, model->g, model->g);
+    cvae__dense_forward(n, model->dec_units, model->D0, model->g, PRM(model->d2_w), PRM(model->d2_b),
                         model->dslice);
     if (model->ndec == 0) {
         cvae__sigmoid_forward((int64_t)n * model->P, model->dslice, model->decact[0]);
@@ -95,10 +95,10 @@ void cvae__vae_decoder_backward(cvae_model *model, int n, float *dpre_image)
                                     model->decact[l - 1], dx, dx);
         }
     }
-    cvae__dense_backward(n, model->du, model->D0, model->g, PRM(model->d2_w), model->ddslice,
+    cvae__dense_backward(n, model->dec_units, model->D0, model->g, PRM(model->d2_w), model->ddslice,
                          model->dg, GRD(model->d2_w), GRD(model->d2_b));
-    cvae__relu_backward((int64_t)n * model->du, model->g, model->dg, model->dg);
-    cvae__dense_backward(n, model->s, model->du, model->z, PRM(model->d1_w), model->dg, model->dz,
+    cvae__relu_backward((int64_t)n * model->dec_units, model->g, model->dg, model->dg);
+    cvae__dense_backward(n, model->s, model->dec_units, model->z, PRM(model->d1_w), model->dg, model->dz,
                          GRD(model->d1_w), GRD(model->d1_b));
 }
 
@@ -112,17 +112,17 @@ void cvae__vae_encoder_backward(cvae_model *model, int n)
         model->dlv[i] += model->dz[i] * model->eps[i] * 0.5f * expf(0.5f * model->lv[i]);
     }
 
-    cvae__dense_backward(n, model->m, model->s, model->h, PRM(model->mu_w), model->dmu, model->dh,
+    cvae__dense_backward(n, model->enc_units, model->s, model->h, PRM(model->mu_w), model->dmu, model->dh,
                          GRD(model->mu_w), GRD(model->mu_b));
-    cvae__dense_backward(n, model->m, model->s, model->h, PRM(model->lv_w), model->dlv, NULL,
+    cvae__dense_backward(n, model->enc_units, model->s, model->h, PRM(model->lv_w), model->dlv, NULL,
                          GRD(model->lv_w), GRD(model->lv_b));
-    cvae__sgemm(0, 0, n, model->m, model->s, 1.0f, model->dlv, model->s, PRM(model->lv_w),
-                model->m, 1.0f, model->dh, model->m);
+    cvae__sgemm(0, 0, n, model->enc_units, model->s, 1.0f, model->dlv, model->s, PRM(model->lv_w),
+                model->enc_units, 1.0f, model->dh, model->enc_units);
     if (model->cfg.enc_act == CVAE_ACT_RELU)
-        cvae__relu_backward((int64_t)n * model->m, model->h, model->dh, model->dh);
+        cvae__relu_backward((int64_t)n * model->enc_units, model->h, model->dh, model->dh);
     const float *blk[CVAE_MAX_BRANCHES];
     int size[CVAE_MAX_BRANCHES], off[CVAE_MAX_BRANCHES];
     const int nblk = cvae__feature_blocks(model, blk, size, off);
-    cvae__dense_blocks_backward(n, model->m, nblk, blk, size, off, model->dh, GRD(model->enc_w),
+    cvae__dense_blocks_backward(n, model->enc_units, nblk, blk, size, off, model->dh, GRD(model->enc_w),
                                 model->D, GRD(model->enc_b));
 }
