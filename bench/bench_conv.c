@@ -18,8 +18,8 @@
 #include "layers/conv.h"
 #include "convvae.h"
 #include "core/gemm.h"
-#include "core/rng.h"
 #include "core/memory.h"
+#include "core/rng.h"
 
 #define MAX_REPEATS 100
 

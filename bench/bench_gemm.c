@@ -21,8 +21,8 @@
 #include <time.h>
 
 #include "core/gemm.h"
-#include "core/threads.h"
 #include "core/rng.h"
+#include "core/threads.h"
 
 #define MAX_REPEATS 64
 #define N_KERNELS 3

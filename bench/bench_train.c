@@ -55,17 +55,17 @@
 
 #include "layers/activation.h"
 #include "convvae.h"
+#include "core/gemm.h"
+#include "core/memory.h"
+#include "core/rng.h"
+#include "core/threads.h"
 #include "io/dataset.h"
 #include "layers/dense.h"
 #include "layers/tconv.h"
-#include "core/gemm.h"
-#include "core/threads.h"
 #include "model/loss.h"
 #include "model/model.h"
 #include "model/vae_head.h"
 #include "training/optimizer.h"
-#include "core/rng.h"
-#include "core/memory.h"
 
 #define MAX_REPS 200
 

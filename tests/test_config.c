@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/config.h"
 #include "core/error.h"
+#include "model/config.h"
 
 enum tkind { T_INT, T_ODD, T_DBL, T_ENUM, T_U64 };
 

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "layers/conv.h"
 #include "layers/im2col.h"
-#include "core/error.h"
 #include "conv_check.h"
 #include "gradcheck.h"
 #include "core/rng.h"

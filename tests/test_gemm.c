@@ -22,8 +22,8 @@
 
 #include "core/error.h"
 #include "core/gemm.h"
-#include "core/threads.h"
 #include "core/rng.h"
+#include "core/threads.h"
 
 #define SENTINEL 12345.0f
 

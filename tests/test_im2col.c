@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gemm.h"
 #include "layers/conv.h"
 #include "layers/im2col.h"
-#include "core/gemm.h"
 #include "gradcheck.h"
 #include "core/rng.h"
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
 #include "cluster/kmeans.h"
+#include "core/error.h"
 #include "core/rng.h"
 
 static void *xcalloc(size_t n, size_t size)

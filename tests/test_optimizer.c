@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/config.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "model/config.h"
 #include "training/optimizer.h"
 
 #define NP 37

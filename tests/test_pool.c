@@ -14,8 +14,8 @@
 
 #include "core/error.h"
 #include "gradcheck.h"
-#include "layers/pool.h"
 #include "core/rng.h"
+#include "layers/pool.h"
 
 static void clear_error(void) { (void)cvae__fail(CVAE_OK, "%s", ""); }
 

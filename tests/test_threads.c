@@ -34,10 +34,10 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "model/model.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "model/model.h"
 
 enum { NTHREADS = 3, NPRED = 16 };
 

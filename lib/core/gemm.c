@@ -2,7 +2,8 @@
  *
  * Debian 12's BLIS 0.9.0 only knows the CPUs that predate it: on anything
  * newer bli_arch_query_id() answers "generic" and every product runs the
- * portable C reference micro-kernel (~25 GFLOP/s a core). Its optimised
+ * portable C reference micro-kernel, several times slower than an
+ * optimised one. Its optimised
  * kernels are not exported and BLIS_ARCH_TYPE cannot pick them. What is
  * exported is the framework (blocking, packing, threading) and the context
  * it reads its kernels and block sizes from, so gemm_kernels.c copies BLIS's

@@ -32,11 +32,12 @@ static cntx_t ctx_avx2, ctx_avx512;
 /* Register blocking. AVX-512: 16 rows of C in 16 zmm accumulators, one
  * load of B and 16 broadcast-FMAs per k. Both panel widths stay below 32
  * because BLIS 0.9 looks packing kernels up by panel width in a table of 32
- * (bli_cntx_get_packm_ker_dt): a 32-wide panel (a 8x32 kernel measured a
+ * (bli_cntx_get_packm_ker_dt): a 32-wide panel (an 8x32 kernel is a
  * little faster on its own) silently falls back to a generic strided copy,
  * which costs more than it gains on the transposed operands of the conv and
- * dense layers. MC x KC of A (192 KiB) sits in the 1 MiB L2, a KC x 16
- * micro-panel of B (24 KiB) in the 48 KiB L1. AVX2: BLIS's own Haswell
+ * dense layers. MC x KC of A (192 KiB) fits the L2 and a KC x 16
+ * micro-panel of B (24 KiB) the L1 of current AVX-512 cores (1 MiB and
+ * 48 KiB or more). AVX2: BLIS's own Haswell
  * shape and block sizes. */
 enum { Z_MR = 16, Z_NR = 16, Z_MC = 128, Z_KC = 384, Z_NC = 4080 };
 enum { Y_MR = 6, Y_NR = 16, Y_MC = 168, Y_KC = 256, Y_NC = 4080 };

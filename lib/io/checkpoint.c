@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/checkpoint.h"
 #include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "model/model.h"
 #include "training/optimizer.h"
-#include "io/safetensors.h"
 
 #define FORMAT_NAME "convvae-checkpoint-1"
 

@@ -7,10 +7,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "layers/im2col.h"
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/threads.h"
+#include "layers/im2col.h"
 
 /* Every count the kernels index with (per-image plane sizes, the im2col
  * matrix, the weight matrix) is kept within int, because cvae__sgemm takes
@@ -130,7 +130,8 @@ int cvae__conv_implicit_ok(const cvae__conv_geom *g)
 
 /* The adjoint of a conv (its dX, and a transposed conv's forward) is
  * generally GEMM + col2im: col = W^T dy, a GEMM whose inner dimension is
- * only c_out (16 or 32 here: short, store-bound micro-kernel calls),
+ * only c_out (16 or 32 in the default model: short, store-bound
+ * micro-kernel calls),
  * followed by a scatter-add of a c_in*kh*kw-row matrix. For a stride-1 conv
  * padded to keep its size with an odd kernel, the adjoint is itself such a
  * conv, with the channels swapped and the kernel turned by 180 degrees: a

@@ -143,7 +143,7 @@ static cvae_status set_int_opt(struct cvae_config *c, int i, long long v)
     if (v < (long long)o->min || v > (long long)o->max)
         return cvae__fail(CVAE_E_INVALID_ARG, "option %s = %lld is outside [%g, %g]", o->name, v,
                           o->min, o->max);
-    /* Checked here, not only in cvae_config_set_branch, so that the by-name
+    /* Checked here, not only in cvae_config_set_conv_branch, so that the by-name
      * setter and checkpoint JSON cannot store an even kernel either. */
     if (o->offset >= OFF(br_kernel) && o->offset < OFF(br_kernel) + sizeof c->br_kernel &&
         v % 2 == 0)

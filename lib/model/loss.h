@@ -1,4 +1,6 @@
-/* Loss terms of SPEC section 4 and their gradients. Each returns the batch
+/* The terms of the clustering objective (reconstruction, KL divergence to
+ * the standard or mixture prior, per-image category term, batch balance
+ * term) and their gradients. Each returns the batch
  * mean of its term (per image); gradient outputs, when not NULL, are
  * ACCUMULATED (+=) so terms that share an input (q, z, logvar) just add up.
  * `scale` is 1/n. */

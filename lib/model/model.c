@@ -303,8 +303,8 @@ static void init_weights(cvae_model *model)
             /* Small, not unit, spread: with N(0, I) means in s dimensions one
              * mean is nearest to every z at the start, the mixture term hands
              * it every image and q collapses to one cluster before the
-             * balance term can act (seen on MNIST: ACC 0.11; with 0.05: 0.32 after
-             * one epoch on 10k images, 0.39 after three). */
+             * balance term can act (on MNIST: ACC 0.11, against 0.32 after one
+             * epoch on 10k images with a spread of 0.05). */
             cvae__rng_normal_fill(r, w, (int64_t)p->count);
             for (size_t j = 0; j < p->count; j++)
                 w[j] *= 0.05f;

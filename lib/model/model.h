@@ -9,12 +9,12 @@
 
 #include <stdint.h>
 
-#include "model/config.h"
+#include "core/memory.h"
+#include "core/rng.h"
+#include "core/threads.h"
 #include "layers/conv.h"
 #include "layers/pool.h"
-#include "core/rng.h"
-#include "core/memory.h"
-#include "core/threads.h"
+#include "model/config.h"
 
 #define CVAE__MAX_LAYERS 16
 #define CVAE__MAX_PARAMS 128

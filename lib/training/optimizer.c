@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/config.h"
 #include "core/error.h"
-#include "core/threads.h"
 #include "core/memory.h"
+#include "core/threads.h"
+#include "model/config.h"
 
 static cvae_status make(int kind, double lr, double b1, double b2, double eps, double wd,
                         double mom, cvae_optimizer **out)
@@ -172,7 +172,8 @@ static void adam_c(const upd_k *k, float *restrict p, const float *restrict g,
 
 /* The update reads four arrays and writes three (28 bytes per parameter,
  * 116 MB per step for the MNIST model): 4 lanes already run at about the
- * memory's speed, 8 a little faster, 16 no faster than 8 here. Each
+ * memory's speed, 8 a little faster, 16 no faster than 8 (the update is
+ * memory-bound, so wider vectors stop paying). Each
  * returns how many parameters it did (a multiple of its width); adam_c
  * does the rest. */
 static size_t adam_sse2(const upd_k *k, float *p, const float *g, float *m, float *v, size_t n)

@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/dataset.h"
+#include "cluster/kmeans.h"
 #include "core/error.h"
 #include "core/threads.h"
-#include "cluster/kmeans.h"
-#include "model/model.h"
+#include "io/dataset.h"
 #include "model/inference.h"
+#include "model/model.h"
 #include "training/optimizer.h"
 
 /* Class means from k-means++ on the training set's mu. */

@@ -28,9 +28,9 @@
 #include "io/checkpoint.h"
 #include "model/config.h"
 #include "convvae.h"
+#include "io/safetensors.h"
 #include "model/model.h"
 #include "training/optimizer.h"
-#include "io/safetensors.h"
 #include "fuzz.h"
 
 static char tmpdir[256];
