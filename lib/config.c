@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "json.h"
 
 enum kind { K_INT, K_DOUBLE, K_ENUM, K_U64 };
 
@@ -329,72 +330,54 @@ small:
     return cvae__fail(CVAE_E_INVALID_ARG, "config JSON buffer of %zu bytes is too small", size);
 }
 
-static const char *skip_ws(const char *p)
-{
-    while (*p && isspace((unsigned char)*p))
-        p++;
-    return p;
-}
-
-/* A deliberately small parser for the flat object cvae__config_to_json
- * writes: string keys, values that are numbers or escape-free strings. */
+/* The flat object cvae__config_to_json writes: option names as keys, numbers
+ * or strings as values, each value set through cvae_config_set so the ranges
+ * of the option table apply. All or nothing: cfg changes only on success. */
 cvae_status cvae__config_from_json(struct cvae_config *cfg, const char *json)
 {
+    static const char ctx[] = "config metadata";
+    size_t len = strlen(json), cap = CVAE__JSON_POOL_FOR(len);
+    char *pool = malloc(cap);
+    if (!pool)
+        return cvae__fail(CVAE_E_NOMEM, "%s: cannot allocate %zu bytes", ctx, cap);
     struct cvae_config tmp = *cfg;
-    const char *p = skip_ws(json);
-    if (*p++ != '{')
-        return cvae__fail(CVAE_E_FORMAT, "config metadata is not a JSON object");
-    p = skip_ws(p);
-    if (*p == '}')
-        goto done;
-    for (;;) {
-        char key[64], val[64];
-        if (*p++ != '"')
-            return cvae__fail(CVAE_E_FORMAT, "config metadata: expected a key");
-        size_t n = 0;
-        while (*p && *p != '"' && n + 1 < sizeof key)
-            key[n++] = *p++;
-        key[n] = 0;
-        if (*p++ != '"')
-            return cvae__fail(CVAE_E_FORMAT, "config metadata: bad key");
-        p = skip_ws(p);
-        if (*p++ != ':')
-            return cvae__fail(CVAE_E_FORMAT, "config metadata: expected ':' after %s", key);
-        p = skip_ws(p);
-        n = 0;
-        if (*p == '"') {
-            p++;
-            while (*p && *p != '"' && *p != '\\' && n + 1 < sizeof val)
-                val[n++] = *p++;
-            if (*p++ != '"')
-                return cvae__fail(CVAE_E_FORMAT, "config metadata: bad value for %s", key);
-        } else {
-            while (*p && (isalnum((unsigned char)*p) || strchr("+-.", *p)) && n + 1 < sizeof val)
-                val[n++] = *p++;
+    cvae__json j;
+    cvae__json_init(&j, json, len, pool, cap, ctx);
+    cvae_status st = cvae__json_expect(&j, '{', "config metadata is not a JSON object");
+    int more = !st && !cvae__json_at(&j, '}');
+    if (!st && !more)
+        st = cvae__json_expect(&j, '}', "expected '}'");
+    while (!st && more) {
+        const char *key, *val;
+        size_t mark = cvae__json_pool_mark(&j);
+        if ((st = cvae__json_string(&j, &key)) || (st = cvae__json_expect(&j, ':', "expected ':'")))
+            break;
+        if (cvae__json_at(&j, '"'))
+            st = cvae__json_string(&j, &val);
+        else
+            st = cvae__json_number(&j, &val);
+        if (st)
+            break;
+        if (find_option(key) < 0) {
+            st = cvae__fail(CVAE_E_FORMAT, "%s: unknown option '%.64s'", ctx, key);
+            break;
         }
-        val[n] = 0;
-        if (find_option(key) < 0)
-            return cvae__fail(CVAE_E_FORMAT, "config metadata: unknown option '%s'", key);
-        cvae_status st = cvae_config_set(&tmp, key, val);
-        if (st) {
+        if ((st = cvae_config_set(&tmp, key, val)) != CVAE_OK) {
             /* cvae_last_error() is the buffer cvae__fail writes into:
              * formatting it into itself would overlap (undefined). */
             char why[256];
             snprintf(why, sizeof why, "%s", cvae_last_error());
-            return cvae__fail(CVAE_E_FORMAT, "config metadata: %s", why);
-        }
-        p = skip_ws(p);
-        if (*p == ',') {
-            p = skip_ws(p + 1);
-            continue;
-        }
-        if (*p == '}')
+            st = cvae__fail(CVAE_E_FORMAT, "%s: %s", ctx, why);
             break;
-        return cvae__fail(CVAE_E_FORMAT, "config metadata: expected ',' or '}'");
+        }
+        cvae__json_pool_reset(&j, mark);
+        st = cvae__json_next(&j, '}', &more);
     }
-done:
-    if (*skip_ws(p + 1))
-        return cvae__fail(CVAE_E_FORMAT, "config metadata: trailing text");
+    if (!st)
+        st = cvae__json_finish(&j);
+    free(pool);
+    if (st)
+        return st;
     *cfg = tmp;
     return CVAE_OK;
 }

@@ -1,7 +1,10 @@
+#define _POSIX_C_SOURCE 200809L
+
 #include "error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* One buffer per thread, so concurrent handles never see each other's
  * messages; 512 bytes holds any message we format (file paths are cut). */
@@ -14,6 +17,12 @@ cvae_status cvae__fail(cvae_status status, const char *fmt, ...)
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
     return status;
+}
+
+void cvae__errno_text(int e, char *buf, size_t n)
+{
+    if (strerror_r(e, buf, n) != 0)
+        snprintf(buf, n, "errno %d", e);
 }
 
 const char *cvae_last_error(void) { return last_error; }

@@ -1,4 +1,5 @@
-/* safetensors reader/writer for float32 tensors plus string metadata.
+/* safetensors reader (safetensors_read.c) and writer (safetensors_write.c)
+ * for float32 tensors plus string metadata.
  *
  * Layout: u64 little-endian header length N, N bytes of JSON
  *   {"__metadata__": {"key": "value", ...},
@@ -14,6 +15,10 @@
 #include "convvae.h"
 
 #define CVAE__ST_MAX_DIMS 4
+
+/* The reference implementation refuses headers above 100 MB; matching it
+ * keeps files we write readable there and bounds our own allocations. */
+#define CVAE__ST_MAX_HEADER ((uint64_t)100000000)
 
 typedef struct cvae__st_tensor {
     const char *name;
@@ -53,5 +58,15 @@ const char *cvae__st_meta(const cvae__st_file *f, const char *key);
 /* Number of tensors, and the name of tensor i (for iteration). */
 size_t cvae__st_count(const cvae__st_file *f);
 const char *cvae__st_name(const cvae__st_file *f, size_t i);
+
+/* Shared by reader and writer. */
+
+/* Bytes of a tensor with this shape, or 0 with *ok = 0 on overflow. The
+ * product of the non-zero dims must fit in int64 even when a zero dim makes
+ * the tensor empty, so that consumers multiplying dims can never overflow. */
+uint64_t cvae__st_shape_bytes(int ndim, const int64_t *shape, int *ok);
+
+/* First name that occurs twice, or NULL; sorts names in place. */
+const char *cvae__st_first_duplicate(const char **names, size_t n);
 
 #endif

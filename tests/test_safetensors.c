@@ -1,4 +1,4 @@
-/* Tests for lib/safetensors.c: round trips, exact bytes against hand-written
+/* Tests for lib/safetensors_read.c and safetensors_write.c: round trips, exact bytes against hand-written
  * files, strict rejection of malformed input, and atomic saves. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -329,12 +329,12 @@ static void test_reject_bad_json(void **state)
         const char *needle;
     } cases[] = {
         /* header object not closed */
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, "end of header"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}   ", 4, "end of header"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]", 4, "end of header"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, "unexpected end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}   ", 4, "unexpected end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]", 4, "unexpected end"},
         {"{\"a\":{\"dtype\":\"F32", 4, "unterminated string"},
         {"{", 0, "too short"},
-        {"{ ", 0, "end of header"},
+        {"{ ", 0, "unexpected end"},
         /* syntax */
         {"{\"a\" {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "expected ':'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},}", 4,
@@ -348,7 +348,7 @@ static void test_reject_bad_json(void **state)
         {"{'a':{}}", 0, "expected a string"},
         {"[]", 0, "JSON object"},
         {"\"a\"", 0, "JSON object"},
-        {"   ", 0, "end of header"},
+        {"   ", 0, "unexpected end"},
         {"{\"a\":null}", 0, "expected '{'"},
         {"{\"a\":[1]}", 0, "expected '{'"},
         {"{}x", 0, "trailing characters"},
