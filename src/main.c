@@ -58,7 +58,7 @@ static int print_version(void)
     return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -94,4 +94,9 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     return c->run(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+    return cli_finish_output(run(argc, argv));
 }
