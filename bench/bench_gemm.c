@@ -20,8 +20,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "gemm.h"
-#include "rng.h"
+#include "core/gemm.h"
+#include "core/rng.h"
 
 #define MAX_REPEATS 64
 #define N_KERNELS 3
@@ -34,7 +34,7 @@ typedef struct shape {
     int per_batch; /* calls per training step; 0: not a model shape */
 } shape;
 
-/* The model's products, from lib/conv.c, lib/dense.c and lib/network.c with
+/* The model's products, from lib/layers/conv.c, lib/layers/dense.c and lib/model/network.c with
  * the default configuration: branch 1 = 16 3x3 filters on 1x28x28, branch 2
  * = 32 5x5 filters on 16x14x14, D = 3136 + 1568 = 4704 concatenated
  * features (the encoder multiplies each branch's block against a column

@@ -53,16 +53,16 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "activation.h"
+#include "layers/activation.h"
 #include "convvae.h"
-#include "dataset.h"
-#include "dense.h"
-#include "gemm.h"
-#include "loss.h"
-#include "model.h"
-#include "optimizer.h"
-#include "rng.h"
-#include "tensor.h"
+#include "io/dataset.h"
+#include "layers/dense.h"
+#include "core/gemm.h"
+#include "model/loss.h"
+#include "model/model.h"
+#include "training/optimizer.h"
+#include "core/rng.h"
+#include "core/memory.h"
 
 #define MAX_REPS 200
 
@@ -329,7 +329,7 @@ static void real_step(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
 }
 
 /* ---- Per-layer breakdown --------------------------------------------------
- * The training step of lib/network.c (default configuration: image
+ * The training step of lib/model/network.c (default configuration: image
  * reconstruction, category head on z, mixture prior, trainable convs) cut
  * into segments that call the same private layer functions on the model's
  * own buffers and shapes, each timed on its own. Their sum is compared with
@@ -349,7 +349,7 @@ typedef struct seg_ctx {
 
 typedef void (*seg_fn)(seg_ctx *c);
 
-/* as lib/network.c's conv_parts */
+/* as lib/model/network.c's conv_parts */
 static int parts(const cvae_model *m)
 {
     const int t = cvae__parallel_threads();
@@ -882,7 +882,7 @@ static int trace_progress(void *user, int epoch, int64_t batch, int64_t batches,
     cvae__dataset_gather_f32(t->ds, idx, n, t->xcheck);
     if (memcmp(t->xcheck, m->x, (size_t)n * m->P * sizeof(float)) != 0) {
         fprintf(stderr, "bench_train: step %d: the repeated shuffle no longer gives "
-                        "cvae_model_train's batches (does lib/train.c draw from the RNG "
+                        "cvae_model_train's batches (does lib/training/train.c draw from the RNG "
                         "elsewhere now?)\n", t->done);
         exit(1);
     }

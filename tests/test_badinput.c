@@ -47,8 +47,8 @@
 #include <zlib.h>
 
 #include "convvae.h"
-#include "error.h"
-#include "rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 
 /* ------------------------------------------------------------------------ */
 /* Check bookkeeping                                                        */

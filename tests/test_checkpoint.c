@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "model.h"
-#include "optimizer.h"
-#include "rng.h"
+#include "model/model.h"
+#include "training/optimizer.h"
+#include "core/rng.h"
 #include "testfile.h"
 
 #if defined(__has_feature)

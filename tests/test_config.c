@@ -1,7 +1,7 @@
 /* Model configuration: documented defaults and ranges (include/convvae.h),
  * typed and by-name setters/getters, clone, NULL handling, and the JSON form
  * used by checkpoints. The expected names, ranges and defaults are written
- * out here from the header's comments, independently of lib/config.c. */
+ * out here from the header's comments, independently of lib/model/config.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "error.h"
+#include "model/config.h"
+#include "core/error.h"
 
 enum tkind { T_INT, T_ODD, T_DBL, T_ENUM, T_U64 };
 

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv.h"
-#include "conv_im2col.h"
-#include "error.h"
+#include "layers/conv.h"
+#include "layers/im2col.h"
+#include "core/error.h"
 #include "gradcheck.h"
-#include "rng.h"
+#include "core/rng.h"
 
 /* A conv problem as the test states it, independent of cvae__conv_geom. */
 typedef struct spec {
@@ -519,7 +519,7 @@ static const spec conv_grad_specs[] = {
     {2, 3, 5, 6, 2, 4, 4, 3, 2},
     {1, 2, 5, 5, 3, 3, 3, 2, 0},
     /* stride 1, odd kernel, size kept, c_out <= c_in: dX runs as a conv with
-     * the kernel rotated (lib/conv.c adjoint_is_conv) */
+     * the kernel rotated (lib/layers/conv.c adjoint_is_conv) */
     {2, 4, 6, 5, 3, 3, 3, 1, CVAE__PAD_SAME},
     {1, 3, 5, 7, 3, 5, 3, 1, CVAE__PAD_SAME},
     {1, 4, 5, 4, 24, 5, 5, 1, CVAE__PAD_SAME}, /* dX's k = 24 * 25: two k blocks */

@@ -19,8 +19,8 @@
 #include <zlib.h>
 
 #include "convvae.h"
-#include "dataset.h"
-#include "error.h"
+#include "io/dataset.h"
+#include "core/error.h"
 
 /* ------------------------------------------------------------------------ */
 /* Temporary files                                                          */

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dense.h"
+#include "layers/dense.h"
 #include "gradcheck.h"
-#include "rng.h"
+#include "core/rng.h"
 
 static const int shapes[][3] = {
     /* n, in, out */

@@ -18,9 +18,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "gemm.h"
-#include "rng.h"
+#include "core/error.h"
+#include "core/gemm.h"
+#include "core/rng.h"
 
 #define SENTINEL 12345.0f
 

@@ -1,4 +1,4 @@
-/* Tests for lib/json.c: the token reader under the safetensors header and the
+/* Tests for lib/core/json.c: the token reader under the safetensors header and the
  * config metadata. Expected values are written out by hand (the JSON text
  * and the bytes it must decode to), never produced by the reader itself. */
 #include <stdarg.h>
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/json.h"
 
 typedef struct reader {
     cvae__json j;

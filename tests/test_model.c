@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "convvae.h"
-#include "model.h"
+#include "model/model.h"
 
 static cvae_config *small_config(int branches, int layers)
 {

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "error.h"
-#include "gemm.h"
-#include "optimizer.h"
+#include "model/config.h"
+#include "core/error.h"
+#include "core/gemm.h"
+#include "training/optimizer.h"
 
 #define NP 37
 #define STEPS 50

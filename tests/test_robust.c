@@ -43,8 +43,8 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "model.h"
-#include "rng.h"
+#include "model/model.h"
+#include "core/rng.h"
 
 enum { C = 1, H = 8, W = 8, P = C * H * W };
 
@@ -513,12 +513,12 @@ static void test_cancel_mid_epoch(void **state)
     cancel_then_resume(4, 6, 30, 2, 0);
 }
 
-/* KNOWN LIBRARY BUG (lib/checkpoint.c, lead): the RNG keeps a spare normal
+/* KNOWN LIBRARY BUG (lib/io/checkpoint.c, lead): the RNG keeps a spare normal
  * (Box-Muller makes pairs; cvae__rng.has_spare/spare) that checkpoints do not
  * store. After an odd number of normals so far (latent 3, k 3: 9 for the
  * means' init, 15 per batch of 5; 9 + 4*15 + 2*15 = 99), the saved model
  * resumes with a different noise stream, so the reloaded model does not
- * continue bit-identically as lib/checkpoint.c promises ("continues training
+ * continue bit-identically as lib/io/checkpoint.c promises ("continues training
  * the same stream"):
  *   cvae_model_train(m, d, 3, sgd, stop after batch 2 of epoch 2) -> CANCELLED;
  *   cvae_model_save(m, p); cvae_model_load(p, &r);

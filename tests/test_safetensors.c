@@ -1,4 +1,4 @@
-/* Tests for lib/safetensors_read.c and safetensors_write.c: round trips, exact bytes against hand-written
+/* Tests for lib/io/safetensors_read.c and safetensors_write.c: round trips, exact bytes against hand-written
  * files, strict rejection of malformed input, and atomic saves. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "io/safetensors.h"
 
 static char tmpdir[64];
 

@@ -30,8 +30,8 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "model.h"
-#include "rng.h"
+#include "model/model.h"
+#include "core/rng.h"
 
 enum { NTHREADS = 3, NPRED = 16 };
 

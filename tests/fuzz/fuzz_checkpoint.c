@@ -25,12 +25,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "config.h"
+#include "io/checkpoint.h"
+#include "model/config.h"
 #include "convvae.h"
-#include "model.h"
-#include "optimizer.h"
-#include "safetensors.h"
+#include "model/model.h"
+#include "training/optimizer.h"
+#include "io/safetensors.h"
 #include "fuzz.h"
 
 static char tmpdir[256];

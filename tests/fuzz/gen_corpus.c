@@ -14,7 +14,7 @@
 
 #include <zlib.h>
 
-#include "config.h"
+#include "model/config.h"
 #include "convvae.h"
 
 static const char *root;

@@ -1,10 +1,10 @@
-#include "kmeans.h"
+#include "cluster/kmeans.h"
 
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 
 static double sqdist(const float *a, const float *b, int d)
 {

@@ -1,4 +1,4 @@
-#include "loss.h"
+#include "model/loss.h"
 
 #include <math.h>
 

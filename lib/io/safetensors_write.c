@@ -3,7 +3,7 @@
  * floats and replaces the target atomically. */
 #define _POSIX_C_SOURCE 200809L
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +15,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/json.h"
 
 typedef struct sbuf {
     char *p;

@@ -11,7 +11,7 @@
  * the data buffer plus alignment padding. */
 #define _POSIX_C_SOURCE 200809L
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,9 +23,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "json.h"
-#include "tensor.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/memory.h"
 
 typedef struct st_entry {
     const char *name; /* in the pool */

@@ -1,4 +1,4 @@
-#include "activation.h"
+#include "layers/activation.h"
 
 #include <math.h>
 #include <stddef.h>

@@ -1,10 +1,10 @@
 /* A NULL bias means "no bias"; NULL dx/dw/db skip that gradient. */
-#include "dense.h"
+#include "layers/dense.h"
 
 #include <stddef.h>
 #include <string.h>
 
-#include "gemm.h"
+#include "core/gemm.h"
 
 void cvae__dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,
                          float *y)

@@ -3,15 +3,15 @@
  * activation workspace for the configured batch size (allocated once, on
  * first use by a loaded model), and initialises the weights from the
  * config's seed. Also the read-only accessors. */
-#include "model.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "optimizer.h"
+#include "core/error.h"
+#include "training/optimizer.h"
 
 static cvae_status add_param(cvae_model *m, size_t *off, const char *name, int ndim, int64_t d0,
                              int64_t d1, int64_t d2, int64_t d3, int trainable)

@@ -6,11 +6,11 @@
 
 #include <stdint.h>
 
-#include "config.h"
-#include "conv.h"
-#include "pool.h"
-#include "rng.h"
-#include "tensor.h"
+#include "model/config.h"
+#include "layers/conv.h"
+#include "layers/pool.h"
+#include "core/rng.h"
+#include "core/memory.h"
 
 #define CVAE__MAX_LAYERS 16
 #define CVAE__MAX_PARAMS 128

@@ -1,4 +1,4 @@
-#include "config.h"
+#include "model/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/json.h"
 
 enum kind { K_INT, K_DOUBLE, K_ENUM, K_U64 };
 

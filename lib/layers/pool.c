@@ -1,10 +1,10 @@
-#include "pool.h"
+#include "layers/pool.h"
 
 #include <limits.h>
 #include <string.h>
 
-#include "error.h"
-#include "gemm.h"
+#include "core/error.h"
+#include "core/gemm.h"
 
 cvae_status cvae__pool_geom_init(cvae__pool_geom *g, int c, int h_in, int w_in, int k,
                                  int stride)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "convvae.h"
-#include "rng.h"
+#include "core/rng.h"
 
 /* Cluster n points of dimension d (row-major) into k centers (k <= n),
  * seeded with k-means++, then Lloyd iterations until no assignment changes

@@ -7,12 +7,12 @@
  * h_out*w_out columns, one per output position: the input value the tap
  * sees there, or 0 in the padding. A conv is then W (c_out x c_in*kh*kw)
  * times that matrix. None of these allocate. */
-#ifndef CVAE_CONV_IM2COL_H
-#define CVAE_CONV_IM2COL_H
+#ifndef CVAE_IM2COL_H
+#define CVAE_IM2COL_H
 
 #include <stddef.h>
 
-#include "conv.h"
+#include "layers/conv.h"
 
 /* im2col / col2im of one image. col2im accumulates into img (caller
  * zeroes). */

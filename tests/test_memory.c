@@ -8,8 +8,8 @@
 
 #include <string.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "core/error.h"
+#include "core/memory.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CVAE_TEST_ASAN 1

@@ -1,8 +1,8 @@
 /* Tensor core: float32 tensors up to 4-D (NCHW), 64-byte aligned storage,
  * views without copies, overflow-checked sizes, and a bump arena for
  * per-batch temporaries so the training loop never calls malloc. */
-#ifndef CVAE_TENSOR_H
-#define CVAE_TENSOR_H
+#ifndef CVAE_MEMORY_H
+#define CVAE_MEMORY_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,12 +1,12 @@
 /* The im2col matrix of conv.h's geometries, stored (cvae__im2col) or
  * gathered panel by panel straight into the GEMM micro-kernel
  * (cvae__implicit_conv), and col2im. */
-#include "conv_im2col.h"
+#include "layers/im2col.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#include "gemm.h"
+#include "core/gemm.h"
 
 /* Output columns [*lo, *hi) whose input column ox*stride - pad + k lies in
  * [0, n_in): the rest read padding. Computing the range once per kernel

@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
-#include "error.h"
-#include "gemm.h"
-#include "kmeans.h"
-#include "model.h"
-#include "optimizer.h"
+#include "io/dataset.h"
+#include "core/error.h"
+#include "core/gemm.h"
+#include "cluster/kmeans.h"
+#include "model/model.h"
+#include "training/optimizer.h"
 
 static cvae_status check_data(const cvae_model *m, const cvae_dataset *ds, int64_t *count)
 {

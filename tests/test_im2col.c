@@ -1,4 +1,4 @@
-/* The im2col matrix (lib/conv_im2col.c): cvae__im2col against the
+/* The im2col matrix (lib/layers/im2col.c): cvae__im2col against the
  * definition written out, cvae__col2im_scratch against cvae__col2im, and
  * the implicit-im2col product against W times the reference matrix, on
  * geometries that reach every edge case of the panel gather (kernel and
@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv.h"
-#include "conv_im2col.h"
-#include "gemm.h"
+#include "layers/conv.h"
+#include "layers/im2col.h"
+#include "core/gemm.h"
 #include "gradcheck.h"
-#include "rng.h"
+#include "core/rng.h"
 
 typedef struct spec {
     int c_in, h, w, c_out, kh, kw, stride, pad;

@@ -13,7 +13,7 @@
  * one byte that shows trailing data): memory is at most about twice the
  * bytes present, and the promised size for a well-formed file. Both headers
  * (and the label count) are checked before any pixel is read. */
-#include "dataset.h"
+#include "io/dataset.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,8 +23,8 @@
 
 #include <zlib.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "core/error.h"
+#include "core/memory.h"
 
 struct cvae_dataset {
     int64_t count;

@@ -16,7 +16,7 @@
  * header came first. */
 #define _POSIX_C_SOURCE 200809L
 
-#include "gemm.h"
+#include "core/gemm.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -27,7 +27,7 @@
 
 #include <blis.h>
 
-#include "error.h"
+#include "core/error.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CVAE__GEMM_X86 1

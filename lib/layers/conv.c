@@ -1,15 +1,15 @@
 /* Beyond what conv.h promises, a NULL bias means "no bias" and NULL dw/db
  * skip those gradients, so frozen layers (conv_trainable = 0) only pay for
  * dx. */
-#include "conv.h"
+#include "layers/conv.h"
 
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "conv_im2col.h"
-#include "error.h"
-#include "gemm.h"
+#include "layers/im2col.h"
+#include "core/error.h"
+#include "core/gemm.h"
 
 /* Every count the kernels index with (per-image plane sizes, the im2col
  * matrix, the weight matrix) is kept within int, because cvae__sgemm takes

@@ -1,13 +1,13 @@
-#include "optimizer.h"
+#include "training/optimizer.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "error.h"
-#include "gemm.h"
-#include "tensor.h"
+#include "model/config.h"
+#include "core/error.h"
+#include "core/gemm.h"
+#include "core/memory.h"
 
 static cvae_status make(int kind, double lr, double b1, double b2, double eps, double wd,
                         double mom, cvae_optimizer **out)

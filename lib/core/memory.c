@@ -1,9 +1,9 @@
-#include "tensor.h"
+#include "core/memory.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 
 int cvae__mul_overflows(size_t a, size_t b, size_t *out)
 {

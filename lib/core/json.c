@@ -1,11 +1,11 @@
 /* JSON reader (see json.h). Strict RFC 8259 tokens; every byte of input is
  * bounds-checked, because checkpoint headers and config metadata come from
  * files the library did not write. */
-#include "json.h"
+#include "core/json.h"
 
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 
 void cvae__json_init(cvae__json *j, const void *text, size_t len, char *pool, size_t pool_cap,
                      const char *context)

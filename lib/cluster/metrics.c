@@ -1,12 +1,12 @@
-#include "metrics.h"
+#include "cluster/metrics.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "core/error.h"
+#include "core/memory.h"
 
 /* ------------------------------------------------------------------------ */
 /* Contingency table                                                        */

@@ -7,11 +7,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "activation.h"
-#include "dense.h"
-#include "gemm.h"
-#include "loss.h"
-#include "model.h"
+#include "layers/activation.h"
+#include "layers/dense.h"
+#include "core/gemm.h"
+#include "model/loss.h"
+#include "model/model.h"
 
 #define PRM(off) (mdl->params + (off))
 #define GRD(off) (mdl->grads + (off))

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "error.h"
-#include "model.h"
-#include "optimizer.h"
-#include "safetensors.h"
+#include "io/checkpoint.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "training/optimizer.h"
+#include "io/safetensors.h"
 
 #define FORMAT_NAME "convvae-checkpoint-1"
 
