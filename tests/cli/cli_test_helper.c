@@ -9,10 +9,18 @@
  *       ignores SIGINT in background jobs), sends it the signal as soon as FILE
  *       exists (so the signal lands at a known stage, not after a guessed
  *       delay), waits, and exits with its exit status, 200 + signal if a
- *       signal killed it, or 100 if FILE did not appear within 30 s.
+ *       signal killed it, or 100 if FILE did not appear within 30 s;
+ *   cli_test_helper sigint2 OUT TMP COMMAND [ARGS...]
+ *       a second Ctrl-C during a save: runs COMMAND like sigint, sends
+ *       SIGINT once OUT (the command's redirected stdout) holds an
+ *       "epoch " line, then a second SIGINT the moment a file whose name
+ *       starts with TMP's base name appears in TMP's directory (the save's
+ *       temporary file); exits like sigint, or 101 if the command ended
+ *       before any such file appeared.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,6 +122,79 @@ static int run_signal(int sig, const char *file, char **argv)
     return WEXITSTATUS(status);
 }
 
+static int contains(const char *path, const char *needle)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* Is there an entry in dir whose name starts with prefix? */
+static int has_prefixed(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int found = 0;
+    while (!found && (de = readdir(d)) != NULL)
+        found = strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return found;
+}
+
+static int run_sigint2(const char *out, const char *tmp, char **argv)
+{
+    char dir[4096];
+    const char *slash = strrchr(tmp, '/');
+    const char *prefix = slash ? slash + 1 : tmp;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - tmp) : 1, slash ? tmp : ".");
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 1;
+    }
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        execv(argv[0], argv);
+        perror("execv");
+        _exit(127);
+    }
+    int status, stage = 0;
+    for (long i = 0; stage == 0 && i < 3000; i++) {
+        if (contains(out, "epoch ")) {
+            kill(pid, SIGINT);
+            stage = 1;
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* No sleeping from here: the save may take only milliseconds. */
+    while (stage == 1) {
+        if (has_prefixed(dir, prefix)) {
+            kill(pid, SIGINT);
+            stage = 2;
+        } else if (waitpid(pid, &status, WNOHANG) == pid) {
+            return 101;
+        }
+    }
+    if (stage == 0)
+        kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0)
+        ;
+    if (stage == 0)
+        return 100;
+    if (WIFSIGNALED(status))
+        return 200 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 6 && strcmp(argv[1], "idx") == 0) {
@@ -124,7 +205,10 @@ int main(int argc, char **argv)
         return run_signal(SIGINT, argv[2], argv + 3);
     if (argc >= 4 && strcmp(argv[1], "sigterm") == 0)
         return run_signal(SIGTERM, argv[2], argv + 3);
+    if (argc >= 5 && strcmp(argv[1], "sigint2") == 0)
+        return run_sigint2(argv[2], argv[3], argv + 4);
     fprintf(stderr, "usage: cli_test_helper idx IMAGES LABELS COUNT SEED [H W]\n"
-                    "       cli_test_helper sigint|sigterm FILE COMMAND [ARGS...]\n");
+                    "       cli_test_helper sigint|sigterm FILE COMMAND [ARGS...]\n"
+                    "       cli_test_helper sigint2 OUT TMP COMMAND [ARGS...]\n");
     return 2;
 }
