@@ -54,6 +54,18 @@ tensor_bytes() {
     tail -c +$((n + 9)) "$1"
 }
 
+# tmp_left DIR...: succeeds (and names them) if temporary files .NAME.tmp* are
+# left in any DIR.
+tmp_left() {
+    left=1
+    for d in "$@"; do
+        for f in "$d"/.*.tmp*; do
+            [ -e "$f" ] && { echo "left behind: $f" >&2; left=0; }
+        done
+    done
+    return $left
+}
+
 # put_byte FILE OFFSET VALUE: overwrite one byte (decimal VALUE) in place.
 put_byte() {
     # shellcheck disable=SC2059
@@ -102,7 +114,7 @@ train)
         expect_in "$T/out" '^test: +30 images 1x28x28, labelled' "summary test data"
         expect_in "$T/out" "^saved .*model.safetensors \\(2 epochs\\)" "final save note"
         [ -s "$M" ] || fail "no checkpoint written"
-        ls -A "$W" | grep -q '\.tmp' && fail "temporary files left behind"
+        tmp_left "$W" && fail "temporary files left behind"
         # No TTY, no --progress: no bar on stderr.
         grep -q 'batches' "$T/err" && fail "progress bar drawn without a TTY"
     fi
@@ -161,7 +173,7 @@ generate)
         run 0 generate --model "$M" --out "$T/g4b.png" --per-cluster 4 --seed 7 &&
             { cmp -s "$T/g4.png" "$T/g4b.png" || fail "same seed, different PNG"; }
     fi
-    ls -A "$T" | grep -q '\.tmp' && fail "temporary files left behind"
+    tmp_left "$T" && fail "temporary files left behind"
     run 1 generate --model "$M" --out "$T/no-such-dir/grid.png" &&
         expect_in "$T/err" '^convvae: .*no-such-dir' "unwritable PNG path"
     ;;
@@ -371,7 +383,7 @@ outputs)
     run 0 cluster --model "$M" --images "$D/test-img" --out "$T/real/c.csv"
     # shellcheck disable=SC2086
     run 0 train $SMALL --quiet --out "$T/real/m.safetensors"
-    ls -A "$T" "$T/real" | grep -q '\.tmp' && fail "temporary files left behind"
+    tmp_left "$T" "$T/real" && fail "temporary files left behind"
     ;;
 
 writeerr)
@@ -424,7 +436,7 @@ sigint2)
     101) fail "the command ended before its save was seen" ;;
     *) fail "twice interrupted train exited $rc"; sed 's/^/  stderr: /' "$T/err" >&2 ;;
     esac
-    ls -A "$T" | grep '\.tmp' >&2 && fail "temporary file left by the interrupted save"
+    tmp_left "$T" && fail "temporary file left by the interrupted save"
     run 0 info --model "$T/int2.safetensors"
     ;;
 
