@@ -21,9 +21,9 @@
 # Usage: scripts/check-savekill.sh [build-dir]      (default: build-savekill)
 # Environment: SAVEKILL_CYCLES        cycles (default 200)
 #              SAVEKILL_MAX_DELAY_US  upper end of the random delay (default
-#                                     40000: about one save of this model on
-#                                     a loaded two-core machine, so that the
-#                                     kills spread over the whole save)
+#                                     40000, the order of one save of this
+#                                     model with its fsyncs; a larger value
+#                                     lets more saves complete before the kill)
 #              SAVEKILL_SEED          first random seed (default 1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
