@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "core/rng.h"
 
 #define MAX_REPEATS 64
@@ -175,7 +176,7 @@ int main(int argc, char **argv)
     cvae__rng_seed(&rng, 7);
     static result res[2][N_SHAPES][N_KERNELS];
     for (int threads = 1; threads <= max_threads && threads <= 2; threads++) {
-        cvae__gemm_set_threads(threads);
+        cvae__threads_set(threads);
         printf("\n## %d thread%s\n", threads, threads > 1 ? "s" : "");
         printf("%-28s %5s %5s %5s %2s %5s |", "shape", "m", "n", "k", "op", "calls");
         for (int q = 0; q < N_KERNELS; q++)
@@ -228,7 +229,7 @@ int main(int argc, char **argv)
         }
         printf("\n");
     }
-    cvae__gemm_set_threads(1);
+    cvae__threads_set(1);
     printf("\n");
     print_load("at end");
     return 0;

@@ -243,14 +243,14 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
 {
     char b[16][64];
     int branches = 0;
-    cvae_config_get_num_branches(cfg, &branches);
+    cvae_config_get_branches(cfg, &branches);
     printf("convvae %s\n", cvae_version_string());
     printf("model:    input %sx%sx%s, %d conv branch%s", cfgv(cfg, "input_channels", b[0], 64),
            cfgv(cfg, "input_height", b[1], 64), cfgv(cfg, "input_width", b[2], 64), branches,
            branches == 1 ? "" : "es");
     for (int i = 0; i < branches; i++) {
         int layers = 0, filters = 0, kernel = 0;
-        cvae_config_get_branch(cfg, i, &layers, &filters, &kernel);
+        cvae_config_get_conv_branch(cfg, i + 1, &layers, &filters, &kernel);
         printf("%s%dx%d@%dx%d", i ? ", " : " (", layers, filters, kernel, kernel);
     }
     printf("%s\n", branches ? ")" : "");

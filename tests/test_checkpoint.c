@@ -65,8 +65,8 @@ static cvae_model *small_model(const char *optimizer)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, 8, 8), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 2, 3, 3), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 1, 1, 4, 5), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 2, 3, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 2, 1, 4, 5), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 16), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, 16), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, 8), CVAE_OK);
@@ -360,8 +360,8 @@ static void write_big_workspace_checkpoint(const char *path)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, 16, 16), CVAE_OK);
-    assert_int_equal(cvae_config_set_num_branches(c, 1), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 16, 1, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 16, 1, 3), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 1), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, 1), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, 1), CVAE_OK);

@@ -2,6 +2,8 @@
  * typed and by-name setters/getters, clone, NULL handling, and the JSON form
  * used by checkpoints. The expected names, ranges and defaults are written
  * out here from the header's comments, independently of lib/model/config.c. */
+/* The deprecated branch functions are tested here too. */
+#define CVAE_NO_DEPRECATION_WARNINGS
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -672,6 +674,45 @@ static void test_num_branches(void **state)
     cvae_config_destroy(c);
 }
 
+/* One numbering for branches: cvae_config_set_conv_branch(b) is the option
+ * branch<b>_*, and the deprecated 0-based functions are the same slots at
+ * b - 1; the old and new names of the branch count agree. */
+static void test_branch_numbering(void **state)
+{
+    (void)state;
+    cvae_config *c = NULL;
+    assert_int_equal(cvae_config_create(&c), CVAE_OK);
+    for (int b = 1; b <= CVAE_MAX_BRANCHES; b++) {
+        assert_int_equal(cvae_config_set_conv_branch(c, b, b, 10 * b, 2 * b + 1), CVAE_OK);
+        char name[32], v[16], want[16];
+        snprintf(name, sizeof name, "branch%d_filters", b);
+        assert_int_equal(cvae_config_get(c, name, v, sizeof v), CVAE_OK);
+        snprintf(want, sizeof want, "%d", 10 * b);
+        assert_string_equal(v, want);
+        int l, f, k;
+        assert_int_equal(cvae_config_get_branch(c, b - 1, &l, &f, &k), CVAE_OK);
+        assert_true(l == b && f == 10 * b && k == 2 * b + 1);
+        snprintf(name, sizeof name, "branch%d_layers", b);
+        assert_int_equal(cvae_config_set(c, name, "7"), CVAE_OK);
+        assert_int_equal(cvae_config_get_conv_branch(c, b, &l, NULL, NULL), CVAE_OK);
+        assert_int_equal(l, 7);
+    }
+    assert_int_equal(cvae_config_set_conv_branch(c, 0, 1, 1, 1), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_config_set_conv_branch(c, CVAE_MAX_BRANCHES + 1, 1, 1, 1),
+                     CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_config_get_conv_branch(c, 0, NULL, NULL, NULL), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_config_set_conv_branch(NULL, 1, 1, 1, 1), CVAE_E_INVALID_ARG);
+    int n = -1;
+    assert_int_equal(cvae_config_set_branches(c, 3), CVAE_OK);
+    assert_int_equal(cvae_config_get_num_branches(c, &n), CVAE_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(cvae_config_set_num_branches(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_get_branches(c, &n), CVAE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(cvae_config_set_branches(c, CVAE_MAX_BRANCHES + 1), CVAE_E_INVALID_ARG);
+    cvae_config_destroy(c);
+}
+
 static void test_clone(void **state)
 {
     (void)state;
@@ -956,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_typed_enum_setters),
         cmocka_unit_test(test_input_shape_branch_betas_seed),
         cmocka_unit_test(test_num_branches),
+        cmocka_unit_test(test_branch_numbering),
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_null_handling),
         cmocka_unit_test(test_get_buffer_size),

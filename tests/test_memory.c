@@ -1,5 +1,5 @@
-/* Tensor core: overflow-checked shapes, aligned storage, views, wrapping
- * and the bump arena. */
+/* lib/core/memory.c: overflow-checked products, aligned storage and the
+ * bump arena. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,48 +48,6 @@ static void test_mul_overflows(void **state)
     assert_int_equal(out, 12345 * 678);
 }
 
-static void test_shape_size(void **state)
-{
-    (void)state;
-    int64_t elems = 0;
-    size_t bytes = 0;
-    const int64_t d3[3] = {3, 4, 5};
-    assert_int_equal(cvae__shape_size(3, d3, &elems, &bytes), CVAE_OK);
-    assert_int_equal(elems, 60);
-    assert_int_equal(bytes, 240);
-    /* Either output may be NULL. */
-    assert_int_equal(cvae__shape_size(3, d3, NULL, NULL), CVAE_OK);
-    const int64_t d4[4] = {100, 16, 28, 28};
-    assert_int_equal(cvae__shape_size(4, d4, &elems, NULL), CVAE_OK);
-    assert_int_equal(elems, 100 * 16 * 28 * 28);
-
-    clear_error();
-    /* Element count overflows. */
-    const int64_t big[2] = {INT64_MAX / 2, 4};
-    expect_invalid(cvae__shape_size(2, big, &elems, &bytes));
-    const int64_t big2[4] = {1 << 20, 1 << 20, 1 << 20, 1 << 20};
-    expect_invalid(cvae__shape_size(4, big2, &elems, &bytes));
-    /* Element count fits int64_t but bytes do not fit size_t. */
-    const int64_t big3[1] = {(int64_t)1 << 62};
-    expect_invalid(cvae__shape_size(1, big3, &elems, &bytes));
-    const int64_t maxd[1] = {INT64_MAX};
-    expect_invalid(cvae__shape_size(1, maxd, &elems, &bytes));
-    /* Zero / negative dims. */
-    const int64_t z[3] = {3, 0, 5};
-    expect_invalid(cvae__shape_size(3, z, &elems, &bytes));
-    const int64_t neg[2] = {-1, 5};
-    expect_invalid(cvae__shape_size(2, neg, &elems, &bytes));
-    const int64_t negbig[2] = {INT64_MIN, 1};
-    expect_invalid(cvae__shape_size(2, negbig, &elems, &bytes));
-    /* Rank out of range / NULL dims. */
-    expect_invalid(cvae__shape_size(0, d3, &elems, &bytes));
-    expect_invalid(cvae__shape_size(5, d4, &elems, &bytes));
-    expect_invalid(cvae__shape_size(-1, d4, &elems, &bytes));
-    assert_int_equal(cvae__shape_size(2, NULL, &elems, &bytes), CVAE_E_INVALID_ARG);
-    assert_non_null(strstr(cvae_last_error(), "NULL"));
-    clear_error();
-}
-
 static void test_aligned_alloc(void **state)
 {
     (void)state;
@@ -104,119 +62,6 @@ static void test_aligned_alloc(void **state)
         cvae__aligned_free(p);
     }
     cvae__aligned_free(NULL);
-}
-
-static void test_tensor_alloc(void **state)
-{
-    (void)state;
-    cvae__tensor t;
-    const int64_t dims[3] = {2, 3, 5};
-    assert_int_equal(cvae__tensor_alloc(&t, 3, dims), CVAE_OK);
-    assert_non_null(t.data);
-    assert_true(aligned64(t.data));
-    assert_int_equal(t.ndim, 3);
-    assert_int_equal(t.size, 30);
-    assert_int_equal(t.owns, 1);
-    assert_int_equal(t.dim[0], 2);
-    assert_int_equal(t.dim[1], 3);
-    assert_int_equal(t.dim[2], 5);
-    assert_int_equal(t.dim[3], 1); /* trailing dims are 1 */
-    for (int64_t i = 0; i < t.size; i++)
-        assert_true(t.data[i] == 0.0f); /* zeroed */
-    cvae__tensor_free(&t);
-    assert_null(t.data);
-    assert_int_equal(t.size, 0);
-    cvae__tensor_free(&t); /* freeing twice is harmless */
-    cvae__tensor_free(NULL);
-
-    /* Several odd sizes: every one aligned. */
-    for (int64_t n = 1; n < 200; n += 37) {
-        const int64_t d[1] = {n};
-        assert_int_equal(cvae__tensor_alloc(&t, 1, d), CVAE_OK);
-        assert_true(aligned64(t.data));
-        cvae__tensor_free(&t);
-    }
-
-    /* Failures leave the tensor empty. */
-    clear_error();
-    const int64_t bad[2] = {INT64_MAX / 2, 4};
-    t.data = (float *)(void *)&t;
-    expect_invalid(cvae__tensor_alloc(&t, 2, bad));
-    assert_null(t.data);
-    const int64_t zero[2] = {4, 0};
-    expect_invalid(cvae__tensor_alloc(&t, 2, zero));
-    assert_null(t.data);
-    expect_invalid(cvae__tensor_alloc(NULL, 2, dims));
-#if !CVAE_TEST_ASAN
-    /* Representable but impossible: 2^52 bytes. (AddressSanitizer aborts on
-     * such a request instead of returning NULL, so it is skipped there.) */
-    const int64_t huge[2] = {(int64_t)1 << 40, 1 << 10};
-    assert_int_equal(cvae__tensor_alloc(&t, 2, huge), CVAE_E_NOMEM);
-    assert_true(strlen(cvae_last_error()) > 0);
-    assert_null(t.data);
-#endif
-}
-
-static void test_tensor_view_and_wrap(void **state)
-{
-    (void)state;
-    cvae__tensor t, v, w;
-    const int64_t dims[2] = {4, 6};
-    assert_int_equal(cvae__tensor_alloc(&t, 2, dims), CVAE_OK);
-    for (int i = 0; i < 24; i++)
-        t.data[i] = (float)i;
-
-    /* Row 2 as a 1-D view shares storage both ways. */
-    const int64_t row[1] = {6};
-    assert_int_equal(cvae__tensor_view(&t, 12, 1, row, &v), CVAE_OK);
-    assert_ptr_equal(v.data, t.data + 12);
-    assert_int_equal(v.owns, 0);
-    assert_int_equal(v.size, 6);
-    assert_true(v.data[0] == 12.0f);
-    v.data[5] = -1.0f;
-    assert_true(t.data[17] == -1.0f);
-
-    /* A view ending exactly at the end is fine; one element more is not. */
-    const int64_t tail[3] = {2, 2, 3};
-    assert_int_equal(cvae__tensor_view(&t, 12, 3, tail, &v), CVAE_OK);
-    assert_int_equal(v.dim[3], 1);
-    clear_error();
-    expect_invalid(cvae__tensor_view(&t, 13, 3, tail, &v));
-    expect_invalid(cvae__tensor_view(&t, -1, 1, row, &v));
-    expect_invalid(cvae__tensor_view(&t, 25, 1, row, &v));
-    expect_invalid(cvae__tensor_view(&t, INT64_MAX, 1, row, &v));
-    const int64_t whole_plus[1] = {25};
-    expect_invalid(cvae__tensor_view(&t, 0, 1, whole_plus, &v));
-    const int64_t bad[1] = {0};
-    expect_invalid(cvae__tensor_view(&t, 0, 1, bad, &v));
-    expect_invalid(cvae__tensor_view(NULL, 0, 1, row, &v));
-    expect_invalid(cvae__tensor_view(&t, 0, 1, row, NULL));
-
-    /* A view of a view stays within the original. */
-    const int64_t half[1] = {12};
-    assert_int_equal(cvae__tensor_view(&t, 12, 1, half, &v), CVAE_OK);
-    cvae__tensor v2;
-    assert_int_equal(cvae__tensor_view(&v, 6, 1, row, &v2), CVAE_OK);
-    assert_ptr_equal(v2.data, t.data + 18);
-    expect_invalid(cvae__tensor_view(&v, 7, 1, row, &v2));
-
-    /* Freeing a view does not free the storage (valgrind would see a
-     * double free at the tensor_free below otherwise). */
-    cvae__tensor_free(&v);
-
-    /* Wrap caller storage. */
-    float buf[10] = {0};
-    const int64_t wd[2] = {2, 5};
-    assert_int_equal(cvae__tensor_wrap(buf, 2, wd, &w), CVAE_OK);
-    assert_ptr_equal(w.data, buf);
-    assert_int_equal(w.size, 10);
-    assert_int_equal(w.owns, 0);
-    cvae__tensor_free(&w);
-    expect_invalid(cvae__tensor_wrap(NULL, 2, wd, &w));
-    expect_invalid(cvae__tensor_wrap(buf, 2, wd, NULL));
-    expect_invalid(cvae__tensor_wrap(buf, 2, bad, &w));
-
-    cvae__tensor_free(&t);
 }
 
 static void test_arena(void **state)
@@ -287,10 +132,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mul_overflows),
-        cmocka_unit_test(test_shape_size),
         cmocka_unit_test(test_aligned_alloc),
-        cmocka_unit_test(test_tensor_alloc),
-        cmocka_unit_test(test_tensor_view_and_wrap),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

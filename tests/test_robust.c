@@ -59,8 +59,8 @@ static cvae_config *tiny_config(int latent, int batch)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, C, H, W), CVAE_OK);
-    assert_int_equal(cvae_config_set_num_branches(c, 1), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 1, 3, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 1, 3, 3), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 12), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, 10), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, 9), CVAE_OK);
@@ -382,7 +382,7 @@ static void test_numeric_fault_poisoned_batch(void **state)
     for (int i = 0; i < 9; i++)
         m->params[cw->offset + (size_t)i] = 0.5f;
     const int feat = 0 * 16 + 3 * 4 + 3;
-    for (int j = 0; j < m->m; j++)
+    for (int j = 0; j < m->enc_units; j++)
         m->params[m->enc_w + (size_t)j * m->D + feat] = FLT_MAX;
 
     /* The trap works as described: clean images predict finite values. */

@@ -1,4 +1,7 @@
-/* Single-precision GEMM over BLIS. The only module that sees blis.h. */
+/* Single-precision GEMM over BLIS. gemm.c and its kernels (gemm_kernels.c)
+ * are the only files that see blis.h. Products large enough are split across
+ * the library's threads (core/threads.h); BLIS never starts threads of its
+ * own. */
 #ifndef CVAE_GEMM_H
 #define CVAE_GEMM_H
 
@@ -24,20 +27,14 @@ typedef struct cvae__gemm_call {
 } cvae__gemm_call;
 typedef void (*cvae__gemm_trace_fn)(void *user, const cvae__gemm_call *call, int end);
 void cvae__gemm_set_trace(cvae__gemm_trace_fn fn, void *user);
-/* For products computed without cvae__sgemm (lib/conv_im2col.c's implicit-im2col
+/* For products computed without cvae__sgemm (lib/layers/im2col.c's implicit-im2col
  * convolution): report the equivalent call, before (end == 0) and after
  * (end == 1), to the trace function if one is set. */
 int cvae__gemm_tracing(void);
 void cvae__gemm_trace_report(const cvae__gemm_call *call, int end);
 
-/* Process-wide thread count of the library (cvae_set_num_threads). Products
- * large enough are split into that many single-threaded BLIS calls run by
- * cvae__parallel; BLIS never starts threads of its own. */
-void cvae__gemm_set_threads(int n);
-int cvae__gemm_get_threads(void);
-
 /* The micro-kernel behind cvae__sgemm, for callers that pack their own
- * operands (lib/conv_im2col.c builds B panels straight from an image instead of an
+ * operands (lib/layers/im2col.c builds B panels straight from an image instead of an
  * im2col matrix): C = Ap Bp + beta C for an m x n tile, m <= MR, n <= 16,
  * C with row stride ldc; Ap an MR x k panel (column p at Ap + p * MR), Bp a
  * k x 16 panel (row p at Bp + p * 16), both zero beyond m and n. beta == 0
@@ -48,21 +45,9 @@ int cvae__gemm_tile_mr(void);
 void cvae__gemm_tile(int m, int n, int k, const float *ap, const float *bp, float beta, float *c,
                      int ldc);
 
-/* Runs fn(ctx, part, parts) for every part in [0, parts), concurrently on
- * up to the thread count's worth of threads (the caller's included), and
- * returns when all are done. Parts must be independent. Inside a part,
- * GEMMs run single-threaded and a nested cvae__parallel runs its parts in
- * order on the calling thread; so does a call made while another thread's
- * job is running. No allocation after the first use (which starts the
- * worker threads). */
-void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx);
-/* How many threads a cvae__parallel call made here would use at most: the
- * thread count, or 1 inside a part. */
-int cvae__parallel_threads(void);
-
 /* The micro-kernels BLIS can be run with. BLIS 0.9 has no optimised kernels
  * for CPUs newer than it (its "generic" reference kernel runs instead), so
- * lib/gemm.c registers its own in a private copy of BLIS's context. */
+ * gemm_kernels.c registers its own in a private copy of BLIS's context. */
 typedef enum cvae__gemm_kernel {
     CVAE__GEMM_KERNEL_AUTO = 0, /* the process default, see below */
     CVAE__GEMM_KERNEL_BLIS,     /* BLIS's own context for this CPU */

@@ -68,35 +68,35 @@ static int parse_rng(const char *txt, uint64_t s[4])
 }
 
 /* The model's own optimizer state, if it has any that belongs to it. */
-static const struct cvae_optimizer *saved_state(const cvae_model *m)
+static const struct cvae_optimizer *saved_state(const cvae_model *model)
 {
-    const struct cvae_optimizer *o = m->own_opt;
-    if (!o || !o->m || o->n != m->nparams || o->layout_id != cvae__layout_id(m))
+    const struct cvae_optimizer *o = model->own_opt;
+    if (!o || !o->m || o->n != model->nparams || o->layout_id != cvae__layout_id(model))
         return NULL;
     return o;
 }
 
-cvae_status cvae_model_save(const cvae_model *m, const char *path)
+cvae_status cvae_model_save(const cvae_model *model, const char *path)
 {
-    CVAE__CHECK_PTR(m);
+    CVAE__CHECK_PTR(model);
     CVAE__CHECK_PTR(path);
-    const struct cvae_optimizer *opt = saved_state(m);
+    const struct cvae_optimizer *opt = saved_state(model);
     int kind = opt ? opt->kind : 0, slots = opt ? slots_of(kind) : 0;
-    size_t nt = (size_t)m->nparam * (size_t)(1 + slots);
+    size_t nt = (size_t)model->nparam * (size_t)(1 + slots);
     cvae__st_tensor *t = malloc(nt * sizeof *t);
-    char *names = slots ? malloc((size_t)m->nparam * (size_t)slots * NAME_LEN) : NULL;
+    char *names = slots ? malloc((size_t)model->nparam * (size_t)slots * NAME_LEN) : NULL;
     if (!t || (slots && !names)) {
         free(t);
         free(names);
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate the checkpoint's tensor table");
     }
     for (int slot = -1; slot < slots; slot++) {
-        const float *base = slot < 0 ? m->params : slot == 0 ? opt->m : opt->v;
-        for (int i = 0; i < m->nparam; i++) {
-            const cvae__param *p = &m->ptab[i];
-            cvae__st_tensor *ti = &t[(size_t)(slot + 1) * (size_t)m->nparam + (size_t)i];
+        const float *base = slot < 0 ? model->params : slot == 0 ? opt->m : opt->v;
+        for (int i = 0; i < model->nparam; i++) {
+            const cvae__param *p = &model->ptab[i];
+            cvae__st_tensor *ti = &t[(size_t)(slot + 1) * (size_t)model->nparam + (size_t)i];
             char *nm = slot < 0 ? NULL
-                                : names + ((size_t)slot * (size_t)m->nparam + (size_t)i) * NAME_LEN;
+                                : names + ((size_t)slot * (size_t)model->nparam + (size_t)i) * NAME_LEN;
             ti->name = tensor_name(p, kind, slot, nm);
             ti->ndim = p->ndim;
             for (int d = 0; d < 4; d++)
@@ -106,31 +106,31 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
     }
     char config[4096], epochs[32], phase[8], rng[80], steps[32];
     char part[80], part_rng[80], part_sums[160];
-    cvae_status st = cvae__config_to_json(&m->cfg, config, sizeof config);
+    cvae_status st = cvae__config_to_json(&model->cfg, config, sizeof config);
     if (st) {
         free(t);
         free(names);
         return st;
     }
-    snprintf(epochs, sizeof epochs, "%d", m->epochs_done);
-    snprintf(phase, sizeof phase, "%d", m->phase_mixture);
-    format_rng(rng, sizeof rng, m->rng.s);
+    snprintf(epochs, sizeof epochs, "%d", model->epochs_done);
+    snprintf(phase, sizeof phase, "%d", model->phase_mixture);
+    format_rng(rng, sizeof rng, model->rng.s);
     /* An epoch stopped part way: where it stopped, the RNG state its order
      * was drawn from and its loss sums (%.17g reads back exactly). */
-    snprintf(part, sizeof part, "%" PRId64 " %" PRId64 " %" PRId64, m->part.batches,
-             m->part.count, m->part.seen);
-    format_rng(part_rng, sizeof part_rng, m->part.rng);
+    snprintf(part, sizeof part, "%" PRId64 " %" PRId64 " %" PRId64, model->part.batches,
+             model->part.count, model->part.seen);
+    format_rng(part_rng, sizeof part_rng, model->part.rng);
     size_t used = 0;
     for (int i = 0; i < CVAE_LOSS_COUNT; i++)
         used += (size_t)snprintf(part_sums + used, sizeof part_sums - used, "%s%.17g",
-                                 i ? " " : "", m->part.sums[i]);
+                                 i ? " " : "", model->part.sums[i]);
     snprintf(steps, sizeof steps, "%" PRId64, opt ? opt->steps : (int64_t)0);
     /* Box-Muller makes normals in pairs; a cached second one is part of the
      * stream, so a resumed model must get it back. */
     char spare[16] = "";
-    if (m->rng.has_spare) {
+    if (model->rng.has_spare) {
         uint32_t bits;
-        memcpy(&bits, &m->rng.spare, sizeof bits);
+        memcpy(&bits, &model->rng.spare, sizeof bits);
         snprintf(spare, sizeof spare, "%08" PRIx32, bits);
     }
     /* 7 always, 1 with optimizer state, 3 with a stopped epoch */
@@ -142,7 +142,7 @@ cvae_status cvae_model_save(const cvae_model *m, const char *path)
         keys[nmeta] = "optimizer_steps";
         vals[nmeta++] = steps;
     }
-    if (m->part.batches > 0) {
+    if (model->part.batches > 0) {
         keys[nmeta] = "epoch_part";
         vals[nmeta++] = part;
         keys[nmeta] = "epoch_part_rng";
@@ -178,7 +178,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 /* An epoch stopped part way, if the file has one: all three keys, a
  * position inside the epoch (at least one batch done, not all; every batch
  * before it full), the RNG state and finite loss sums. */
-static cvae_status restore_part(const cvae__st_file *f, const char *path, cvae_model *m)
+static cvae_status restore_part(const cvae__st_file *f, const char *path, cvae_model *model)
 {
     const char *pos = cvae__st_meta(f, "epoch_part"), *rng = cvae__st_meta(f, "epoch_part_rng"),
                *sums = cvae__st_meta(f, "epoch_part_sums");
@@ -195,40 +195,40 @@ static cvae_status restore_part(const cvae__st_file *f, const char *path, cvae_m
         q = end + (i < 2);
     }
     long long b = v[0], count = v[1], seen = v[2];
-    ok = ok && b >= 1 && count >= 1 && count <= (INT64_MAX >> 1) && b <= count / m->B &&
-             seen == b * m->B && seen < count && !parse_rng(rng, m->part.rng);
+    ok = ok && b >= 1 && count >= 1 && count <= (INT64_MAX >> 1) && b <= count / model->B &&
+             seen == b * model->B && seen < count && !parse_rng(rng, model->part.rng);
     const char *p = sums;
     for (int i = 0; ok && i < CVAE_LOSS_COUNT; i++) {
         char *end;
-        m->part.sums[i] = strtod(p, &end);
-        ok = end != p && isfinite(m->part.sums[i]) && (*end == ' ' || *end == 0) &&
+        model->part.sums[i] = strtod(p, &end);
+        ok = end != p && isfinite(model->part.sums[i]) && (*end == ' ' || *end == 0) &&
              (*end == 0) == (i == CVAE_LOSS_COUNT - 1);
         p = end;
     }
     if (!ok)
         return cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has a bad or incomplete epoch_part",
                           path);
-    m->part.batches = b;
-    m->part.count = count;
-    m->part.seen = seen;
+    model->part.batches = b;
+    model->part.count = count;
+    model->part.seen = seen;
     return CVAE_OK;
 }
 
 /* The model's own optimizer with the file's state: moments finite, Adam's
  * second moment >= 0 (anything else would turn the next update into NaN). */
 static cvae_status restore_optimizer(const cvae__st_file *f, const char *path, int64_t steps,
-                                     cvae_model *m)
+                                     cvae_model *model)
 {
-    cvae_status st = cvae_optimizer_create_from_config(&m->cfg, &m->own_opt);
+    cvae_status st = cvae_optimizer_create_from_config(&model->cfg, &model->own_opt);
     if (!st)
-        st = cvae__optimizer_bind(m->own_opt, m->nparams, cvae__layout_id(m));
+        st = cvae__optimizer_bind(model->own_opt, model->nparams, cvae__layout_id(model));
     if (st)
         return st;
-    struct cvae_optimizer *o = m->own_opt;
+    struct cvae_optimizer *o = model->own_opt;
     for (int slot = 0; slot < slots_of(o->kind); slot++) {
         float *dst = slot == 0 ? o->m : o->v;
-        for (int i = 0; i < m->nparam; i++) {
-            const cvae__param *p = &m->ptab[i];
+        for (int i = 0; i < model->nparam; i++) {
+            const cvae__param *p = &model->ptab[i];
             char nm[NAME_LEN];
             const float *src = cvae__st_find(f, tensor_name(p, o->kind, slot, nm), NULL, NULL);
             for (size_t j = 0; j < p->count; j++)
@@ -247,7 +247,7 @@ static cvae_status restore_optimizer(const cvae__st_file *f, const char *path, i
 /* The model a parsed checkpoint describes; path only names it in messages. */
 static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_model **out)
 {
-    cvae_model *m = NULL;
+    cvae_model *model = NULL;
     cvae_status st;
     int slots = 0;
     int64_t opt_steps = 0;
@@ -266,7 +266,7 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
     }
     if ((st = cvae__config_from_json(&cfg, cj)))
         goto done;
-    if ((st = cvae__model_shell(&cfg, &m)) == CVAE_OK) {
+    if ((st = cvae__model_shell(&cfg, &model)) == CVAE_OK) {
         /* Tensors first, buffers after: the configuration alone could ask
          * for gigabytes, the file's tensors bound what is allocated. The
          * activation workspace, which the batch size and image shape size
@@ -280,7 +280,7 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
             goto done;
         }
         slots = steps_s ? slots_of(cfg.opt) : 0;
-        size_t want = (size_t)m->nparam * (size_t)(1 + slots);
+        size_t want = (size_t)model->nparam * (size_t)(1 + slots);
         if (cvae__st_count(f) != want) {
             st = cvae__fail(CVAE_E_FORMAT,
                             "checkpoint '%.200s' has %zu tensors, the model needs %zu%s", path,
@@ -289,8 +289,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
             goto done;
         }
         for (int slot = -1; slot < slots; slot++)
-            for (int i = 0; i < m->nparam; i++) {
-                const cvae__param *p = &m->ptab[i];
+            for (int i = 0; i < model->nparam; i++) {
+                const cvae__param *p = &model->ptab[i];
                 char nm[NAME_LEN];
                 const char *name = tensor_name(p, cfg.opt, slot, nm);
                 int ndim;
@@ -305,7 +305,7 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
                     goto done;
                 }
             }
-        st = cvae__model_alloc_params(m);
+        st = cvae__model_alloc_params(model);
     }
     if (st) {
         if (st == CVAE_E_INVALID_ARG) {
@@ -322,14 +322,14 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has bad training metadata", path);
         goto done;
     }
-    m->epochs_done = epochs;
-    m->phase_mixture = phase;
+    model->epochs_done = epochs;
+    model->phase_mixture = phase;
     const char *rs = cvae__st_meta(f, "rng_state");
-    if (rs && parse_rng(rs, m->rng.s)) {
+    if (rs && parse_rng(rs, model->rng.s)) {
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has a bad rng_state", path);
         goto done;
     }
-    if ((st = restore_part(f, path, m)))
+    if ((st = restore_part(f, path, model)))
         goto done;
     const char *sp = cvae__st_meta(f, "rng_spare");
     if (sp && *sp) {
@@ -340,13 +340,13 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
             goto done;
         }
         uint32_t b32 = (uint32_t)bits;
-        memcpy(&m->rng.spare, &b32, sizeof b32);
-        m->rng.has_spare = 1;
+        memcpy(&model->rng.spare, &b32, sizeof b32);
+        model->rng.has_spare = 1;
     }
     /* A NaN or infinity in a weight would turn every prediction into NaN:
      * such a file is damaged (or the training that wrote it diverged). */
-    for (int i = 0; i < m->nparam && !st; i++) {
-        const cvae__param *p = &m->ptab[i];
+    for (int i = 0; i < model->nparam && !st; i++) {
+        const cvae__param *p = &model->ptab[i];
         int ndim;
         int64_t shape[CVAE__ST_MAX_DIMS];
         const float *data = cvae__st_find(f, p->name, &ndim, shape);
@@ -355,18 +355,18 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
                 st = cvae__fail(CVAE_E_FORMAT,
                                 "checkpoint '%.200s': weight %s[%zu] = %g is not finite", path,
                                 p->name, j, (double)data[j]);
-        memcpy(m->params + p->offset, data, p->count * sizeof(float));
+        memcpy(model->params + p->offset, data, p->count * sizeof(float));
     }
     if (st)
         goto done;
     if (slots)
-        st = restore_optimizer(f, path, opt_steps, m);
+        st = restore_optimizer(f, path, opt_steps, model);
 done:
     if (st) {
-        cvae_model_destroy(m);
+        cvae_model_destroy(model);
         return st;
     }
-    *out = m;
+    *out = model;
     return CVAE_OK;
 }
 

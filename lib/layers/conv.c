@@ -1,6 +1,6 @@
-/* Beyond what conv.h promises, a NULL bias means "no bias" and NULL dw/db
- * skip those gradients, so frozen layers (conv_trainable = 0) only pay for
- * dx. */
+/* 2-D convolution (see conv.h). Beyond what conv.h promises, a NULL bias
+ * means "no bias" and NULL dw/db skip those gradients, so frozen layers
+ * (conv_trainable = 0) only pay for dx. */
 #include "layers/conv.h"
 
 #include <limits.h>
@@ -10,6 +10,7 @@
 #include "layers/im2col.h"
 #include "core/error.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 
 /* Every count the kernels index with (per-image plane sizes, the im2col
  * matrix, the weight matrix) is kept within int, because cvae__sgemm takes
@@ -108,59 +109,6 @@ cvae_status cvae__conv_geom_init(cvae__conv_geom *g, int c_in, int h_in, int w_i
     return CVAE_OK;
 }
 
-/* Output size of a transposed conv along one axis, (in-1)*stride - 2*pad + k,
- * or in*stride for "same" (the size whose "same" conv gives back `in`). */
-static cvae_status deconv_axis(const char *axis, int in, int k, int stride, int pad, int *out)
-{
-    int64_t n;
-    if (pad == CVAE__PAD_SAME)
-        n = (int64_t)in * stride;
-    else
-        n = ((int64_t)in - 1) * stride - 2 * (int64_t)pad + k;
-    if (n < 1 || n > INT_MAX)
-        return cvae__fail(CVAE_E_INVALID_ARG,
-                          "deconv geometry: output %s %lld (input %d, kernel %d, stride %d, "
-                          "pad %d) is not usable",
-                          axis, (long long)n, in, k, stride, pad);
-    *out = (int)n;
-    return CVAE_OK;
-}
-
-cvae_status cvae__deconv_geom_init(cvae__conv_geom *g, int c_in_t, int h, int w, int c_out_t,
-                                   int kh, int kw, int stride, int pad)
-{
-    CVAE__CHECK_PTR(g);
-    memset(g, 0, sizeof *g);
-    if (c_in_t < 1 || h < 1 || w < 1 || c_out_t < 1)
-        return cvae__fail(CVAE_E_INVALID_ARG,
-                          "deconv geometry: sizes must be >= 1 (c_in %d, h %d, w %d, c_out %d)",
-                          c_in_t, h, w, c_out_t);
-    if (kh < 1 || kw < 1 || stride < 1)
-        return cvae__fail(CVAE_E_INVALID_ARG,
-                          "deconv geometry: kernel %dx%d and stride %d must be >= 1", kh, kw,
-                          stride);
-    if (pad < 0 && pad != CVAE__PAD_SAME)
-        return cvae__fail(CVAE_E_INVALID_ARG,
-                          "deconv geometry: padding %d must be >= 0 or CVAE__PAD_SAME", pad);
-    int H = 0, W = 0;
-    cvae_status st;
-    if ((st = deconv_axis("height", h, kh, stride, pad, &H)) ||
-        (st = deconv_axis("width", w, kw, stride, pad, &W)))
-        return st;
-    if ((st = cvae__conv_geom_init(g, c_out_t, H, W, c_in_t, kh, kw, stride, pad)))
-        return st;
-    /* By construction the adjoint conv maps H x W back to h x w; anything
-     * else would be an arithmetic slip above. */
-    if (g->h_out != h || g->w_out != w) {
-        int got_h = g->h_out, got_w = g->w_out;
-        memset(g, 0, sizeof *g);
-        return cvae__fail(CVAE_E_INTERNAL,
-                          "deconv geometry: adjoint conv gives %dx%d, expected %dx%d", got_h,
-                          got_w, h, w);
-    }
-    return CVAE_OK;
-}
-
 size_t cvae__conv_col_floats(const cvae__conv_geom *g)
 {
     return (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw * (size_t)g->h_out *
@@ -168,16 +116,16 @@ size_t cvae__conv_col_floats(const cvae__conv_geom *g)
 }
 
 /* A 1x1 stride-1 unpadded conv reads the image itself as its im2col matrix. */
-static int col_is_identity(const cvae__conv_geom *g)
+int cvae__conv_col_is_identity(const cvae__conv_geom *g)
 {
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad_top == 0 && g->pad_left == 0;
 }
 
-/* Where implicit im2col (lib/conv_im2col.c) can run, it does, except for a
+/* Where implicit im2col (im2col.c) can run, it does, except for a
  * 1x1 conv, whose im2col matrix is the image itself. */
-static int implicit_ok(const cvae__conv_geom *g)
+int cvae__conv_implicit_ok(const cvae__conv_geom *g)
 {
-    return cvae__implicit_ok(g) && !col_is_identity(g);
+    return cvae__implicit_ok(g) && !cvae__conv_col_is_identity(g);
 }
 
 /* The adjoint of a conv (its dX, and a transposed conv's forward) is
@@ -194,7 +142,7 @@ static int adjoint_is_conv(const cvae__conv_geom *g)
     return g->stride == 1 && g->kh % 2 == 1 && g->kw % 2 == 1 &&
            g->pad_top == (g->kh - 1) / 2 && g->pad_left == (g->kw - 1) / 2 &&
            g->h_out == g->h_in && g->w_out == g->w_in && !(g->kh == 1 && g->kw == 1) &&
-           (g->c_out <= g->c_in || implicit_ok(g));
+           (g->c_out <= g->c_in || cvae__conv_implicit_ok(g));
 }
 
 /* The conv whose forward pass is g's adjoint (same sizes, since h_out ==
@@ -223,19 +171,12 @@ static void rotate_weights(const cvae__conv_geom *g, const float *w, float *wf)
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
-/* A layer's workspace: the im2col matrix (weight gradients, and the
- * explicit paths), rotated weights for an adjoint conv, packed weights and
- * one B panel for the implicit paths. Offsets in floats. */
-typedef struct ws_layout {
-    size_t col, wf, ap, bp, total;
-} ws_layout;
-
-static ws_layout ws_of(const cvae__conv_geom *g)
+cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g)
 {
-    ws_layout l;
+    cvae__conv_ws l;
     const size_t kk = (size_t)g->kh * (size_t)g->kw;
     size_t ap = 0, bp = 0;
-    if (implicit_ok(g)) {
+    if (cvae__conv_implicit_ok(g)) {
         ap = cvae__implicit_a_floats(g->c_out, g->c_in * g->kh * g->kw);
         if (adjoint_is_conv(g)) {
             const size_t adj = cvae__implicit_a_floats(g->c_in, g->c_out * g->kh * g->kw);
@@ -251,12 +192,12 @@ static ws_layout ws_of(const cvae__conv_geom *g)
     return l;
 }
 
-size_t cvae__conv_work_floats(const cvae__conv_geom *g) { return ws_of(g).total; }
+size_t cvae__conv_work_floats(const cvae__conv_geom *g) { return cvae__conv_ws_of(g).total; }
 
 /* y += b per channel, then (relu) y = max(y, 0), in one pass over the image
  * the GEMM has just written, while it is still in cache. `y < 0 ? 0 : y`
  * keeps a NaN a NaN, as cvae__relu_forward does. */
-static void bias_relu(int channels, size_t plane, const float *b, int relu, float *y)
+void cvae__conv_bias_relu(int channels, size_t plane, const float *b, int relu, float *y)
 {
     for (int c = 0; c < channels; c++) {
         const float bc = b ? b[c] : 0.0f;
@@ -276,7 +217,7 @@ static void bias_relu(int channels, size_t plane, const float *b, int relu, floa
  * and no chain of dependent additions) instead of one running sum: a
  * different order of exact-ish double additions, so the float result can
  * differ from a sequential sum in the last bit, rarely. */
-static double plane_sum(const float *p, size_t len)
+double cvae__conv_plane_sum(const float *p, size_t len)
 {
     double acc[8] = {0};
     size_t j = 0;
@@ -289,7 +230,7 @@ static double plane_sum(const float *p, size_t len)
     return t + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-/* As plane_sum, first applying the ReLU derivative in place: dy = 0 where
+/* As cvae__conv_plane_sum, first applying the ReLU derivative in place: dy = 0 where
  * the forward output y was not positive. */
 static double plane_relu_sum(const float *y, float *dy, size_t len)
 {
@@ -312,32 +253,26 @@ static double plane_relu_sum(const float *y, float *dy, size_t len)
 
 /* db[c] = sum over images and positions of dy[n][c][:], accumulated in
  * double because a batch of feature maps sums 1e5-1e6 terms. */
-static void channel_sums(int n, int channels, size_t plane, const float *dy, float *db)
+void cvae__conv_channel_sums(int n, int channels, size_t plane, const float *dy, float *db)
 {
     for (int c = 0; c < channels; c++) {
         double acc = 0.0;
         for (int i = 0; i < n; i++)
-            acc += plane_sum(dy + ((size_t)i * (size_t)channels + (size_t)c) * plane, plane);
+            acc += cvae__conv_plane_sum(dy + ((size_t)i * (size_t)channels + (size_t)c) * plane, plane);
         db[c] = (float)acc;
     }
 }
 
-/* How a call computes the adjoint: wf the rotated weights (adjoint_is_conv)
- * or NULL; ap, if not NULL, wf packed for cvae__implicit_conv. */
-typedef struct adj_plan {
-    const float *wf, *ap;
-} adj_plan;
-
-static adj_plan adjoint_plan(const cvae__conv_geom *g, const float *w, float *col)
+cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, const float *w, float *col)
 {
-    adj_plan pl = {NULL, NULL};
+    cvae__conv_adj_plan pl = {NULL, NULL};
     if (!adjoint_is_conv(g))
         return pl;
-    const ws_layout l = ws_of(g);
+    const cvae__conv_ws l = cvae__conv_ws_of(g);
     float *wf = col + l.wf;
     rotate_weights(g, w, wf);
     pl.wf = wf;
-    if (implicit_ok(g)) {
+    if (cvae__conv_implicit_ok(g)) {
         cvae__implicit_pack(wf, g->c_in, g->c_out * g->kh * g->kw, col + l.ap);
         pl.ap = col + l.ap;
     }
@@ -346,16 +281,16 @@ static adj_plan adjoint_plan(const cvae__conv_geom *g, const float *w, float *co
 
 /* out = the adjoint of conv g applied to one image gy [c_out][h_out][w_out],
  * out [c_in][h_in][w_in] overwritten. col: the workspace. */
-static void conv_adjoint(const cvae__conv_geom *g, const float *gy, const float *w,
-                         const adj_plan *pl, float *out, float *col)
+void cvae__conv_adjoint(const cvae__conv_geom *g, const float *gy, const float *w,
+                         const cvae__conv_adj_plan *pl, float *out, float *col)
 {
     const int ckk = g->c_in * g->kh * g->kw;
     const int hw_out = g->h_out * g->w_out;
-    if (col_is_identity(g)) {
+    if (cvae__conv_col_is_identity(g)) {
         cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, out, hw_out);
     } else if (pl->ap) {
         const cvae__conv_geom a = adjoint_geom(g);
-        cvae__implicit_conv(&a, gy, pl->ap, col + ws_of(g).bp, out);
+        cvae__implicit_conv(&a, gy, pl->ap, col + cvae__conv_ws_of(g).bp, out);
     } else if (pl->wf) {
         const cvae__conv_geom a = adjoint_geom(g);
         const int akk = a.c_in * a.kh * a.kw;
@@ -375,9 +310,9 @@ static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const 
     const int hw_out = g->h_out * g->w_out;
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
-    const int direct = col_is_identity(g);
-    const int implicit = n > 0 && implicit_ok(g);
-    const ws_layout l = ws_of(g);
+    const int direct = cvae__conv_col_is_identity(g);
+    const int implicit = n > 0 && cvae__conv_implicit_ok(g);
+    const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (implicit)
         cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
     for (int i = 0; i < n; i++) {
@@ -393,7 +328,7 @@ static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const 
             }
             cvae__sgemm(0, 0, g->c_out, hw_out, ckk, 1.0f, w, ckk, ci, hw_out, 0.0f, yi, hw_out);
         }
-        bias_relu(g->c_out, (size_t)hw_out, b, relu, yi);
+        cvae__conv_bias_relu(g->c_out, (size_t)hw_out, b, relu, yi);
     }
 }
 
@@ -416,7 +351,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
     const int hw_out = g->h_out * g->w_out;
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
-    const int direct = col_is_identity(g);
+    const int direct = cvae__conv_col_is_identity(g);
     if (dbacc)
         for (int c = 0; c < g->c_out; c++)
             dbacc[c] = 0.0;
@@ -425,9 +360,9 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             memset(dw, 0, (size_t)g->c_out * (size_t)ckk * sizeof *dw);
         return;
     }
-    adj_plan pl = {NULL, NULL};
+    cvae__conv_adj_plan pl = {NULL, NULL};
     if (dx)
-        pl = adjoint_plan(g, w, col);
+        pl = cvae__conv_adjoint_plan(g, w, col);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *dyi = dy + (size_t)i * y_img;
@@ -441,7 +376,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             }
         } else if (dbacc) {
             for (int c = 0; c < g->c_out; c++)
-                dbacc[c] += plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
+                dbacc[c] += cvae__conv_plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
         }
         if (dw) {
             const float *ci = xi;
@@ -455,7 +390,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
                         i == 0 ? 0.0f : 1.0f, dw, ckk);
         }
         if (dx)
-            conv_adjoint(g, dyi, w, &pl, dx + (size_t)i * x_img, col);
+            cvae__conv_adjoint(g, dyi, w, &pl, dx + (size_t)i * x_img, col);
     }
 }
 
@@ -471,7 +406,7 @@ static void conv_backward_db(const cvae__conv_geom *g, int n, const float *x, co
         for (int c = 0; c < g->c_out; c++)
             db[c] = (float)acc[c];
     else if (db)
-        channel_sums(n, g->c_out, (size_t)g->h_out * (size_t)g->w_out, dy, db);
+        cvae__conv_channel_sums(n, g->c_out, (size_t)g->h_out * (size_t)g->w_out, dy, db);
 }
 
 void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
@@ -481,186 +416,8 @@ void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, cons
     conv_backward_db(g, n, x, w, NULL, (float *)(uintptr_t)dy, dx, dw, db, col);
 }
 
-/* Transposed convs whose kernel equals their stride, unpadded, tiling the
- * output exactly (the model's 2x2 stride-2 unpooling layer): every output
- * pixel takes exactly one tap of every input channel, so the layer is a
- * per-pixel c_in x (C*kh*kw) product, done here in plain loops. Through
- * cvae__sgemm it would be three GEMMs per image of a few kFLOP each (4 x 196
- * x 16 for the model), which cost more in call and packing overhead than in
- * arithmetic. */
-static int deconv_patches(const cvae__conv_geom *g)
-{
-    return g->kh == g->stride && g->kw == g->stride && g->pad_top == 0 && g->pad_left == 0 &&
-           g->h_in == g->h_out * g->stride && g->w_in == g->w_out * g->stride;
-}
-
-/* For deconv_patches geometries, cvae__im2col of dy is a strided gather and
- * col2im a strided scatter; the GEMMs are done as axpys and dots over the
- * hw pixels, which the compiler vectorises. */
-static void patches_forward(const cvae__conv_geom *g, const float *xi, const float *w,
-                            const float *b, float *yi, float *tmp)
-{
-    const int s = g->stride, hw = g->h_out * g->w_out, ckk = g->c_in * g->kh * g->kw;
-    const size_t plane = (size_t)g->h_in * (size_t)g->w_in;
-    for (int t = 0; t < ckk; t++) {
-        /* tap t = (c, ky, kx): tmp = sum over input channels co of
-         * W[co][t] * x[co] */
-        float *restrict acc = tmp;
-        for (int p = 0; p < hw; p++)
-            acc[p] = 0.0f;
-        for (int co = 0; co < g->c_out; co++) {
-            const float wt = w[(size_t)co * (size_t)ckk + (size_t)t];
-            const float *restrict xr = xi + (size_t)co * (size_t)hw;
-            for (int p = 0; p < hw; p++)
-                acc[p] += wt * xr[p];
-        }
-        const int c = t / (g->kh * g->kw), ky = t / g->kw % g->kh, kx = t % g->kw;
-        const float bc = b ? b[c] : 0.0f;
-        float *out = yi + (size_t)c * plane;
-        for (int oy = 0; oy < g->h_out; oy++) {
-            float *line = out + (size_t)(oy * s + ky) * (size_t)g->w_in + kx;
-            const float *src = acc + (size_t)oy * (size_t)g->w_out;
-            for (int ox = 0; ox < g->w_out; ox++)
-                line[ox * s] = src[ox] + bc;
-        }
-    }
-}
-
-void cvae__deconv2d_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
-                            const float *b, float *y, float *col)
-{
-    const int hw_small = g->h_out * g->w_out;
-    const size_t x_img = (size_t)g->c_out * (size_t)hw_small;
-    const size_t y_plane = (size_t)g->h_in * (size_t)g->w_in;
-    const size_t y_img = (size_t)g->c_in * y_plane;
-    const int patches = deconv_patches(g);
-    adj_plan pl = {NULL, NULL};
-    if (!patches && n > 0)
-        pl = adjoint_plan(g, w, col);
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * x_img;
-        float *yi = y + (size_t)i * y_img;
-        if (patches)
-            patches_forward(g, xi, w, b, yi, col);
-        else {
-            conv_adjoint(g, xi, w, &pl, yi, col);
-            bias_relu(g->c_in, y_plane, b, 0, yi);
-        }
-    }
-}
-
-/* dx_i = W dyc_i and dW += x_i dyc_i^T, dyc_i = im2col(dy_i) (ckk x hw). */
-static void patches_backward(const cvae__conv_geom *g, int first, const float *xi,
-                             const float *w, const float *dyc, float *dxi, float *dw)
-{
-    const int hw = g->h_out * g->w_out, ckk = g->c_in * g->kh * g->kw;
-    for (int co = 0; co < g->c_out; co++) {
-        const float *restrict xr = xi + (size_t)co * (size_t)hw;
-        const float *wr = w + (size_t)co * (size_t)ckk;
-        float *restrict dxr = dxi ? dxi + (size_t)co * (size_t)hw : NULL;
-        if (dxr)
-            for (int p = 0; p < hw; p++)
-                dxr[p] = 0.0f;
-        for (int t = 0; t < ckk; t++) {
-            const float *restrict d = dyc + (size_t)t * (size_t)hw;
-            if (dxr) {
-                const float wt = wr[t];
-                for (int p = 0; p < hw; p++)
-                    dxr[p] += wt * d[p];
-            }
-            if (dw) {
-                float part[8] = {0};
-                int p = 0;
-                for (; p + 8 <= hw; p += 8)
-                    for (int q = 0; q < 8; q++)
-                        part[q] += xr[p + q] * d[p + q];
-                float dot = ((part[0] + part[1]) + (part[2] + part[3])) +
-                            ((part[4] + part[5]) + (part[6] + part[7]));
-                for (; p < hw; p++)
-                    dot += xr[p] * d[p];
-                float *dwt = dw + (size_t)co * (size_t)ckk + (size_t)t;
-                *dwt = first ? dot : *dwt + dot;
-            }
-        }
-    }
-}
-
-/* Adds per-channel plane sums of n images of dy to acc (channels doubles). */
-static void channel_sums_acc(int n, int channels, size_t plane, const float *dy, double *acc)
-{
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < channels; c++)
-            acc[c] += plane_sum(dy + ((size_t)i * (size_t)channels + (size_t)c) * plane, plane);
-}
-
-/* dbacc as in conv_backward (c_in doubles here: a transposed conv's bias
- * is per output = per c_in channel). */
-static void deconv_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
-                            const float *dy, float *dx, float *dw, double *dbacc, float *col)
-{
-    const int ckk = g->c_in * g->kh * g->kw;
-    const int hw_small = g->h_out * g->w_out;
-    const size_t x_img = (size_t)g->c_out * (size_t)hw_small;
-    const size_t y_plane = (size_t)g->h_in * (size_t)g->w_in;
-    const size_t y_img = (size_t)g->c_in * y_plane;
-    const int direct = col_is_identity(g);
-    const int patches = deconv_patches(g);
-    if (dbacc) {
-        for (int c = 0; c < g->c_in; c++)
-            dbacc[c] = 0.0;
-        channel_sums_acc(n, g->c_in, y_plane, dy, dbacc);
-    }
-    if (n <= 0) {
-        if (dw)
-            memset(dw, 0, (size_t)g->c_out * (size_t)ckk * sizeof *dw);
-        return;
-    }
-    if (!dw && !dx)
-        return;
-    /* dx is g's forward conv of dy: implicit where possible (the im2col
-     * matrix is then only built for dw). */
-    const int implicit = dx && !patches && implicit_ok(g);
-    const ws_layout l = ws_of(g);
-    if (implicit)
-        cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * x_img;
-        const float *dyi = dy + (size_t)i * y_img;
-        const float *ci = dyi;
-        if (implicit)
-            cvae__implicit_conv(g, dyi, col + l.ap, col + l.bp, dx + (size_t)i * x_img);
-        if (!direct && (dw || !implicit)) {
-            cvae__im2col(g, dyi, col);
-            ci = col;
-        }
-        if (patches) {
-            patches_backward(g, i == 0, xi, w, ci, dx ? dx + (size_t)i * x_img : NULL, dw);
-            continue;
-        }
-        if (dx && !implicit)
-            cvae__sgemm(0, 0, g->c_out, hw_small, ckk, 1.0f, w, ckk, ci, hw_small, 0.0f,
-                        dx + (size_t)i * x_img, hw_small);
-        if (dw)
-            cvae__sgemm(0, 1, g->c_out, ckk, hw_small, 1.0f, xi, hw_small, ci, hw_small,
-                        i == 0 ? 0.0f : 1.0f, dw, ckk);
-    }
-}
-
-void cvae__deconv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
-                             const float *dy, float *dx, float *dw, float *db, float *col)
-{
-    double acc[CVAE__CONV_MAX_SUMS];
-    const int here = db && g->c_in <= CVAE__CONV_MAX_SUMS;
-    deconv_backward(g, n, x, w, dy, dx, dw, here ? acc : NULL, col);
-    if (here)
-        for (int c = 0; c < g->c_in; c++)
-            db[c] = (float)acc[c];
-    else if (db)
-        channel_sums(n, g->c_in, (size_t)g->h_in * (size_t)g->w_in, dy, db);
-}
-
 /* ---- batch-parallel forms ------------------------------------------------
- * The batch is cut into `parts` runs of consecutive images, each run by
+ * Shared with the transposed convolution (tconv.c). The batch is cut into `parts` runs of consecutive images, each run by
  * cvae__parallel with its own slice of the workspace: the im2col matrix, a
  * weight-gradient partial and the bias sums in double. Part 0 writes the
  * weight gradient in place; the others' partials are added to it in part
@@ -694,7 +451,9 @@ size_t cvae__conv_par_floats(const cvae__conv_geom *g, int parts)
 
 typedef struct par_job {
     const cvae__conv_geom *g;
-    int n, relu, deconv;
+    cvae__conv_fwd_fn fwd;
+    cvae__conv_bwd_fn bwd;
+    int n, relu, nb;
     const float *x, *w, *b, *y;
     float *out, *dy, *dx, *dw, *work;
     par_slice l;
@@ -720,12 +479,8 @@ static void fwd_part(void *ctx, int part, int parts)
     int i0, cnt;
     par_range(j->n, part, parts, &i0, &cnt);
     float *col = j->work + (size_t)part * j->l.stride + j->l.col;
-    const float *x = j->x + (size_t)i0 * j->x_img;
-    float *y = j->out + (size_t)i0 * j->y_img;
-    if (j->deconv)
-        cvae__deconv2d_forward(j->g, cnt, x, j->w, j->b, y, col);
-    else
-        conv_forward(j->g, cnt, x, j->w, j->b, j->relu, y, col);
+    j->fwd(j->g, cnt, j->x + (size_t)i0 * j->x_img, j->w, j->b, j->relu,
+           j->out + (size_t)i0 * j->y_img, col);
 }
 
 static void bwd_part(void *ctx, int part, int parts)
@@ -739,11 +494,8 @@ static void bwd_part(void *ctx, int part, int parts)
     const float *x = j->x + (size_t)i0 * j->x_img;
     float *dx = j->dx ? j->dx + (size_t)i0 * j->x_img : NULL;
     float *dy = j->dy + (size_t)i0 * j->y_img;
-    if (j->deconv)
-        deconv_backward(j->g, cnt, x, j->w, dy, dx, dw, dbacc, slice + j->l.col);
-    else
-        conv_backward(j->g, cnt, x, j->w, j->y ? j->y + (size_t)i0 * j->y_img : NULL, dy, dx,
-                      dw, dbacc, slice + j->l.col);
+    j->bwd(j->g, cnt, x, j->w, j->y ? j->y + (size_t)i0 * j->y_img : NULL, dy, dx, dw, dbacc,
+           slice + j->l.col);
 }
 
 static void combine(const par_job *j, int parts, float *db)
@@ -758,8 +510,7 @@ static void combine(const par_job *j, int parts, float *db)
         }
     }
     if (db) {
-        const int nb = j->deconv ? g->c_in : g->c_out;
-        for (int c = 0; c < nb; c++) {
+        for (int c = 0; c < j->nb; c++) {
             double acc = 0.0;
             for (int p = 0; p < parts; p++)
                 acc += ((const double *)(const void *)(j->work + (size_t)p * j->l.stride +
@@ -769,46 +520,41 @@ static void combine(const par_job *j, int parts, float *db)
     }
 }
 
+void cvae__conv_par_forward(cvae__conv_fwd_fn fwd, const cvae__conv_geom *g, int n,
+                            const float *x, size_t x_img, const float *w, const float *b,
+                            int relu, float *y, size_t y_img, float *work, int parts)
+{
+    par_job j = {g, fwd, NULL, n, relu, 0, x, w, b, NULL, y, NULL, NULL, NULL, work,
+                 slice_layout(g), x_img, y_img};
+    cvae__parallel(clamp_parts(parts), fwd_part, &j);
+}
+
+void cvae__conv_par_backward(cvae__conv_bwd_fn bwd, const cvae__conv_geom *g, int n,
+                             const float *x, size_t x_img, const float *w, const float *y,
+                             float *dy, size_t y_img, float *dx, float *dw, float *db, int nb,
+                             float *work, int parts)
+{
+    parts = clamp_parts(parts);
+    par_job j = {g, NULL, bwd, n, 0, nb, x, w, NULL, y, NULL, dy, dx, dw, work, slice_layout(g),
+                 x_img, y_img};
+    cvae__parallel(parts, bwd_part, &j);
+    combine(&j, parts, db);
+}
+
 void cvae__conv2d_relu_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
                                const float *b, float *y, float *work, int parts)
 {
-    parts = clamp_parts(parts);
-    par_job j = {g, n, 1, 0, x, w, b, NULL, y, NULL, NULL, NULL, work, slice_layout(g),
-                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in,
-                 (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out};
-    cvae__parallel(parts, fwd_part, &j);
+    cvae__conv_par_forward(conv_forward, g, n, x,
+                           (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in, w, b, 1, y,
+                           (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out, work, parts);
 }
 
 void cvae__conv2d_relu_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
                                 const float *y, float *dy, float *dx, float *dw, float *db,
                                 float *work, int parts)
 {
-    parts = clamp_parts(parts);
-    par_job j = {g, n, 1, 0, x, w, NULL, y, NULL, dy, dx, dw, work, slice_layout(g),
-                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in,
-                 (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out};
-    cvae__parallel(parts, bwd_part, &j);
-    combine(&j, parts, db);
-}
-
-void cvae__deconv2d_forward_par(const cvae__conv_geom *g, int n, const float *x, const float *w,
-                                const float *b, float *y, float *work, int parts)
-{
-    parts = clamp_parts(parts);
-    par_job j = {g, n, 0, 1, x, w, b, NULL, y, NULL, NULL, NULL, work, slice_layout(g),
-                 (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out,
-                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in};
-    cvae__parallel(parts, fwd_part, &j);
-}
-
-void cvae__deconv2d_backward_par(const cvae__conv_geom *g, int n, const float *x, const float *w,
-                                 const float *dy, float *dx, float *dw, float *db, float *work,
-                                 int parts)
-{
-    parts = clamp_parts(parts);
-    par_job j = {g, n, 0, 1, x, w, NULL, NULL, NULL, (float *)(uintptr_t)dy, dx, dw, work,
-                 slice_layout(g), (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out,
-                 (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in};
-    cvae__parallel(parts, bwd_part, &j);
-    combine(&j, parts, db);
+    cvae__conv_par_backward(conv_backward, g, n, x,
+                            (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in, w, y, dy,
+                            (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out, dx, dw, db,
+                            g->c_out, work, parts);
 }

@@ -43,3 +43,32 @@ void cvae__dense_backward(int n, int in, int out, const float *x, const float *w
         }
     }
 }
+
+void cvae__dense_blocks_forward(int n, int out, int nblk, const float *const *blk,
+                                const int *size, const int *off, const float *w, int ldw,
+                                const float *b, float *y)
+{
+    for (int i = 0; i < nblk; i++)
+        cvae__sgemm(0, 1, n, out, size[i], 1.0f, blk[i], size[i], w + off[i], ldw,
+                    i ? 1.0f : 0.0f, y, out);
+    if (!b)
+        return;
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < out; j++)
+            y[(size_t)r * (size_t)out + (size_t)j] += b[j];
+}
+
+void cvae__dense_blocks_backward(int n, int out, int nblk, const float *const *blk,
+                                 const int *size, const int *off, const float *dy, float *dw,
+                                 int ldw, float *db)
+{
+    for (int i = 0; i < nblk; i++)
+        cvae__sgemm(1, 0, out, size[i], n, 1.0f, dy, out, blk[i], size[i], 0.0f, dw + off[i],
+                    ldw);
+    if (!db)
+        return;
+    memset(db, 0, (size_t)out * sizeof *db);
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < out; j++)
+            db[j] += dy[(size_t)r * (size_t)out + (size_t)j];
+}

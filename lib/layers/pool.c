@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "core/gemm.h"
+#include "core/threads.h"
 
 cvae_status cvae__pool_geom_init(cvae__pool_geom *g, int c, int h_in, int w_in, int k,
                                  int stride)

@@ -62,8 +62,8 @@ static const option options[] = {
     {"conv_trainable", "train the conv branches (1) or keep random filters (0)", K_INT,
      OFF(conv_trainable), 0, 1, NULL},
     {"lambda", "weight of the reconstruction loss", K_DOUBLE, OFF(lambda), 0, 1e6, NULL},
-    {"balance_weight", "weight beta of the batch balance term", K_DOUBLE, OFF(beta), 0, 1e6,
-     NULL},
+    {"balance_weight", "weight beta of the batch balance term", K_DOUBLE, OFF(balance_weight),
+     0, 1e6, NULL},
     {"category_weight", "weight of sum_y q log q per image (< 0 sharpens q)", K_DOUBLE,
      OFF(cat_weight), -1e6, 1e6, NULL},
     {"warmup_epochs", "epochs with the standard prior before the mixture prior", K_INT,
@@ -107,7 +107,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->recon_target = CVAE_RECON_IMAGE;
     c->conv_trainable = 1;
     c->lambda = 2.5;
-    c->beta = 1.0;
+    c->balance_weight = 1.0;
     c->cat_weight = 1.0;
     c->warmup = 0;
     c->kmeans = 0;
@@ -423,7 +423,7 @@ cvae_status cvae__config_from_json(struct cvae_config *cfg, const char *json)
         return CVAE_OK;                                                                        \
     }
 
-INT_ACCESSORS(num_branches, "branches", branches)
+INT_ACCESSORS(branches, "branches", branches)
 INT_ACCESSORS(encoder_units, "encoder_units", enc_units)
 INT_ACCESSORS(decoder_units, "decoder_units", dec_units)
 INT_ACCESSORS(latent_dim, "latent_dim", latent)
@@ -441,7 +441,7 @@ ENUM_ACCESSORS(prior, "prior", prior, cvae_prior)
 ENUM_ACCESSORS(optimizer, "optimizer", opt, cvae_optimizer_kind)
 ENUM_ACCESSORS(recon_target, "recon_target", recon_target, cvae_recon_target)
 DOUBLE_ACCESSORS(lambda, "lambda", lambda)
-DOUBLE_ACCESSORS(balance_weight, "balance_weight", beta)
+DOUBLE_ACCESSORS(balance_weight, "balance_weight", balance_weight)
 DOUBLE_ACCESSORS(category_weight, "category_weight", cat_weight)
 DOUBLE_ACCESSORS(learning_rate, "learning_rate", lr)
 DOUBLE_ACCESSORS(adam_eps, "adam_eps", eps)
@@ -481,6 +481,52 @@ static const char *const br_names[CVAE_MAX_BRANCHES][3] = {
     {"branch4_layers", "branch4_filters", "branch4_kernel"},
 };
 
+cvae_status cvae_config_set_conv_branch(cvae_config *cfg, int b, int layers, int filters,
+                                        int kernel)
+{
+    CVAE__CHECK_PTR(cfg);
+    if (b < 1 || b > CVAE_MAX_BRANCHES)
+        return cvae__fail(CVAE_E_INVALID_ARG, "branch %d is outside [1, %d]", b,
+                          CVAE_MAX_BRANCHES);
+    struct cvae_config t = *cfg;
+    cvae_status st;
+    if ((st = set_int_opt(&t, find_option(br_names[b - 1][0]), layers)) ||
+        (st = set_int_opt(&t, find_option(br_names[b - 1][1]), filters)) ||
+        (st = set_int_opt(&t, find_option(br_names[b - 1][2]), kernel)))
+        return st;
+    *cfg = t;
+    return CVAE_OK;
+}
+
+cvae_status cvae_config_get_conv_branch(const cvae_config *cfg, int b, int *layers, int *filters,
+                                        int *kernel)
+{
+    CVAE__CHECK_PTR(cfg);
+    if (b < 1 || b > CVAE_MAX_BRANCHES)
+        return cvae__fail(CVAE_E_INVALID_ARG, "branch %d is outside [1, %d]", b,
+                          CVAE_MAX_BRANCHES);
+    if (layers)
+        *layers = cfg->br_layers[b - 1];
+    if (filters)
+        *filters = cfg->br_filters[b - 1];
+    if (kernel)
+        *kernel = cfg->br_kernel[b - 1];
+    return CVAE_OK;
+}
+
+/* The deprecated names, kept for programs built against an older header. */
+cvae_status cvae_config_set_num_branches(cvae_config *cfg, int branches)
+{
+    return cvae_config_set_branches(cfg, branches);
+}
+
+cvae_status cvae_config_get_num_branches(const cvae_config *cfg, int *branches)
+{
+    return cvae_config_get_branches(cfg, branches);
+}
+
+/* Index 0-based: out-of-range indices are named as given, so an old
+ * caller's message still matches its call. */
 cvae_status cvae_config_set_branch(cvae_config *cfg, int index, int layers, int filters,
                                    int kernel)
 {
@@ -488,16 +534,7 @@ cvae_status cvae_config_set_branch(cvae_config *cfg, int index, int layers, int 
     if (index < 0 || index >= CVAE_MAX_BRANCHES)
         return cvae__fail(CVAE_E_INVALID_ARG, "branch index %d is outside [0, %d)", index,
                           CVAE_MAX_BRANCHES);
-    if (kernel % 2 == 0)
-        return cvae__fail(CVAE_E_INVALID_ARG, "branch kernel size %d must be odd", kernel);
-    struct cvae_config t = *cfg;
-    cvae_status st;
-    if ((st = set_int_opt(&t, find_option(br_names[index][0]), layers)) ||
-        (st = set_int_opt(&t, find_option(br_names[index][1]), filters)) ||
-        (st = set_int_opt(&t, find_option(br_names[index][2]), kernel)))
-        return st;
-    *cfg = t;
-    return CVAE_OK;
+    return cvae_config_set_conv_branch(cfg, index + 1, layers, filters, kernel);
 }
 
 cvae_status cvae_config_get_branch(const cvae_config *cfg, int index, int *layers, int *filters,
@@ -507,13 +544,7 @@ cvae_status cvae_config_get_branch(const cvae_config *cfg, int index, int *layer
     if (index < 0 || index >= CVAE_MAX_BRANCHES)
         return cvae__fail(CVAE_E_INVALID_ARG, "branch index %d is outside [0, %d)", index,
                           CVAE_MAX_BRANCHES);
-    if (layers)
-        *layers = cfg->br_layers[index];
-    if (filters)
-        *filters = cfg->br_filters[index];
-    if (kernel)
-        *kernel = cfg->br_kernel[index];
-    return CVAE_OK;
+    return cvae_config_get_conv_branch(cfg, index + 1, layers, filters, kernel);
 }
 
 cvae_status cvae_config_set_adam_betas(cvae_config *cfg, double beta1, double beta2)

@@ -24,7 +24,7 @@ struct cvae_config {
     int recon_target; /* cvae_recon_target */
     int conv_trainable;
     double lambda;
-    double beta;
+    double balance_weight; /* beta in the paper */
     double cat_weight;
     int warmup;
     int kmeans;

@@ -11,15 +11,16 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "layers/tconv.h"
 #include "training/optimizer.h"
 
-static cvae_status add_param(cvae_model *m, size_t *off, const char *name, int ndim, int64_t d0,
+static cvae_status add_param(cvae_model *model, size_t *off, const char *name, int ndim, int64_t d0,
                              int64_t d1, int64_t d2, int64_t d3, int trainable)
 {
-    if (m->nparam >= CVAE__MAX_PARAMS)
+    if (model->nparam >= CVAE__MAX_PARAMS)
         return cvae__fail(CVAE_E_INVALID_ARG, "model has more than %d parameter tensors",
                           CVAE__MAX_PARAMS);
-    cvae__param *p = &m->ptab[m->nparam++];
+    cvae__param *p = &model->ptab[model->nparam++];
     snprintf(p->name, sizeof p->name, "%s", name);
     p->ndim = ndim;
     int64_t d[4] = {d0, d1, d2, d3};
@@ -31,35 +32,35 @@ static cvae_status add_param(cvae_model *m, size_t *off, const char *name, int n
     }
     p->count = count;
     /* Keep every tensor 64-byte aligned inside the flat buffer. */
-    p->offset = m->nparams;
+    p->offset = model->nparams;
     size_t padded = (count + 15) / 16 * 16;
-    if (m->nparams > SIZE_MAX / 8 - padded)
+    if (model->nparams > SIZE_MAX / 8 - padded)
         return cvae__fail(CVAE_E_INVALID_ARG, "model parameters overflow");
-    m->nparams += padded;
+    model->nparams += padded;
     p->trainable = trainable;
     *off = p->offset;
     return CVAE_OK;
 }
 
-static cvae_status build_layout(cvae_model *m)
+static cvae_status build_layout(cvae_model *model)
 {
-    const struct cvae_config *c = &m->cfg;
+    const struct cvae_config *c = &model->cfg;
     cvae_status st;
     char name[64];
-    m->nb = c->branches;
-    m->m = c->enc_units;
-    m->s = c->latent;
-    m->k = c->clusters;
-    m->du = c->dec_units;
-    m->cu = c->cat_units;
-    m->B = c->batch;
+    model->nb = c->branches;
+    model->enc_units = c->enc_units;
+    model->s = c->latent;
+    model->k = c->clusters;
+    model->dec_units = c->dec_units;
+    model->cat_units = c->cat_units;
+    model->B = c->batch;
     int64_t P = (int64_t)c->in_c * c->in_h * c->in_w;
     if (P > (1 << 26))
         return cvae__fail(CVAE_E_INVALID_ARG, "input of %lld values per image is too large",
                           (long long)P);
-    m->P = (int)P;
-    if (m->nb > 0) {
-        int div = 1 << m->nb;
+    model->P = (int)P;
+    if (model->nb > 0) {
+        int div = 1 << model->nb;
         if (c->in_h % div || c->in_w % div)
             return cvae__fail(CVAE_E_INVALID_ARG,
                               "input %dx%d must be divisible by 2^branches = %d", c->in_h,
@@ -67,8 +68,8 @@ static cvae_status build_layout(cvae_model *m)
     }
     int cin = c->in_c, h = c->in_h, w = c->in_w;
     int64_t D = 0;
-    for (int b = 0; b < m->nb; b++) {
-        cvae__branch *br = &m->br[b];
+    for (int b = 0; b < model->nb; b++) {
+        cvae__branch *br = &model->br[b];
         int f = c->br_filters[b], kk = c->br_kernel[b];
         if (kk % 2 == 0)
             return cvae__fail(CVAE_E_INVALID_ARG, "branch %d kernel %d must be odd", b + 1, kk);
@@ -78,11 +79,11 @@ static cvae_status build_layout(cvae_model *m)
                                            CVAE__PAD_SAME)))
                 return st;
             snprintf(name, sizeof name, "branch%d.conv%d.weight", b + 1, l + 1);
-            if ((st = add_param(m, &br->w[l], name, 4, f, l ? f : cin, kk, kk,
+            if ((st = add_param(model, &br->w[l], name, 4, f, l ? f : cin, kk, kk,
                                 c->conv_trainable)))
                 return st;
             snprintf(name, sizeof name, "branch%d.conv%d.bias", b + 1, l + 1);
-            if ((st = add_param(m, &br->b[l], name, 1, f, 1, 1, 1, c->conv_trainable)))
+            if ((st = add_param(model, &br->b[l], name, 1, f, 1, 1, 1, c->conv_trainable)))
                 return st;
         }
         if ((st = cvae__pool_geom_init(&br->pool, f, h, w, 2, 2)))
@@ -96,65 +97,65 @@ static cvae_status build_layout(cvae_model *m)
         if (D > (1 << 26))
             return cvae__fail(CVAE_E_INVALID_ARG, "concatenated features are too large");
     }
-    m->D = m->nb ? (int)D : m->P;
-    m->Dimg = m->nb ? m->br[0].out_size : m->P;
-    m->D0 = m->Dimg;
+    model->D = model->nb ? (int)D : model->P;
+    model->Dimg = model->nb ? model->br[0].out_size : model->P;
+    model->D0 = model->Dimg;
     if (c->recon_target == CVAE_RECON_FEATURES) {
-        if (m->nb == 0)
+        if (model->nb == 0)
             return cvae__fail(CVAE_E_INVALID_ARG,
                               "recon_target = features needs at least one conv branch");
-        m->D0 = m->D;
+        model->D0 = model->D;
     }
 
-    if ((st = add_param(m, &m->enc_w, "encoder.weight", 2, m->m, m->D, 1, 1, 1)) ||
-        (st = add_param(m, &m->enc_b, "encoder.bias", 1, m->m, 1, 1, 1, 1)) ||
-        (st = add_param(m, &m->mu_w, "mu.weight", 2, m->s, m->m, 1, 1, 1)) ||
-        (st = add_param(m, &m->mu_b, "mu.bias", 1, m->s, 1, 1, 1, 1)) ||
-        (st = add_param(m, &m->lv_w, "logvar.weight", 2, m->s, m->m, 1, 1, 1)) ||
-        (st = add_param(m, &m->lv_b, "logvar.bias", 1, m->s, 1, 1, 1, 1)) ||
-        (st = add_param(m, &m->d1_w, "decoder1.weight", 2, m->du, m->s, 1, 1, 1)) ||
-        (st = add_param(m, &m->d1_b, "decoder1.bias", 1, m->du, 1, 1, 1, 1)) ||
-        (st = add_param(m, &m->d2_w, "decoder2.weight", 2, m->D0, m->du, 1, 1, 1)) ||
-        (st = add_param(m, &m->d2_b, "decoder2.bias", 1, m->D0, 1, 1, 1, 1)))
+    if ((st = add_param(model, &model->enc_w, "encoder.weight", 2, model->enc_units, model->D, 1, 1, 1)) ||
+        (st = add_param(model, &model->enc_b, "encoder.bias", 1, model->enc_units, 1, 1, 1, 1)) ||
+        (st = add_param(model, &model->mu_w, "mu.weight", 2, model->s, model->enc_units, 1, 1, 1)) ||
+        (st = add_param(model, &model->mu_b, "mu.bias", 1, model->s, 1, 1, 1, 1)) ||
+        (st = add_param(model, &model->lv_w, "logvar.weight", 2, model->s, model->enc_units, 1, 1, 1)) ||
+        (st = add_param(model, &model->lv_b, "logvar.bias", 1, model->s, 1, 1, 1, 1)) ||
+        (st = add_param(model, &model->d1_w, "decoder1.weight", 2, model->dec_units, model->s, 1, 1, 1)) ||
+        (st = add_param(model, &model->d1_b, "decoder1.bias", 1, model->dec_units, 1, 1, 1, 1)) ||
+        (st = add_param(model, &model->d2_w, "decoder2.weight", 2, model->D0, model->dec_units, 1, 1, 1)) ||
+        (st = add_param(model, &model->d2_b, "decoder2.bias", 1, model->D0, 1, 1, 1, 1)))
         return st;
 
     /* Image decoder mirroring branch 1: (n-1) same-size transposed convs with
      * ReLU, then the 2x2 stride-2 one that undoes the pool. */
-    m->ndec = 0;
+    model->ndec = 0;
     /* With recon_target = features no loss reaches the image decoder. */
     const int img_trained = c->recon_target == CVAE_RECON_IMAGE;
-    if (m->nb > 0) {
-        const cvae__branch *b0 = &m->br[0];
+    if (model->nb > 0) {
+        const cvae__branch *b0 = &model->br[0];
         int f = c->br_filters[0], kk = c->br_kernel[0];
         int hh = c->in_h / 2, ww = c->in_w / 2;
         for (int l = 0; l + 1 < b0->layers; l++) {
-            if ((st = cvae__deconv_geom_init(&m->dec[m->ndec], f, hh, ww, f, kk, kk, 1,
+            if ((st = cvae__tconv_geom_init(&model->dec[model->ndec], f, hh, ww, f, kk, kk, 1,
                                              (kk - 1) / 2)))
                 return st;
-            snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
-            if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, f, kk, kk, img_trained)))
+            snprintf(name, sizeof name, "deconv%d.weight", model->ndec + 1);
+            if ((st = add_param(model, &model->dec_w[model->ndec], name, 4, f, f, kk, kk, img_trained)))
                 return st;
-            snprintf(name, sizeof name, "deconv%d.bias", m->ndec + 1);
-            if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, f, 1, 1, 1, img_trained)))
+            snprintf(name, sizeof name, "deconv%d.bias", model->ndec + 1);
+            if ((st = add_param(model, &model->dec_b[model->ndec], name, 1, f, 1, 1, 1, img_trained)))
                 return st;
-            m->ndec++;
+            model->ndec++;
         }
-        if ((st = cvae__deconv_geom_init(&m->dec[m->ndec], f, hh, ww, c->in_c, 2, 2, 2, 0)))
+        if ((st = cvae__tconv_geom_init(&model->dec[model->ndec], f, hh, ww, c->in_c, 2, 2, 2, 0)))
             return st;
-        snprintf(name, sizeof name, "deconv%d.weight", m->ndec + 1);
-        if ((st = add_param(m, &m->dec_w[m->ndec], name, 4, f, c->in_c, 2, 2, img_trained)))
+        snprintf(name, sizeof name, "deconv%d.weight", model->ndec + 1);
+        if ((st = add_param(model, &model->dec_w[model->ndec], name, 4, f, c->in_c, 2, 2, img_trained)))
             return st;
-        snprintf(name, sizeof name, "deconv%d.bias", m->ndec + 1);
-        if ((st = add_param(m, &m->dec_b[m->ndec], name, 1, c->in_c, 1, 1, 1, img_trained)))
+        snprintf(name, sizeof name, "deconv%d.bias", model->ndec + 1);
+        if ((st = add_param(model, &model->dec_b[model->ndec], name, 1, c->in_c, 1, 1, 1, img_trained)))
             return st;
-        m->ndec++;
+        model->ndec++;
     }
-    int cat_in = c->cat_input == CVAE_CATEGORY_INPUT_FEATURES ? m->D : m->s;
-    if ((st = add_param(m, &m->c1_w, "category1.weight", 2, m->cu, cat_in, 1, 1, 1)) ||
-        (st = add_param(m, &m->c1_b, "category1.bias", 1, m->cu, 1, 1, 1, 1)) ||
-        (st = add_param(m, &m->c2_w, "category2.weight", 2, m->k, m->cu, 1, 1, 1)) ||
-        (st = add_param(m, &m->c2_b, "category2.bias", 1, m->k, 1, 1, 1, 1)) ||
-        (st = add_param(m, &m->means, "means", 2, m->k, m->s, 1, 1, 1)))
+    int cat_in = c->cat_input == CVAE_CATEGORY_INPUT_FEATURES ? model->D : model->s;
+    if ((st = add_param(model, &model->c1_w, "category1.weight", 2, model->cat_units, cat_in, 1, 1, 1)) ||
+        (st = add_param(model, &model->c1_b, "category1.bias", 1, model->cat_units, 1, 1, 1, 1)) ||
+        (st = add_param(model, &model->c2_w, "category2.weight", 2, model->k, model->cat_units, 1, 1, 1)) ||
+        (st = add_param(model, &model->c2_b, "category2.bias", 1, model->k, 1, 1, 1, 1)) ||
+        (st = add_param(model, &model->means, "means", 2, model->k, model->s, 1, 1, 1)))
         return st;
     return CVAE_OK;
 }
@@ -162,11 +163,11 @@ static cvae_status build_layout(cvae_model *m)
 /* One pass computes the workspace size (dry), the next hands out pointers,
  * so the two can never disagree. The dry pass returns SIZE_MAX if the size
  * overflows size_t (a batch of large images on a 32-bit target). */
-static size_t layout_workspace(cvae_model *m, int dry)
+static size_t layout_workspace(cvae_model *model, int dry)
 {
     size_t total = 0;
     int overflow = 0;
-    const size_t B = (size_t)m->B;
+    const size_t B = (size_t)model->B;
     /* count floats; per-image sizes are ints (the geometry checks them) */
 #define WSN(ptr, count)                                                                        \
     do {                                                                                       \
@@ -176,7 +177,7 @@ static size_t layout_workspace(cvae_model *m, int dry)
             overflow |= b_ == SIZE_MAX || total > SIZE_MAX - b_;                               \
             total = overflow ? 0 : total + b_;                                                 \
         } else {                                                                               \
-            (ptr) = (void *)cvae__arena_floats(&m->ws, n_);                                    \
+            (ptr) = (void *)cvae__arena_floats(&model->ws, n_);                                    \
         }                                                                                      \
     } while (0)
     /* B images of per_image floats each */
@@ -191,21 +192,21 @@ static size_t layout_workspace(cvae_model *m, int dry)
     } while (0)
     /* The conv layers split a batch across the configured thread count
      * (network.c never asks for more parts than this). */
-    const int parts = m->cfg.threads;
+    const int parts = model->cfg.threads;
     size_t col = 1;
-    for (int b = 0; b < m->nb; b++)
-        for (int l = 0; l < m->br[b].layers; l++) {
-            size_t cf = cvae__conv_par_floats(&m->br[b].conv[l], parts);
+    for (int b = 0; b < model->nb; b++)
+        for (int l = 0; l < model->br[b].layers; l++) {
+            size_t cf = cvae__conv_par_floats(&model->br[b].conv[l], parts);
             col = cf > col ? cf : col;
         }
-    for (int l = 0; l < m->ndec; l++) {
-        size_t cf = cvae__conv_par_floats(&m->dec[l], parts);
+    for (int l = 0; l < model->ndec; l++) {
+        size_t cf = cvae__conv_par_floats(&model->dec[l], parts);
         col = cf > col ? cf : col;
     }
-    WS(m->x, m->P);
-    WSN(m->col, col);
-    for (int b = 0; b < m->nb; b++) {
-        cvae__branch *br = &m->br[b];
+    WS(model->x, model->P);
+    WSN(model->col, col);
+    for (int b = 0; b < model->nb; b++) {
+        cvae__branch *br = &model->br[b];
         for (int l = 0; l < br->layers; l++) {
             const cvae__conv_geom *g = &br->conv[l];
             const int n = g->c_out * g->h_out * g->w_out;
@@ -216,60 +217,60 @@ static size_t layout_workspace(cvae_model *m, int dry)
         WS(br->dpooled, br->out_size);
         WS(br->argmax, br->out_size);
     }
-    WS(m->h, m->m);
-    WS(m->dh, m->m);
-    WS(m->mu, m->s);
-    WS(m->dmu, m->s);
-    WS(m->lv, m->s);
-    WS(m->dlv, m->s);
-    WS(m->z, m->s);
-    WS(m->dz, m->s);
-    WS(m->eps, m->s);
-    WS(m->g, m->du);
-    WS(m->dg, m->du);
-    WS(m->dslice, m->D0);
-    WS(m->ddslice, m->D0);
-    if (m->D0 != m->Dimg) {
-        WS(m->featcat, m->D);
-        WS(m->imgin, m->Dimg);
+    WS(model->h, model->enc_units);
+    WS(model->dh, model->enc_units);
+    WS(model->mu, model->s);
+    WS(model->dmu, model->s);
+    WS(model->lv, model->s);
+    WS(model->dlv, model->s);
+    WS(model->z, model->s);
+    WS(model->dz, model->s);
+    WS(model->eps, model->s);
+    WS(model->g, model->dec_units);
+    WS(model->dg, model->dec_units);
+    WS(model->dslice, model->D0);
+    WS(model->ddslice, model->D0);
+    if (model->D0 != model->Dimg) {
+        WS(model->featcat, model->D);
+        WS(model->imgin, model->Dimg);
     }
-    for (int l = 0; l < m->ndec; l++) {
-        const cvae__conv_geom *g = &m->dec[l];
+    for (int l = 0; l < model->ndec; l++) {
+        const cvae__conv_geom *g = &model->dec[l];
         const int n = g->c_in * g->h_in * g->w_in;
-        WS(m->decact[l], n);
-        WS(m->ddecact[l], n);
+        WS(model->decact[l], n);
+        WS(model->ddecact[l], n);
     }
-    if (m->ndec == 0) {
+    if (model->ndec == 0) {
         /* plain VAE: the decoder output itself is the image pre-activation */
-        WS(m->decact[0], m->P);
-        WS(m->ddecact[0], m->P);
+        WS(model->decact[0], model->P);
+        WS(model->ddecact[0], model->P);
     }
-    WS(m->c1, m->cu);
-    WS(m->dc1, m->cu);
-    WS(m->q, m->k);
-    WS(m->dq, m->k);
-    WS(m->dlogit, m->k);
+    WS(model->c1, model->cat_units);
+    WS(model->dc1, model->cat_units);
+    WS(model->q, model->k);
+    WS(model->dq, model->k);
+    WS(model->dlogit, model->k);
 #undef WS
 #undef WSN
     return overflow ? SIZE_MAX : total;
 }
 
-size_t cvae__model_workspace_bytes(const cvae_model *m)
+size_t cvae__model_workspace_bytes(const cvae_model *model)
 {
     /* the dry pass only reads the model */
-    return layout_workspace((cvae_model *)(uintptr_t)m, 1);
+    return layout_workspace((cvae_model *)(uintptr_t)model, 1);
 }
 
-cvae_status cvae__model_ensure_workspace(cvae_model *m)
+cvae_status cvae__model_ensure_workspace(cvae_model *model)
 {
-    if (m->ws.base)
+    if (model->ws.base)
         return CVAE_OK;
-    size_t bytes = layout_workspace(m, 1);
+    size_t bytes = layout_workspace(model, 1);
     if (bytes == SIZE_MAX)
         return cvae__fail(CVAE_E_NOMEM,
                           "the activation workspace for batch size %d overflows the address "
                           "space; a smaller batch size needs less",
-                          m->B);
+                          model->B);
     /* Into a local arena first: on failure the model stays as it was (no
      * workspace), usable for everything else, and a later call retries. */
     cvae__arena ws;
@@ -277,25 +278,25 @@ cvae_status cvae__model_ensure_workspace(cvae_model *m)
         return cvae__fail(CVAE_E_NOMEM,
                           "cannot allocate the model's %zu-byte activation workspace (batch "
                           "size %d); a smaller batch size needs less",
-                          bytes, m->B);
-    m->ws = ws;
-    layout_workspace(m, 0);
-    if (m->ws.used != bytes) {
-        size_t used = m->ws.used;
-        cvae__arena_free(&m->ws);
+                          bytes, model->B);
+    model->ws = ws;
+    layout_workspace(model, 0);
+    if (model->ws.used != bytes) {
+        size_t used = model->ws.used;
+        cvae__arena_free(&model->ws);
         return cvae__fail(CVAE_E_INTERNAL, "workspace layout used %zu of %zu bytes", used,
                           bytes);
     }
     return CVAE_OK;
 }
 
-static void init_weights(cvae_model *m)
+static void init_weights(cvae_model *model)
 {
-    memset(m->params, 0, m->nparams * sizeof(float));
-    cvae__rng *r = &m->rng;
-    for (int i = 0; i < m->nparam; i++) {
-        cvae__param *p = &m->ptab[i];
-        float *w = m->params + p->offset;
+    memset(model->params, 0, model->nparams * sizeof(float));
+    cvae__rng *r = &model->rng;
+    for (int i = 0; i < model->nparam; i++) {
+        cvae__param *p = &model->ptab[i];
+        float *w = model->params + p->offset;
         if (p->ndim == 1)
             continue; /* biases start at zero */
         if (strcmp(p->name, "means") == 0) {
@@ -319,13 +320,13 @@ static void init_weights(cvae_model *m)
          * channels times the kernel area, held in shape[0]. */
         int relu_after = strncmp(p->name, "branch", 6) == 0 ||
                          (strcmp(p->name, "encoder.weight") == 0 &&
-                          m->cfg.enc_act == CVAE_ACT_RELU) ||
+                          model->cfg.enc_act == CVAE_ACT_RELU) ||
                          strcmp(p->name, "decoder1.weight") == 0 ||
                          strcmp(p->name, "category1.weight") == 0;
         if (strncmp(p->name, "deconv", 6) == 0) {
             fan_in = p->shape[0] * p->shape[2] * p->shape[3];
             fan_out = p->shape[1] * p->shape[2] * p->shape[3];
-            relu_after = i + 2 < m->nparam && strncmp(m->ptab[i + 2].name, "deconv", 6) == 0;
+            relu_after = i + 2 < model->nparam && strncmp(model->ptab[i + 2].name, "deconv", 6) == 0;
         }
         float lim = relu_after ? cvae__he_limit(fan_in) : cvae__glorot_limit(fan_in, fan_out);
         cvae__rng_uniform_fill(r, w, (int64_t)p->count, lim);
@@ -334,50 +335,50 @@ static void init_weights(cvae_model *m)
 
 cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out)
 {
-    cvae_model *m = calloc(1, sizeof *m);
-    if (!m)
+    cvae_model *model = calloc(1, sizeof *model);
+    if (!model)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a model");
-    m->cfg = *cfg;
-    cvae_status st = build_layout(m);
+    model->cfg = *cfg;
+    cvae_status st = build_layout(model);
     if (st) {
-        cvae_model_destroy(m);
+        cvae_model_destroy(model);
         return st;
     }
-    *out = m;
+    *out = model;
     return CVAE_OK;
 }
 
-cvae_status cvae__model_alloc_params(cvae_model *m)
+cvae_status cvae__model_alloc_params(cvae_model *model)
 {
     size_t bytes;
-    if (cvae__mul_overflows(m->nparams, sizeof(float), &bytes))
+    if (cvae__mul_overflows(model->nparams, sizeof(float), &bytes))
         return cvae__fail(CVAE_E_INVALID_ARG, "model parameters overflow");
-    m->params = cvae__aligned_alloc(bytes);
-    m->grads = cvae__aligned_alloc(bytes);
-    if (!m->params || !m->grads)
+    model->params = cvae__aligned_alloc(bytes);
+    model->grads = cvae__aligned_alloc(bytes);
+    if (!model->params || !model->grads)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate %zu bytes of parameters", 2 * bytes);
     /* Zero both, so the alignment padding between tensors is defined too. */
-    memset(m->params, 0, bytes);
-    memset(m->grads, 0, bytes);
-    cvae__rng_seed(&m->rng, m->cfg.seed);
+    memset(model->params, 0, bytes);
+    memset(model->grads, 0, bytes);
+    cvae__rng_seed(&model->rng, model->cfg.seed);
     return CVAE_OK;
 }
 
 cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out)
 {
-    cvae_model *m = NULL;
-    cvae_status st = cvae__model_shell(cfg, &m);
+    cvae_model *model = NULL;
+    cvae_status st = cvae__model_shell(cfg, &model);
     if (st)
         return st;
     /* Eager here, unlike loading: the caller chose this config, so a
      * workspace too large for the machine is reported now rather than at
      * the first training call (and internal code may use a created model's
      * workspace directly). */
-    if ((st = cvae__model_alloc_params(m)) || (st = cvae__model_ensure_workspace(m))) {
-        cvae_model_destroy(m);
+    if ((st = cvae__model_alloc_params(model)) || (st = cvae__model_ensure_workspace(model))) {
+        cvae_model_destroy(model);
         return st;
     }
-    *out = m;
+    *out = model;
     return CVAE_OK;
 }
 
@@ -386,74 +387,74 @@ cvae_status cvae_model_create(const cvae_config *cfg, cvae_model **out)
     CVAE__CHECK_PTR(out);
     *out = NULL;
     CVAE__CHECK_PTR(cfg);
-    cvae_model *m;
-    cvae_status st = cvae__model_alloc(cfg, &m);
+    cvae_model *model;
+    cvae_status st = cvae__model_alloc(cfg, &model);
     if (st)
         return st;
-    init_weights(m);
-    *out = m;
+    init_weights(model);
+    *out = model;
     return CVAE_OK;
 }
 
-void cvae_model_destroy(cvae_model *m)
+void cvae_model_destroy(cvae_model *model)
 {
-    if (!m)
+    if (!model)
         return;
-    cvae__aligned_free(m->params);
-    cvae__aligned_free(m->grads);
-    cvae__arena_free(&m->ws);
-    cvae_optimizer_destroy(m->own_opt);
-    free(m);
+    cvae__aligned_free(model->params);
+    cvae__aligned_free(model->grads);
+    cvae__arena_free(&model->ws);
+    cvae_optimizer_destroy(model->own_opt);
+    free(model);
 }
 
-cvae_status cvae_model_get_config(const cvae_model *m, cvae_config **out)
+cvae_status cvae_model_get_config(const cvae_model *model, cvae_config **out)
 {
     CVAE__CHECK_PTR(out);
     *out = NULL;
-    CVAE__CHECK_PTR(m);
-    return cvae_config_clone(&m->cfg, out);
+    CVAE__CHECK_PTR(model);
+    return cvae_config_clone(&model->cfg, out);
 }
 
-cvae_status cvae_model_num_params(const cvae_model *m, int64_t *count)
+cvae_status cvae_model_num_params(const cvae_model *model, int64_t *count)
 {
-    CVAE__CHECK_PTR(m);
+    CVAE__CHECK_PTR(model);
     CVAE__CHECK_PTR(count);
     int64_t n = 0;
-    for (int i = 0; i < m->nparam; i++)
-        n += (int64_t)m->ptab[i].count;
+    for (int i = 0; i < model->nparam; i++)
+        n += (int64_t)model->ptab[i].count;
     *count = n;
     return CVAE_OK;
 }
 
-cvae_status cvae_model_epochs_done(const cvae_model *m, int *epochs)
+cvae_status cvae_model_epochs_done(const cvae_model *model, int *epochs)
 {
-    CVAE__CHECK_PTR(m);
+    CVAE__CHECK_PTR(model);
     CVAE__CHECK_PTR(epochs);
-    *epochs = m->epochs_done;
+    *epochs = model->epochs_done;
     return CVAE_OK;
 }
 
-cvae_status cvae_model_optimizer_steps(const cvae_model *m, int64_t *steps)
+cvae_status cvae_model_optimizer_steps(const cvae_model *model, int64_t *steps)
 {
-    CVAE__CHECK_PTR(m);
+    CVAE__CHECK_PTR(model);
     CVAE__CHECK_PTR(steps);
-    *steps = m->own_opt ? m->own_opt->steps : 0;
+    *steps = model->own_opt ? model->own_opt->steps : 0;
     return CVAE_OK;
 }
 
-cvae_status cvae_model_clear_optimizer(cvae_model *m)
+cvae_status cvae_model_clear_optimizer(cvae_model *model)
 {
-    CVAE__CHECK_PTR(m);
-    cvae_optimizer_destroy(m->own_opt);
-    m->own_opt = NULL;
+    CVAE__CHECK_PTR(model);
+    cvae_optimizer_destroy(model->own_opt);
+    model->own_opt = NULL;
     return CVAE_OK;
 }
 
-uint64_t cvae__layout_id(const cvae_model *m)
+uint64_t cvae__layout_id(const cvae_model *model)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a over names and shapes */
-    for (int i = 0; i < m->nparam; i++) {
-        const cvae__param *p = &m->ptab[i];
+    for (int i = 0; i < model->nparam; i++) {
+        const cvae__param *p = &model->ptab[i];
         for (const char *c = p->name; *c; c++)
             h = (h ^ (unsigned char)*c) * 1099511628211ULL;
         for (int d = 0; d < 4; d++)

@@ -1,6 +1,9 @@
 /* The model: parameter layout, activation workspace and the graph.
  * model.c builds it (create/destroy, parameter table, workspace sizing),
- * network.c runs forward/backward over a batch, train.c the epochs. */
+ * network.c wires the branches, the VAE head (vae_head.c) and the category
+ * head (category_head.c) into the forward and backward pass over a batch,
+ * training/train.c runs the epochs and inference.c the entry points that
+ * only read the model. */
 #ifndef CVAE_MODEL_H
 #define CVAE_MODEL_H
 
@@ -11,6 +14,7 @@
 #include "layers/pool.h"
 #include "core/rng.h"
 #include "core/memory.h"
+#include "core/threads.h"
 
 #define CVAE__MAX_LAYERS 16
 #define CVAE__MAX_PARAMS 128
@@ -44,7 +48,10 @@ struct cvae_model {
     int D;        /* concatenated feature size */
     int D0;       /* decoder output width: Dimg, or D for recon_target = features */
     int Dimg;     /* what the image decoder reads: branch 1's pooled size (or P) */
-    int m, s, k, du, cu; /* encoder/latent/clusters/decoder/category widths */
+    int enc_units;  /* encoder width (m in the paper) */
+    int s, k;       /* latent size and clusters (the paper's s and k) */
+    int dec_units;  /* decoder hidden width */
+    int cat_units;  /* category head hidden width */
     cvae__branch br[CVAE_MAX_BRANCHES];
 
     /* image decoder: ndec transposed convs mirroring branch 1 */
@@ -89,17 +96,47 @@ struct cvae_model {
     struct cvae_optimizer *own_opt;
 };
 
+/* The encoder's input as column blocks of one row per image, never
+ * concatenated (layers/dense.h's block form): the pooled output of every
+ * branch, or the raw pixels for a plain VAE. Returns the block count. */
+static inline int cvae__feature_blocks(const cvae_model *model, const float **blk, int *size,
+                                       int *off)
+{
+    if (model->nb == 0) {
+        blk[0] = model->x;
+        size[0] = model->P;
+        off[0] = 0;
+        return 1;
+    }
+    for (int b = 0; b < model->nb; b++) {
+        blk[b] = model->br[b].pooled;
+        size[b] = model->br[b].out_size;
+        off[b] = model->br[b].feat_off;
+    }
+    return model->nb;
+}
+
+/* Parts the conv layers split a batch into: the thread count, within what
+ * the workspace was sized for (the configured threads). */
+static inline int cvae__conv_parts(const cvae_model *model)
+{
+    const int t = cvae__parallel_threads();
+    return t < model->cfg.threads ? t : model->cfg.threads;
+}
+
+/* Whether the mixture prior is in force: configured, and warm-up over. */
+static inline int cvae__mixture_active(const cvae_model *model)
+{
+    return model->cfg.prior == CVAE_PRIOR_MIXTURE && model->epochs_done >= model->cfg.warmup;
+}
+
 /* Forward pass over n <= B images already in model->x. train == 1 samples
  * z = mu + sigma*eps (eps from the model RNG) and feeds z to the category
  * head; CVAE__TRAIN_REUSE_EPS reuses the previous eps (gradient checks);
  * train == 0 uses z = mu. need_decoder == 0 skips the decoder. */
 #define CVAE__TRAIN_REUSE_EPS 2
-void cvae__forward(cvae_model *mdl, int n, int train, int need_decoder);
+void cvae__forward(cvae_model *model, int n, int train, int need_decoder);
 
-/* The decoder alone, from mdl->z (n rows) to the image in xhat. */
-void cvae__decode(cvae_model *mdl, int n);
-/* The decoded images of the last forward/decode (n*P floats). */
-const float *cvae__xhat(const cvae_model *mdl);
 /* Allocate a model with its layout, parameters and workspace but
  * uninitialised weights (cvae_model_create initialises them). */
 cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
@@ -109,24 +146,24 @@ cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
  * they are bounded by the file's size; on failure of the second step the
  * caller still owns m (cvae_model_destroy frees it). */
 cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out);
-cvae_status cvae__model_alloc_params(cvae_model *m);
+cvae_status cvae__model_alloc_params(cvae_model *model);
 /* The activation workspace, sized by the configured batch and layer shapes
  * (a small checkpoint can ask for a huge one), so it is allocated on first
  * use: every entry point that runs the network calls this after validating
  * its arguments. Allocates once; CVAE_E_NOMEM (with the size) if the
  * allocation fails or the size overflows, leaving the model as it was
  * (usable; a later call retries). */
-cvae_status cvae__model_ensure_workspace(cvae_model *m);
+cvae_status cvae__model_ensure_workspace(cvae_model *model);
 /* Bytes the workspace needs (SIZE_MAX if that overflows size_t). */
-size_t cvae__model_workspace_bytes(const cvae_model *m);
+size_t cvae__model_workspace_bytes(const cvae_model *model);
 /* A hash of the parameter layout, so optimizer state is never applied to a
  * differently shaped model. */
-uint64_t cvae__layout_id(const cvae_model *mdl);
+uint64_t cvae__layout_id(const cvae_model *model);
 
 /* Loss terms of the last forward pass (losses[CVAE_LOSS_COUNT], per-image
- * means) and, if backward != 0, all parameter gradients into mdl->grads.
+ * means) and, if backward != 0, all parameter gradients into model->grads.
  * mixture selects the prior actually used (warm-up uses the standard one). */
-void cvae__loss_and_backward(cvae_model *mdl, int n, int mixture, int backward, double *losses);
+void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses);
 
 /* Validate caller images (finite, in [0,1]); CVAE_E_NUMERIC names the index. */
 cvae_status cvae__check_images(const float *x, int64_t count);

@@ -6,7 +6,7 @@
 
 #include "model/config.h"
 #include "core/error.h"
-#include "core/gemm.h"
+#include "core/threads.h"
 #include "core/memory.h"
 
 static cvae_status make(int kind, double lr, double b1, double b2, double eps, double wd,

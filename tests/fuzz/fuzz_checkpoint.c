@@ -166,8 +166,8 @@ static int runs_cheaply(const cvae_model *m)
         const cvae__conv_geom *g = &m->dec[l];
         macs += (double)g->c_out * g->h_out * g->w_out * g->c_in * g->kh * g->kw;
     }
-    macs += (double)m->D * m->m + 2.0 * m->m * m->s + (double)m->s * m->du +
-            (double)m->du * m->D0 + (double)m->D * m->cu + (double)m->cu * m->k;
+    macs += (double)m->D * m->enc_units + 2.0 * m->enc_units * m->s + (double)m->s * m->dec_units +
+            (double)m->dec_units * m->D0 + (double)m->D * m->cat_units + (double)m->cat_units * m->k;
     return macs <= 2e7;
 }
 

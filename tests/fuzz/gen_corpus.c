@@ -177,9 +177,9 @@ static cvae_model *tiny_model(int branches, const char *recon, int train)
 {
     cvae_config *c;
     if (cvae_config_create(&c) || cvae_config_set_input_shape(c, 1, 8, 8) ||
-        cvae_config_set_num_branches(c, branches) ||
-        (branches > 0 && cvae_config_set_branch(c, 0, 1, 2, 3)) ||
-        (branches > 1 && cvae_config_set_branch(c, 1, 1, 2, 1)) ||
+        cvae_config_set_branches(c, branches) ||
+        (branches > 0 && cvae_config_set_conv_branch(c, 1, 1, 2, 3)) ||
+        (branches > 1 && cvae_config_set_conv_branch(c, 2, 1, 2, 1)) ||
         cvae_config_set_encoder_units(c, 4) || cvae_config_set_decoder_units(c, 4) ||
         cvae_config_set_category_units(c, 3) || cvae_config_set_latent_dim(c, 3) ||
         cvae_config_set_clusters(c, 3) || cvae_config_set_batch_size(c, 4) ||
