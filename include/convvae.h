@@ -488,13 +488,18 @@ CVAE_API cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t
  * __metadata__ the configuration (JSON), the library version, the epoch
  * count, the RNG state and the format name; if the model's own optimizer
  * has state (see cvae_model_train), its moments and step count too
- * (docs/format.md; cvae_model_clear_optimizer drops them). Atomic: written
- * to a temporary file in the same directory, fsynced and renamed, so a
- * failed save leaves any previous file intact. Returns CVAE_OK, CVAE_E_IO,
- * CVAE_E_NOMEM. */
+ * (docs/format.md; cvae_model_clear_optimizer drops them), and a CRC-32 of
+ * every tensor. Atomic: written to a temporary file in the same directory,
+ * fsynced and renamed, so a failed save leaves any previous file intact.
+ * Only a regular file is replaced: a directory, FIFO or device at path is
+ * refused (CVAE_E_IO) and left as it is; a symbolic link is written through
+ * (the file it points to is replaced, the link stays). Returns CVAE_OK,
+ * CVAE_E_IO, CVAE_E_NOMEM. */
 CVAE_API cvae_status cvae_model_save(const cvae_model *model, const char *path);
 /* Load a model saved by cvae_model_save; it predicts bit-identically to the
- * saved one. Every tensor is checked against the configuration's shapes.
+ * saved one. Every tensor is checked against the configuration's shapes and
+ * its checksum (files without checksums load unchecked), every weight must
+ * be finite: otherwise CVAE_E_FORMAT with a message naming the tensor.
  * Optimizer state in the file becomes the model's own optimizer's.
  * Loading allocates the parameters only (bounded by the file's size); the
  * activation workspace, sized by the configuration's batch and layer shapes,

@@ -794,6 +794,31 @@ static void test_get_buffer_size(void **state)
     cvae_config_destroy(c);
 }
 
+/* A number too small or too large for a double is refused as out of range,
+ * not as "not a number", and names what the user typed. */
+static void test_double_beyond_double_range(void **state)
+{
+    (void)state;
+    cvae_config *c = NULL;
+    assert_int_equal(cvae_config_create(&c), CVAE_OK);
+    static const char *const vals[] = {"1e-400", "1e400", "-1e999"};
+    char before[64], after[64];
+    assert_int_equal(cvae_config_get(c, "learning_rate", before, sizeof before), CVAE_OK);
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        clear_error();
+        assert_int_equal(cvae_config_set(c, "learning_rate", vals[i]), CVAE_E_INVALID_ARG);
+        if (!strstr(cvae_last_error(), "out of range") || !strstr(cvae_last_error(), vals[i]))
+            fail_msg("learning_rate = %s: message '%s'", vals[i], cvae_last_error());
+        assert_null(strstr(cvae_last_error(), "needs a number"));
+    }
+    assert_int_equal(cvae_config_get(c, "learning_rate", after, sizeof after), CVAE_OK);
+    assert_string_equal(before, after);
+    clear_error();
+    assert_int_equal(cvae_config_set(c, "learning_rate", "1e-3x"), CVAE_E_INVALID_ARG);
+    assert_non_null(strstr(cvae_last_error(), "needs a number"));
+    cvae_config_destroy(c);
+}
+
 /* ------------------------------------------------------------- JSON */
 
 /* Every option set to a non-default value. */
@@ -976,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_null_handling),
         cmocka_unit_test(test_get_buffer_size),
+        cmocka_unit_test(test_double_beyond_double_range),
         cmocka_unit_test(test_json_roundtrip),
         cmocka_unit_test(test_json_rejects),
         cmocka_unit_test(test_json_small_buffer),

@@ -343,13 +343,22 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
         memcpy(&model->rng.spare, &b32, sizeof b32);
         model->rng.has_spare = 1;
     }
-    for (int i = 0; i < model->nparam; i++) {
+    /* A NaN or infinity in a weight would turn every prediction into NaN:
+     * such a file is damaged (or the training that wrote it diverged). */
+    for (int i = 0; i < model->nparam && !st; i++) {
         const cvae__param *p = &model->ptab[i];
         int ndim;
         int64_t shape[CVAE__ST_MAX_DIMS];
         const float *data = cvae__st_find(f, p->name, &ndim, shape);
+        for (size_t j = 0; j < p->count && !st; j++)
+            if (!isfinite(data[j]))
+                st = cvae__fail(CVAE_E_FORMAT,
+                                "checkpoint '%.200s': weight %s[%zu] = %g is not finite", path,
+                                p->name, j, (double)data[j]);
         memcpy(model->params + p->offset, data, p->count * sizeof(float));
     }
+    if (st)
+        goto done;
     if (slots)
         st = restore_optimizer(f, path, opt_steps, model);
 done:

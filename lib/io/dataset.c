@@ -603,6 +603,14 @@ static cvae_status idx_open(idx_file *f, const char *path, int kind)
     cvae_status st = idx_read_upto(f, 4);
     if (st)
         return st;
+    /* gzread reports a gzip stream that stops inside its own header (a file
+     * of just the magic) as an end of file with no data; that file is cut
+     * short, not empty. */
+    int zerr = Z_OK;
+    gzerror(f->gz, &zerr);
+    if (f->len < 4 && zerr == Z_BUF_ERROR)
+        return cvae__fail(CVAE_E_FORMAT, "%s is truncated: its gzip stream ends early, after %zu "
+                          "bytes of data", f->name, f->len);
     size_t hdr = f->len == 4 ? cvae__idx_header_size(f->buf, kind) : 0;
     if (hdr && (st = idx_read_upto(f, hdr)) != CVAE_OK)
         return st;

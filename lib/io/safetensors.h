@@ -5,7 +5,16 @@
  *   {"__metadata__": {"key": "value", ...},
  *    "name": {"dtype": "F32", "shape": [d0, ...], "data_offsets": [begin, end]}, ...}
  * then the little-endian tensor bytes. Writes are atomic: a temporary file in
- * the target directory, fsync, rename, fsync of the directory. */
+ * the target directory, fsync, rename, fsync of the directory (atomic_file.h:
+ * only regular files are replaced, symbolic links are written through).
+ *
+ * The writer adds __metadata__ "tensors_crc32": the CRC-32 (zlib's) of each
+ * tensor's bytes as 8 lowercase hex digits, separated by single spaces, in
+ * the order of the tensors' data_offsets. The reader verifies it when it is
+ * there and names the tensor whose bytes do not match; files without it
+ * (other writers, older files) load unchecked. CRC-32 finds every burst of
+ * up to 32 flipped bits and all but 2^-32 of random damage; it guards
+ * against storage and copy errors, not against deliberate edits. */
 #ifndef CVAE_SAFETENSORS_H
 #define CVAE_SAFETENSORS_H
 
@@ -15,6 +24,9 @@
 #include "convvae.h"
 
 #define CVAE__ST_MAX_DIMS 4
+
+/* The __metadata__ key of the tensors' checksums (see above). */
+#define CVAE__ST_CRC_KEY "tensors_crc32"
 
 /* The reference implementation refuses headers above 100 MB; matching it
  * keeps files we write readable there and bounds our own allocations. */

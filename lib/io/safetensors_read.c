@@ -23,6 +23,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "core/error.h"
 #include "core/json.h"
 #include "core/memory.h"
@@ -350,6 +352,64 @@ out:
     return st;
 }
 
+/* The tensors' checksums, when the writer recorded them (safetensors.h):
+ * one per tensor, in data order, each the CRC-32 of the tensor's bytes. */
+static cvae_status verify_crcs(const cvae__st_file *f, const uint8_t *data)
+{
+    const char *txt = cvae__st_meta(f, CVAE__ST_CRC_KEY);
+    if (!txt)
+        return CVAE_OK;
+    size_t n = f->ntensors;
+    if (strlen(txt) != (n ? 9 * n - 1 : 0))
+        return cvae__fail(CVAE_E_FORMAT,
+                          "safetensors: __metadata__ \"" CVAE__ST_CRC_KEY
+                          "\" does not hold %zu checksums",
+                          n);
+    st_entry **order = malloc(n ? n * sizeof *order : 1);
+    if (!order)
+        return cvae__fail(CVAE_E_NOMEM, "safetensors: cannot allocate index");
+    for (size_t i = 0; i < n; i++)
+        order[i] = &f->tensors[i];
+    /* Ties in (begin, end) are empty tensors, whose CRC is 0 in any order. */
+    qsort(order, n, sizeof *order, cmp_offsets);
+    cvae_status st = CVAE_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        const char *h = txt + 9 * i;
+        uint32_t want = 0;
+        int ok = i + 1 == n || h[8] == ' ';
+        for (int k = 0; k < 8 && ok; k++) {
+            char c = h[k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            ok = d >= 0;
+            want = want << 4 | (uint32_t)(ok ? d : 0);
+        }
+        if (!ok) {
+            st = cvae__fail(CVAE_E_FORMAT,
+                            "safetensors: __metadata__ \"" CVAE__ST_CRC_KEY
+                            "\" is malformed at checksum %zu",
+                            i + 1);
+            break;
+        }
+        const st_entry *e = order[i];
+        uLong crc = crc32(0L, Z_NULL, 0);
+        for (uint64_t at = e->begin; at < e->end;) {
+            uint64_t step = e->end - at > ((uint64_t)1 << 30) ? (uint64_t)1 << 30 : e->end - at;
+            crc = crc32(crc, data + at, (uInt)step);
+            at += step;
+        }
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+        /* (A fuzzer cannot get past a checksum; fuzz builds read on.) */
+        if ((uint32_t)crc != want)
+            st = cvae__fail(CVAE_E_FORMAT,
+                            "safetensors: tensor \"%.64s\" is damaged: the CRC-32 of its data is "
+                            "%08lx, the file records %08lx",
+                            e->name, (unsigned long)crc, (unsigned long)want);
+#endif
+    }
+    free(order);
+    return st;
+}
+
 static size_t round_up_align(size_t b) { return (b + CVAE__ALIGN - 1) / CVAE__ALIGN * CVAE__ALIGN; }
 
 /* Copy every tensor into one aligned block, decoding little-endian floats. */
@@ -420,7 +480,8 @@ cvae_status cvae__st_parse(const uint8_t *buf, size_t len, cvae__st_file **out)
     if (!f->pool)
         st = cvae__fail(CVAE_E_NOMEM, "safetensors: cannot allocate %zu bytes", pool_cap);
     else if ((st = parse_header(&j, f, data_len)) == CVAE_OK &&
-             (st = check_layout(f, data_len)) == CVAE_OK)
+             (st = check_layout(f, data_len)) == CVAE_OK &&
+             (st = verify_crcs(f, buf + 8 + hlen)) == CVAE_OK)
         st = copy_data(f, buf + 8 + hlen, data_len);
     if (st) {
         cvae__st_free(f);
@@ -438,7 +499,9 @@ cvae_status cvae__st_load(const char *path, cvae__st_file **out)
     char why[128];
     int fd;
     do
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer
+         * before the check below could refuse it. */
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         cvae__errno_text(errno, why, sizeof why);
@@ -452,7 +515,12 @@ cvae_status cvae__st_load(const char *path, cvae__st_file **out)
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return cvae__fail(CVAE_E_IO, "%s is not a regular file", path);
+        return cvae__fail(CVAE_E_IO, "%s is not a regular file (%s)", path,
+                          S_ISDIR(sb.st_mode)    ? "a directory"
+                          : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                          : S_ISCHR(sb.st_mode)  ? "a character device"
+                          : S_ISBLK(sb.st_mode)  ? "a block device"
+                                                 : "a socket or other special file");
     }
     if (sb.st_size < 0 || (uint64_t)sb.st_size > SIZE_MAX - 1) {
         close(fd);

@@ -1,6 +1,7 @@
 /* safetensors writer (see safetensors.h for the layout): validates the
- * tensors and metadata, builds the JSON header, streams the little-endian
- * floats and replaces the target atomically. */
+ * tensors and metadata, checksums the tensors, builds the JSON header,
+ * streams the little-endian floats and replaces the target atomically
+ * (atomic_file.h). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "io/safetensors.h"
@@ -15,8 +16,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "core/error.h"
 #include "core/json.h"
+#include "io/atomic_file.h"
 
 typedef struct sbuf {
     char *p;
@@ -114,6 +118,10 @@ static cvae_status validate_save(const cvae__st_tensor *tensors, size_t ntensors
     for (size_t i = 0; i < nmeta; i++) {
         if (meta_keys[i] == NULL || meta_values[i] == NULL)
             return cvae__fail(CVAE_E_INVALID_ARG, "cvae__st_save: metadata entry %zu is NULL", i);
+        if (strcmp(meta_keys[i], CVAE__ST_CRC_KEY) == 0)
+            return cvae__fail(CVAE_E_INVALID_ARG,
+                              "cvae__st_save: metadata key \"" CVAE__ST_CRC_KEY
+                              "\" is the writer's own");
         if (!cvae__utf8_valid(meta_keys[i]) || !cvae__utf8_valid(meta_values[i]))
             return cvae__fail(CVAE_E_INVALID_ARG,
                               "cvae__st_save: metadata entry %zu is not valid UTF-8", i);
@@ -224,31 +232,60 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
-/* Stream the floats as little-endian bytes through a small buffer, so saving
- * never holds a second copy of the weights. */
-static int write_tensors(int fd, const cvae__st_tensor *tensors, size_t ntensors)
+/* Little-endian bytes of tensor t, 16 KB at a time, to emit(chunk, n, ctx);
+ * a non-zero return from emit stops and is returned. Saving never holds a
+ * second copy of the weights. */
+static int each_chunk(const cvae__st_tensor *t, int (*emit)(const unsigned char *, size_t, void *),
+                      void *ctx)
 {
     unsigned char chunk[16384];
     size_t used = 0;
-    for (size_t i = 0; i < ntensors; i++) {
-        int ok;
-        size_t count = (size_t)(cvae__st_shape_bytes(tensors[i].ndim, tensors[i].shape, &ok) / 4);
-        const float *src = tensors[i].data;
-        for (size_t k = 0; k < count; k++) {
-            uint32_t u;
-            memcpy(&u, &src[k], sizeof u);
-            chunk[used++] = (unsigned char)(u & 0xFF);
-            chunk[used++] = (unsigned char)(u >> 8 & 0xFF);
-            chunk[used++] = (unsigned char)(u >> 16 & 0xFF);
-            chunk[used++] = (unsigned char)(u >> 24);
-            if (used == sizeof chunk) {
-                if (write_all(fd, chunk, used))
-                    return -1;
-                used = 0;
-            }
+    int ok;
+    size_t count = (size_t)(cvae__st_shape_bytes(t->ndim, t->shape, &ok) / 4);
+    for (size_t k = 0; k < count; k++) {
+        uint32_t u;
+        memcpy(&u, &t->data[k], sizeof u);
+        chunk[used++] = (unsigned char)(u & 0xFF);
+        chunk[used++] = (unsigned char)(u >> 8 & 0xFF);
+        chunk[used++] = (unsigned char)(u >> 16 & 0xFF);
+        chunk[used++] = (unsigned char)(u >> 24);
+        if (used == sizeof chunk) {
+            int r = emit(chunk, used, ctx);
+            if (r)
+                return r;
+            used = 0;
         }
     }
-    return used ? write_all(fd, chunk, used) : 0;
+    return used ? emit(chunk, used, ctx) : 0;
+}
+
+static int emit_crc(const unsigned char *p, size_t n, void *ctx)
+{
+    uLong *crc = ctx;
+    *crc = crc32(*crc, p, (uInt)n);
+    return 0;
+}
+
+static int emit_write(const unsigned char *p, size_t n, void *ctx)
+{
+    return write_all(*(const int *)ctx, p, n);
+}
+
+/* The CRC-32 of every tensor's bytes as "xxxxxxxx xxxxxxxx ...", in data
+ * order (= the order of tensors); malloc'ed. */
+static char *tensor_crcs(const cvae__st_tensor *tensors, size_t ntensors)
+{
+    char *s = malloc(ntensors ? ntensors * 9 : 1);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    size_t at = 0;
+    for (size_t i = 0; i < ntensors; i++) {
+        uLong crc = crc32(0L, Z_NULL, 0);
+        each_chunk(&tensors[i], emit_crc, &crc);
+        at += (size_t)snprintf(s + at, 10, "%s%08lx", i ? " " : "", (unsigned long)crc);
+    }
+    return s;
 }
 
 cvae_status cvae__st_save(const char *path, const cvae__st_tensor *tensors, size_t ntensors,
@@ -264,97 +301,45 @@ cvae_status cvae__st_save(const char *path, const cvae__st_tensor *tensors, size
     if (st)
         return st;
 
+    /* The caller's metadata plus the tensors' checksums. */
+    const char **keys = malloc((nmeta + 1) * sizeof *keys);
+    const char **vals = malloc((nmeta + 1) * sizeof *vals);
+    char *crcs = ntensors ? tensor_crcs(tensors, ntensors) : NULL;
     sbuf hdr = {NULL, 0, 0, 0};
-    if ((st = build_header(&hdr, tensors, ntensors, meta_keys, meta_values, nmeta)) != CVAE_OK) {
-        free(hdr.p);
-        return st;
-    }
-
-    /* Temporary ".<base>.tmpXXXXXX" beside the target, so that rename() stays
-     * within one file system and is atomic; "dir" is what gets fsynced after. */
-    static const char suffix[] = ".tmpXXXXXX";
-    size_t dirlen = slash ? (size_t)(slash - path) : 0;
-    size_t baselen = strlen(base);
-    char *tmp = malloc(dirlen + baselen + sizeof suffix + 3);
-    char *dir = malloc(dirlen + 2);
-    if (!tmp || !dir) {
-        free(tmp);
-        free(dir);
-        free(hdr.p);
-        return cvae__fail(CVAE_E_NOMEM, "cvae__st_save: cannot allocate path");
-    }
-    size_t k = 0;
-    if (slash) {
-        memcpy(tmp, path, dirlen);
-        k = dirlen;
-        tmp[k++] = '/';
-        if (dirlen == 0)
-            strcpy(dir, "/");
-        else {
-            memcpy(dir, path, dirlen);
-            dir[dirlen] = '\0';
-        }
-    } else {
-        strcpy(dir, ".");
-    }
-    tmp[k++] = '.';
-    memcpy(tmp + k, base, baselen);
-    memcpy(tmp + k + baselen, suffix, sizeof suffix);
-
-    char why[128];
-    const char *step = NULL;
-    int err = 0;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        err = errno;
-        cvae__errno_text(err, why, sizeof why);
-        st = cvae__fail(CVAE_E_IO, "cannot create a temporary file for %s: %s", path, why);
+    if (!keys || !vals || (ntensors && !crcs)) {
+        st = cvae__fail(CVAE_E_NOMEM, "cvae__st_save: cannot allocate");
         goto done;
     }
-    /* mkstemp makes 0600 files: keep the mode of the file being replaced, or
-     * use the usual 0644 for a new one. */
-    struct stat sb;
-    mode_t mode = 0644;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-        mode = sb.st_mode & 07777;
-    if (fchmod(fd, mode) != 0)
-        step = "set permissions on";
-    else if (write_all(fd, hdr.p, hdr.len) != 0 || write_tensors(fd, tensors, ntensors) != 0)
-        step = "write";
-    else if (fsync(fd) != 0)
-        step = "sync";
-    if (step) {
-        err = errno;
-        close(fd);
-    } else if (close(fd) != 0) {
-        err = errno;
-        step = "close";
-    } else if (rename(tmp, path) != 0) {
-        err = errno;
-        step = "rename over";
+    for (size_t i = 0; i < nmeta; i++) {
+        keys[i] = meta_keys[i];
+        vals[i] = meta_values[i];
     }
-    if (step) {
-        unlink(tmp);
-        cvae__errno_text(err, why, sizeof why);
-        st = cvae__fail(CVAE_E_IO, "cannot %s %s: %s", step, path, why);
+    size_t nkeys = nmeta;
+    if (ntensors) {
+        keys[nkeys] = CVAE__ST_CRC_KEY;
+        vals[nkeys++] = crcs;
+    }
+    if ((st = build_header(&hdr, tensors, ntensors, keys, vals, nkeys)) != CVAE_OK)
+        goto done;
+
+    cvae__atomic_file af;
+    if ((st = cvae__atomic_open(&af, path)) != CVAE_OK)
+        goto done;
+    int failed = write_all(af.fd, hdr.p, hdr.len) != 0;
+    for (size_t i = 0; i < ntensors && !failed; i++)
+        failed = each_chunk(&tensors[i], emit_write, &af.fd) != 0;
+    if (failed) {
+        char why[128];
+        cvae__errno_text(errno, why, sizeof why);
+        cvae__atomic_abort(&af);
+        st = cvae__fail(CVAE_E_IO, "cannot write %s: %s", path, why);
         goto done;
     }
-
-    /* The rename is only durable once the directory entry is on disk. Some
-     * file systems cannot fsync a directory (EINVAL); nothing more can be done
-     * there. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != ENOTSUP)) {
-        err = errno;
-        cvae__errno_text(err, why, sizeof why);
-        st = cvae__fail(CVAE_E_IO, "wrote %s but cannot sync its directory %s: %s", path, dir,
-                        why);
-    }
-    if (dfd >= 0)
-        close(dfd);
+    st = cvae__atomic_commit(&af, path);
 done:
-    free(tmp);
-    free(dir);
+    free(keys);
+    free(vals);
+    free(crcs);
     free(hdr.p);
     return st;
 }

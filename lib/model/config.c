@@ -245,9 +245,17 @@ cvae_status cvae_config_set(cvae_config *cfg, const char *name, const char *valu
         char *end;
         errno = 0;
         double v = strtod(value, &end);
-        if (errno || end == value || *end)
+        if (end == value || *end)
             return cvae__fail(CVAE_E_INVALID_ARG, "option %s needs a number, got '%.64s'", o->name,
                               value);
+        /* A number a double cannot hold (1e-400, 1e400) is still a number:
+         * say it is out of range, quoting the text since v is 0 or inf. */
+        if (errno == ERANGE)
+            return cvae__fail(CVAE_E_INVALID_ARG,
+                              "option %s = %.64s is out of range [%g, %g] (too %s for a "
+                              "double)",
+                              o->name, value, o->min, o->max,
+                              fabs(v) > 1.0 ? "large" : "small");
         return set_double_opt(cfg, i, v);
     }
     case K_ENUM:

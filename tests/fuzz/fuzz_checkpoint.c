@@ -15,7 +15,14 @@
  * workspace of its configured size). The network only runs on models whose
  * workspace and per-image work are small (see runs_cheaply): that limit is
  * the cost of inference on a model that is legitimately big, not a loader
- * problem. */
+ * problem.
+ *
+ * Fuzz builds define FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, under which a
+ * tensor whose bytes do not match the file's recorded CRC-32 is read anyway
+ * (a mutated input almost never carries a matching checksum, and the checks
+ * behind it deserve the fuzzing too); the checksum text is still parsed and
+ * its format enforced. The replay test (no fuzz build) checks the
+ * checksums, so the corpus's damaged seeds fail there as in real use. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>
@@ -132,7 +139,8 @@ static void walk(const cvae__st_file *f)
     static const char *const keys[] = {"format",        "library_version", "config",
                                        "epochs_done",   "mixture_phase",   "rng_state",
                                        "rng_spare",     "optimizer_steps", "epoch_part",
-                                       "epoch_part_rng", "epoch_part_sums", ""};
+                                       "epoch_part_rng", "epoch_part_sums", "tensors_crc32",
+                                       ""};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = cvae__st_meta(f, keys[i]);
         if (v)
