@@ -78,7 +78,7 @@ import torch.nn.functional as F
 
 from figures import hungarian  # bench/figures.py: the tested Kuhn-Munkres
 
-# The library's defaults (lib/config.c), under its option names.
+# The library's defaults (lib/model/config.c), under its option names.
 DEFAULTS = {
     'input_channels': 1, 'input_height': 28, 'input_width': 28, 'branches': 2,
     'branch1_layers': 1, 'branch1_filters': 16, 'branch1_kernel': 3,
@@ -188,7 +188,7 @@ class ConvVAE(nn.Module):
         return mu, lv, z, self.category(z), self.decode(z)
 
     def losses(self, x, out):
-        """Per-image means of the library's loss terms (lib/loss.c), mixture prior."""
+        """Per-image means of the library's loss terms (lib/model/loss.c), mixture prior."""
         mu, lv, z, q, xhat = out
         c, n = self.cfg, x.shape[0]
         recon = 0.5 * ((xhat - x) ** 2).sum() / n
@@ -228,7 +228,7 @@ def read_safetensors(path):
 
 def adam_for(model, cfg):
     """torch.optim.Adam with the library's settings. Its weight decay is L2 added to the
-    gradient (lib/optimizer.c), as torch's Adam does; its epsilon is folded into the bias
+    gradient (lib/training/optimizer.c), as torch's Adam does; its epsilon is folded into the bias
     correction (eps * sqrt(1 - beta2^t)), which differs from torch's by ~eps, nothing at
     this scale."""
     if cfg.get('optimizer', 'adam') != 'adam':

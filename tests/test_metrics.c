@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "convvae.h"
 #include "cluster/metrics.h"
@@ -519,13 +518,6 @@ static void test_hungarian_small_exact(void **state)
     }
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int64_t greedy_value(const int64_t *w, int rows, int cols)
 {
     char *taken = calloc((size_t)cols, 1);
@@ -584,19 +576,8 @@ static void test_hungarian_256(void **state)
     for (int k = 0; k < D * D; k++)
         w[k] = rand_below(1000000);
 
-    double best_time = 1e9;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = now_seconds();
-        assert_int_equal(cvae__hungarian_max(w, D, D, a), CVAE_OK);
-        double dt = now_seconds() - t0;
-        if (dt < best_time)
-            best_time = dt;
-    }
-    print_message("hungarian 256x256: %.2f ms (best of 3)\n", best_time * 1e3);
-    /* The target is < 50 ms; the bound here leaves room for a loaded machine
-     * and sanitizer builds. Set CVAE_TEST_NO_TIMING under valgrind. */
-    if (getenv("CVAE_TEST_NO_TIMING") == NULL)
-        assert_true(best_time < 0.5);
+    /* Its speed is measured in bench/, not here; this checks the answer. */
+    assert_int_equal(cvae__hungarian_max(w, D, D, a), CVAE_OK);
 
     int64_t opt = assignment_value(w, D, D, a);
     assert_true(opt >= greedy_value(w, D, D));

@@ -1,5 +1,6 @@
 """Model and training options (cvae_config)."""
 import ctypes
+import warnings
 import enum
 import numbers
 from collections import namedtuple
@@ -67,7 +68,7 @@ for an option this package does not know, which is then text)."""
 Branch = namedtuple("Branch", "layers filters kernel")
 
 # The value kind of every option, by name. The C API lists names and help
-# but not kinds, so this table is kept in step with lib/config.c (a test
+# but not kinds, so this table is kept in step with lib/model/config.c (a test
 # checks both directions).
 _KINDS = {
     "input_channels": int, "input_height": int, "input_width": int, "branches": int,
@@ -317,22 +318,37 @@ class Config(Handle):
         b1, b2 = betas
         lib.cvae_config_set_adam_betas(self._p(), to_float(b1, "beta1"), to_float(b2, "beta2"))
 
-    def branch(self, index):
-        """Branch(layers, filters, kernel) of branch slot index (0-based)."""
-        i = to_int(index, "branch index")
+    def conv_branch(self, number):
+        """Branch(layers, filters, kernel) of convolution branch `number`,
+        counted from 1 like the options (branch1_filters) and the checkpoint
+        tensors (branch1.conv1.weight)."""
+        n = to_int(number, "branch number")
         vals = [ctypes.c_int() for _ in range(3)]
-        lib.cvae_config_get_branch(self._p(), i, *(ctypes.byref(v) for v in vals))
+        lib.cvae_config_get_conv_branch(self._p(), n, *(ctypes.byref(v) for v in vals))
         return Branch(*(v.value for v in vals))
 
-    def set_branch(self, index, layers=None, filters=None, kernel=None):
-        """Set branch slot index (0-based); arguments left None keep their value."""
-        cur = self.branch(index)
+    def set_conv_branch(self, number, layers=None, filters=None, kernel=None):
+        """Set convolution branch `number` (from 1); arguments left None keep
+        their value."""
+        cur = self.conv_branch(number)
         layers = cur.layers if layers is None else layers
         filters = cur.filters if filters is None else filters
         kernel = cur.kernel if kernel is None else kernel
-        lib.cvae_config_set_branch(self._p(), to_int(index, "branch index"),
-                                   to_int(layers, "layers"), to_int(filters, "filters"),
-                                   to_int(kernel, "kernel"))
+        lib.cvae_config_set_conv_branch(self._p(), to_int(number, "branch number"),
+                                        to_int(layers, "layers"), to_int(filters, "filters"),
+                                        to_int(kernel, "kernel"))
+
+    def branch(self, index):
+        """Deprecated: counts from 0. Use conv_branch(index + 1)."""
+        warnings.warn("Config.branch(i) counts from 0 and is deprecated; use "
+                      "conv_branch(i + 1)", DeprecationWarning, stacklevel=2)
+        return self.conv_branch(to_int(index, "branch index") + 1)
+
+    def set_branch(self, index, layers=None, filters=None, kernel=None):
+        """Deprecated: counts from 0. Use set_conv_branch(index + 1, ...)."""
+        warnings.warn("Config.set_branch(i, ...) counts from 0 and is deprecated; use "
+                      "set_conv_branch(i + 1, ...)", DeprecationWarning, stacklevel=2)
+        self.set_conv_branch(to_int(index, "branch index") + 1, layers, filters, kernel)
 
     @property
     def seed(self):

@@ -17,8 +17,8 @@ def test_defaults_are_the_headers():
     with Config() as c:
         assert c.input_shape == (1, 28, 28)
         assert c.branches == 2
-        assert c.branch(0) == (1, 16, 3) and c.branch(1) == (1, 32, 5)
-        assert c.branch(3) == convvae.Branch(layers=1, filters=32, kernel=5)
+        assert c.conv_branch(1) == (1, 16, 3) and c.conv_branch(2) == (1, 32, 5)
+        assert c.conv_branch(4) == convvae.Branch(layers=1, filters=32, kernel=5)
         assert (c.encoder_units, c.decoder_units, c.category_units) == (512, 512, 512)
         assert c.encoder_activation is Activation.RELU
         assert (c.latent_dim, c.clusters) == (50, 10)
@@ -68,7 +68,7 @@ def test_by_name_with_text_numbers_and_dashes():
         c["seed"] = "18446744073709551615"
         assert c.seed == 2 ** 64 - 1
         c["branch2_filters"] = 7
-        assert c.branch(1).filters == 7 and c["branch2-filters"] == 7
+        assert c.conv_branch(2).filters == 7 and c["branch2-filters"] == 7
         c["kmeans_init"] = True
         assert c.get_text("kmeans_init") == "1"
         c["input_height"] = 16
@@ -117,10 +117,10 @@ def test_multi_value_setters_validate_everything_first():
             c.input_shape = (1, 28, 0)
         assert invalid_arg(e) and c.input_shape == (1, 28, 28)
         with pytest.raises(ConvVAEError) as e:
-            c.set_branch(0, layers=2, kernel=4)  # even kernel
-        assert invalid_arg(e) and "odd" in e.value.message and c.branch(0) == (1, 16, 3)
+            c.set_conv_branch(1, layers=2, kernel=4)  # even kernel
+        assert invalid_arg(e) and "odd" in e.value.message and c.conv_branch(1) == (1, 16, 3)
         with pytest.raises(ConvVAEError) as e:
-            c.branch(4)
+            c.conv_branch(5)
         assert invalid_arg(e)
         with pytest.raises(ConvVAEError) as e:
             c.adam_betas = (0.9, 1.0)
@@ -137,10 +137,10 @@ def test_multi_value_setters():
         assert (c["input_channels"], c.input_height, c["input_width"]) == (3, 32, 16)
         c.input_shape = (8, 8)
         assert c.input_shape == (1, 8, 8)
-        c.set_branch(2, filters=12)
-        assert c.branch(2) == (1, 12, 5)
-        c.set_branch(0, 2, 4, 7)
-        assert c.branch(0) == (2, 4, 7) and c.branch1_kernel == 7
+        c.set_conv_branch(3, filters=12)
+        assert c.conv_branch(3) == (1, 12, 5)
+        c.set_conv_branch(1, 2, 4, 7)
+        assert c.conv_branch(1) == (2, 4, 7) and c.branch1_kernel == 7
         c.adam_betas = (0.5, 0.75)
         assert c.adam_betas == (0.5, 0.75) and c.adam_beta2 == 0.75
 
@@ -231,3 +231,12 @@ def test_close_is_idempotent_and_later_use_raises():
     with pytest.raises(ConvVAEError):
         with c:
             pass
+
+
+def test_branch_counted_from_zero_still_works_but_warns():
+    with Config() as c:
+        with pytest.warns(DeprecationWarning):
+            c.set_branch(1, filters=9)
+        assert c.conv_branch(2).filters == 9
+        with pytest.warns(DeprecationWarning):
+            assert c.branch(1) == c.conv_branch(2)
