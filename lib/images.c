@@ -95,8 +95,8 @@ static cvae__image_format check_input(const uint8_t *data, size_t len, const cha
     cvae__image_format f = cvae__image_sniff(data, len);
     if (f == CVAE__IMAGE_UNKNOWN) {
         char hex[3 * 8 + 1] = "";
-        for (size_t i = 0; i < len && i < 8; i++)
-            snprintf(hex + 3 * i, sizeof hex - 3 * i, "%s%02x", i ? " " : "", data[i]);
+        for (size_t i = 0, at = 0; i < len && i < 8; i++, at = strlen(hex))
+            snprintf(hex + at, sizeof hex - at, "%s%02x", i ? " " : "", data[i]);
         *st = cvae__fail(CVAE_E_FORMAT, "'%s' is not a PNG or JPEG image (it starts with %s)",
                          name, hex);
     } else if (f != CVAE__IMAGE_PNG && f != CVAE__IMAGE_JPEG) {

@@ -238,7 +238,7 @@ static void test_broken_files(void **state)
 {
     (void)state;
     expect_failure("empty.png", "", 0, CVAE_E_FORMAT, "is empty");
-    expect_failure("text.png", "hello world", 11, CVAE_E_FORMAT, "not a PNG or JPEG");
+    expect_failure("text.png", "hello world", 11, CVAE_E_FORMAT, "starts with 68 65 6c 6c 6f 20 77 6f");
     expect_failure("junk.png", "\x89PNG\r\n\x1a\nxxxxxxxxxxxxxxxxxxxx", 28, CVAE_E_FORMAT,
                    "not a valid PNG");
     expect_failure("x.webp", "RIFF\x10\0\0\0WEBPVP8 \0\0\0\0", 20, CVAE_E_FORMAT, "WebP");
