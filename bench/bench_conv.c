@@ -15,11 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "conv.h"
+#include "layers/conv.h"
 #include "convvae.h"
-#include "gemm.h"
-#include "rng.h"
-#include "tensor.h"
+#include "core/gemm.h"
+#include "core/memory.h"
+#include "core/rng.h"
 
 #define MAX_REPEATS 100
 

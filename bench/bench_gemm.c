@@ -20,8 +20,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "gemm.h"
-#include "rng.h"
+#include "core/gemm.h"
+#include "core/rng.h"
+#include "core/threads.h"
 
 #define MAX_REPEATS 64
 #define N_KERNELS 3
@@ -34,7 +35,7 @@ typedef struct shape {
     int per_batch; /* calls per training step; 0: not a model shape */
 } shape;
 
-/* The model's products, from lib/conv.c, lib/dense.c and lib/network.c with
+/* The model's products, from lib/layers/conv.c, lib/layers/dense.c and lib/model/network.c with
  * the default configuration: branch 1 = 16 3x3 filters on 1x28x28, branch 2
  * = 32 5x5 filters on 16x14x14, D = 3136 + 1568 = 4704 concatenated
  * features (the encoder multiplies each branch's block against a column
@@ -175,7 +176,7 @@ int main(int argc, char **argv)
     cvae__rng_seed(&rng, 7);
     static result res[2][N_SHAPES][N_KERNELS];
     for (int threads = 1; threads <= max_threads && threads <= 2; threads++) {
-        cvae__gemm_set_threads(threads);
+        cvae__threads_set(threads);
         printf("\n## %d thread%s\n", threads, threads > 1 ? "s" : "");
         printf("%-28s %5s %5s %5s %2s %5s |", "shape", "m", "n", "k", "op", "calls");
         for (int q = 0; q < N_KERNELS; q++)
@@ -228,7 +229,7 @@ int main(int argc, char **argv)
         }
         printf("\n");
     }
-    cvae__gemm_set_threads(1);
+    cvae__threads_set(1);
     printf("\n");
     print_load("at end");
     return 0;

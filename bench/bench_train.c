@@ -53,16 +53,19 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "activation.h"
+#include "layers/activation.h"
 #include "convvae.h"
-#include "dataset.h"
-#include "dense.h"
-#include "gemm.h"
-#include "loss.h"
-#include "model.h"
-#include "optimizer.h"
-#include "rng.h"
-#include "tensor.h"
+#include "core/gemm.h"
+#include "core/memory.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "io/dataset.h"
+#include "layers/dense.h"
+#include "layers/tconv.h"
+#include "model/loss.h"
+#include "model/model.h"
+#include "model/vae_head.h"
+#include "training/optimizer.h"
 
 #define MAX_REPS 200
 
@@ -222,11 +225,11 @@ static cvae_config *make_config(const options *o, int batch)
     CHECK(cvae_config_set_threads(cfg, o->threads));
     CHECK(cvae_config_set_seed(cfg, (uint64_t)o->seed));
     int branches;
-    CHECK(cvae_config_get_num_branches(cfg, &branches));
+    CHECK(cvae_config_get_branches(cfg, &branches));
     for (int b = 0; b < branches; b++) {
         int layers, filters, kernel;
-        CHECK(cvae_config_get_branch(cfg, b, &layers, &filters, &kernel));
-        CHECK(cvae_config_set_branch(cfg, b, o->layers, filters, kernel));
+        CHECK(cvae_config_get_conv_branch(cfg, b + 1, &layers, &filters, &kernel));
+        CHECK(cvae_config_set_conv_branch(cfg, b + 1, o->layers, filters, kernel));
     }
     return cfg;
 }
@@ -247,12 +250,12 @@ static double train_flops(const cvae_model *m)
             f += conv_flops(&m->br[b].conv[l]) * (b == 0 && l == 0 ? 2 : 3);
     for (int l = 0; l < m->ndec; l++)
         f += 3 * conv_flops(&m->dec[l]);
-    f += 3 * 2.0 * m->D * m->m;            /* encoder */
-    f += 2 * 3 * 2.0 * m->m * m->s;        /* mu, logvar */
-    f += 3 * 2.0 * m->s * m->du;           /* decoder1 */
-    f += 3 * 2.0 * m->du * m->D0;          /* decoder2 */
-    f += 3 * 2.0 * m->s * m->cu;           /* category1 (its dX feeds dz) */
-    f += 3 * 2.0 * m->cu * m->k;           /* category2 */
+    f += 3 * 2.0 * m->D * m->enc_units;            /* encoder */
+    f += 2 * 3 * 2.0 * m->enc_units * m->s;        /* mu, logvar */
+    f += 3 * 2.0 * m->s * m->dec_units;           /* decoder1 */
+    f += 3 * 2.0 * m->dec_units * m->D0;          /* decoder2 */
+    f += 3 * 2.0 * m->s * m->cat_units;           /* category1 (its dX feeds dz) */
+    f += 3 * 2.0 * m->cat_units * m->k;           /* category2 */
     return f;
 }
 
@@ -263,8 +266,8 @@ static double infer_flops(const cvae_model *m)
     for (int b = 0; b < m->nb; b++)
         for (int l = 0; l < m->br[b].layers; l++)
             f += conv_flops(&m->br[b].conv[l]);
-    return f + 2.0 * m->D * m->m + 2 * 2.0 * m->m * m->s + 2.0 * m->s * m->cu +
-           2.0 * m->cu * m->k;
+    return f + 2.0 * m->D * m->enc_units + 2 * 2.0 * m->enc_units * m->s + 2.0 * m->s * m->cat_units +
+           2.0 * m->cat_units * m->k;
 }
 
 /* ---- GEMM trace ---------------------------------------------------------- */
@@ -329,7 +332,7 @@ static void real_step(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
 }
 
 /* ---- Per-layer breakdown --------------------------------------------------
- * The training step of lib/network.c (default configuration: image
+ * The training step of lib/model/network.c and its heads (default configuration: image
  * reconstruction, category head on z, mixture prior, trainable convs) cut
  * into segments that call the same private layer functions on the model's
  * own buffers and shapes, each timed on its own. Their sum is compared with
@@ -349,12 +352,7 @@ typedef struct seg_ctx {
 
 typedef void (*seg_fn)(seg_ctx *c);
 
-/* as lib/network.c's conv_parts */
-static int parts(const cvae_model *m)
-{
-    const int t = cvae__parallel_threads();
-    return t < m->cfg.threads ? t : m->cfg.threads;
-}
+static int parts(const cvae_model *m) { return cvae__conv_parts(m); }
 
 static void s_gather(seg_ctx *c) { cvae__dataset_gather_f32(c->ds, c->idx, c->n, c->m->x); }
 
@@ -382,21 +380,21 @@ static void s_encoder_fwd(seg_ctx *c)
 {
     cvae_model *m = c->m;
     for (int b = 0; b < m->nb; b++)
-        cvae__sgemm(0, 1, c->n, m->m, m->br[b].out_size, 1.0f, m->br[b].pooled,
+        cvae__sgemm(0, 1, c->n, m->enc_units, m->br[b].out_size, 1.0f, m->br[b].pooled,
                     m->br[b].out_size, PRM(m->enc_w) + m->br[b].feat_off, m->D, b ? 1.0f : 0.0f,
-                    m->h, m->m);
+                    m->h, m->enc_units);
     const float *bias = PRM(m->enc_b);
     for (int i = 0; i < c->n; i++)
-        for (int j = 0; j < m->m; j++)
-            m->h[(size_t)i * m->m + j] += bias[j];
-    cvae__relu_forward((int64_t)c->n * m->m, m->h, m->h);
+        for (int j = 0; j < m->enc_units; j++)
+            m->h[(size_t)i * m->enc_units + j] += bias[j];
+    cvae__relu_forward((int64_t)c->n * m->enc_units, m->h, m->h);
 }
 
 static void s_latent_fwd(seg_ctx *c)
 {
     cvae_model *m = c->m;
-    cvae__dense_forward(c->n, m->m, m->s, m->h, PRM(m->mu_w), PRM(m->mu_b), m->mu);
-    cvae__dense_forward(c->n, m->m, m->s, m->h, PRM(m->lv_w), PRM(m->lv_b), m->lv);
+    cvae__dense_forward(c->n, m->enc_units, m->s, m->h, PRM(m->mu_w), PRM(m->mu_b), m->mu);
+    cvae__dense_forward(c->n, m->enc_units, m->s, m->h, PRM(m->lv_w), PRM(m->lv_b), m->lv);
     size_t ns = (size_t)c->n * m->s;
     cvae__rng_normal_fill(&m->rng, m->eps, (int64_t)ns);
     for (size_t i = 0; i < ns; i++)
@@ -406,18 +404,18 @@ static void s_latent_fwd(seg_ctx *c)
 static void s_head_fwd(seg_ctx *c)
 {
     cvae_model *m = c->m;
-    cvae__dense_forward(c->n, m->s, m->cu, m->z, PRM(m->c1_w), PRM(m->c1_b), m->c1);
-    cvae__relu_forward((int64_t)c->n * m->cu, m->c1, m->c1);
-    cvae__dense_forward(c->n, m->cu, m->k, m->c1, PRM(m->c2_w), PRM(m->c2_b), m->q);
+    cvae__dense_forward(c->n, m->s, m->cat_units, m->z, PRM(m->c1_w), PRM(m->c1_b), m->c1);
+    cvae__relu_forward((int64_t)c->n * m->cat_units, m->c1, m->c1);
+    cvae__dense_forward(c->n, m->cat_units, m->k, m->c1, PRM(m->c2_w), PRM(m->c2_b), m->q);
     cvae__softmax_forward(c->n, m->k, m->q, m->q);
 }
 
 static void s_decoder_fwd(seg_ctx *c)
 {
     cvae_model *m = c->m;
-    cvae__dense_forward(c->n, m->s, m->du, m->z, PRM(m->d1_w), PRM(m->d1_b), m->g);
-    cvae__relu_forward((int64_t)c->n * m->du, m->g, m->g);
-    cvae__dense_forward(c->n, m->du, m->D0, m->g, PRM(m->d2_w), PRM(m->d2_b), m->dslice);
+    cvae__dense_forward(c->n, m->s, m->dec_units, m->z, PRM(m->d1_w), PRM(m->d1_b), m->g);
+    cvae__relu_forward((int64_t)c->n * m->dec_units, m->g, m->g);
+    cvae__dense_forward(c->n, m->dec_units, m->D0, m->g, PRM(m->d2_w), PRM(m->d2_b), m->dslice);
 }
 
 static void s_deconv_fwd(seg_ctx *c)
@@ -427,7 +425,7 @@ static void s_deconv_fwd(seg_ctx *c)
     for (int l = 0; l < m->ndec; l++) {
         const cvae__conv_geom *g = &m->dec[l];
         int64_t cnt = (int64_t)c->n * g->c_in * g->h_in * g->w_in;
-        cvae__deconv2d_forward_par(g, c->n, in, PRM(m->dec_w[l]), PRM(m->dec_b[l]),
+        cvae__tconv2d_forward_par(g, c->n, in, PRM(m->dec_w[l]), PRM(m->dec_b[l]),
                                    m->decact[l], m->col, parts(m));
         if (l + 1 < m->ndec)
             cvae__relu_forward(cnt, m->decact[l], m->decact[l]);
@@ -457,7 +455,7 @@ static void s_losses(seg_ctx *c)
     cvae__loss_kl_mixture(c->n, m->s, m->k, m->z, m->lv, m->q, PRM(m->means), scale, m->dz,
                           m->dlv, m->dq, GRD(m->means));
     cvae__loss_category(c->n, m->k, m->q, (float)m->cfg.cat_weight, scale, m->dq);
-    cvae__loss_balance(c->n, m->k, m->q, (float)m->cfg.beta, m->dq);
+    cvae__loss_balance(c->n, m->k, m->q, (float)m->cfg.balance_weight, m->dq);
 }
 
 static void s_deconv_bwd(seg_ctx *c)
@@ -467,7 +465,7 @@ static void s_deconv_bwd(seg_ctx *c)
         const cvae__conv_geom *g = &m->dec[l];
         const float *in = l ? m->decact[l - 1] : m->dslice;
         float *dx = l ? m->ddecact[l - 1] : m->ddslice;
-        cvae__deconv2d_backward_par(g, c->n, in, PRM(m->dec_w[l]), m->ddecact[l], dx,
+        cvae__tconv2d_backward_par(g, c->n, in, PRM(m->dec_w[l]), m->ddecact[l], dx,
                                     GRD(m->dec_w[l]), GRD(m->dec_b[l]), m->col, parts(m));
         if (l > 0)
             cvae__relu_backward((int64_t)c->n * g->c_out * g->h_out * g->w_out, m->decact[l - 1],
@@ -478,10 +476,10 @@ static void s_deconv_bwd(seg_ctx *c)
 static void s_decoder_bwd(seg_ctx *c)
 {
     cvae_model *m = c->m;
-    cvae__dense_backward(c->n, m->du, m->D0, m->g, PRM(m->d2_w), m->ddslice, m->dg,
+    cvae__dense_backward(c->n, m->dec_units, m->D0, m->g, PRM(m->d2_w), m->ddslice, m->dg,
                          GRD(m->d2_w), GRD(m->d2_b));
-    cvae__relu_backward((int64_t)c->n * m->du, m->g, m->dg, m->dg);
-    cvae__dense_backward(c->n, m->s, m->du, m->z, PRM(m->d1_w), m->dg, m->dz, GRD(m->d1_w),
+    cvae__relu_backward((int64_t)c->n * m->dec_units, m->g, m->dg, m->dg);
+    cvae__dense_backward(c->n, m->s, m->dec_units, m->z, PRM(m->d1_w), m->dg, m->dz, GRD(m->d1_w),
                          GRD(m->d1_b));
 }
 
@@ -489,12 +487,12 @@ static void s_head_bwd(seg_ctx *c)
 {
     cvae_model *m = c->m;
     cvae__softmax_backward(c->n, m->k, m->q, m->dq, m->dlogit);
-    cvae__dense_backward(c->n, m->cu, m->k, m->c1, PRM(m->c2_w), m->dlogit, m->dc1,
+    cvae__dense_backward(c->n, m->cat_units, m->k, m->c1, PRM(m->c2_w), m->dlogit, m->dc1,
                          GRD(m->c2_w), GRD(m->c2_b));
-    cvae__relu_backward((int64_t)c->n * m->cu, m->c1, m->dc1, m->dc1);
-    cvae__dense_backward(c->n, m->s, m->cu, m->z, PRM(m->c1_w), m->dc1, NULL, GRD(m->c1_w),
+    cvae__relu_backward((int64_t)c->n * m->cat_units, m->c1, m->dc1, m->dc1);
+    cvae__dense_backward(c->n, m->s, m->cat_units, m->z, PRM(m->c1_w), m->dc1, NULL, GRD(m->c1_w),
                          GRD(m->c1_b));
-    cvae__sgemm(0, 0, c->n, m->s, m->cu, 1.0f, m->dc1, m->cu, PRM(m->c1_w), m->s, 1.0f, m->dz,
+    cvae__sgemm(0, 0, c->n, m->s, m->cat_units, 1.0f, m->dc1, m->cat_units, PRM(m->c1_w), m->s, 1.0f, m->dz,
                 m->s);
 }
 
@@ -506,33 +504,33 @@ static void s_latent_bwd(seg_ctx *c)
         m->dmu[i] += m->dz[i];
         m->dlv[i] += m->dz[i] * m->eps[i] * 0.5f * expf(0.5f * m->lv[i]);
     }
-    cvae__dense_backward(c->n, m->m, m->s, m->h, PRM(m->mu_w), m->dmu, m->dh, GRD(m->mu_w),
+    cvae__dense_backward(c->n, m->enc_units, m->s, m->h, PRM(m->mu_w), m->dmu, m->dh, GRD(m->mu_w),
                          GRD(m->mu_b));
-    cvae__dense_backward(c->n, m->m, m->s, m->h, PRM(m->lv_w), m->dlv, NULL, GRD(m->lv_w),
+    cvae__dense_backward(c->n, m->enc_units, m->s, m->h, PRM(m->lv_w), m->dlv, NULL, GRD(m->lv_w),
                          GRD(m->lv_b));
-    cvae__sgemm(0, 0, c->n, m->m, m->s, 1.0f, m->dlv, m->s, PRM(m->lv_w), m->m, 1.0f, m->dh,
-                m->m);
-    cvae__relu_backward((int64_t)c->n * m->m, m->h, m->dh, m->dh);
+    cvae__sgemm(0, 0, c->n, m->enc_units, m->s, 1.0f, m->dlv, m->s, PRM(m->lv_w), m->enc_units, 1.0f, m->dh,
+                m->enc_units);
+    cvae__relu_backward((int64_t)c->n * m->enc_units, m->h, m->dh, m->dh);
 }
 
 static void s_encoder_dw(seg_ctx *c)
 {
     cvae_model *m = c->m;
     for (int b = 0; b < m->nb; b++)
-        cvae__sgemm(1, 0, m->m, m->br[b].out_size, c->n, 1.0f, m->dh, m->m, m->br[b].pooled,
+        cvae__sgemm(1, 0, m->enc_units, m->br[b].out_size, c->n, 1.0f, m->dh, m->enc_units, m->br[b].pooled,
                     m->br[b].out_size, 0.0f, GRD(m->enc_w) + m->br[b].feat_off, m->D);
     float *db = GRD(m->enc_b);
-    memset(db, 0, (size_t)m->m * sizeof *db);
+    memset(db, 0, (size_t)m->enc_units * sizeof *db);
     for (int i = 0; i < c->n; i++)
-        for (int j = 0; j < m->m; j++)
-            db[j] += m->dh[(size_t)i * m->m + j];
+        for (int j = 0; j < m->enc_units; j++)
+            db[j] += m->dh[(size_t)i * m->enc_units + j];
 }
 
 static void s_encoder_dx(seg_ctx *c)
 {
     cvae_model *m = c->m;
     cvae__branch *br = &m->br[c->b];
-    cvae__sgemm(0, 0, c->n, br->out_size, m->m, 1.0f, m->dh, m->m, PRM(m->enc_w) + br->feat_off,
+    cvae__sgemm(0, 0, c->n, br->out_size, m->enc_units, 1.0f, m->dh, m->enc_units, PRM(m->enc_w) + br->feat_off,
                 m->D, c->b == m->nb - 1 ? 0.0f : 1.0f, br->dpooled, br->out_size);
 }
 
@@ -610,12 +608,12 @@ static void breakdown(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
         snprintf(name, sizeof name, "b%d.pool fwd", b + 1);
         ns = add_seg(s, ns, name, s_pool_fwd, b, 0, 0);
     }
-    ns = add_seg(s, ns, "encoder fwd (+bias, ReLU)", s_encoder_fwd, 0, 0, 2.0 * n * m->D * m->m);
-    ns = add_seg(s, ns, "mu, logvar fwd + sample", s_latent_fwd, 0, 0, 4.0 * n * m->m * m->s);
+    ns = add_seg(s, ns, "encoder fwd (+bias, ReLU)", s_encoder_fwd, 0, 0, 2.0 * n * m->D * m->enc_units);
+    ns = add_seg(s, ns, "mu, logvar fwd + sample", s_latent_fwd, 0, 0, 4.0 * n * m->enc_units * m->s);
     ns = add_seg(s, ns, "category head fwd", s_head_fwd, 0, 0,
-                 2.0 * n * (m->s * m->cu + m->cu * m->k));
+                 2.0 * n * (m->s * m->cat_units + m->cat_units * m->k));
     ns = add_seg(s, ns, "decoder fwd (d1, d2)", s_decoder_fwd, 0, 0,
-                 2.0 * n * (m->s * m->du + m->du * m->D0));
+                 2.0 * n * (m->s * m->dec_units + m->dec_units * m->D0));
     double fdec = 0;
     for (int l = 0; l < m->ndec; l++)
         fdec += n * conv_flops(&m->dec[l]);
@@ -624,14 +622,14 @@ static void breakdown(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
     ns = add_seg(s, ns, "losses (+their gradients)", s_losses, 0, 0, 0);
     ns = add_seg(s, ns, "image decoder bwd", s_deconv_bwd, 0, 0, 2 * fdec);
     ns = add_seg(s, ns, "decoder bwd (d2, d1)", s_decoder_bwd, 0, 0,
-                 4.0 * n * (m->s * m->du + m->du * m->D0));
+                 4.0 * n * (m->s * m->dec_units + m->dec_units * m->D0));
     ns = add_seg(s, ns, "category head bwd", s_head_bwd, 0, 0,
-                 4.0 * n * (m->s * m->cu + m->cu * m->k));
-    ns = add_seg(s, ns, "mu, logvar bwd", s_latent_bwd, 0, 0, 8.0 * n * m->m * m->s);
-    ns = add_seg(s, ns, "encoder dW (+db)", s_encoder_dw, 0, 0, 2.0 * n * m->D * m->m);
+                 4.0 * n * (m->s * m->cat_units + m->cat_units * m->k));
+    ns = add_seg(s, ns, "mu, logvar bwd", s_latent_bwd, 0, 0, 8.0 * n * m->enc_units * m->s);
+    ns = add_seg(s, ns, "encoder dW (+db)", s_encoder_dw, 0, 0, 2.0 * n * m->D * m->enc_units);
     for (int b = m->nb - 1; b >= 0; b--) {
         snprintf(name, sizeof name, "b%d features dX (encoder)", b + 1);
-        ns = add_seg(s, ns, name, s_encoder_dx, b, 0, 2.0 * n * m->br[b].out_size * m->m);
+        ns = add_seg(s, ns, name, s_encoder_dx, b, 0, 2.0 * n * m->br[b].out_size * m->enc_units);
         snprintf(name, sizeof name, "b%d.pool bwd", b + 1);
         ns = add_seg(s, ns, name, s_pool_bwd, b, 0, 0);
         for (int l = m->br[b].layers - 1; l >= 0; l--) {
@@ -882,7 +880,7 @@ static int trace_progress(void *user, int epoch, int64_t batch, int64_t batches,
     cvae__dataset_gather_f32(t->ds, idx, n, t->xcheck);
     if (memcmp(t->xcheck, m->x, (size_t)n * m->P * sizeof(float)) != 0) {
         fprintf(stderr, "bench_train: step %d: the repeated shuffle no longer gives "
-                        "cvae_model_train's batches (does lib/train.c draw from the RNG "
+                        "cvae_model_train's batches (does lib/training/train.c draw from the RNG "
                         "elsewhere now?)\n", t->done);
         exit(1);
     }

@@ -9,8 +9,9 @@ Per checkpoint: predict the test set, map clusters to labels (Hungarian, and
 majority/purity), generate --samples images of the cluster matched to each
 class, write a PNG grid per model and class to --out-dir and one per class
 with the models side by side in --model order (plain VAE first is the paper's
-layout); print a markdown table (also written to --md) of the mean pairwise
-L2 distance and mean per-pixel standard deviation of the samples (and of real
+layout); print a markdown page (also written to --md, by default
+docs/figures.md, which docs/results.md links) with the mean pairwise L2
+distance and mean per-pixel standard deviation of the samples (and of real
 test images of the class) and the share the model assigns back to the
 cluster. Needs numpy and python/convvae; the library comes from --library,
 else $CONVVAE_LIBRARY, else the package's own search.
@@ -177,7 +178,7 @@ def parse_args(argv):
     ap.add_argument("--samples", type=int, default=100, help="images per model and class")
     ap.add_argument("--seed", type=int, default=1, help="seed of generate()")
     ap.add_argument("--out-dir", default=os.path.join(REPO, "docs", "img"))
-    ap.add_argument("--md", default=os.path.join(REPO, "bench", "figures.md"))
+    ap.add_argument("--md", default=os.path.join(REPO, "docs", "figures.md"))
     ap.add_argument("--library", help="path of libconvvae.so.0 (sets $CONVVAE_LIBRARY)")
     a = ap.parse_args(argv)
     models = []
@@ -311,7 +312,16 @@ def main(argv=None):
             write_png(out, side_by_side(grids[c]))
             written.append(out)
 
+    command = " ".join(["bench/figures.py"] + ["--model %s=%s" % (n, shown(p)) for n, p in a.models]
+                       + ([] if a.dataset == "fashion-mnist" else ["--dataset", a.dataset])
+                       + ([] if a.classes == DEFAULT_CLASSES[a.dataset]
+                          else ["--classes", ",".join(str(c) for c in a.classes)])
+                       + ([] if a.samples == 100 else ["--samples", str(a.samples)])
+                       + ([] if a.seed == 1 else ["--seed", str(a.seed)]))
+    md_dir = os.path.dirname(os.path.abspath(a.md))
     lines = [
+        "# Generated samples: %s" % ", ".join(names[c] for c in a.classes), "",
+        "Written by `%s`; regenerate rather than edit." % command, "",
         "Test set: %s, %d images; %d samples per model and class, generate() seed %d."
         % (a.dataset, len(labels), a.samples, a.seed), "",
         "| model | checkpoint | configuration | epochs | k | ACC (Hungarian) | purity | NMI | ARI |",
@@ -337,9 +347,10 @@ def main(argv=None):
     if written:
         lines += ["Figures (side-by-side ones in the order %s): %s" % (
             ", ".join(n for n, _ in a.models),
-            ", ".join("`%s`" % shown(p) for p in written)), ""]
+            ", ".join("[%s](%s)" % (os.path.basename(p), os.path.relpath(os.path.abspath(p), md_dir))
+                      for p in written)), ""]
     text = "\n".join(lines)
-    os.makedirs(os.path.dirname(os.path.abspath(a.md)), exist_ok=True)
+    os.makedirs(md_dir, exist_ok=True)
     with open(a.md, "w", encoding="utf-8") as f:
         f.write(text)
     print(text)

@@ -12,9 +12,10 @@
 # Resumable: checkpoints are saved every epoch in bench/runs/ (not in git),
 # and on Ctrl-C/SIGTERM with the optimizer state and the stopped epoch's
 # place; running the row again continues exactly where it stopped.
-# Results go to bench/results.csv (one line per row, seed, epoch count and
-# lambda; a re-run replaces its line), and the block between the reproduce markers
-# of docs/results.md is rebuilt from it.
+# Results go to docs/data/results.csv (one line per row, seed, epoch count
+# and lambda; a re-run replaces its line), and the table between the
+# reproduce markers of docs/results.md is rebuilt from it: one line per row,
+# lambda and epoch count, with the median over the seeds recorded.
 #
 # Environment: CONVVAE_BIN (default: build-release/src/convvae, built or
 # brought up to date here), CONVVAE_DATA (default: ./data, filled by scripts/fetch-data.sh),
@@ -22,7 +23,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-csv=bench/results.csv
+csv=docs/data/results.csv
 runs=bench/runs
 report=docs/results.md
 export CONVVAE_DATA=${CONVVAE_DATA:-$here/data}
@@ -30,9 +31,9 @@ threads=${THREADS:-1}
 
 # id|dataset|s|n|m|variant|paper train loss|paper test loss|paper train ACC|paper test ACC|extra flags
 # m is the paper's encoder width; the decoder gets the same width. The
-# convolutional Fashion-MNIST rows use lambda 10 (docs/results.md, Summary:
-# better than the default 2.5 there; the default stays 2.5 for MNIST and the
-# plain VAE).
+# convolutional Fashion-MNIST rows use lambda 10: better than the default 2.5
+# there (3 seeds against 1, docs/notes/2026-table1-runs.md), while the plain
+# VAE on Fashion-MNIST is better at 2.5, so the default stays 2.5 elsewhere.
 rows() {
     cat <<'EOF'
 1|mnist|2|2|128|convvae|41.23|41.13|66.40|66.39|
@@ -140,26 +141,70 @@ run_row() {
     echo "recorded: $rec"
 }
 
-# Rebuild the generated block of docs/results.md from the CSV.
+# Rebuild the generated table of docs/results.md from the CSV: one line per
+# row, lambda and epoch count; ACC, NMI and ARI are medians over the seeds
+# recorded, and the per-seed test ACC follows in brackets.
 make_report() {
     [ -f "$csv" ] || { echo "reproduce: no $csv yet"; return 0; }
     local table
     table=$(rows | awk -F'|' -v csv="$csv" '
+        function median(list,   a, n, i, j, t) {
+            n = split(list, a, " ")
+            for (i = 2; i <= n; i++) {
+                t = a[i] + 0
+                for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+                a[j + 1] = t
+            }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
         BEGIN {
             while ((getline l < csv) > 0) {
                 if (l ~ /^row,/) continue
                 split(l, f, ",")
-                k = f[1]
-                res[k] = res[k] sprintf("%s%s, lambda %s: %d ep, loss %s / %s, ACC %.1f / %.1f, purity %.1f / %.1f, NMI %.3f, ARI %.3f, %s s/ep",
-                    res[k] == "" ? "" : "<br>", "seed " f[7], f[20], f[8], f[9], f[10], 100 * f[11], 100 * f[12], 100 * f[13], 100 * f[14], f[15], f[16], f[17])
+                k = f[1] SUBSEP f[20] SUBSEP f[8]
+                if (!(k in cnt)) groups[f[1]] = groups[f[1]] " " f[20] ":" f[8]
+                i = ++cnt[k]
+                seed[k, i] = f[7]; acc[k, i] = f[12]
+                accs[k] = accs[k] " " f[12]; nmis[k] = nmis[k] " " f[15]; aris[k] = aris[k] " " f[16]
             }
-            print "| row | data set | s | n | m | variant | paper loss train / test | paper ACC % train / test | libconvvae (train / test) |"
-            print "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            print "| row | data set | model | lambda | epochs | seeds | paper test ACC % | test ACC %, median (per seed) | NMI | ARI |"
+            print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         }
         {
-            pl = ($7 == "" ? "n/a" : $7 " / " $8)
-            pa = ($10 == "" ? "n/a" : ($9 == "" ? "-" : $9) " / " $10)
-            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, ($4 == 0 ? "-" : $4), $5, $6, pl, pa, (res[$1] == "" ? "not run yet" : res[$1])
+            model = $6 == "plain VAE" ? sprintf("plain VAE, s=%s, m=%s", $3, $5) : sprintf("s=%s, n=%s, m=%s", $3, $4, $5)
+            if ($6 == "standard prior") model = model ", standard prior"
+            paper = $10 == "" ? "n/a" : $10
+            ng = split(groups[$1], g, " ")
+            if (ng == 0) {
+                printf "| %s | %s | %s | | | | %s | not run yet | | |\n", $1, $2, model, paper
+                next
+            }
+            # groups by lambda, then epochs, ascending
+            for (a = 2; a <= ng; a++) {
+                t = g[a]; split(t, tv, ":")
+                for (b = a - 1; b >= 1; b--) {
+                    split(g[b], bv, ":")
+                    if (bv[1] + 0 < tv[1] + 0 || (bv[1] + 0 == tv[1] + 0 && bv[2] + 0 <= tv[2] + 0)) break
+                    g[b + 1] = g[b]
+                }
+                g[b + 1] = t
+            }
+            for (a = 1; a <= ng; a++) {
+                split(g[a], gv, ":")
+                k = $1 SUBSEP gv[1] SUBSEP gv[2]
+                n = cnt[k]
+                # seeds in ascending order
+                for (i = 1; i <= n; i++) order[i] = i
+                for (i = 2; i <= n; i++) {
+                    t = order[i]
+                    for (j = i - 1; j >= 1 && seed[k, order[j]] + 0 > seed[k, t] + 0; j--) order[j + 1] = order[j]
+                    order[j + 1] = t
+                }
+                per = ""
+                for (i = 1; i <= n; i++) per = per (i > 1 ? " / " : "") sprintf("%.1f", 100 * acc[k, order[i]])
+                cell = sprintf("%.1f", 100 * median(accs[k])) (n > 1 ? " (" per ")" : "")
+                printf "| %s | %s | %s | %s | %s | %d | %s | %s | %.3f | %.3f |\n", $1, $2, model, gv[1], gv[2], n, paper, cell, median(nmis[k]), median(aris[k])
+            }
         }')
     local tmp=$report.tmp
     awk -v table="$table" '
@@ -180,7 +225,7 @@ while [ $# -gt 0 ]; do
         --report) mode=report ;;
         --seed) seed=${2:?--seed needs a value}; shift ;;
         --epochs) epochs=${2:?--epochs needs a value}; shift ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
     shift

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libconvvae against the same model in PyTorch, on this machine.
+# libconvvae against the same model in PyTorch, on the machine it runs on.
 #
 #   bench/run.sh [--quick] [--reps N] [--build DIR] [--out DIR] [--torch-blas DIR]
 #
@@ -23,13 +23,14 @@
 #
 # PyTorch runs with OMP_WAIT_POLICY=PASSIVE (unless set): its OpenMP threads
 # otherwise spin while waiting, and with more runnable threads than cores
-# (this machine's two are shared) 2-thread training fell from ~280 to ~80
-# images/s. libconvvae's threads always block.
+# (a machine shared with other jobs) a spinning thread holds the core its
+# partner needs: 2-thread training was measured at under a third of its
+# speed. libconvvae's threads always block.
 #
 # --torch-blas DIR puts DIR first in PyTorch's LD_LIBRARY_PATH: Debian's
 # python3-torch does its matrix products through the system libblas.so.3,
-# which with libblis installed is BLIS 0.9's generic kernel on CPUs newer
-# than BLIS (~26 GFLOP/s here). To give PyTorch OpenBLAS without changing
+# which with libblis installed is BLIS 0.9, and on CPUs newer than that
+# release BLIS runs its slow generic kernel. To give PyTorch OpenBLAS without changing
 # the system's choice:
 #     apt-get download libopenblas0-pthread && dpkg -x libopenblas0-pthread_*.deb ob
 #     bench/run.sh --torch-blas "$PWD/ob/usr/lib/x86_64-linux-gnu/openblas-pthread"

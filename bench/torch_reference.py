@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""libconvvae's model (SPEC section 4, default options) in PyTorch, for bench/run.sh.
+"""libconvvae's model (the paper's design, the library's default options) in PyTorch,
+for bench/run.sh and bench/trace.sh.
 
 Same layers and shapes, same parameter names as a libconvvae checkpoint (so a
 checkpoint loads with load_state_dict(strict=True)), same losses, batch,
@@ -150,7 +151,8 @@ class ConvVAE(nn.Module):
         self.mu = nn.Linear(m, s)
         self.logvar = nn.Linear(m, s)
         self.decoder1 = nn.Linear(s, du)
-        # only branch 1's slice of the decoder output feeds a loss (SPEC: may be skipped)
+        # only branch 1's slice of the decoder output feeds the image loss, so,
+        # as in the library, only that slice is computed
         self.decoder2 = nn.Linear(du, self.sizes[0])
         self.ndec = n1
         for l in range(1, n1):
@@ -515,7 +517,7 @@ def main():
     p.add_argument('--infer', action='store_true')
     p.add_argument('--latency', type=int, default=0)
     p.add_argument('--foreach', type=int, default=1,
-                   help="Adam's multi-tensor path (1, faster here) or the per-tensor loop (0)")
+                   help="Adam's multi-tensor path (1, usually faster) or the per-tensor loop (0)")
     p.add_argument('--check', metavar='DIR')
     p.add_argument('--trace', metavar='DIR', help='replay bench_train --trace DIR')
     p.add_argument('--float64', action='store_true',

@@ -20,9 +20,8 @@
 # reported: a ReLU or max-pool decision within rounding of its threshold
 # makes the two part by 1e-4 or more sooner or later (step 7 to 232 over
 # seeds 1-8, see bench/torch_reference.py's docstring). --gate-steps K and
-# --gate-rel T set another gate (the first K steps within T). Full MNIST,
-# N=300, 1 thread: 20 s for the library and 80 s for PyTorch on this (busy,
-# load 4.7) machine.
+# --gate-rel T set another gate (the first K steps within T). PyTorch's
+# replay takes about four times as long as the library's run.
 #
 # --float64 also replays the steps in float64 PyTorch and reports how far
 # float32 training (both implementations) is from float64 training (MNIST,

@@ -123,8 +123,8 @@ try {
     check(cvae_config_set_input_shape(cfg.get(), channels, height, width), "input shape");
     check(cvae_config_set_clusters(cfg.get(), clusters), "clusters");
     if (!idx) {
-        check(cvae_config_set_branch(cfg.get(), 0, 1, 4, 3), "branch 0");
-        check(cvae_config_set_branch(cfg.get(), 1, 1, 4, 5), "branch 1");
+        check(cvae_config_set_conv_branch(cfg.get(), 1, 1, 4, 3), "branch 1");
+        check(cvae_config_set_conv_branch(cfg.get(), 2, 1, 4, 5), "branch 2");
         check(cvae_config_set_encoder_units(cfg.get(), 32), "encoder units");
         check(cvae_config_set_decoder_units(cfg.get(), 32), "decoder units");
         check(cvae_config_set_category_units(cfg.get(), 16), "category units");

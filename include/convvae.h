@@ -29,6 +29,17 @@
 #  define CVAE_API
 #endif
 
+/* Marks a function kept for programs built against an older header; its
+ * comment names the replacement. Define CVAE_NO_DEPRECATION_WARNINGS before
+ * including this header to silence the warnings. */
+#if defined(CVAE_NO_DEPRECATION_WARNINGS) || defined(CVAE_BUILDING_LIBRARY)
+#  define CVAE_DEPRECATED(msg)
+#elif defined(__GNUC__) || defined(__clang__)
+#  define CVAE_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#  define CVAE_DEPRECATED(msg)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -230,18 +241,34 @@ CVAE_API cvae_status cvae_config_set_input_shape(cvae_config *cfg, int channels,
                                                  int width);
 CVAE_API cvae_status cvae_config_get_input_shape(const cvae_config *cfg, int *channels,
                                                  int *height, int *width);
-/* Convolution branches [0, CVAE_MAX_BRANCHES] (default 2; 0 = plain VAE on
- * flattened pixels). Every branch slot keeps its own settings whatever the
- * count; slots 2-4 start as 1 layer, 32 filters, 5x5. */
-CVAE_API cvae_status cvae_config_set_num_branches(cvae_config *cfg, int branches);
-CVAE_API cvae_status cvae_config_get_num_branches(const cvae_config *cfg, int *branches);
-/* Branch i (0-based): conv layers [1,16], filters [1,1024], odd kernel size
- * [1,15]. Defaults: branch 0 = 1 layer, 16 filters, 3x3; branch 1 = 1 layer,
- * 32 filters, 5x5. */
+/* Convolution branches [0, CVAE_MAX_BRANCHES] (option "branches", default 2;
+ * 0 = plain VAE on flattened pixels). Every branch keeps its own settings
+ * whatever the count; branches 3 and 4 start as 1 layer, 32 filters, 5x5. */
+CVAE_API cvae_status cvae_config_set_branches(cvae_config *cfg, int branches);
+CVAE_API cvae_status cvae_config_get_branches(const cvae_config *cfg, int *branches);
+/* Branch number b, 1 to CVAE_MAX_BRANCHES, numbered as everywhere else (the
+ * options branch1_layers .. branch4_kernel, checkpoint tensors branch1.*,
+ * messages): conv layers [1,16], filters [1,1024], odd kernel size [1,15].
+ * Defaults: branch 1 = 1 layer, 16 filters, 3x3; branch 2 = 1 layer, 32
+ * filters, 5x5. Getter outputs may be NULL. */
+CVAE_API cvae_status cvae_config_set_conv_branch(cvae_config *cfg, int b, int layers,
+                                                 int filters, int kernel);
+CVAE_API cvae_status cvae_config_get_conv_branch(const cvae_config *cfg, int b, int *layers,
+                                                 int *filters, int *kernel);
+/* Deprecated: cvae_config_set_branches / cvae_config_get_branches under
+ * their older name. */
+CVAE_API cvae_status cvae_config_set_num_branches(cvae_config *cfg, int branches)
+    CVAE_DEPRECATED("use cvae_config_set_branches");
+CVAE_API cvae_status cvae_config_get_num_branches(const cvae_config *cfg, int *branches)
+    CVAE_DEPRECATED("use cvae_config_get_branches");
+/* Deprecated: as cvae_config_set_conv_branch / cvae_config_get_conv_branch
+ * with the branch counted from 0 (index = b - 1). */
 CVAE_API cvae_status cvae_config_set_branch(cvae_config *cfg, int index, int layers, int filters,
-                                            int kernel);
+                                            int kernel)
+    CVAE_DEPRECATED("use cvae_config_set_conv_branch (branches numbered from 1)");
 CVAE_API cvae_status cvae_config_get_branch(const cvae_config *cfg, int index, int *layers,
-                                            int *filters, int *kernel);
+                                            int *filters, int *kernel)
+    CVAE_DEPRECATED("use cvae_config_get_conv_branch (branches numbered from 1)");
 /* Encoder hidden units m [1,65536] (default 512) and activation (ReLU). */
 CVAE_API cvae_status cvae_config_set_encoder_units(cvae_config *cfg, int units);
 CVAE_API cvae_status cvae_config_get_encoder_units(const cvae_config *cfg, int *units);
@@ -279,13 +306,14 @@ CVAE_API cvae_status cvae_config_get_recon_target(const cvae_config *cfg,
 CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);
 CVAE_API cvae_status cvae_config_get_conv_trainable(const cvae_config *cfg, int *trainable);
 /* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5),
- * beta on the batch balance term [0,1e6] (default 1), and the weight of the
+ * the balance weight (beta in the paper) on the batch balance term [0,1e6]
+ * (option "balance_weight", default 1), and the weight of the
  * per-image category term sum_y q log q [-1e6,1e6] (default 1; a positive
  * weight spreads each q(y|x), a negative one sharpens it). */
 CVAE_API cvae_status cvae_config_set_lambda(cvae_config *cfg, double lambda);
 CVAE_API cvae_status cvae_config_get_lambda(const cvae_config *cfg, double *lambda);
-CVAE_API cvae_status cvae_config_set_balance_weight(cvae_config *cfg, double beta);
-CVAE_API cvae_status cvae_config_get_balance_weight(const cvae_config *cfg, double *beta);
+CVAE_API cvae_status cvae_config_set_balance_weight(cvae_config *cfg, double weight);
+CVAE_API cvae_status cvae_config_get_balance_weight(const cvae_config *cfg, double *weight);
 CVAE_API cvae_status cvae_config_set_category_weight(cvae_config *cfg, double weight);
 CVAE_API cvae_status cvae_config_get_category_weight(const cvae_config *cfg, double *weight);
 /* Warm-up epochs [0,10000] (default 0) trained with the standard prior
@@ -460,13 +488,18 @@ CVAE_API cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t
  * __metadata__ the configuration (JSON), the library version, the epoch
  * count, the RNG state and the format name; if the model's own optimizer
  * has state (see cvae_model_train), its moments and step count too
- * (docs/format.md; cvae_model_clear_optimizer drops them). Atomic: written
- * to a temporary file in the same directory, fsynced and renamed, so a
- * failed save leaves any previous file intact. Returns CVAE_OK, CVAE_E_IO,
- * CVAE_E_NOMEM. */
+ * (docs/format.md; cvae_model_clear_optimizer drops them), and a CRC-32 of
+ * every tensor. Atomic: written to a temporary file in the same directory,
+ * fsynced and renamed, so a failed save leaves any previous file intact.
+ * Only a regular file is replaced: a directory, FIFO or device at path is
+ * refused (CVAE_E_IO) and left as it is; a symbolic link is written through
+ * (the file it points to is replaced, the link stays). Returns CVAE_OK,
+ * CVAE_E_IO, CVAE_E_NOMEM. */
 CVAE_API cvae_status cvae_model_save(const cvae_model *model, const char *path);
 /* Load a model saved by cvae_model_save; it predicts bit-identically to the
- * saved one. Every tensor is checked against the configuration's shapes.
+ * saved one. Every tensor is checked against the configuration's shapes and
+ * its checksum (files without checksums load unchecked), every weight must
+ * be finite: otherwise CVAE_E_FORMAT with a message naming the tensor.
  * Optimizer state in the file becomes the model's own optimizer's.
  * Loading allocates the parameters only (bounded by the file's size); the
  * activation workspace, sized by the configuration's batch and layer shapes,

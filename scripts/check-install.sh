@@ -7,8 +7,9 @@
 #    the tool, pkg-config and the CMake package (version rules);
 #  - builds and runs the consumers against the INSTALLED files only:
 #    examples/consumer-cmake (shared and ConvVAE::convvae_static, with
-#    examples/cluster_images.cpp) and examples/consumer-pkgconfig (shared and
-#    `pkg-config --static`);
+#    examples/cluster_images.cpp; also fully static, -static with every
+#    dependency an archive) and examples/consumer-pkgconfig (shared,
+#    `pkg-config --static`, and that with `cc -static`);
 #  - the header tests (convvae.h alone as C99 and C++17, -Werror);
 #  - the ABI check: abidiff --no-added-syms against abi/libconvvae.so.<major>.abi.
 # Prints one line per check and exits non-zero if any failed; logs of failed
@@ -56,10 +57,10 @@ run_check() {
     set -e
     detail=$(grep '^=> ' "$work/$name.log" | tail -1 | cut -c4-) || true
     if [ $check_rc -eq 0 ]; then
-        printf 'check-install: %-26s OK    %s\n' "$name" "$detail"
+        printf 'check-install: %-30s OK    %s\n' "$name" "$detail"
         passed=$((passed + 1))
     else
-        printf 'check-install: %-26s FAIL  %s\n' "$name" "$detail"
+        printf 'check-install: %-30s FAIL  %s\n' "$name" "$detail"
         sed 's/^/    | /' "$work/$name.log" | tail -40
         failed=$((failed + 1))
     fi
@@ -194,7 +195,10 @@ check_pkgconfig() {
     inc=$(pkg-config --variable=includedir convvae)
     [ "$(cd "$inc" && pwd -P)" = "$(cd "$prefix/include" && pwd -P)" ]
     [ -f "$(pkg-config --variable=libdir convvae)/libconvvae.so" ]
-    for l in -lconvvae -lblis -lm -lz -lpthread; do
+    local need=(-lconvvae -lblis -lm -lz -lpthread)
+    # An OpenMP libblis.a (Debian's) calls libgomp, which a static link must name.
+    if blis_archive_needs_gomp; then need+=(-lgomp); fi
+    for l in "${need[@]}"; do
         [[ " $slibs " == *" $l "* ]] || { echo "static libs lack $l"; return 1; }
     done
     echo "=> $pcversion; --static --libs: $(echo "$slibs" | sed -e "s|$prefix|<prefix>|g" -e 's/ *$//')"
@@ -219,6 +223,32 @@ check_consumer_pkgconfig_static() {
     unset LD_LIBRARY_PATH
     run_prog "$dir/consumer_pkgconfig_static"
     echo "=> $(echo "$prog_out" | tail -1) [static]"
+}
+
+# blis_archive_needs_gomp: the libblis.a a static link would take calls
+# GOMP_* (checked here independently of the build's own detection).
+blis_archive_needs_gomp() {
+    local a
+    a=$(cc -print-file-name=libblis.a)
+    [ -f "$a" ] && nm -u "$a" 2>/dev/null | grep 'GOMP_' >/dev/null
+}
+
+# fully_static BINARY: no dynamic section at all (cc -static).
+fully_static() {
+    if readelf -d "$1" | grep -q 'NEEDED'; then
+        readelf -d "$1" | grep NEEDED
+        echo "=> ${1##*/} needs shared libraries"
+        return 1
+    fi
+}
+
+check_consumer_pkgconfig_fullstatic() {
+    local dir="$work/consumer-pkgconfig"
+    make -C "$dir" fullstatic CFLAGS="-O2 -Wall -Wextra -Wpedantic -Werror"
+    fully_static "$dir/consumer_pkgconfig_fullstatic"
+    unset LD_LIBRARY_PATH
+    run_prog "$dir/consumer_pkgconfig_fullstatic"
+    echo "=> $(echo "$prog_out" | tail -1) [cc -static]"
 }
 
 # ---------------------------------------------------------- CMake package ----
@@ -278,6 +308,12 @@ check_consumer_cmake_static() {
         echo "=> the static consumer needs libconvvae.so"
         return 1
     fi
+}
+
+check_consumer_cmake_fullstatic() {
+    consumer_cmake consumer-cmake-fullstatic -DCONVVAE_FULLY_STATIC=ON
+    fully_static "$work/consumer-cmake-fullstatic/consumer_cmake"
+    fully_static "$work/consumer-cmake-fullstatic/cluster_images"
 }
 
 # ------------------------------------------------------------------ ABI ----
@@ -347,10 +383,12 @@ run_check pkg-config check_pkgconfig
 run_check consumer-pkgconfig check_consumer_pkgconfig
 if [ $check_rc -eq 0 ]; then
     run_check consumer-pkgconfig-static check_consumer_pkgconfig_static
+    run_check consumer-pkgconfig-fullstatic check_consumer_pkgconfig_fullstatic
 fi
 run_check cmake-package-version check_package_version
 run_check consumer-cmake check_consumer_cmake
 run_check consumer-cmake-static check_consumer_cmake_static
+run_check consumer-cmake-fullstatic check_consumer_cmake_fullstatic
 if [ "$update_abi" -eq 1 ]; then
     run_check abi-baseline-update check_abi
 else

@@ -7,20 +7,14 @@
 # tests/test_* executable and tests/fuzz/fuzz_replay_* on its corpus.
 #
 # tests/valgrind.supp holds the known, explained "possibly lost" blocks of
-# BLIS's memory pools and of libgomp's worker threads (BLIS's OpenMP
-# runtime); it suppresses nothing that is definitely lost and no error, and
-# each summary line prints whatever possibly-lost bytes remain.
+# BLIS's memory pools and of the worker threads of an OpenMP runtime; it
+# suppresses nothing that is definitely lost and no error, and each summary
+# line prints whatever possibly-lost bytes remain.
 #
-# Left out or trimmed (valgrind runs code 20-50x slower):
-#   test_train                the real-MNIST training run (~5 s natively,
-#                             minutes under valgrind, beyond the budget); its
-#                             code paths are the ones test_model, test_robust
-#                             and test_threads exercise on small data;
-#   test_threads *two_gemm*   the 2-GEMM-thread determinism test: OpenMP
-#                             barriers between two threads crawl under
-#                             valgrind's serialised scheduler;
-# OMP_WAIT_POLICY=passive keeps libgomp's idle threads from spinning. The
-# executables run VALGRIND_JOBS at a time (default: one per core).
+# Left out (valgrind runs code 20-50x slower): test_train, the real-MNIST
+# training run (seconds natively, minutes under valgrind); its code paths
+# are the ones test_model, test_robust and test_threads exercise on small
+# data. The executables run VALGRIND_JOBS at a time (default: one per core).
 # VALGRIND_ARGS adds options (e.g. --track-origins=yes to find where an
 # uninitialised value came from; it doubles the run time).
 #
@@ -35,7 +29,6 @@ cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCVAE_WERROR=ON 
     -DCVAE_BUILD_TOOL=OFF -DCVAE_BUILD_BENCH=OFF -DCVAE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j2 >/dev/null
 
-export OMP_WAIT_POLICY=passive
 # test_metrics asserts a speed bound unless told it runs under valgrind.
 export CVAE_TEST_NO_TIMING=1
 jobs=${VALGRIND_JOBS:-$(nproc)}
@@ -53,7 +46,6 @@ run_one() {
     local exe=$1 name args=() t0=$SECONDS trc
     name=$(basename "$exe")
     case $name in
-    test_threads) args=("*" "*two_gemm*") ;;
     fuzz_replay_*) args=("$here/tests/fuzz/corpus/${name#fuzz_replay_}") ;;
     esac
     set +e

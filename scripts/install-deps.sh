@@ -25,5 +25,31 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Another apt process (unattended-upgrades, a second job) may hold apt's
+# locks for a while: wait for them, up to INSTALL_DEPS_LOCK_TIMEOUT seconds,
+# instead of failing at once. apt-get install waits for the dpkg lock itself
+# (DPkg::Lock::Timeout); apt-get update takes the package lists' lock, which
+# that option does not cover (apt 2.6), so it is retried while that lock is
+# the reason it failed.
+lock_timeout=${INSTALL_DEPS_LOCK_TIMEOUT:-900}
+apt_update() {
+    local waited=0 out
+    while :; do
+        if out=$($SUDO apt-get update -qq 2>&1); then
+            return 0
+        fi
+        if [[ $out == *"Could not get lock"* ]] && [ "$waited" -lt "$lock_timeout" ]; then
+            [ "$waited" -eq 0 ] &&
+                echo "install-deps: another apt process holds its lock; waiting (up to ${lock_timeout}s)" >&2
+            sleep 5
+            waited=$((waited + 5))
+            continue
+        fi
+        echo "$out" >&2
+        return 1
+    done
+}
+apt_update
+$SUDO apt-get install -y -qq -o DPkg::Lock::Timeout="$lock_timeout" --no-install-recommends \
+    "${missing[@]}" >/dev/null

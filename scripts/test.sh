@@ -18,7 +18,8 @@ cmake -S . -B "$build" -DCVAE_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2 >/dev/null
 
 if command -v clang >/dev/null; then
-    # Rule 1: warning-free with clang too (compile only; gcc's build is tested).
+    # The code must be warning-free with clang too: compile only, the tests
+    # run on gcc's build.
     CC=clang cmake -S . -B "$build-clang" -DCVAE_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$build-clang" -j2 >/dev/null
     echo "clang build: OK (-Wall -Wextra -Wpedantic -Werror)"

@@ -4,11 +4,9 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,77 +394,6 @@ void cli_data_describe(const cvae_dataset *ds, char *buf, size_t size)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Atomic output files                                                      */
-/* ------------------------------------------------------------------------ */
-
-int cli_outfile_open(cli_outfile *o, const char *path)
-{
-    memset(o, 0, sizeof *o);
-    o->path = path;
-    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
-    o->tmp = malloc(n);
-    if (!o->tmp)
-        return cli_error(CVAE_E_NOMEM, "cannot allocate a path");
-    snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(o->tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(o->tmp);
-        o->tmp = NULL;
-        return cli_error(CVAE_E_IO, "cannot create a temporary file next to %s: %s", path,
-                         strerror(e));
-    }
-    /* mkstemp makes the file 0600; give it the mode a plain fopen would. */
-    mode_t mask = umask(0);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
-    o->f = fdopen(fd, "wb");
-    if (!o->f) {
-        int e = errno;
-        close(fd);
-        cli_outfile_abort(o);
-        return cli_error(CVAE_E_IO, "cannot open %s: %s", path, strerror(e));
-    }
-    return CLI_EXIT_OK;
-}
-
-int cli_outfile_commit(cli_outfile *o)
-{
-    int failed = ferror(o->f) || fflush(o->f) != 0 || fsync(fileno(o->f)) != 0;
-    int e = errno;
-    if (fclose(o->f) != 0 && !failed) {
-        failed = 1;
-        e = errno;
-    }
-    o->f = NULL;
-    if (failed) {
-        cli_outfile_abort(o);
-        return cli_error(CVAE_E_IO, "cannot write %s: %s", o->path, strerror(e));
-    }
-    if (rename(o->tmp, o->path) != 0) {
-        e = errno;
-        cli_outfile_abort(o);
-        return cli_error(CVAE_E_IO, "cannot rename the temporary file to %s: %s", o->path,
-                         strerror(e));
-    }
-    free(o->tmp);
-    o->tmp = NULL;
-    return CLI_EXIT_OK;
-}
-
-void cli_outfile_abort(cli_outfile *o)
-{
-    if (o->f)
-        fclose(o->f);
-    o->f = NULL;
-    if (o->tmp) {
-        unlink(o->tmp);
-        free(o->tmp);
-        o->tmp = NULL;
-    }
-}
-
-/* ------------------------------------------------------------------------ */
 /* Time, SIGINT and SIGTERM                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -504,6 +431,49 @@ static void on_signal(int sig)
     set_handler(sig, SIG_DFL);
     ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)r;
+}
+
+/* During a save a signal must not kill the process: it would leave the
+ * temporary file behind (the checkpoint itself stays intact). It is noted,
+ * and the command stops once the save is done. */
+static volatile sig_atomic_t signal_while_saving = 0;
+
+static void on_signal_saving(int sig)
+{
+    static const char msg[] = "\nconvvae: interrupted: finishing the checkpoint first\n";
+    if (!cli_interrupted)
+        cli_interrupted = sig;
+    signal_while_saving = sig;
+    ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)r;
+}
+
+static struct sigaction saved_actions[2];
+static const int save_signals[2] = {SIGINT, SIGTERM};
+
+void cli_save_begin(void)
+{
+    signal_while_saving = 0;
+    for (int i = 0; i < 2; i++) {
+        sigaction(save_signals[i], NULL, &saved_actions[i]);
+        set_handler(save_signals[i], on_signal_saving);
+    }
+}
+
+void cli_save_end(void)
+{
+    for (int i = 0; i < 2; i++) {
+        struct sigaction cur;
+        sigaction(save_signals[i], NULL, &cur);
+        if (cur.sa_handler != on_signal_saving)
+            continue; /* ignored by the parent: left alone */
+        /* A signal seen during the save was the first or the second one:
+         * either way the next one must not wait for a batch. */
+        if (signal_while_saving && saved_actions[i].sa_handler == on_signal)
+            set_handler(save_signals[i], SIG_DFL);
+        else
+            sigaction(save_signals[i], &saved_actions[i], NULL);
+    }
 }
 
 void cli_sigint_install(void)

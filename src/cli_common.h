@@ -113,20 +113,31 @@ void cli_data_describe(const cvae_dataset *ds, char *buf, size_t size);
 
 /* ---- output files ------------------------------------------------------- */
 
-/* Files are written to a temporary sibling and renamed into place, so a
- * failed or interrupted write never leaves a truncated file at `path`. */
+/* Output files replace only regular files, write through symbolic links
+ * (the link keeps pointing where it did) and are written to a locked
+ * ".NAME.tmp" beside the file, then renamed into place, so a failed or
+ * interrupted write never leaves a truncated file at `path`. */
 typedef struct cli_outfile {
     FILE *f;
-    char *tmp;
+    int fd;
+    char *tmp;    /* ".NAME.tmp" beside target */
+    char *target; /* path, or the file the symbolic link path resolves to */
     const char *path;
 } cli_outfile;
 
+/* Can `path` be written under that policy? Commands call it for every
+ * output before doing any work. Returns an exit code (errors reported). */
+int cli_check_output(const char *path);
 /* Returns an exit code (errors reported). */
 int cli_outfile_open(cli_outfile *o, const char *path);
-/* Flush, fsync, close and rename. Returns an exit code (errors reported). */
+/* Flush, fsync, rename, close. Returns an exit code (errors reported). */
 int cli_outfile_commit(cli_outfile *o);
 /* Close and remove the temporary file. Safe after a failed open/commit. */
 void cli_outfile_abort(cli_outfile *o);
+/* Flush and close standard output, check standard error: a write error
+ * (full disk, /dev/full) turns exit code rc = 0 into CLI_EXIT_RUNTIME with
+ * a message. Returns the exit code. */
+int cli_finish_output(int rc);
 
 /* ---- time, SIGINT, progress -------------------------------------------- */
 
@@ -135,10 +146,14 @@ double cli_now(void);
 
 /* The number of the first SIGINT or SIGTERM after cli_sigint_install (0:
  * none); a second one kills the process the default way (checkpoints are
- * written atomically). */
+ * written atomically), except during a save (cli_save_begin). */
 extern volatile sig_atomic_t cli_interrupted;
 void cli_sigint_install(void);
 void cli_sigint_restore(void);
+/* Around a checkpoint save: SIGINT and SIGTERM (even a second one) wait
+ * until the save is done, then count as an interruption (cli_interrupted). */
+void cli_save_begin(void);
+void cli_save_end(void);
 
 typedef struct cli_progress {
     int enabled;         /* draw the bar */

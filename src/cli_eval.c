@@ -172,6 +172,8 @@ int cli_cluster(int argc, char **argv)
     int rc = parse_infer("cluster", argc, argv, &o);
     if (rc)
         return rc < 0 ? CLI_EXIT_OK : rc;
+    if (o.out && (rc = cli_check_output(o.out)))
+        return rc;
     cvae_model *model = NULL;
     cvae_dataset *data = NULL;
     cvae_config *cfg = NULL;

@@ -123,11 +123,14 @@ int cli_generate(int argc, char **argv)
     if (!out)
         return cli_usage_error(a.cmd, "--out FILE is required");
 
+    int rc = cli_check_output(out);
+    if (rc)
+        return rc;
     cvae_model *model = NULL;
     cvae_config *cfg = NULL;
     float *samples = NULL;
     uint8_t *grid = NULL;
-    int rc = cli_load_model(model_path, &model);
+    rc = cli_load_model(model_path, &model);
     if (rc)
         return rc;
     int k = 0, c = 0, h = 0, w = 0;

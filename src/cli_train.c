@@ -71,7 +71,8 @@ static void train_help(void)
            "  --resume PATH         continue a checkpoint up to --epochs in total; model\n"
            "                        options must match the checkpoint's\n"
            "  --progress            draw the progress bar even if stderr is not a terminal\n"
-           "  --quiet               no summary and no progress bar\n"
+           "  --quiet               print nothing but errors and warnings: no summary, no\n"
+           "                        per-epoch lines, no progress bar\n"
            "  --conv-layers N       set the layer count of every convolution branch\n"
            "  -h, --help            this text\n"
            "\n"
@@ -254,14 +255,14 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
 {
     char b[16][64];
     int branches = 0;
-    cvae_config_get_num_branches(cfg, &branches);
+    cvae_config_get_branches(cfg, &branches);
     printf("convvae %s\n", cvae_version_string());
     printf("model:    input %sx%sx%s, %d conv branch%s", cfgv(cfg, "input_channels", b[0], 64),
            cfgv(cfg, "input_height", b[1], 64), cfgv(cfg, "input_width", b[2], 64), branches,
            branches == 1 ? "" : "es");
     for (int i = 0; i < branches; i++) {
         int layers = 0, filters = 0, kernel = 0;
-        cvae_config_get_branch(cfg, i, &layers, &filters, &kernel);
+        cvae_config_get_conv_branch(cfg, i + 1, &layers, &filters, &kernel);
         printf("%s%dx%d@%dx%d", i ? ", " : " (", layers, filters, kernel, kernel);
     }
     printf("%s\n", branches ? ")" : "");
@@ -319,8 +320,11 @@ static int check_shape(const cvae_config *cfg, const cvae_dataset *ds, const cha
 static int save_model(cvae_model *model, const char *path, int final, const train_opts *o)
 {
     cvae_status st = final && o->weights_only ? cvae_model_clear_optimizer(model) : CVAE_OK;
-    if (!st)
+    if (!st) {
+        cli_save_begin();
         st = cvae_model_save(model, path);
+        cli_save_end();
+    }
     return st ? cli_lib_error(st) : CLI_EXIT_OK;
 }
 
@@ -415,12 +419,14 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
         snprintf(line, sizeof line, "epoch %d/%d  loss %.1f (recon %.1f kl %.1f cat %.1f bal %.1f)",
                  done, total, l[CVAE_LOSS_TOTAL], l[CVAE_LOSS_RECON], l[CVAE_LOSS_KL],
                  l[CVAE_LOSS_CATEGORY], l[CVAE_LOSS_BALANCE]);
-        if ((rc = epoch_metrics(model, train_eval, test, line, sizeof line)))
+        if (!o->quiet && (rc = epoch_metrics(model, train_eval, test, line, sizeof line)))
             break;
         size_t used = strlen(line);
         snprintf(line + used, sizeof line - used, "  %.1f s", cli_now() - t0);
-        printf("%s\n", line);
-        fflush(stdout);
+        if (!o->quiet) {
+            printf("%s\n", line);
+            fflush(stdout);
+        }
         if ((o->save_every > 0 && done % o->save_every == 0) || done >= total) {
             if ((rc = save_model(model, out, done >= total, o)))
                 break;
@@ -464,6 +470,24 @@ int cli_train(int argc, char **argv)
     cvae_dataset *train = NULL, *test = NULL;
     char *default_out = NULL;
     cvae_status st;
+
+    const char *out = o.out;
+    if (!out && o.resume)
+        out = o.resume;
+    if (!out) {
+        const char *name = o.data.dataset ? o.data.dataset : "model";
+        size_t n = strlen(name) + sizeof "convvae-.safetensors";
+        if (!(default_out = malloc(n))) {
+            rc = cli_error(CVAE_E_NOMEM, "cannot allocate a path");
+            goto done;
+        }
+        snprintf(default_out, n, "convvae-%s.safetensors", name);
+        out = default_out;
+    }
+    /* Where the checkpoint goes, before anything else: a bad path must not
+     * cost an hour of training. */
+    if ((rc = cli_check_output(out)))
+        goto done;
 
     /* The checkpoint first: a mismatch is found before minutes of loading. */
     if (o.resume) {
@@ -530,27 +554,20 @@ int cli_train(int argc, char **argv)
     if ((rc = check_shape(cfg, train, "training")) || (test && (rc = check_shape(cfg, test, "test"))))
         goto done;
 
-    const char *out = o.out;
-    if (!out && o.resume)
-        out = o.resume;
-    if (!out) {
-        const char *name = o.data.dataset ? o.data.dataset : "model";
-        size_t n = strlen(name) + sizeof "convvae-.safetensors";
-        if (!(default_out = malloc(n))) {
-            rc = cli_error(CVAE_E_NOMEM, "cannot allocate a path");
-            goto done;
-        }
-        snprintf(default_out, n, "convvae-%s.safetensors", name);
-        out = default_out;
-    }
-
     int total = 0, done_epochs = 0;
     if ((st = cvae_config_get_epochs(cfg, &total)) || (st = cvae_model_epochs_done(model, &done_epochs))) {
         rc = cli_lib_error(st);
         goto done;
     }
-    if (!o.quiet)
+    if (!o.quiet) {
         print_summary(cfg, model, train, test, &o, out, done_epochs, total);
+        /* Output that cannot be written (a full disk, /dev/full) is found
+         * before training, not after it. */
+        if (ferror(stdout)) {
+            rc = cli_error(CVAE_E_IO, "cannot write to standard output");
+            goto done;
+        }
+    }
     rc = run_training(model, train, test, &o, out, total);
 
 done:

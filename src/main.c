@@ -37,9 +37,15 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fputs("  help       this text, or 'convvae help COMMAND' for a command's options\n"
           "\n"
-          "Every command takes --help. Exit status: 0 success, 1 runtime error,\n"
-          "2 usage error, 130 or 143 interrupted by SIGINT or SIGTERM (train saves its\n"
-          "checkpoint first).\n",
+          "Every command takes --help. Exit status: 0 success, 1 runtime error (also\n"
+          "when standard output cannot be written), 2 usage error, 130 or 143\n"
+          "interrupted by SIGINT or SIGTERM (train saves its checkpoint first; a signal\n"
+          "during a save waits for it to finish).\n"
+          "\n"
+          "Output files (--out) are checked before any work and written atomically: only\n"
+          "a regular file is replaced (a FIFO, device or directory is refused), and a\n"
+          "symbolic link keeps pointing to its file, which is replaced. A hidden\n"
+          ".NAME.tmp left by a killed run is taken over by the next write to NAME.\n",
           f);
 }
 
@@ -60,7 +66,7 @@ static int print_version(void)
     return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -96,4 +102,9 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     return c->run(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+    return cli_finish_output(run(argc, argv));
 }

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "core/rng.h"
 
 #if defined(__GNUC__)
 #define GC_UNUSED __attribute__((unused))

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "activation.h"
+#include "layers/activation.h"
 #include "gradcheck.h"
-#include "rng.h"
+#include "core/rng.h"
 
 static void test_relu_values(void **state)
 {

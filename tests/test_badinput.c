@@ -17,8 +17,11 @@
  *
  * Checks do not stop at the first failure: all are counted, every failure is
  * printed, and each test fails at its end if any check did. Rows with a
- * known_bug text expose a library bug (described there); they run in a child
- * process, in test_fixed_library_bugs, so a crash fails that test only. */
+ * fixed_bug text guard against the return of a library bug that has been
+ * fixed (described there); they run in a child process, in
+ * test_fixed_library_bugs, so a crash fails that test only. */
+/* Every public function, the deprecated ones included. */
+#define CVAE_NO_DEPRECATION_WARNINGS
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,15 +50,15 @@
 #include <zlib.h>
 
 #include "convvae.h"
-#include "error.h"
-#include "rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 
 /* ------------------------------------------------------------------------ */
 /* Check bookkeeping                                                        */
 /* ------------------------------------------------------------------------ */
 
 static long n_checks, n_failed, n_calls;
-static long n_bug_failed; /* failures of the known_bug rows, reported on their own */
+static long n_bug_failed; /* failures of the fixed_bug rows, reported on their own */
 
 #define CHECK(cond, ...)                                                                       \
     do {                                                                                       \
@@ -309,6 +312,8 @@ enum fn {
     F_CFG_INPUT_SHAPE,
     F_CFG_BRANCH_SET,
     F_CFG_BRANCH_GET,
+    F_CFG_CONV_BRANCH_SET,
+    F_CFG_CONV_BRANCH_GET,
     F_CFG_BETAS,
     F_CFG_SEED_GET,
     F_OPT_ADAM,
@@ -341,7 +346,8 @@ static const char *const fn_names[F_COUNT] = {
     "cvae_dataset_shape", "cvae_dataset_has_labels", "cvae_dataset_labels",
     "cvae_dataset_images_f32", "cvae_cluster_metrics", "cvae_config_create",
     "cvae_config_clone", "cvae_config_set", "cvae_config_get", "cvae_config_set_input_shape",
-    "cvae_config_set_branch", "cvae_config_get_branch", "cvae_config_set_adam_betas",
+    "cvae_config_set_branch", "cvae_config_get_branch", "cvae_config_set_conv_branch",
+    "cvae_config_get_conv_branch", "cvae_config_set_adam_betas",
     "cvae_config_get_seed", "cvae_optimizer_create_adam", "cvae_optimizer_create_sgd",
     "cvae_optimizer_create_from_config", "cvae_optimizer_set_learning_rate",
     "cvae_model_create", "cvae_model_get_config", "cvae_model_num_params",
@@ -367,7 +373,7 @@ typedef struct row {
     int i[4];
     double x[5];
     const char *s[2];
-    const char *known_bug; /* non-NULL: a library bug, described here; run forked */
+    const char *fixed_bug; /* non-NULL: guards a fixed library bug, described here; run forked */
 } row;
 
 #define E_ARG CVAE_E_INVALID_ARG
@@ -517,6 +523,15 @@ static const row rows[] = {
     {F_CFG_BRANCH_GET, "cfg NULL", E_ARG, .null_arg = 1, .i = {0}},
     {F_CFG_BRANCH_GET, "index -1", E_ARG, .i = {-1}},
     {F_CFG_BRANCH_GET, "index 4", E_ARG, .i = {CVAE_MAX_BRANCHES}},
+    {F_CFG_CONV_BRANCH_SET, "cfg NULL", E_ARG, .null_arg = 1, .i = {1, 1, 4, 3}},
+    {F_CFG_CONV_BRANCH_SET, "branch 0", E_ARG, .i = {0, 1, 4, 3}},
+    {F_CFG_CONV_BRANCH_SET, "branch 5", E_ARG, .i = {CVAE_MAX_BRANCHES + 1, 1, 4, 3}},
+    {F_CFG_CONV_BRANCH_SET, "layers 0", E_ARG, .i = {1, 0, 4, 3}},
+    {F_CFG_CONV_BRANCH_SET, "filters 1025", E_ARG, .i = {4, 1, 1025, 3}},
+    {F_CFG_CONV_BRANCH_SET, "kernel even", E_ARG, .i = {2, 1, 4, 4}},
+    {F_CFG_CONV_BRANCH_GET, "cfg NULL", E_ARG, .null_arg = 1, .i = {1}},
+    {F_CFG_CONV_BRANCH_GET, "branch 0", E_ARG, .i = {0}},
+    {F_CFG_CONV_BRANCH_GET, "branch 5", E_ARG, .i = {CVAE_MAX_BRANCHES + 1}},
     {F_CFG_BETAS, "cfg NULL", E_ARG, .null_arg = 1, .x = {0.9, 0.999}},
     {F_CFG_BETAS, "beta1 NaN", E_ARG, .x = {NAN, 0.999}},
     {F_CFG_BETAS, "beta2 1 (beta1 valid, not kept)", E_ARG, .x = {0.5, 1.0}},
@@ -629,10 +644,10 @@ static const row rows[] = {
     {F_M_GENERATE, "count 0", E_ARG, .i = {0}, .n = 0},
     {F_M_GENERATE, "count -1", E_ARG, .i = {0}, .n = -1},
     {F_M_GENERATE, "count*64*4 overflows", E_ARG, .i = {0}, .n = BIGN,
-     .known_bug = "cvae_model_generate does not check count*C*H*W*sizeof(float) for overflow: "
-                  "it decodes and writes past the caller's buffer until it crashes"},
+     .fixed_bug = "cvae_model_generate once did not check count*C*H*W*sizeof(float) for "
+                  "overflow, and decoded and wrote past the caller's buffer until it crashed"},
     {F_M_GENERATE, "count*64*4 overflows (2^57)", E_ARG, .i = {0}, .n = BYTES_OVERFLOW_N,
-     .known_bug = "as above"},
+     .fixed_bug = "as above"},
 
     /* models: files */
     {F_M_SAVE, "model NULL", E_ARG, .null_arg = 1, .s = {"m.st"}},
@@ -869,6 +884,15 @@ static outcome run_row(const row *w)
         r.st = cvae_config_get_branch(na == 1 ? NULL : cfg, w->i[0], &l, &f, &k);
         break;
     }
+    case F_CFG_CONV_BRANCH_SET:
+        r.st = cvae_config_set_conv_branch(na == 1 ? NULL : cfg, w->i[0], w->i[1], w->i[2],
+                                           w->i[3]);
+        break;
+    case F_CFG_CONV_BRANCH_GET: {
+        int l = -7, f = -7, k = -7;
+        r.st = cvae_config_get_conv_branch(na == 1 ? NULL : cfg, w->i[0], &l, &f, &k);
+        break;
+    }
     case F_CFG_BETAS:
         r.st = cvae_config_set_adam_betas(na == 1 ? NULL : cfg, w->x[0], w->x[1]);
         break;
@@ -986,7 +1010,8 @@ static outcome run_row(const row *w)
     return r;
 }
 
-/* Run a row in a child process: a known bug may crash or scribble. Exit
+/* Run a row in a child process: a regression of a fixed bug may crash or
+ * scribble. Exit
  * code: 64 + the status, +32 if the message was missing; anything else (a
  * signal, a sanitizer's exit code) is a crash. */
 static outcome run_row_forked(const row *w, int *crashed)
@@ -1049,12 +1074,12 @@ static void check_row(const row *w, int forked)
     note_fn(fn_names[w->fn]);
     if (crashed) {
         CHECK(0, "%s: CRASHED (%s)%s%s", what, cvae_last_error(),
-              w->known_bug ? " - KNOWN LIBRARY BUG: " : "", w->known_bug ? w->known_bug : "");
+              w->fixed_bug ? " - REGRESSION OF A FIXED BUG: " : "", w->fixed_bug ? w->fixed_bug : "");
         return;
     }
     CHECK(r.st == w->expect, "%s: returned %d (%s), expected %d (%s)%s%s", what, (int)r.st,
           cvae_strerror(r.st), (int)w->expect, cvae_strerror(w->expect),
-          w->known_bug ? " - KNOWN LIBRARY BUG: " : "", w->known_bug ? w->known_bug : "");
+          w->fixed_bug ? " - REGRESSION OF A FIXED BUG: " : "", w->fixed_bug ? w->fixed_bug : "");
     check_message(what);
     if (r.ctor) {
         n_ctor_rows++;
@@ -1086,7 +1111,7 @@ static void test_call_matrix(void **state)
     verify_handles("setup");
     int before_threads = cvae_get_num_threads();
     for (size_t i = 0; i < NROWS; i++)
-        if (!rows[i].known_bug)
+        if (!rows[i].fixed_bug)
             check_row(&rows[i], 0);
     CHECK(cvae_get_num_threads() == before_threads, "thread count changed by failing calls");
     int nfn = 0;
@@ -1129,6 +1154,7 @@ static const struct {
     get_i get;
     int lo, hi;
 } int_opts[] = {
+    {"branches", cvae_config_set_branches, cvae_config_get_branches, 0, 4},
     {"num_branches", cvae_config_set_num_branches, cvae_config_get_num_branches, 0, 4},
     {"encoder_units", cvae_config_set_encoder_units, cvae_config_get_encoder_units, 1, 65536},
     {"decoder_units", cvae_config_set_decoder_units, cvae_config_get_decoder_units, 1, 65536},
@@ -1615,12 +1641,12 @@ static void test_fixed_library_bugs(void **state)
     long failed0 = n_failed;
     int nbug = 0;
     for (size_t i = 0; i < NROWS; i++)
-        if (rows[i].known_bug) {
+        if (rows[i].fixed_bug) {
             check_row(&rows[i], 1);
             nbug++;
         }
     n_bug_failed = n_failed - failed0;
-    print_message("known-bug rows: %d, failing checks: %ld\n", nbug, n_bug_failed);
+    print_message("fixed-bug rows: %d, failing checks: %ld\n", nbug, n_bug_failed);
     assert_int_equal(n_bug_failed, 0);
 }
 

@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "model.h"
-#include "optimizer.h"
-#include "rng.h"
+#include "core/rng.h"
+#include "model/model.h"
+#include "training/optimizer.h"
 #include "testfile.h"
 
 #if defined(__has_feature)
@@ -65,8 +65,8 @@ static cvae_model *small_model(const char *optimizer)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, 8, 8), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 2, 3, 3), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 1, 1, 4, 5), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 2, 3, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 2, 1, 4, 5), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 16), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, 16), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, 8), CVAE_OK);
@@ -360,8 +360,8 @@ static void write_big_workspace_checkpoint(const char *path)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, 16, 16), CVAE_OK);
-    assert_int_equal(cvae_config_set_num_branches(c, 1), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 16, 1, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 16, 1, 3), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 1), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, 1), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, 1), CVAE_OK);
@@ -651,6 +651,88 @@ static size_t tensor_data(const unsigned char *buf, const char *name)
     return 8 + (size_t)hl + (size_t)strtoull(o + 16, NULL, 10);
 }
 
+/* Rename the checksum key in a checkpoint's bytes (same length), making it
+ * a file without checksums, as other writers and older versions make them. */
+static void strip_checksum(unsigned char *buf, size_t len)
+{
+    static const char key[] = "\"tensors_crc32\"";
+    for (size_t i = 8; i + sizeof key - 1 <= len; i++)
+        if (memcmp(buf + i, key, sizeof key - 1) == 0) {
+            buf[i + 13] = 'x';
+            return;
+        }
+    fail_msg("no checksum key in the checkpoint");
+}
+
+/* Damage is found: one flipped bit in any tensor (the checksum names it),
+ * and a NaN or infinity in a weight, whether the file has checksums (saved
+ * from a model holding it) or not (written by another tool). A file
+ * without checksums loads and predicts the same. */
+static void test_damaged_weights_rejected(void **state)
+{
+    (void)state;
+    struct saved_file f;
+    saved_file_open(&f, "dmg");
+    unsigned char *alt = malloc(f.len);
+    cvae_model *r = (cvae_model *)1;
+    const cvae_model *m = f.m;
+
+    /* a bit flipped in the first float of every parameter tensor */
+    for (int i = 0; i < m->nparam; i++) {
+        const char *name = m->ptab[i].name;
+        memcpy(alt, f.buf, f.len);
+        alt[tensor_data(f.buf, name) + (size_t)i % 4] ^= (unsigned char)(1u << (i % 8));
+        write_file(f.bad, alt, f.len);
+        assert_int_equal(cvae_model_load(f.bad, &r), CVAE_E_FORMAT);
+        assert_null(r);
+        char want[160];
+        snprintf(want, sizeof want, "tensor \"%s\" is damaged", name);
+        if (!strstr(cvae_last_error(), want))
+            fail_msg("flipped bit in %s: '%s'", name, cvae_last_error());
+    }
+
+    /* without checksums the model loads and predicts bit-identically */
+    memcpy(alt, f.buf, f.len);
+    strip_checksum(alt, f.len);
+    write_file(f.bad, alt, f.len);
+    assert_int_equal(cvae_model_load(f.bad, &r), CVAE_OK);
+    float pa[N * 4], pb[N * 4];
+    assert_int_equal(cvae_model_predict_proba(f.m, f.x, N, pa), CVAE_OK);
+    assert_int_equal(cvae_model_predict_proba(r, f.x, N, pb), CVAE_OK);
+    assert_memory_equal(pa, pb, sizeof pa);
+    cvae_model_destroy(r);
+
+    /* non-finite weights in a file without checksums */
+    const float bad_vals[3] = {strtof("nan", NULL), strtof("inf", NULL), -strtof("inf", NULL)};
+    const char *tensors[3] = {"encoder.weight", "mu.bias", "decoder2.bias"};
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(strstr((const char *)f.buf + 8, tensors[i]));
+        memcpy(alt, f.buf, f.len);
+        strip_checksum(alt, f.len);
+        memcpy(alt + tensor_data(f.buf, tensors[i]) + 4, &bad_vals[i], sizeof(float));
+        write_file(f.bad, alt, f.len);
+        r = (cvae_model *)1;
+        assert_int_equal(cvae_model_load(f.bad, &r), CVAE_E_FORMAT);
+        assert_null(r);
+        char want[160];
+        snprintf(want, sizeof want, "weight %s[1]", tensors[i]);
+        if (!strstr(cvae_last_error(), want) || !strstr(cvae_last_error(), "not finite"))
+            fail_msg("%s: '%s'", tensors[i], cvae_last_error());
+    }
+
+    /* a NaN saved from the model itself: the checksum is right, the weight
+     * is still refused */
+    f.m->params[f.m->ptab[0].offset + 2] = strtof("nan", NULL);
+    assert_int_equal(cvae_model_save(f.m, f.bad), CVAE_OK);
+    r = (cvae_model *)1;
+    assert_int_equal(cvae_model_load(f.bad, &r), CVAE_E_FORMAT);
+    assert_null(r);
+    assert_non_null(strstr(cvae_last_error(), "not finite"));
+    assert_non_null(strstr(cvae_last_error(), f.m->ptab[0].name));
+    free(alt);
+    saved_file_close(&f);
+}
+
 /* Optimizer state that would break training is refused: a non-finite
  * moment, a negative second moment, a bad step count, a moment missing
  * (renamed), state without its step count, a step count without state. */
@@ -676,13 +758,22 @@ static void test_bad_optimizer_state_rejected(void **state)
         memcpy(alt, buf, len);
         memcpy(alt + tensor_data(buf, vals[i].tensor), vals[i].value, sizeof(float));
         write_file(bad, alt, len);
+        /* the checksum sees the edit first; without it the value is refused */
         assert_int_equal(cvae_model_load(bad, &r), CVAE_E_FORMAT);
         assert_null(r);
+        assert_non_null(strstr(cvae_last_error(), "is damaged"));
+        assert_non_null(strstr(cvae_last_error(), vals[i].msg));
+        strip_checksum(alt, len);
+        write_file(bad, alt, len);
+        assert_int_equal(cvae_model_load(bad, &r), CVAE_E_FORMAT);
+        assert_null(r);
+        assert_null(strstr(cvae_last_error(), "is damaged"));
         assert_non_null(strstr(cvae_last_error(), vals[i].msg));
     }
     /* a negative first moment is fine (it is a mean of gradients) */
     memcpy(alt, buf, len);
     memcpy(alt + tensor_data(buf, "optimizer.exp_avg.mu.bias"), &neg, sizeof(float));
+    strip_checksum(alt, len);
     write_file(bad, alt, len);
     assert_int_equal(cvae_model_load(bad, &r), CVAE_OK);
     cvae_model_destroy(r);
@@ -849,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_resume_same_as_uninterrupted_sgd),
         cmocka_unit_test(test_optimizer_state_contents),
         cmocka_unit_test(test_bad_optimizer_state_rejected),
+        cmocka_unit_test(test_damaged_weights_rejected),
         cmocka_unit_test(test_stopped_epoch_is_finished_exactly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,7 +1,9 @@
 /* Model configuration: documented defaults and ranges (include/convvae.h),
  * typed and by-name setters/getters, clone, NULL handling, and the JSON form
  * used by checkpoints. The expected names, ranges and defaults are written
- * out here from the header's comments, independently of lib/config.c. */
+ * out here from the header's comments, independently of lib/model/config.c. */
+/* The deprecated branch functions are tested here too. */
+#define CVAE_NO_DEPRECATION_WARNINGS
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "error.h"
+#include "core/error.h"
+#include "model/config.h"
 
 enum tkind { T_INT, T_ODD, T_DBL, T_ENUM, T_U64 };
 
@@ -672,6 +674,45 @@ static void test_num_branches(void **state)
     cvae_config_destroy(c);
 }
 
+/* One numbering for branches: cvae_config_set_conv_branch(b) is the option
+ * branch<b>_*, and the deprecated 0-based functions are the same slots at
+ * b - 1; the old and new names of the branch count agree. */
+static void test_branch_numbering(void **state)
+{
+    (void)state;
+    cvae_config *c = NULL;
+    assert_int_equal(cvae_config_create(&c), CVAE_OK);
+    for (int b = 1; b <= CVAE_MAX_BRANCHES; b++) {
+        assert_int_equal(cvae_config_set_conv_branch(c, b, b, 10 * b, 2 * b + 1), CVAE_OK);
+        char name[32], v[16], want[16];
+        snprintf(name, sizeof name, "branch%d_filters", b);
+        assert_int_equal(cvae_config_get(c, name, v, sizeof v), CVAE_OK);
+        snprintf(want, sizeof want, "%d", 10 * b);
+        assert_string_equal(v, want);
+        int l, f, k;
+        assert_int_equal(cvae_config_get_branch(c, b - 1, &l, &f, &k), CVAE_OK);
+        assert_true(l == b && f == 10 * b && k == 2 * b + 1);
+        snprintf(name, sizeof name, "branch%d_layers", b);
+        assert_int_equal(cvae_config_set(c, name, "7"), CVAE_OK);
+        assert_int_equal(cvae_config_get_conv_branch(c, b, &l, NULL, NULL), CVAE_OK);
+        assert_int_equal(l, 7);
+    }
+    assert_int_equal(cvae_config_set_conv_branch(c, 0, 1, 1, 1), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_config_set_conv_branch(c, CVAE_MAX_BRANCHES + 1, 1, 1, 1),
+                     CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_config_get_conv_branch(c, 0, NULL, NULL, NULL), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_config_set_conv_branch(NULL, 1, 1, 1, 1), CVAE_E_INVALID_ARG);
+    int n = -1;
+    assert_int_equal(cvae_config_set_branches(c, 3), CVAE_OK);
+    assert_int_equal(cvae_config_get_num_branches(c, &n), CVAE_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(cvae_config_set_num_branches(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_get_branches(c, &n), CVAE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(cvae_config_set_branches(c, CVAE_MAX_BRANCHES + 1), CVAE_E_INVALID_ARG);
+    cvae_config_destroy(c);
+}
+
 static void test_clone(void **state)
 {
     (void)state;
@@ -750,6 +791,31 @@ static void test_get_buffer_size(void **state)
     assert_int_equal(cvae_config_get(c, "prior", buf, 7), CVAE_E_INVALID_ARG);
     assert_int_equal(cvae_config_get(c, "prior", buf, 8), CVAE_OK);
     assert_string_equal(buf, "mixture");
+    cvae_config_destroy(c);
+}
+
+/* A number too small or too large for a double is refused as out of range,
+ * not as "not a number", and names what the user typed. */
+static void test_double_beyond_double_range(void **state)
+{
+    (void)state;
+    cvae_config *c = NULL;
+    assert_int_equal(cvae_config_create(&c), CVAE_OK);
+    static const char *const vals[] = {"1e-400", "1e400", "-1e999"};
+    char before[64], after[64];
+    assert_int_equal(cvae_config_get(c, "learning_rate", before, sizeof before), CVAE_OK);
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        clear_error();
+        assert_int_equal(cvae_config_set(c, "learning_rate", vals[i]), CVAE_E_INVALID_ARG);
+        if (!strstr(cvae_last_error(), "out of range") || !strstr(cvae_last_error(), vals[i]))
+            fail_msg("learning_rate = %s: message '%s'", vals[i], cvae_last_error());
+        assert_null(strstr(cvae_last_error(), "needs a number"));
+    }
+    assert_int_equal(cvae_config_get(c, "learning_rate", after, sizeof after), CVAE_OK);
+    assert_string_equal(before, after);
+    clear_error();
+    assert_int_equal(cvae_config_set(c, "learning_rate", "1e-3x"), CVAE_E_INVALID_ARG);
+    assert_non_null(strstr(cvae_last_error(), "needs a number"));
     cvae_config_destroy(c);
 }
 
@@ -931,9 +997,11 @@ int main(void)
         cmocka_unit_test(test_typed_enum_setters),
         cmocka_unit_test(test_input_shape_branch_betas_seed),
         cmocka_unit_test(test_num_branches),
+        cmocka_unit_test(test_branch_numbering),
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_null_handling),
         cmocka_unit_test(test_get_buffer_size),
+        cmocka_unit_test(test_double_beyond_double_range),
         cmocka_unit_test(test_json_roundtrip),
         cmocka_unit_test(test_json_rejects),
         cmocka_unit_test(test_json_small_buffer),

@@ -1,5 +1,7 @@
-/* Convolution and transposed convolution: geometry, forward passes against
- * direct loops, the adjoint identity, and finite-difference gradients. */
+/* Convolution (lib/layers/conv.c): geometry, forward passes against direct
+ * loops, finite-difference gradients, batch accumulation and the fused
+ * batch-parallel ReLU forms. The transposed convolution is in
+ * test_tconv.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,11 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv.h"
-#include "conv_im2col.h"
-#include "error.h"
+#include "core/error.h"
+#include "layers/conv.h"
+#include "layers/im2col.h"
+#include "conv_check.h"
 #include "gradcheck.h"
-#include "rng.h"
+#include "core/rng.h"
 
 /* A conv problem as the test states it, independent of cvae__conv_geom. */
 typedef struct spec {
@@ -38,8 +41,6 @@ static void expect_axis(int in, int k, int s, int pad, int *out, int *lead)
         *lead = pad;
     }
 }
-
-static void clear_error(void) { (void)cvae__fail(CVAE_OK, "%s", ""); }
 
 /* Direct 7-loop convolution (cross-correlation, as PyTorch), accumulated in
  * double. y has n*c_out*ho*wo entries. */
@@ -66,64 +67,6 @@ static void ref_conv(const spec *s, const float *x, const float *w, const float 
                     y[((n * s->c_out + co) * ho + oy) * wo + ox] = acc;
                 }
 }
-
-/* A transposed conv as the test states it: input [n][c_in_t][h][w] ->
- * output [n][c_out_t][H][W], weights [c_in_t][c_out_t][kh][kw]. */
-typedef struct dspec {
-    int n, c_in_t, h, w, c_out_t, kh, kw, stride, pad;
-} dspec;
-
-static void expect_deconv(const dspec *d, int *H, int *W, int *pt, int *pl)
-{
-    if (d->pad == CVAE__PAD_SAME) {
-        *H = d->h * d->stride;
-        *W = d->w * d->stride;
-        int th = d->kh - d->stride, tw = d->kw - d->stride;
-        *pt = th > 0 ? th / 2 : 0;
-        *pl = tw > 0 ? tw / 2 : 0;
-    } else {
-        *H = (d->h - 1) * d->stride - 2 * d->pad + d->kh;
-        *W = (d->w - 1) * d->stride - 2 * d->pad + d->kw;
-        *pt = *pl = d->pad;
-    }
-}
-
-/* Scatter-loop transposed convolution (each input pixel adds a scaled
- * kernel to the output), accumulated in double. */
-static void ref_deconv(const dspec *d, const float *x, const float *w, const float *b, double *y)
-{
-    int H, W, pt, pl;
-    expect_deconv(d, &H, &W, &pt, &pl);
-    for (int n = 0; n < d->n; n++)
-        for (int co = 0; co < d->c_out_t; co++)
-            for (int i = 0; i < H * W; i++)
-                y[(n * d->c_out_t + co) * H * W + i] = b ? b[co] : 0.0;
-    for (int n = 0; n < d->n; n++)
-        for (int ci = 0; ci < d->c_in_t; ci++)
-            for (int iy = 0; iy < d->h; iy++)
-                for (int ix = 0; ix < d->w; ix++) {
-                    double v = x[((n * d->c_in_t + ci) * d->h + iy) * d->w + ix];
-                    for (int co = 0; co < d->c_out_t; co++)
-                        for (int ky = 0; ky < d->kh; ky++)
-                            for (int kx = 0; kx < d->kw; kx++) {
-                                int oy = iy * d->stride - pt + ky;
-                                int ox = ix * d->stride - pl + kx;
-                                if (oy < 0 || oy >= H || ox < 0 || ox >= W)
-                                    continue;
-                                y[((n * d->c_out_t + co) * H + oy) * W + ox] +=
-                                    v * w[((ci * d->c_out_t + co) * d->kh + ky) * d->kw + kx];
-                            }
-                }
-}
-
-static size_t geom_x(const cvae__conv_geom *g) { return (size_t)g->c_in * g->h_in * g->w_in; }
-static size_t geom_y(const cvae__conv_geom *g) { return (size_t)g->c_out * g->h_out * g->w_out; }
-static size_t geom_w(const cvae__conv_geom *g)
-{
-    return (size_t)g->c_out * g->c_in * g->kh * g->kw;
-}
-
-/* ------------------------------------------------------------------ */
 
 static void test_geometry_same_and_explicit(void **state)
 {
@@ -152,26 +95,6 @@ static void test_geometry_same_and_explicit(void **state)
     assert_int_equal(g.h_out, 4);
     assert_int_equal(g.pad_top, 1);
     assert_int_equal(cvae__conv_col_floats(&g), (size_t)25 * 16);
-    /* Deconv: the model's 2x2 stride-2 unpooling 14 -> 28. */
-    assert_int_equal(cvae__deconv_geom_init(&g, 16, 14, 14, 1, 2, 2, 2, 0), CVAE_OK);
-    assert_int_equal(g.c_out, 16);
-    assert_int_equal(g.h_out, 14);
-    assert_int_equal(g.c_in, 1);
-    assert_int_equal(g.h_in, 28);
-    assert_int_equal(g.w_in, 28);
-    /* Deconv (h-1)*s - 2p + k: (5-1)*2 - 2 + 3 = 9. */
-    assert_int_equal(cvae__deconv_geom_init(&g, 3, 5, 4, 2, 3, 3, 2, 1), CVAE_OK);
-    assert_int_equal(g.h_in, 9);
-    assert_int_equal(g.w_in, 7);
-    assert_int_equal(g.h_out, 5);
-    assert_int_equal(g.w_out, 4);
-}
-
-static void expect_invalid(cvae_status st)
-{
-    assert_int_equal(st, CVAE_E_INVALID_ARG);
-    assert_true(strlen(cvae_last_error()) > 0);
-    clear_error();
 }
 
 static void test_geometry_errors(void **state)
@@ -207,21 +130,6 @@ static void test_geometry_errors(void **state)
     expect_invalid(cvae__conv_geom_init(&g, 64, 8192, 8192, 1, 3, 3, 1, CVAE__PAD_SAME));
     /* c_out*c_in*kh*kw overflows int. */
     expect_invalid(cvae__conv_geom_init(&g, 1 << 16, 1, 1, 1 << 16, 1, 1, 1, 0));
-
-    /* Transposed conv. */
-    expect_invalid(cvae__deconv_geom_init(NULL, 1, 4, 4, 1, 3, 3, 1, 0));
-    expect_invalid(cvae__deconv_geom_init(&g, 0, 4, 4, 1, 3, 3, 1, 0));
-    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, -1, 1, 3, 3, 1, 0));
-    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 0, 3, 3, 1, 0));
-    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 1, 3, 0, 1, 0));
-    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 1, 3, 3, -1, 0));
-    expect_invalid(cvae__deconv_geom_init(&g, 1, 4, 4, 1, 3, 3, 1, -3));
-    /* Output (1-1)*1 - 2*1 + 1 < 1. */
-    expect_invalid(cvae__deconv_geom_init(&g, 1, 1, 1, 1, 1, 1, 1, 1));
-    /* Output size overflows int. */
-    expect_invalid(cvae__deconv_geom_init(&g, 1, INT_MAX / 2, 1, 1, 2, 2, 4, 0));
-    /* 46341^2 > INT_MAX: one output plane overflows int. */
-    expect_invalid(cvae__deconv_geom_init(&g, 1, 46341, 46341, 1, 1, 1, 1, 0));
 }
 
 /* Conv semantics on numbers worked out by hand: PyTorch-style
@@ -242,11 +150,11 @@ static void test_conv_hand_example(void **state)
 
     /* Transposed: a 2x2 stride-2 kernel turns each input pixel into a
      * scaled copy of the kernel. */
-    assert_int_equal(cvae__deconv_geom_init(&g, 1, 2, 2, 1, 2, 2, 2, 0), CVAE_OK);
+    assert_int_equal(cvae__tconv_geom_init(&g, 1, 2, 2, 1, 2, 2, 2, 0), CVAE_OK);
     float xi[4] = {1, 2, 3, 4};
     float k[4] = {1, 10, 100, 1000};
     float out[16], dcol[16];
-    cvae__deconv2d_forward(&g, 1, xi, k, NULL, out, dcol);
+    cvae__tconv2d_forward(&g, 1, xi, k, NULL, out, dcol);
     const float want[16] = {1,   10,   2,   20,   100, 1000, 200, 2000,
                             3,   30,   4,   40,   300, 3000, 400, 4000};
     for (int i = 0; i < 16; i++)
@@ -320,196 +228,6 @@ static void test_conv_forward_reference(void **state)
         run_conv_reference(&specs[i], &r);
 }
 
-static void run_deconv_reference(const dspec *d, cvae__rng *r)
-{
-    cvae__conv_geom g;
-    assert_int_equal(cvae__deconv_geom_init(&g, d->c_in_t, d->h, d->w, d->c_out_t, d->kh, d->kw,
-                                            d->stride, d->pad),
-                     CVAE_OK);
-    int H, W, pt, pl;
-    expect_deconv(d, &H, &W, &pt, &pl);
-    assert_int_equal(g.h_in, H);
-    assert_int_equal(g.w_in, W);
-    assert_int_equal(g.pad_top, pt);
-    assert_int_equal(g.pad_left, pl);
-    assert_int_equal(g.h_out, d->h);
-    assert_int_equal(g.w_out, d->w);
-
-    size_t nx = (size_t)d->n * geom_y(&g), ny = (size_t)d->n * geom_x(&g), nw = geom_w(&g);
-    float *x = gc_alloc(nx), *w = gc_alloc(nw), *b = gc_alloc((size_t)d->c_out_t);
-    float *y = gc_alloc(ny), *col = gc_alloc(cvae__conv_work_floats(&g));
-    double *want = calloc(ny, sizeof *want);
-    assert_non_null(want);
-    gc_fill_uniform(r, x, nx, -1, 1);
-    gc_fill_uniform(r, w, nw, -1, 1);
-    gc_fill_uniform(r, b, (size_t)d->c_out_t, -1, 1);
-    gc_fill_nan(y, ny);
-    cvae__deconv2d_forward(&g, d->n, x, w, b, y, col);
-    ref_deconv(d, x, w, b, want);
-    assert_true(gc_max_rel_diff(y, want, ny, 1.0) < 1e-5);
-    free(x);
-    free(w);
-    free(b);
-    free(y);
-    free(col);
-    free(want);
-}
-
-static void test_deconv_forward_reference(void **state)
-{
-    (void)state;
-    cvae__rng r;
-    cvae__rng_seed(&r, 2);
-    const dspec specs[] = {
-        {2, 16, 14, 14, 1, 2, 2, 2, 0}, /* model unpooling */
-        {2, 3, 5, 4, 2, 3, 3, 1, 1},
-        {2, 3, 5, 4, 2, 3, 3, 2, 1},
-        {1, 2, 4, 3, 3, 4, 4, 2, 1},
-        {2, 2, 3, 5, 2, 3, 3, 2, CVAE__PAD_SAME},
-        {1, 2, 3, 3, 2, 2, 4, 2, CVAE__PAD_SAME},
-        {1, 3, 4, 4, 2, 1, 1, 1, 0},
-        {1, 1, 2, 3, 2, 1, 1, 3, 0},
-        {1, 2, 3, 2, 1, 5, 3, 3, 0},
-        {2, 16, 14, 14, 16, 3, 3, 1, 1}, /* n > 1: the image decoder's 3x3 layers */
-        {1, 3, 5, 4, 2, 5, 3, 1, CVAE__PAD_SAME},
-        {1, 24, 5, 4, 3, 5, 5, 1, 2}, /* k = 600 */
-    };
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
-        run_deconv_reference(&specs[i], &r);
-}
-
-/* <conv(x), y> = <x, convT(y)> for the same geometry and weights, zero
- * biases: the transposed conv is the adjoint of the conv. */
-static void test_deconv_adjoint(void **state)
-{
-    (void)state;
-    cvae__rng r;
-    cvae__rng_seed(&r, 3);
-    const spec specs[] = {
-        {2, 3, 7, 5, 4, 3, 3, 1, CVAE__PAD_SAME}, {2, 2, 8, 7, 3, 4, 2, 2, CVAE__PAD_SAME},
-        {1, 2, 9, 9, 2, 5, 3, 2, 1},              {3, 1, 28, 28, 2, 2, 2, 2, 0},
-        {1, 4, 6, 5, 3, 1, 1, 1, 0},              {2, 2, 5, 6, 2, 4, 4, 3, 2},
-    };
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-        const spec *s = &specs[i];
-        cvae__conv_geom g;
-        assert_int_equal(cvae__conv_geom_init(&g, s->c_in, s->h, s->w, s->c_out, s->kh, s->kw,
-                                              s->stride, s->pad),
-                         CVAE_OK);
-        size_t nx = (size_t)s->n * geom_x(&g), ny = (size_t)s->n * geom_y(&g);
-        size_t nw = geom_w(&g);
-        float *x = gc_alloc(nx), *y = gc_alloc(ny), *w = gc_alloc(nw);
-        float *cx = gc_alloc(ny), *ty = gc_alloc(nx), *col = gc_alloc(cvae__conv_work_floats(&g));
-        gc_fill_uniform(&r, x, nx, -1, 1);
-        gc_fill_uniform(&r, y, ny, -1, 1);
-        gc_fill_uniform(&r, w, nw, -1, 1);
-        cvae__conv2d_forward(&g, s->n, x, w, NULL, cx, col);
-        cvae__deconv2d_forward(&g, s->n, y, w, NULL, ty, col);
-        double lhs = gc_dot(cx, y, ny), rhs = gc_dot(x, ty, nx);
-        double scale = fabs(lhs) > 1.0 ? fabs(lhs) : 1.0;
-        assert_true(fabs(lhs - rhs) / scale < 1e-4);
-
-        /* im2col and col2im are adjoint too: <im2col(x), c> = <x, col2im(c)>. */
-        size_t nc = cvae__conv_col_floats(&g);
-        float *c = gc_alloc(nc), *back = gc_alloc(geom_x(&g));
-        gc_fill_uniform(&r, c, nc, -1, 1);
-        cvae__im2col(&g, x, col);
-        cvae__col2im(&g, c, back);
-        double l2 = gc_dot(col, c, nc), r2 = gc_dot(x, back, geom_x(&g));
-        double sc2 = fabs(l2) > 1.0 ? fabs(l2) : 1.0;
-        assert_true(fabs(l2 - r2) / sc2 < 1e-5);
-        free(c);
-        free(back);
-        free(x);
-        free(y);
-        free(w);
-        free(cx);
-        free(ty);
-        free(col);
-    }
-}
-
-/* ---------------------------- gradients ---------------------------- */
-
-typedef struct conv_ctx {
-    const cvae__conv_geom *g;
-    int n, deconv;
-    float *x, *w, *b, *y, *col;
-    const float *R;
-    size_t ny;
-} conv_ctx;
-
-static double conv_loss(void *p)
-{
-    conv_ctx *c = p;
-    if (c->deconv)
-        cvae__deconv2d_forward(c->g, c->n, c->x, c->w, c->b, c->y, c->col);
-    else
-        cvae__conv2d_forward(c->g, c->n, c->x, c->w, c->b, c->y, c->col);
-    return gc_dot(c->y, c->R, c->ny);
-}
-
-/* Checks dx, dw, db of one layer; returns the max relative error. */
-static double gradcheck_layer(const cvae__conv_geom *g, int n, int deconv, cvae__rng *r)
-{
-    size_t in_img = deconv ? geom_y(g) : geom_x(g);
-    size_t out_img = deconv ? geom_x(g) : geom_y(g);
-    size_t nx = (size_t)n * in_img, ny = (size_t)n * out_img, nw = geom_w(g);
-    size_t nb = (size_t)(deconv ? g->c_in : g->c_out);
-    float *x = gc_alloc(nx), *w = gc_alloc(nw), *b = gc_alloc(nb), *y = gc_alloc(ny);
-    float *R = gc_alloc(ny), *col = gc_alloc(cvae__conv_work_floats(g));
-    float *dx = gc_alloc(nx), *dw = gc_alloc(nw), *db = gc_alloc(nb);
-    float *dw2 = gc_alloc(nw), *db2 = gc_alloc(nb);
-    gc_fill_uniform(r, x, nx, -1, 1);
-    gc_fill_uniform(r, w, nw, -1, 1);
-    gc_fill_uniform(r, b, nb, -1, 1);
-    gc_fill_uniform(r, R, ny, -1, 1);
-    /* Gradients must be overwritten, not accumulated. */
-    gc_fill_nan(dx, nx);
-    gc_fill_nan(dw, nw);
-    gc_fill_nan(db, nb);
-    if (deconv)
-        cvae__deconv2d_backward(g, n, x, w, R, dx, dw, db, col);
-    else
-        cvae__conv2d_backward(g, n, x, w, R, dx, dw, db, col);
-
-    conv_ctx c = {g, n, deconv, x, w, b, y, col, R, ny};
-    double e = gc_check(conv_loss, &c, x, dx, nx, GC_EPS);
-    double ew = gc_check(conv_loss, &c, w, dw, nw, GC_EPS);
-    double eb = gc_check(conv_loss, &c, b, db, nb, GC_EPS);
-    if (ew > e)
-        e = ew;
-    if (eb > e)
-        e = eb;
-    if (e > GC_TOL)
-        printf("%s c_in %d %dx%d c_out %d %dx%d k%dx%d s%d pad %d,%d: dx %g dw %g db %g\n",
-               deconv ? "deconv" : "conv", g->c_in, g->h_in, g->w_in, g->c_out, g->h_out,
-               g->w_out, g->kh, g->kw, g->stride, g->pad_top, g->pad_left, e, ew, eb);
-
-    /* dx == NULL is allowed and must not change dw / db. */
-    gc_fill_nan(dw2, nw);
-    gc_fill_nan(db2, nb);
-    if (deconv)
-        cvae__deconv2d_backward(g, n, x, w, R, NULL, dw2, db2, col);
-    else
-        cvae__conv2d_backward(g, n, x, w, R, NULL, dw2, db2, col);
-    assert_memory_equal(dw, dw2, nw * sizeof *dw);
-    assert_memory_equal(db, db2, nb * sizeof *db);
-
-    free(x);
-    free(w);
-    free(b);
-    free(y);
-    free(R);
-    free(col);
-    free(dx);
-    free(dw);
-    free(db);
-    free(dw2);
-    free(db2);
-    return e;
-}
-
 static const spec conv_grad_specs[] = {
     {2, 3, 7, 5, 4, 3, 3, 1, CVAE__PAD_SAME},
     {2, 2, 8, 6, 3, 2, 4, 2, CVAE__PAD_SAME}, /* even kernel, stride 2 */
@@ -519,7 +237,7 @@ static const spec conv_grad_specs[] = {
     {2, 3, 5, 6, 2, 4, 4, 3, 2},
     {1, 2, 5, 5, 3, 3, 3, 2, 0},
     /* stride 1, odd kernel, size kept, c_out <= c_in: dX runs as a conv with
-     * the kernel rotated (lib/conv.c adjoint_is_conv) */
+     * the kernel rotated (lib/layers/conv.c adjoint_is_conv) */
     {2, 4, 6, 5, 3, 3, 3, 1, CVAE__PAD_SAME},
     {1, 3, 5, 7, 3, 5, 3, 1, CVAE__PAD_SAME},
     {1, 4, 5, 4, 24, 5, 5, 1, CVAE__PAD_SAME}, /* dX's k = 24 * 25: two k blocks */
@@ -542,75 +260,10 @@ static void test_conv_gradcheck(void **state)
             worst = e;
     }
     /* Random shapes: odd sizes, strides 1-3, explicit and "same" padding. */
-    int done = 0;
-    while (done < 8) {
-        int cin = 1 + (int)cvae__rng_below(&r, 3), cout = 1 + (int)cvae__rng_below(&r, 3);
-        int h = 1 + (int)cvae__rng_below(&r, 9), w = 1 + (int)cvae__rng_below(&r, 9);
-        int kh = 1 + (int)cvae__rng_below(&r, 5), kw = 1 + (int)cvae__rng_below(&r, 5);
-        int st = 1 + (int)cvae__rng_below(&r, 3);
-        int pad = (int)cvae__rng_below(&r, 4) - 1; /* -1 = CVAE__PAD_SAME */
-        cvae__conv_geom g;
-        clear_error();
-        if (cvae__conv_geom_init(&g, cin, h, w, cout, kh, kw, st, pad) != CVAE_OK) {
-            assert_true(strlen(cvae_last_error()) > 0);
-            continue;
-        }
-        double e = gradcheck_layer(&g, 1 + (int)cvae__rng_below(&r, 2), 0, &r);
-        if (e > worst)
-            worst = e;
-        done++;
-    }
+    double e = gradcheck_random_layers(&r, 0, 8, 9);
+    if (e > worst)
+        worst = e;
     gc_report("conv2d (dx, dW, db)", worst);
-    assert_true(worst < GC_TOL);
-}
-
-static const dspec deconv_grad_specs[] = {
-    {2, 4, 5, 4, 2, 2, 2, 2, 0}, /* unpooling */
-    {2, 3, 5, 4, 2, 3, 3, 1, 1},
-    {1, 2, 4, 5, 3, 3, 3, 2, 1},
-    {1, 2, 3, 4, 2, 4, 4, 2, 1},
-    {2, 2, 3, 5, 2, 3, 3, 2, CVAE__PAD_SAME},
-    {1, 2, 3, 3, 2, 2, 4, 1, CVAE__PAD_SAME},
-    {2, 3, 4, 3, 2, 1, 1, 1, 0},
-    {2, 2, 5, 4, 3, 3, 3, 1, 1}, /* forward runs as a conv with the kernel rotated */
-    {1, 3, 4, 6, 3, 3, 5, 1, CVAE__PAD_SAME},
-};
-
-static void test_deconv_gradcheck(void **state)
-{
-    (void)state;
-    cvae__rng r;
-    cvae__rng_seed(&r, 5);
-    double worst = 0.0;
-    for (size_t i = 0; i < sizeof deconv_grad_specs / sizeof deconv_grad_specs[0]; i++) {
-        const dspec *d = &deconv_grad_specs[i];
-        cvae__conv_geom g;
-        assert_int_equal(cvae__deconv_geom_init(&g, d->c_in_t, d->h, d->w, d->c_out_t, d->kh,
-                                                d->kw, d->stride, d->pad),
-                         CVAE_OK);
-        double e = gradcheck_layer(&g, d->n, 1, &r);
-        if (e > worst)
-            worst = e;
-    }
-    int done = 0;
-    while (done < 8) {
-        int cin = 1 + (int)cvae__rng_below(&r, 3), cout = 1 + (int)cvae__rng_below(&r, 3);
-        int h = 1 + (int)cvae__rng_below(&r, 6), w = 1 + (int)cvae__rng_below(&r, 6);
-        int kh = 1 + (int)cvae__rng_below(&r, 5), kw = 1 + (int)cvae__rng_below(&r, 5);
-        int st = 1 + (int)cvae__rng_below(&r, 3);
-        int pad = (int)cvae__rng_below(&r, 4) - 1;
-        cvae__conv_geom g;
-        clear_error();
-        if (cvae__deconv_geom_init(&g, cin, h, w, cout, kh, kw, st, pad) != CVAE_OK) {
-            assert_true(strlen(cvae_last_error()) > 0);
-            continue;
-        }
-        double e = gradcheck_layer(&g, 1 + (int)cvae__rng_below(&r, 2), 1, &r);
-        if (e > worst)
-            worst = e;
-        done++;
-    }
-    gc_report("deconv2d (dx, dW, db)", worst);
     assert_true(worst < GC_TOL);
 }
 
@@ -719,17 +372,17 @@ static void check_relu_fused(const spec *s, int parts, cvae__rng *r)
      * adjoint maps y-sized input to x-sized output. */
     float *t1 = gc_alloc(nx), *t2 = gc_alloc(nx), *bt = gc_alloc((size_t)g.c_in);
     gc_fill_uniform(r, bt, (size_t)g.c_in, -1, 1);
-    cvae__deconv2d_forward(&g, s->n, dy1, w, bt, t1, col);
+    cvae__tconv2d_forward(&g, s->n, dy1, w, bt, t1, col);
     gc_fill_nan(t2, nx);
-    cvae__deconv2d_forward_par(&g, s->n, dy1, w, bt, t2, work, parts);
+    cvae__tconv2d_forward_par(&g, s->n, dy1, w, bt, t2, work, parts);
     assert_memory_equal(t1, t2, nx * sizeof *t1);
     float *ex1 = gc_alloc(ny), *ex2 = gc_alloc(ny), *ebt1 = gc_alloc((size_t)g.c_in);
     float *ebt2 = gc_alloc((size_t)g.c_in);
-    cvae__deconv2d_backward(&g, s->n, dy1, w, x, ex1, dw1, ebt1, col);
+    cvae__tconv2d_backward(&g, s->n, dy1, w, x, ex1, dw1, ebt1, col);
     gc_fill_nan(ex2, ny);
     gc_fill_nan(dw2, nw);
     gc_fill_nan(ebt2, (size_t)g.c_in);
-    cvae__deconv2d_backward_par(&g, s->n, dy1, w, x, ex2, dw2, ebt2, work, parts);
+    cvae__tconv2d_backward_par(&g, s->n, dy1, w, x, ex2, dw2, ebt2, work, parts);
     assert_memory_equal(ex1, ex2, ny * sizeof *ex1);
     double *w1 = malloc(nw * sizeof *w1), *b1 = malloc((size_t)g.c_in * sizeof *b1);
     assert_non_null(w1);
@@ -774,10 +427,7 @@ int main(void)
         cmocka_unit_test(test_geometry_errors),
         cmocka_unit_test(test_conv_hand_example),
         cmocka_unit_test(test_conv_forward_reference),
-        cmocka_unit_test(test_deconv_forward_reference),
-        cmocka_unit_test(test_deconv_adjoint),
         cmocka_unit_test(test_conv_gradcheck),
-        cmocka_unit_test(test_deconv_gradcheck),
         cmocka_unit_test(test_conv_batch_accumulation),
         cmocka_unit_test(test_conv_relu_fused),
     };

@@ -19,8 +19,8 @@
 #include <zlib.h>
 
 #include "convvae.h"
-#include "dataset.h"
-#include "error.h"
+#include "core/error.h"
+#include "io/dataset.h"
 
 /* ------------------------------------------------------------------------ */
 /* Temporary files                                                          */
@@ -456,6 +456,12 @@ static void test_idx_gzip_corrupt(void **state)
     p = write_raw("gzc-cut8.gz", gz, len - 8);
     expect_load_failure(p, NULL, CVAE_E_FORMAT, "gzip stream ends early");
     p = write_raw("gzc-cut3.gz", gz, len - 3);
+    expect_load_failure(p, NULL, CVAE_E_FORMAT, "gzip stream ends early");
+    /* only the gzip magic, or the whole gzip header but no deflate data:
+     * a cut-short gzip file, not an empty one */
+    p = write_raw("gzc-magic.gz", gz, 2);
+    expect_load_failure(p, NULL, CVAE_E_FORMAT, "gzip stream ends early");
+    p = write_raw("gzc-hdr.gz", gz, 10);
     expect_load_failure(p, NULL, CVAE_E_FORMAT, "gzip stream ends early");
 
     gz[len - 8] ^= 0x55; /* CRC32 of the trailer */

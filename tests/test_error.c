@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "convvae.h"
-#include "error.h"
+#include "core/error.h"
 
 static void test_strerror(void **state)
 {

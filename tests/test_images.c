@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "image_reader.h"
-#include "images.h"
+#include "io/image_reader.h"
+#include "io/images.h"
 
 #if defined(CVAE_WITH_IMAGES) && CVAE_WITH_IMAGES
 #include "image_files.h"

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "kmeans.h"
-#include "rng.h"
+#include "cluster/kmeans.h"
+#include "core/error.h"
+#include "core/rng.h"
 
 static void *xcalloc(size_t n, size_t size)
 {

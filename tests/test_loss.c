@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loss.h"
-#include "rng.h"
+#include "core/rng.h"
+#include "model/loss.h"
 
 /* Central differences of the library's own value (a double computed from
  * float inputs): the perturbed inputs are exact floats and the step is

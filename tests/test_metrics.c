@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "convvae.h"
-#include "metrics.h"
+#include "cluster/metrics.h"
 
 #define assert_close(a, b, tol)                                                        \
     do {                                                                               \

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "error.h"
-#include "gemm.h"
-#include "optimizer.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "model/config.h"
+#include "training/optimizer.h"
 
 #define NP 37
 #define STEPS 50
@@ -244,8 +244,8 @@ static run_out run_updates(int adam, const double *h, cvae__optimizer_simd simd,
     assert_non_null(g);
     for (size_t i = 0; i < total; i++)
         p[i] = hashed(i, 0) * 0.01f;
-    const int before = cvae__gemm_get_threads();
-    cvae__gemm_set_threads(threads);
+    const int before = cvae__threads_get();
+    cvae__threads_set(threads);
     for (int t = 1; t <= steps; t++) {
         for (size_t i = 0; i < total; i++)
             g[i] = hashed(i, t);
@@ -259,7 +259,7 @@ static run_out run_updates(int adam, const double *h, cvae__optimizer_simd simd,
             }
         }
     }
-    cvae__gemm_set_threads(before);
+    cvae__threads_set(before);
     run_out r = {p, malloc(total * sizeof(float)), malloc(total * sizeof(float))};
     assert_non_null(r.m);
     assert_non_null(r.v);
@@ -350,9 +350,9 @@ static void test_all_finite(void **state)
     static const float finite[] = {0.0f, -0.0f, 1.0f, -3.5f, FLT_MAX, -FLT_MAX, FLT_MIN,
                                    1e-45f /* denormal */};
     const float bad[] = {INFINITY, -INFINITY, NAN, -NAN};
-    const int before = cvae__gemm_get_threads();
+    const int before = cvae__threads_get();
     for (int threads = 1; threads <= 2; threads++) {
-        cvae__gemm_set_threads(threads);
+        cvae__threads_set(threads);
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             const size_t n = sizes[s];
             for (size_t i = 0; i < n; i++)
@@ -373,7 +373,7 @@ static void test_all_finite(void **state)
             }
         }
     }
-    cvae__gemm_set_threads(before);
+    cvae__threads_set(before);
     assert_int_equal(cvae__all_finite(x, 0), 1);
     free(x);
 }

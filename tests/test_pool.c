@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "gradcheck.h"
-#include "pool.h"
-#include "rng.h"
+#include "core/rng.h"
+#include "layers/pool.h"
 
 static void clear_error(void) { (void)cvae__fail(CVAE_OK, "%s", ""); }
 

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "resample.h"
+#include "io/resample.h"
 
 /* Weight of source pixel i for output pixel j of an axis, from scratch. */
 static double ref_weight(int src, int dst, int j, int i)

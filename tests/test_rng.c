@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "core/rng.h"
 
 /* Reference generator written from Blackman & Vigna's published code, so
  * the library's stream is pinned to the documented algorithm (and thus to

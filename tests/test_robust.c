@@ -43,8 +43,8 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "model.h"
-#include "rng.h"
+#include "core/rng.h"
+#include "model/model.h"
 
 enum { C = 1, H = 8, W = 8, P = C * H * W };
 
@@ -59,8 +59,8 @@ static cvae_config *tiny_config(int latent, int batch)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, C, H, W), CVAE_OK);
-    assert_int_equal(cvae_config_set_num_branches(c, 1), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 1, 3, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 1, 3, 3), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 12), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, 10), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, 9), CVAE_OK);
@@ -382,7 +382,7 @@ static void test_numeric_fault_poisoned_batch(void **state)
     for (int i = 0; i < 9; i++)
         m->params[cw->offset + (size_t)i] = 0.5f;
     const int feat = 0 * 16 + 3 * 4 + 3;
-    for (int j = 0; j < m->m; j++)
+    for (int j = 0; j < m->enc_units; j++)
         m->params[m->enc_w + (size_t)j * m->D + feat] = FLT_MAX;
 
     /* The trap works as described: clean images predict finite values. */
@@ -513,12 +513,12 @@ static void test_cancel_mid_epoch(void **state)
     cancel_then_resume(4, 6, 30, 2, 0);
 }
 
-/* KNOWN LIBRARY BUG (lib/checkpoint.c, lead): the RNG keeps a spare normal
+/* A fixed library bug, kept as a regression test: the RNG keeps a spare normal
  * (Box-Muller makes pairs; cvae__rng.has_spare/spare) that checkpoints do not
  * store. After an odd number of normals so far (latent 3, k 3: 9 for the
  * means' init, 15 per batch of 5; 9 + 4*15 + 2*15 = 99), the saved model
- * resumes with a different noise stream, so the reloaded model does not
- * continue bit-identically as lib/checkpoint.c promises ("continues training
+ * resumed with a different noise stream, so the reloaded model did not
+ * continue bit-identically as lib/io/checkpoint.c promises ("continues training
  * the same stream"):
  *   cvae_model_train(m, d, 3, sgd, stop after batch 2 of epoch 2) -> CANCELLED;
  *   cvae_model_save(m, p); cvae_model_load(p, &r);

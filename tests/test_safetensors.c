@@ -1,5 +1,6 @@
-/* Tests for lib/safetensors.c: round trips, exact bytes against hand-written
+/* Tests for lib/io/safetensors_read.c and safetensors_write.c: round trips, exact bytes against hand-written
  * files, strict rejection of malformed input, and atomic saves. */
+#define _DEFAULT_SOURCE /* mknod, makedev */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdarg.h>
@@ -14,10 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "io/safetensors.h"
 
 static char tmpdir[64];
 
@@ -329,12 +331,12 @@ static void test_reject_bad_json(void **state)
         const char *needle;
     } cases[] = {
         /* header object not closed */
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, "end of header"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}   ", 4, "end of header"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]", 4, "end of header"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, "unexpected end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}   ", 4, "unexpected end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]", 4, "unexpected end"},
         {"{\"a\":{\"dtype\":\"F32", 4, "unterminated string"},
         {"{", 0, "too short"},
-        {"{ ", 0, "end of header"},
+        {"{ ", 0, "unexpected end"},
         /* syntax */
         {"{\"a\" {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "expected ':'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},}", 4,
@@ -348,7 +350,7 @@ static void test_reject_bad_json(void **state)
         {"{'a':{}}", 0, "expected a string"},
         {"[]", 0, "JSON object"},
         {"\"a\"", 0, "JSON object"},
-        {"   ", 0, "end of header"},
+        {"   ", 0, "unexpected end"},
         {"{\"a\":null}", 0, "expected '{'"},
         {"{\"a\":[1]}", 0, "expected '{'"},
         {"{}x", 0, "trailing characters"},
@@ -463,12 +465,14 @@ static void test_reject_inconsistent_layout(void **state)
 static void test_save_exact_bytes(void **state)
 {
     (void)state;
-    /* 146 bytes of JSON + 6 spaces = 152 = 0x98; the data starts at 160. */
+    /* 182 bytes of JSON + 2 spaces = 184 = 0xb8; the data starts at 192.
+     * The checksums are Python's zlib.crc32 of each tensor's 8 and 4 bytes. */
     static const uint8_t expected[] =
-        "\x98\x00\x00\x00\x00\x00\x00\x00"
-        "{\"__metadata__\":{\"key\":\"a\\\"b\\\\c\\u000a\"},"
+        "\xb8\x00\x00\x00\x00\x00\x00\x00"
+        "{\"__metadata__\":{\"key\":\"a\\\"b\\\\c\\u000a\","
+        "\"tensors_crc32\":\"c3872656 9722f221\"},"
         "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-        "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[8,12]}}      "
+        "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[8,12]}}  "
         "\x00\x00\x80\x3f\x00\x00\x00\xc0\x00\x00\x00\x3f";
     const float w[2] = {1.0f, -2.0f};
     const float s = 0.5f;
@@ -726,8 +730,7 @@ static void test_save_failure_keeps_previous(void **state)
     assert_non_null(strstr(cvae_last_error(), "keep.safetensors/x.safetensors"));
     assert_unchanged(path, orig, orig_len);
 
-    /* The rename itself fails (the target is a non-empty directory): the
-     * complete temporary file must be removed again. */
+    /* The target is a directory: refused before anything is written. */
     join(bad, sizeof bad, "adir");
     assert_int_equal(mkdir(bad, 0755), 0);
     char inner[400];
@@ -735,7 +738,7 @@ static void test_save_failure_keeps_previous(void **state)
     write_file(inner, "x", 1);
     clear_error();
     assert_int_equal(cvae__st_save(bad, &tb, 1, NULL, NULL, 0), CVAE_E_IO);
-    assert_non_null(strstr(cvae_last_error(), "rename"));
+    assert_non_null(strstr(cvae_last_error(), "a directory"));
     assert_non_null(strstr(cvae_last_error(), "adir"));
     assert_unchanged(inner, (const uint8_t *)"x", 1);
 
@@ -803,6 +806,168 @@ static void test_load_errors(void **state)
     unlink(path);
 }
 
+/* Offset of the first occurrence of needle in buf, or -1. */
+static long find_bytes(const uint8_t *buf, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(buf + i, needle, n) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Every file the writer makes records its tensors' CRC-32; one flipped bit
+ * in any tensor is found and the tensor named; a file without the key
+ * (another writer's) loads; a malformed key is refused. */
+static void test_checksums(void **state)
+{
+    (void)state;
+    const float a[5] = {1, -2, 3.5f, 0, 1e-30f};
+    const float b[3] = {7, 8, 9};
+    cvae__st_tensor t[4] = {{"first", 1, {5}, a},
+                            {"empty", 2, {0, 3}, NULL},
+                            {"second", 1, {3}, b},
+                            {"empty2", 1, {0}, NULL}};
+    char path[256], bad[256];
+    join(path, sizeof path, "crc.safetensors");
+    join(bad, sizeof bad, "crc-bad.safetensors");
+    assert_int_equal(cvae__st_save(path, t, 4, NULL, NULL, 0), CVAE_OK);
+    size_t len;
+    uint8_t *buf = read_all(path, &len);
+    assert_non_null(buf);
+    uint8_t *alt = malloc(len);
+    assert_non_null(alt);
+    cvae__st_file *f;
+    assert_int_equal(cvae__st_parse(buf, len, &f), CVAE_OK);
+    const char *crcs = cvae__st_meta(f, "tensors_crc32");
+    assert_non_null(crcs);
+    assert_int_equal(strlen(crcs), 4 * 9 - 1);
+    cvae__st_free(f);
+
+    /* every bit of the data, flipped one at a time */
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | buf[i];
+    const size_t data = 8 + (size_t)hl;
+    assert_int_equal(len - data, sizeof a + sizeof b);
+    for (size_t bit = 0; bit < 8 * (len - data); bit++) {
+        memcpy(alt, buf, len);
+        alt[data + bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        const char *name = bit / 8 < sizeof a ? "\"first\"" : "\"second\"";
+        expect_reject_buf(alt, len, name);
+        assert_non_null(strstr(cvae_last_error(), "damaged"));
+    }
+    /* the file (and cvae__st_load) says which file */
+    memcpy(alt, buf, len);
+    alt[len - 1] ^= 0x40;
+    write_file(bad, alt, len);
+    f = (cvae__st_file *)(uintptr_t)1;
+    assert_int_equal(cvae__st_load(bad, &f), CVAE_E_FORMAT);
+    assert_null(f);
+    assert_non_null(strstr(cvae_last_error(), "crc-bad.safetensors"));
+    assert_non_null(strstr(cvae_last_error(), "\"second\" is damaged"));
+
+    /* without the key (renamed: same length) the same damage goes unseen */
+    long k = find_bytes(alt, len, "\"tensors_crc32\"");
+    assert_true(k > 0);
+    alt[k + 13] = 'x';
+    assert_int_equal(cvae__st_parse(alt, len, &f), CVAE_OK);
+    cvae__st_free(f);
+
+    /* malformed values: not a hex digit, upper case (the writer's digits
+     * are lower case), a bad separator, a last digit replaced by a space */
+    long v = find_bytes(buf, len, crcs);
+    assert_true(v > 0);
+    const struct {
+        size_t at;
+        uint8_t c;
+    } edits[] = {{0, 'g'}, {3, 'A'}, {8, '-'}, {34, ' '}};
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        memcpy(alt, buf, len);
+        alt[(size_t)v + edits[i].at] = edits[i].c;
+        expect_reject_buf(alt, len, "tensors_crc32");
+    }
+    /* a count that does not match the tensors */
+    static const char one[] = "{\"__metadata__\":{\"tensors_crc32\":\"00000000 00000000\"},"
+                              "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}";
+    expect_reject(one, 0, "does not hold 1 checksums");
+    static const char ok1[] = "{\"__metadata__\":{\"tensors_crc32\":\"00000000\"},"
+                              "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}";
+    size_t ol;
+    uint8_t *ob = make_buf(ok1, NULL, 0, &ol);
+    assert_int_equal(cvae__st_parse(ob, ol, &f), CVAE_OK);
+    cvae__st_free(f);
+    free(ob);
+
+    /* the key is the writer's own */
+    const char *keys[] = {"tensors_crc32"};
+    const char *vals[] = {"0"};
+    assert_int_equal(cvae__st_save(path, t, 1, keys, vals, 1), CVAE_E_INVALID_ARG);
+    free(alt);
+    free(buf);
+    unlink(path);
+    unlink(bad);
+}
+
+/* The writer replaces only regular files and writes through symbolic links;
+ * the reader refuses special files without waiting on them (opening a FIFO
+ * for reading blocks until a writer comes). */
+static void test_special_files(void **state)
+{
+    (void)state;
+    const float a[2] = {1, 2};
+    cvae__st_tensor t = {"a", 1, {2}, a};
+    char fifo[256], dev[256], real[256], link[256], tmp[256];
+    struct stat sb;
+    cvae__st_file *f = (cvae__st_file *)(uintptr_t)1;
+    alarm(20); /* a reader that blocks on the FIFO fails the test, not hangs it */
+
+    join(fifo, sizeof fifo, "fifo");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    clear_error();
+    assert_int_equal(cvae__st_save(fifo, &t, 1, NULL, NULL, 0), CVAE_E_IO);
+    assert_non_null(strstr(cvae_last_error(), "FIFO"));
+    assert_int_equal(lstat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    assert_int_equal(cvae__st_load(fifo, &f), CVAE_E_IO);
+    assert_null(f);
+    assert_non_null(strstr(cvae_last_error(), "FIFO"));
+    unlink(fifo);
+
+    join(dev, sizeof dev, "null-device");
+    if (mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        assert_int_equal(cvae__st_save(dev, &t, 1, NULL, NULL, 0), CVAE_E_IO);
+        assert_non_null(strstr(cvae_last_error(), "character device"));
+        assert_int_equal(lstat(dev, &sb), 0);
+        assert_true(S_ISCHR(sb.st_mode));
+        assert_int_equal(cvae__st_load(dev, &f), CVAE_E_IO);
+        unlink(dev);
+    } else {
+        print_message("mknod: character device case skipped\n");
+    }
+
+    join(real, sizeof real, "real.safetensors");
+    join(link, sizeof link, "link.safetensors");
+    write_file(real, "old", 3);
+    assert_int_equal(symlink("real.safetensors", link), 0);
+    assert_int_equal(cvae__st_save(link, &t, 1, NULL, NULL, 0), CVAE_OK);
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+    assert_int_equal(cvae__st_load(real, &f), CVAE_OK);
+    assert_memory_equal(cvae__st_find(f, "a", NULL, NULL), a, sizeof a);
+    cvae__st_free(f);
+
+    /* a temporary file left by a save that was killed is taken over */
+    join(tmp, sizeof tmp, ".real.safetensors.tmp");
+    write_file(tmp, "partial", 7);
+    assert_int_equal(cvae__st_save(real, &t, 1, NULL, NULL, 0), CVAE_OK);
+    assert_int_not_equal(lstat(tmp, &sb), 0);
+    assert_int_equal(count_hidden(tmpdir, 1), 0);
+    unlink(link);
+    unlink(real);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +983,8 @@ int main(void)
         cmocka_unit_test(test_save_invalid_args),
         cmocka_unit_test(test_save_failure_keeps_previous),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_checksums),
+        cmocka_unit_test(test_special_files),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "strlist.h"
+#include "core/strlist.h"
 
 static void test_add_get(void **state)
 {

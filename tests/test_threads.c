@@ -1,17 +1,21 @@
-/* Thread safety and determinism.
+/* The library's threads (lib/core/threads.c): the thread-count API, the
+ * pool (every part of a job runs exactly once, nested and concurrent jobs
+ * run in the caller), and what they promise a user.
  *
  * Handles are independent: models trained at the same time in separate
  * threads, on one shared read-only data set, end bit-identical to the same
  * models trained one after the other (the saved checkpoints are compared
  * byte for byte), and inference on them agrees too. Each thread's
- * cvae_last_error() is its own. Determinism: the same seed and the same GEMM
+ * cvae_last_error() is its own. Determinism: the same seed and the same
  * thread count give bit-identical weights after an epoch (1 thread, and 2
  * threads against 2 threads); different seeds give different weights.
  *
- * The concurrent part runs with one GEMM thread: that is what the
- * ThreadSanitizer build (scripts/check-tsan.sh) can check, since BLIS's
- * OpenMP runtime is not instrumented. Setting CVAE_TEST_SINGLE_GEMM_THREAD
- * in the environment also skips the 2-GEMM-thread determinism test there. */
+ * BLIS never starts threads of its own: products are split by the library
+ * and run on its pthread pool, so ThreadSanitizer (scripts/check-tsan.sh)
+ * sees every synchronisation. The concurrent part runs with a thread count
+ * of 1 because the count is process-wide: models trained at the same time
+ * share it. Setting CVAE_TEST_SINGLE_GEMM_THREAD in the environment skips
+ * the 2-thread determinism test, which is slow under a sanitizer. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,8 +34,10 @@
 #include <unistd.h>
 
 #include "convvae.h"
-#include "model.h"
-#include "rng.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "model/model.h"
 
 enum { NTHREADS = 3, NPRED = 16 };
 
@@ -51,9 +57,9 @@ static cvae_config *make_config(const shape *s, uint64_t seed, int threads)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, s->size, s->size), CVAE_OK);
-    assert_int_equal(cvae_config_set_num_branches(c, 2), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 0, 1, s->filters, 3), CVAE_OK);
-    assert_int_equal(cvae_config_set_branch(c, 1, 1, s->filters, 5), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 2), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 1, 1, s->filters, 3), CVAE_OK);
+    assert_int_equal(cvae_config_set_conv_branch(c, 2, 1, s->filters, 5), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, s->units), CVAE_OK);
     assert_int_equal(cvae_config_set_decoder_units(c, s->units), CVAE_OK);
     assert_int_equal(cvae_config_set_category_units(c, s->units), CVAE_OK);
@@ -257,6 +263,84 @@ static void test_concurrent_equals_sequential(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The pool and the thread count                                            */
+/* ------------------------------------------------------------------------ */
+
+static void test_thread_count_api(void **state)
+{
+    (void)state;
+    assert_int_equal(cvae_get_num_threads(), 1); /* the default */
+    (void)cvae__fail(CVAE_OK, "%s", "");
+    assert_int_equal(cvae_set_num_threads(0), CVAE_E_INVALID_ARG);
+    assert_true(strlen(cvae_last_error()) > 0);
+    assert_int_equal(cvae_set_num_threads(-4), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_get_num_threads(), 1); /* unchanged by failures */
+    assert_int_equal(cvae_set_num_threads(3), CVAE_OK);
+    assert_int_equal(cvae_get_num_threads(), 3);
+    assert_int_equal(cvae__threads_get(), 3);
+    assert_int_equal(cvae__parallel_threads(), 3);
+    cvae__threads_set(0); /* the internal setter clamps */
+    assert_int_equal(cvae_get_num_threads(), 1);
+}
+
+typedef struct count_job {
+    _Atomic int runs[64];
+    _Atomic int nested_outside; /* parallel_threads() inside a part != 1 */
+    _Atomic int parts_seen;
+} count_job;
+
+static void count_part(void *ctx, int part, int parts)
+{
+    count_job *j = ctx;
+    j->runs[part]++;
+    j->parts_seen = parts;
+    if (cvae__parallel_threads() != 1)
+        j->nested_outside++;
+}
+
+/* A part that starts a nested job: it must run in order on this thread. */
+static void nesting_part(void *ctx, int part, int parts)
+{
+    count_job *inner = (count_job *)ctx + 1 + part;
+    (void)parts;
+    cvae__parallel(5, count_part, inner);
+}
+
+static void test_parallel_runs_every_part_once(void **state)
+{
+    (void)state;
+    const int threads[] = {1, 2, 4};
+    const int parts[] = {1, 2, 3, 7, 64};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        assert_int_equal(cvae_set_num_threads(threads[t]), CVAE_OK);
+        for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++) {
+            count_job *j = calloc(1, sizeof *j);
+            assert_non_null(j);
+            cvae__parallel(parts[p], count_part, j);
+            for (int i = 0; i < 64; i++)
+                assert_int_equal(j->runs[i], i < parts[p] ? 1 : 0);
+            assert_int_equal(j->parts_seen, parts[p]);
+            assert_int_equal(j->nested_outside, 0);
+            free(j);
+        }
+        /* Zero or negative parts: nothing runs. */
+        count_job none = {0};
+        cvae__parallel(0, count_part, &none);
+        cvae__parallel(-3, count_part, &none);
+        assert_int_equal(none.runs[0], 0);
+        /* Nested: 4 outer parts each run a 5-part job to completion. */
+        count_job *jobs = calloc(5, sizeof *jobs);
+        assert_non_null(jobs);
+        cvae__parallel(4, nesting_part, jobs);
+        for (int o = 1; o <= 4; o++)
+            for (int i = 0; i < 64; i++)
+                assert_int_equal(jobs[o].runs[i], i < 5 ? 1 : 0);
+        free(jobs);
+    }
+    assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Determinism                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -288,7 +372,7 @@ static void test_same_seed_one_thread(void **state)
     cvae_dataset_destroy(d);
 }
 
-/* Threads of this process (BLIS's OpenMP pool shows up here once a product
+/* Threads of this process (the library's pool shows up here once a job
  * actually ran on 2 threads). */
 static int process_threads(void)
 {
@@ -313,16 +397,18 @@ static void test_same_seed_two_gemm_threads(void **state)
         return;
     }
     cvae_dataset *d = random_dataset(&WIDE, 8);
-    /* One epoch of 2 batches each: OpenMP fork/join per product is slow
-     * on a loaded machine, so this keeps the products few and large. */
+    /* One epoch of 2 batches each: waking a worker per product is slow
+     * where cores are shared with other work, so this keeps the products
+     * few and large. */
     cvae_model *a = train_one(&WIDE, d, 21, 2, 1), *b = train_one(&WIDE, d, 21, 2, 1);
     cvae_model *one = train_one(&WIDE, d, 21, 1, 1);
     int nth = process_threads();
     if (nth >= 0)
         assert_true(nth >= 2); /* the GEMMs really ran on a second thread */
     assert_true(same_weights(a, b));
-    /* Not a promise either way (docs/robustness.md): BLIS 0.9 splits the
-     * m and n loops, not k, so each sum keeps its order. Recorded here. */
+    /* Not a promise either way: GEMM splits are by rows or columns of C, so
+     * each of its sums keeps its order, but other parallel sums need not.
+     * Recorded here. */
     print_message("2 GEMM threads (%d threads in the process): two runs bit-identical; 1 vs 2 "
                   "GEMM threads: %s\n",
                   nth, same_weights(a, one) ? "bit-identical on this machine and BLIS build"
@@ -357,6 +443,8 @@ int main(int argc, char **argv)
     if (argc > 2)
         cmocka_set_skip_filter(argv[2]);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_thread_count_api),
+        cmocka_unit_test(test_parallel_runs_every_part_once),
         cmocka_unit_test(test_concurrent_equals_sequential),
         cmocka_unit_test(test_same_seed_one_thread),
         cmocka_unit_test(test_same_seed_two_gemm_threads),

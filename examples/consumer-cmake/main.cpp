@@ -64,8 +64,8 @@ try {
     // The text interface takes the CLI's option names.
     check(cvae_config_set(cfg, "clusters", "3"), "clusters");
     check(cvae_config_set(cfg, "latent-dim", "8"), "latent-dim");
-    check(cvae_config_set_branch(cfg, 0, 1, 4, 3), "branch 0");
-    check(cvae_config_set_branch(cfg, 1, 1, 4, 5), "branch 1");
+    check(cvae_config_set_conv_branch(cfg, 1, 1, 4, 3), "branch 1");
+    check(cvae_config_set_conv_branch(cfg, 2, 1, 4, 5), "branch 2");
     check(cvae_config_set_encoder_units(cfg, 32), "encoder units");
     check(cvae_config_set_decoder_units(cfg, 32), "decoder units");
     check(cvae_config_set_category_units(cfg, 16), "category units");

@@ -75,8 +75,8 @@ int main(void)
     cvae_config *cfg;
     CHECK(cvae_config_create(&cfg));
     CHECK(cvae_config_set_input_shape(cfg, 1, SIDE, SIDE));
-    CHECK(cvae_config_set_branch(cfg, 0, 1, 4, 3));
-    CHECK(cvae_config_set_branch(cfg, 1, 1, 4, 5));
+    CHECK(cvae_config_set_conv_branch(cfg, 1, 1, 4, 3));
+    CHECK(cvae_config_set_conv_branch(cfg, 2, 1, 4, 5));
     CHECK(cvae_config_set_encoder_units(cfg, 32));
     CHECK(cvae_config_set_decoder_units(cfg, 32));
     CHECK(cvae_config_set_category_units(cfg, 16));

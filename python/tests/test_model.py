@@ -25,7 +25,7 @@ def test_create_and_properties(model):
     assert repr(model).startswith("<Model 1x8x8 k=3 latent=2 params=")
 
 
-def test_num_params_grow_as_the_spec_says():
+def test_num_params_grow_by_the_latent_layout():
     # One more latent dimension adds a row to W_mu and W_logvar (m+1 each),
     # a column to the decoder's first layer (dec units) and to the category
     # head's first layer (cat units), and a column of the class means (k).

@@ -15,7 +15,14 @@
  * workspace of its configured size). The network only runs on models whose
  * workspace and per-image work are small (see runs_cheaply): that limit is
  * the cost of inference on a model that is legitimately big, not a loader
- * problem. */
+ * problem.
+ *
+ * Fuzz builds define FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, under which a
+ * tensor whose bytes do not match the file's recorded CRC-32 is read anyway
+ * (a mutated input almost never carries a matching checksum, and the checks
+ * behind it deserve the fuzzing too); the checksum text is still parsed and
+ * its format enforced. The replay test (no fuzz build) checks the
+ * checksums, so the corpus's damaged seeds fail there as in real use. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>
@@ -25,12 +32,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "config.h"
+#include "io/checkpoint.h"
+#include "model/config.h"
 #include "convvae.h"
-#include "model.h"
-#include "optimizer.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "training/optimizer.h"
 #include "fuzz.h"
 
 static char tmpdir[256];
@@ -132,7 +139,8 @@ static void walk(const cvae__st_file *f)
     static const char *const keys[] = {"format",        "library_version", "config",
                                        "epochs_done",   "mixture_phase",   "rng_state",
                                        "rng_spare",     "optimizer_steps", "epoch_part",
-                                       "epoch_part_rng", "epoch_part_sums", ""};
+                                       "epoch_part_rng", "epoch_part_sums", "tensors_crc32",
+                                       ""};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = cvae__st_meta(f, keys[i]);
         if (v)
@@ -158,8 +166,8 @@ static int runs_cheaply(const cvae_model *m)
         const cvae__conv_geom *g = &m->dec[l];
         macs += (double)g->c_out * g->h_out * g->w_out * g->c_in * g->kh * g->kw;
     }
-    macs += (double)m->D * m->m + 2.0 * m->m * m->s + (double)m->s * m->du +
-            (double)m->du * m->D0 + (double)m->D * m->cu + (double)m->cu * m->k;
+    macs += (double)m->D * m->enc_units + 2.0 * m->enc_units * m->s + (double)m->s * m->dec_units +
+            (double)m->dec_units * m->D0 + (double)m->D * m->cat_units + (double)m->cat_units * m->k;
     return macs <= 2e7;
 }
 

@@ -29,7 +29,7 @@
 #include <zlib.h>
 
 #include "convvae.h"
-#include "dataset.h"
+#include "io/dataset.h"
 #include "fuzz.h"
 
 enum { F_LABELS = 1, F_GZIP = 2, F_CUT = 4, F_MEMONLY = 8, F_PAD = 16 };

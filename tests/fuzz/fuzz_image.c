@@ -17,7 +17,7 @@
 
 #include "convvae.h"
 #include "fuzz.h"
-#include "images.h"
+#include "io/images.h"
 
 #define NAME "fuzz-input.img"
 

@@ -4,7 +4,8 @@
  * crash-<what>) and are not generated here.
  * Usage: fuzz_gen_corpus <corpus-dir>   (the directory holds idx/,
  * checkpoint/ and config/; existing seeds of the same name are replaced). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,8 @@
 
 #include <zlib.h>
 
-#include "config.h"
+#include "model/config.h"
+#include "model/model.h"
 #include "convvae.h"
 
 static const char *root;
@@ -175,9 +177,9 @@ static cvae_model *tiny_model(int branches, const char *recon, int train)
 {
     cvae_config *c;
     if (cvae_config_create(&c) || cvae_config_set_input_shape(c, 1, 8, 8) ||
-        cvae_config_set_num_branches(c, branches) ||
-        (branches > 0 && cvae_config_set_branch(c, 0, 1, 2, 3)) ||
-        (branches > 1 && cvae_config_set_branch(c, 1, 1, 2, 1)) ||
+        cvae_config_set_branches(c, branches) ||
+        (branches > 0 && cvae_config_set_conv_branch(c, 1, 1, 2, 3)) ||
+        (branches > 1 && cvae_config_set_conv_branch(c, 2, 1, 2, 1)) ||
         cvae_config_set_encoder_units(c, 4) || cvae_config_set_decoder_units(c, 4) ||
         cvae_config_set_category_units(c, 3) || cvae_config_set_latent_dim(c, 3) ||
         cvae_config_set_clusters(c, 3) || cvae_config_set_batch_size(c, 4) ||
@@ -250,6 +252,23 @@ static void checkpoint_corpus(void)
     put_edited("near-optimizer-steps", b, len, "\"optimizer_steps\"", "\"optimizer_stepz\"");
     put_edited("near-optimizer-moment", b, len, "\"optimizer.exp_avg_sq.means\"",
                "\"optimizer.exp_avg_sq.meanz\"");
+    /* checksums: a file without them (as other writers make), a bad digit,
+     * one flipped bit in the last tensor */
+    put_edited("no-checksum", b, len, "\"tensors_crc32\"", "\"tensors_crc3x\"");
+    uint8_t *crc = memmem(b, len, "\"tensors_crc32\":\"", 17);
+    if (!crc)
+        die("no tensors_crc32");
+    uint8_t digit = crc[17];
+    crc[17] = 'g';
+    put("checkpoint", "near-checksum-digit", b, len);
+    crc[17] = digit;
+    b[len - 1] ^= 0x10;
+    put("checkpoint", "near-checksum-bit-flip", b, len);
+    free(b);
+    /* a NaN weight under a correct checksum */
+    m->params[1] = NAN;
+    b = saved(m, &len);
+    put("checkpoint", "near-nan-weight", b, len);
     free(b);
     cvae_model_destroy(m);
 

@@ -1,0 +1,164 @@
+/* Thread count and thread pool (see threads.h). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "core/threads.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+/* The library's thread count (cvae_set_num_threads). BLIS itself always runs
+ * single-threaded (see gemm.c): products worth splitting are split into
+ * independent single-threaded BLIS calls on the pool below. BLIS's own
+ * threads meet at spinning barriers many times per product; wherever there
+ * are more runnable threads than cores (a machine shared with other jobs,
+ * an oversubscribed container) a descheduled thread stalls its partner for
+ * a whole time slice, and a training step of a few hundred small products
+ * can run many times slower with 2 threads than with 1. Atomic: read by
+ * every GEMM, written by cvae_set_num_threads from any thread. */
+static _Atomic int num_threads = 1;
+
+/* ---- thread pool --------------------------------------------------------
+ * cvae__parallel hands the parts of a job to persistent workers (created on
+ * first use, never more than the thread count - 1) and works on them itself
+ * too, claiming parts until none is left, so a worker that is slow to wake
+ * costs nothing but its own part. Waiting is blocking (condition variables),
+ * never spinning. One job at a time: a second caller, or a nested call,
+ * runs its parts itself, in order. */
+#define MAX_WORKERS 63
+
+static struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    pthread_t th[MAX_WORKERS];
+    int nworkers;
+    pid_t pid; /* a forked child has no workers: start again */
+    void (*fn)(void *ctx, int part, int parts);
+    void *ctx;
+    int parts, next, pending, quit;
+    unsigned long job;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+          .go = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER};
+static pthread_mutex_t pool_busy = PTHREAD_MUTEX_INITIALIZER;
+/* Set while a thread runs a part: GEMMs and nested jobs inside run on it
+ * alone. */
+static _Thread_local int in_part;
+
+/* Claims and runs parts of the current job; called and returns with mu
+ * held. */
+static void run_parts(void)
+{
+    while (pool.next < pool.parts) {
+        const int p = pool.next++;
+        pthread_mutex_unlock(&pool.mu);
+        in_part = 1;
+        pool.fn(pool.ctx, p, pool.parts);
+        in_part = 0;
+        pthread_mutex_lock(&pool.mu);
+        if (--pool.pending == 0)
+            pthread_cond_signal(&pool.done);
+    }
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (!pool.quit && (pool.job == seen || pool.next >= pool.parts))
+            pthread_cond_wait(&pool.go, &pool.mu);
+        if (pool.quit)
+            break;
+        seen = pool.job;
+        run_parts();
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return NULL;
+}
+
+/* Up to `want` workers; fewer if threads cannot be created (the caller then
+ * does more of the work). Called with pool_busy held. */
+static void ensure_workers(int want)
+{
+    if (want > MAX_WORKERS)
+        want = MAX_WORKERS;
+    if (pool.pid != getpid()) {
+        pool.nworkers = 0; /* after fork(): the parent's workers are not ours */
+        pool.pid = getpid();
+    }
+    while (pool.nworkers < want) {
+        if (pthread_create(&pool.th[pool.nworkers], NULL, worker, NULL) != 0)
+            break;
+        pool.nworkers++;
+    }
+}
+
+/* Joins the workers at exit, so leak checkers see no live threads. */
+#if defined(__GNUC__)
+__attribute__((destructor))
+#endif
+static void pool_shutdown(void)
+{
+    if (pthread_mutex_trylock(&pool_busy) != 0)
+        return; /* exiting while a job runs: leave it alone */
+    if (pool.pid == getpid() && pool.nworkers > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pool.quit = 1;
+        pthread_cond_broadcast(&pool.go);
+        pthread_mutex_unlock(&pool.mu);
+        for (int i = 0; i < pool.nworkers; i++)
+            pthread_join(pool.th[i], NULL);
+        pool.nworkers = 0;
+        pool.quit = 0;
+    }
+    pthread_mutex_unlock(&pool_busy);
+}
+
+void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx)
+{
+    if (parts < 1)
+        return;
+    const int threads = num_threads;
+    if (parts == 1 || threads == 1 || in_part || pthread_mutex_trylock(&pool_busy) != 0) {
+        const int outer = in_part;
+        in_part = 1;
+        for (int p = 0; p < parts; p++)
+            fn(ctx, p, parts);
+        in_part = outer;
+        return;
+    }
+    ensure_workers((parts < threads ? parts : threads) - 1);
+    pthread_mutex_lock(&pool.mu);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.parts = parts;
+    pool.next = 0;
+    pool.pending = parts;
+    pool.job++;
+    pthread_cond_broadcast(&pool.go);
+    run_parts();
+    while (pool.pending > 0)
+        pthread_cond_wait(&pool.done, &pool.mu);
+    pool.parts = 0;
+    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&pool_busy);
+}
+
+int cvae__parallel_threads(void) { return in_part ? 1 : num_threads; }
+
+void cvae__threads_set(int n) { num_threads = n < 1 ? 1 : n; }
+
+int cvae__threads_get(void) { return num_threads; }
+
+cvae_status cvae_set_num_threads(int n)
+{
+    if (n < 1)
+        return cvae__fail(CVAE_E_INVALID_ARG, "thread count %d must be >= 1", n);
+    cvae__threads_set(n);
+    return CVAE_OK;
+}
+
+int cvae_get_num_threads(void) { return num_threads; }

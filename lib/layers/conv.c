@@ -1,0 +1,561 @@
+/* 2-D convolution (see conv.h). Beyond what conv.h promises, a NULL bias
+ * means "no bias" and NULL dw/db skip those gradients, so frozen layers
+ * (conv_trainable = 0) only pay for dx. */
+#include "layers/conv.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/gemm.h"
+#include "core/threads.h"
+#include "layers/im2col.h"
+
+/* Every count the kernels index with (per-image plane sizes, the im2col
+ * matrix, the weight matrix) is kept within int, because cvae__sgemm takes
+ * int dimensions and leading strides; batch offsets are then formed in
+ * size_t so only the per-image products need checking here. */
+static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
+
+static cvae_status check_product(const char *what, int64_t a, int64_t b, int64_t c)
+{
+    /* Operands are positive ints, so a*b fits int64 and the second product
+     * is checked before it is formed. */
+    int64_t ab = a * b;
+    if (!fits_int(ab) || ab > INT_MAX / c)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "conv geometry: %s = %lld x %lld x %lld overflows int", what,
+                          (long long)a, (long long)b, (long long)c);
+    return CVAE_OK;
+}
+
+/* One spatial axis of a forward conv: output size and leading pad. */
+static cvae_status axis_geom(const char *axis, int in, int k, int stride, int pad, int *out,
+                             int *pad_lead)
+{
+    int64_t n_out, lead;
+    if (pad == CVAE__PAD_SAME) {
+        /* TensorFlow's "same": out = ceil(in / stride); the total padding
+         * needed to reach it is split with the odd row at the end. */
+        n_out = ((int64_t)in + stride - 1) / stride;
+        int64_t total = (n_out - 1) * stride + k - in;
+        if (total < 0)
+            total = 0;
+        lead = total / 2;
+    } else {
+        int64_t padded = (int64_t)in + 2 * (int64_t)pad;
+        if (padded > INT_MAX)
+            return cvae__fail(CVAE_E_INVALID_ARG,
+                              "conv geometry: padded %s %lld (input %d, pad %d) overflows int",
+                              axis, (long long)padded, in, pad);
+        if (padded < k)
+            return cvae__fail(CVAE_E_INVALID_ARG,
+                              "conv geometry: kernel %s %d exceeds the padded input %lld "
+                              "(input %d, pad %d)",
+                              axis, k, (long long)padded, in, pad);
+        n_out = (padded - k) / stride + 1;
+        lead = pad;
+    }
+    if (n_out < 1 || !fits_int(n_out))
+        return cvae__fail(CVAE_E_INVALID_ARG, "conv geometry: output %s %lld is not usable",
+                          axis, (long long)n_out);
+    *out = (int)n_out;
+    *pad_lead = (int)lead;
+    return CVAE_OK;
+}
+
+cvae_status cvae__conv_geom_init(cvae__conv_geom *g, int c_in, int h_in, int w_in, int c_out,
+                                 int kh, int kw, int stride, int pad)
+{
+    CVAE__CHECK_PTR(g);
+    memset(g, 0, sizeof *g);
+    if (c_in < 1 || h_in < 1 || w_in < 1 || c_out < 1)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "conv geometry: sizes must be >= 1 (c_in %d, h_in %d, w_in %d, "
+                          "c_out %d)",
+                          c_in, h_in, w_in, c_out);
+    if (kh < 1 || kw < 1 || stride < 1)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "conv geometry: kernel %dx%d and stride %d must be >= 1", kh, kw,
+                          stride);
+    if (pad < 0 && pad != CVAE__PAD_SAME)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "conv geometry: padding %d must be >= 0 or CVAE__PAD_SAME", pad);
+    int h_out = 0, w_out = 0, pt = 0, pl = 0;
+    cvae_status st;
+    if ((st = axis_geom("height", h_in, kh, stride, pad, &h_out, &pt)) ||
+        (st = axis_geom("width", w_in, kw, stride, pad, &w_out, &pl)))
+        return st;
+    int64_t ckk = (int64_t)c_in * kh * kw;
+    int64_t hw_out = (int64_t)h_out * w_out;
+    if ((st = check_product("c_in*kh*kw", c_in, kh, kw)) ||
+        (st = check_product("c_in*h_in*w_in", c_in, h_in, w_in)) ||
+        (st = check_product("c_out*h_out*w_out", c_out, h_out, w_out)) ||
+        (st = check_product("c_out*c_in*kh*kw", c_out, ckk, 1)) ||
+        (st = check_product("c_in*kh*kw*h_out*w_out", ckk, hw_out, 1)))
+        return st;
+    g->c_in = c_in;
+    g->h_in = h_in;
+    g->w_in = w_in;
+    g->c_out = c_out;
+    g->h_out = h_out;
+    g->w_out = w_out;
+    g->kh = kh;
+    g->kw = kw;
+    g->stride = stride;
+    g->pad_top = pt;
+    g->pad_left = pl;
+    return CVAE_OK;
+}
+
+size_t cvae__conv_col_floats(const cvae__conv_geom *g)
+{
+    return (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw * (size_t)g->h_out *
+           (size_t)g->w_out;
+}
+
+/* A 1x1 stride-1 unpadded conv reads the image itself as its im2col matrix. */
+int cvae__conv_col_is_identity(const cvae__conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad_top == 0 && g->pad_left == 0;
+}
+
+/* Where implicit im2col (im2col.c) can run, it does, except for a
+ * 1x1 conv, whose im2col matrix is the image itself. */
+int cvae__conv_implicit_ok(const cvae__conv_geom *g)
+{
+    return cvae__implicit_ok(g) && !cvae__conv_col_is_identity(g);
+}
+
+/* The adjoint of a conv (its dX, and a transposed conv's forward) is
+ * generally GEMM + col2im: col = W^T dy, a GEMM whose inner dimension is
+ * only c_out (16 or 32 in the default model: short, store-bound
+ * micro-kernel calls),
+ * followed by a scatter-add of a c_in*kh*kw-row matrix. For a stride-1 conv
+ * padded to keep its size with an odd kernel, the adjoint is itself such a
+ * conv, with the channels swapped and the kernel turned by 180 degrees: a
+ * GEMM as long as the forward one, no scatter. Implicitly always; through
+ * an im2col of dy only when that matrix is no larger than the input's
+ * (c_out <= c_in). */
+static int adjoint_is_conv(const cvae__conv_geom *g)
+{
+    return g->stride == 1 && g->kh % 2 == 1 && g->kw % 2 == 1 &&
+           g->pad_top == (g->kh - 1) / 2 && g->pad_left == (g->kw - 1) / 2 &&
+           g->h_out == g->h_in && g->w_out == g->w_in && !(g->kh == 1 && g->kw == 1) &&
+           (g->c_out <= g->c_in || cvae__conv_implicit_ok(g));
+}
+
+/* The conv whose forward pass is g's adjoint (same sizes, since h_out ==
+ * h_in and w_out == w_in). */
+static cvae__conv_geom adjoint_geom(const cvae__conv_geom *g)
+{
+    cvae__conv_geom a = *g;
+    a.c_in = g->c_out;
+    a.c_out = g->c_in;
+    return a;
+}
+
+/* wf[ci][co][ky][kx] = w[co][ci][kh-1-ky][kw-1-kx]: the adjoint conv's
+ * weights, [c_in][c_out*kh*kw] row-major. */
+static void rotate_weights(const cvae__conv_geom *g, const float *w, float *wf)
+{
+    const int kk = g->kh * g->kw;
+    for (int co = 0; co < g->c_out; co++)
+        for (int ci = 0; ci < g->c_in; ci++) {
+            const float *src = w + ((size_t)co * (size_t)g->c_in + (size_t)ci) * (size_t)kk;
+            float *dst = wf + ((size_t)ci * (size_t)g->c_out + (size_t)co) * (size_t)kk;
+            for (int t = 0; t < kk; t++)
+                dst[t] = src[kk - 1 - t];
+        }
+}
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g)
+{
+    cvae__conv_ws l;
+    const size_t kk = (size_t)g->kh * (size_t)g->kw;
+    size_t ap = 0, bp = 0;
+    if (cvae__conv_implicit_ok(g)) {
+        ap = cvae__implicit_a_floats(g->c_out, g->c_in * g->kh * g->kw);
+        if (adjoint_is_conv(g)) {
+            const size_t adj = cvae__implicit_a_floats(g->c_in, g->c_out * g->kh * g->kw);
+            ap = adj > ap ? adj : ap;
+        }
+        bp = CVAE__IMPLICIT_B_FLOATS;
+    }
+    l.col = 0;
+    l.wf = round16(cvae__conv_col_floats(g));
+    l.ap = l.wf + (adjoint_is_conv(g) ? round16((size_t)g->c_out * (size_t)g->c_in * kk) : 0);
+    l.bp = l.ap + round16(ap);
+    l.total = l.bp + bp;
+    return l;
+}
+
+size_t cvae__conv_work_floats(const cvae__conv_geom *g) { return cvae__conv_ws_of(g).total; }
+
+/* y += b per channel, then (relu) y = max(y, 0), in one pass over the image
+ * the GEMM has just written, while it is still in cache. `y < 0 ? 0 : y`
+ * keeps a NaN a NaN, as cvae__relu_forward does. */
+void cvae__conv_bias_relu(int channels, size_t plane, const float *b, int relu, float *y)
+{
+    for (int c = 0; c < channels; c++) {
+        const float bc = b ? b[c] : 0.0f;
+        float *restrict p = y + (size_t)c * plane;
+        if (relu)
+            for (size_t i = 0; i < plane; i++) {
+                const float v = p[i] + bc;
+                p[i] = v < 0.0f ? 0.0f : v;
+            }
+        else if (b)
+            for (size_t i = 0; i < plane; i++)
+                p[i] += bc;
+    }
+}
+
+/* Sum of a plane in double. Eight independent partial sums (vectorisable,
+ * and no chain of dependent additions) instead of one running sum: a
+ * different order of exact-ish double additions, so the float result can
+ * differ from a sequential sum in the last bit, rarely. */
+double cvae__conv_plane_sum(const float *p, size_t len)
+{
+    double acc[8] = {0};
+    size_t j = 0;
+    for (; j + 8 <= len; j += 8)
+        for (int q = 0; q < 8; q++)
+            acc[q] += (double)p[j + q];
+    double t = 0.0;
+    for (; j < len; j++)
+        t += (double)p[j];
+    return t + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* As cvae__conv_plane_sum, first applying the ReLU derivative in place: dy = 0 where
+ * the forward output y was not positive. */
+static double plane_relu_sum(const float *y, float *dy, size_t len)
+{
+    double acc[8] = {0};
+    size_t j = 0;
+    for (; j + 8 <= len; j += 8)
+        for (int q = 0; q < 8; q++) {
+            const float d = y[j + q] > 0.0f ? dy[j + q] : 0.0f;
+            dy[j + q] = d;
+            acc[q] += (double)d;
+        }
+    double t = 0.0;
+    for (; j < len; j++) {
+        const float d = y[j] > 0.0f ? dy[j] : 0.0f;
+        dy[j] = d;
+        t += (double)d;
+    }
+    return t + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* db[c] = sum over images and positions of dy[n][c][:], accumulated in
+ * double because a batch of feature maps sums 1e5-1e6 terms. */
+void cvae__conv_channel_sums(int n, int channels, size_t plane, const float *dy, float *db)
+{
+    for (int c = 0; c < channels; c++) {
+        double acc = 0.0;
+        for (int i = 0; i < n; i++)
+            acc += cvae__conv_plane_sum(dy + ((size_t)i * (size_t)channels + (size_t)c) * plane, plane);
+        db[c] = (float)acc;
+    }
+}
+
+cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, const float *w, float *col)
+{
+    cvae__conv_adj_plan pl = {NULL, NULL};
+    if (!adjoint_is_conv(g))
+        return pl;
+    const cvae__conv_ws l = cvae__conv_ws_of(g);
+    float *wf = col + l.wf;
+    rotate_weights(g, w, wf);
+    pl.wf = wf;
+    if (cvae__conv_implicit_ok(g)) {
+        cvae__implicit_pack(wf, g->c_in, g->c_out * g->kh * g->kw, col + l.ap);
+        pl.ap = col + l.ap;
+    }
+    return pl;
+}
+
+/* out = the adjoint of conv g applied to one image gy [c_out][h_out][w_out],
+ * out [c_in][h_in][w_in] overwritten. col: the workspace. */
+void cvae__conv_adjoint(const cvae__conv_geom *g, const float *gy, const float *w,
+                         const cvae__conv_adj_plan *pl, float *out, float *col)
+{
+    const int ckk = g->c_in * g->kh * g->kw;
+    const int hw_out = g->h_out * g->w_out;
+    if (cvae__conv_col_is_identity(g)) {
+        cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, out, hw_out);
+    } else if (pl->ap) {
+        const cvae__conv_geom a = adjoint_geom(g);
+        cvae__implicit_conv(&a, gy, pl->ap, col + cvae__conv_ws_of(g).bp, out);
+    } else if (pl->wf) {
+        const cvae__conv_geom a = adjoint_geom(g);
+        const int akk = a.c_in * a.kh * a.kw;
+        cvae__im2col(&a, gy, col);
+        cvae__sgemm(0, 0, a.c_out, hw_out, akk, 1.0f, pl->wf, akk, col, hw_out, 0.0f, out,
+                    hw_out);
+    } else {
+        cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, col, hw_out);
+        cvae__col2im_scratch(g, col, out);
+    }
+}
+
+static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                         const float *b, int relu, float *y, float *col)
+{
+    const int ckk = g->c_in * g->kh * g->kw;
+    const int hw_out = g->h_out * g->w_out;
+    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
+    const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
+    const int direct = cvae__conv_col_is_identity(g);
+    const int implicit = n > 0 && cvae__conv_implicit_ok(g);
+    const cvae__conv_ws l = cvae__conv_ws_of(g);
+    if (implicit)
+        cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * x_img;
+        float *yi = y + (size_t)i * y_img;
+        if (implicit) {
+            cvae__implicit_conv(g, xi, col + l.ap, col + l.bp, yi);
+        } else {
+            const float *ci = xi;
+            if (!direct) {
+                cvae__im2col(g, xi, col);
+                ci = col;
+            }
+            cvae__sgemm(0, 0, g->c_out, hw_out, ckk, 1.0f, w, ckk, ci, hw_out, 0.0f, yi, hw_out);
+        }
+        cvae__conv_bias_relu(g->c_out, (size_t)hw_out, b, relu, yi);
+    }
+}
+
+void cvae__conv2d_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                          const float *b, float *y, float *col)
+{
+    conv_forward(g, n, x, w, b, 0, y, col);
+}
+
+/* y == NULL: dy is the output gradient as is; else the ReLU derivative
+ * (y > 0) is applied to dy in place first. Image by image: the masking and
+ * the bias sums walk dy_i just before the GEMMs read it. dbacc (c_out
+ * doubles, may be NULL) receives the bias gradient unrounded, the images'
+ * plane sums added in image order as a whole-batch sum would. */
+static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                          const float *y, float *dy, float *dx, float *dw, double *dbacc,
+                          float *col)
+{
+    const int ckk = g->c_in * g->kh * g->kw;
+    const int hw_out = g->h_out * g->w_out;
+    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
+    const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
+    const int direct = cvae__conv_col_is_identity(g);
+    if (dbacc)
+        for (int c = 0; c < g->c_out; c++)
+            dbacc[c] = 0.0;
+    if (n <= 0) {
+        if (dw)
+            memset(dw, 0, (size_t)g->c_out * (size_t)ckk * sizeof *dw);
+        return;
+    }
+    cvae__conv_adj_plan pl = {NULL, NULL};
+    if (dx)
+        pl = cvae__conv_adjoint_plan(g, w, col);
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * x_img;
+        float *dyi = dy + (size_t)i * y_img;
+        if (y) {
+            const float *yi = y + (size_t)i * y_img;
+            for (int c = 0; c < g->c_out; c++) {
+                const size_t o = (size_t)c * (size_t)hw_out;
+                const double sum = plane_relu_sum(yi + o, dyi + o, (size_t)hw_out);
+                if (dbacc)
+                    dbacc[c] += sum;
+            }
+        } else if (dbacc) {
+            for (int c = 0; c < g->c_out; c++)
+                dbacc[c] += cvae__conv_plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
+        }
+        if (dw) {
+            const float *ci = xi;
+            if (!direct) {
+                cvae__im2col(g, xi, col);
+                ci = col;
+            }
+            /* dW (c_out x CKK) += dy_i (c_out x HW) * col_i^T; beta 0 on the
+             * first image overwrites whatever dw held. */
+            cvae__sgemm(0, 1, g->c_out, ckk, hw_out, 1.0f, dyi, hw_out, ci, hw_out,
+                        i == 0 ? 0.0f : 1.0f, dw, ckk);
+        }
+        if (dx)
+            cvae__conv_adjoint(g, dyi, w, &pl, dx + (size_t)i * x_img, col);
+    }
+}
+
+/* conv_backward with the bias gradient rounded into db. */
+static void conv_backward_db(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                             const float *y, float *dy, float *dx, float *dw, float *db,
+                             float *col)
+{
+    double acc[CVAE__CONV_MAX_SUMS];
+    const int here = db && g->c_out <= CVAE__CONV_MAX_SUMS;
+    conv_backward(g, n, x, w, y, dy, dx, dw, here ? acc : NULL, col);
+    if (here)
+        for (int c = 0; c < g->c_out; c++)
+            db[c] = (float)acc[c];
+    else if (db)
+        cvae__conv_channel_sums(n, g->c_out, (size_t)g->h_out * (size_t)g->w_out, dy, db);
+}
+
+void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                           const float *dy, float *dx, float *dw, float *db, float *col)
+{
+    /* without y, conv_backward only reads dy */
+    conv_backward_db(g, n, x, w, NULL, (float *)(uintptr_t)dy, dx, dw, db, col);
+}
+
+/* ---- batch-parallel forms ------------------------------------------------
+ * Shared with the transposed convolution (tconv.c). The batch is cut into `parts` runs of consecutive images, each run by
+ * cvae__parallel with its own slice of the workspace: the im2col matrix, a
+ * weight-gradient partial and the bias sums in double. Part 0 writes the
+ * weight gradient in place; the others' partials are added to it in part
+ * order afterwards, and the bias sums are combined in double and rounded
+ * once. Outputs other than dw/db do not depend on parts. */
+
+typedef struct par_slice {
+    size_t col, dw, db, stride; /* offsets into a part's slice, and its size */
+} par_slice;
+
+static par_slice slice_layout(const cvae__conv_geom *g)
+{
+    par_slice l;
+    const size_t nw = (size_t)g->c_out * (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw;
+    const size_t nb = (size_t)(g->c_out > g->c_in ? g->c_out : g->c_in);
+    l.col = 0;
+    l.dw = round16(cvae__conv_work_floats(g));
+    l.db = l.dw + round16(nw);
+    l.stride = l.db + round16(2 * nb); /* nb doubles */
+    return l;
+}
+
+size_t cvae__conv_par_floats(const cvae__conv_geom *g, int parts)
+{
+    if (parts < 1)
+        parts = 1;
+    if (parts > CVAE__CONV_MAX_PARTS)
+        parts = CVAE__CONV_MAX_PARTS;
+    return slice_layout(g).stride * (size_t)parts;
+}
+
+typedef struct par_job {
+    const cvae__conv_geom *g;
+    cvae__conv_fwd_fn fwd;
+    cvae__conv_bwd_fn bwd;
+    int n, relu, nb;
+    const float *x, *w, *b, *y;
+    float *out, *dy, *dx, *dw, *work;
+    par_slice l;
+    size_t x_img, y_img; /* per image: the layer's input and output */
+} par_job;
+
+static void par_range(int n, int part, int parts, int *i0, int *cnt)
+{
+    *i0 = (int)((long long)n * part / parts);
+    *cnt = (int)((long long)n * (part + 1) / parts) - *i0;
+}
+
+static int clamp_parts(int parts)
+{
+    if (parts < 1)
+        return 1;
+    return parts > CVAE__CONV_MAX_PARTS ? CVAE__CONV_MAX_PARTS : parts;
+}
+
+static void fwd_part(void *ctx, int part, int parts)
+{
+    const par_job *j = ctx;
+    int i0, cnt;
+    par_range(j->n, part, parts, &i0, &cnt);
+    float *col = j->work + (size_t)part * j->l.stride + j->l.col;
+    j->fwd(j->g, cnt, j->x + (size_t)i0 * j->x_img, j->w, j->b, j->relu,
+           j->out + (size_t)i0 * j->y_img, col);
+}
+
+static void bwd_part(void *ctx, int part, int parts)
+{
+    const par_job *j = ctx;
+    int i0, cnt;
+    par_range(j->n, part, parts, &i0, &cnt);
+    float *slice = j->work + (size_t)part * j->l.stride;
+    float *dw = j->dw ? (part ? slice + j->l.dw : j->dw) : NULL;
+    double *dbacc = (double *)(void *)(slice + j->l.db);
+    const float *x = j->x + (size_t)i0 * j->x_img;
+    float *dx = j->dx ? j->dx + (size_t)i0 * j->x_img : NULL;
+    float *dy = j->dy + (size_t)i0 * j->y_img;
+    j->bwd(j->g, cnt, x, j->w, j->y ? j->y + (size_t)i0 * j->y_img : NULL, dy, dx, dw, dbacc,
+           slice + j->l.col);
+}
+
+static void combine(const par_job *j, int parts, float *db)
+{
+    const cvae__conv_geom *g = j->g;
+    if (j->dw) {
+        const size_t nw = (size_t)g->c_out * (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw;
+        for (int p = 1; p < parts; p++) {
+            const float *part = j->work + (size_t)p * j->l.stride + j->l.dw;
+            for (size_t i = 0; i < nw; i++)
+                j->dw[i] += part[i];
+        }
+    }
+    if (db) {
+        for (int c = 0; c < j->nb; c++) {
+            double acc = 0.0;
+            for (int p = 0; p < parts; p++)
+                acc += ((const double *)(const void *)(j->work + (size_t)p * j->l.stride +
+                                                       j->l.db))[c];
+            db[c] = (float)acc;
+        }
+    }
+}
+
+void cvae__conv_par_forward(cvae__conv_fwd_fn fwd, const cvae__conv_geom *g, int n,
+                            const float *x, size_t x_img, const float *w, const float *b,
+                            int relu, float *y, size_t y_img, float *work, int parts)
+{
+    par_job j = {g, fwd, NULL, n, relu, 0, x, w, b, NULL, y, NULL, NULL, NULL, work,
+                 slice_layout(g), x_img, y_img};
+    cvae__parallel(clamp_parts(parts), fwd_part, &j);
+}
+
+void cvae__conv_par_backward(cvae__conv_bwd_fn bwd, const cvae__conv_geom *g, int n,
+                             const float *x, size_t x_img, const float *w, const float *y,
+                             float *dy, size_t y_img, float *dx, float *dw, float *db, int nb,
+                             float *work, int parts)
+{
+    parts = clamp_parts(parts);
+    par_job j = {g, NULL, bwd, n, 0, nb, x, w, NULL, y, NULL, dy, dx, dw, work, slice_layout(g),
+                 x_img, y_img};
+    cvae__parallel(parts, bwd_part, &j);
+    combine(&j, parts, db);
+}
+
+void cvae__conv2d_relu_forward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                               const float *b, float *y, float *work, int parts)
+{
+    cvae__conv_par_forward(conv_forward, g, n, x,
+                           (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in, w, b, 1, y,
+                           (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out, work, parts);
+}
+
+void cvae__conv2d_relu_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                                const float *y, float *dy, float *dx, float *dw, float *db,
+                                float *work, int parts)
+{
+    cvae__conv_par_backward(conv_backward, g, n, x,
+                            (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in, w, y, dy,
+                            (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out, dx, dw, db,
+                            g->c_out, work, parts);
+}

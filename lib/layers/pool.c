@@ -1,0 +1,178 @@
+#include "layers/pool.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/threads.h"
+
+cvae_status cvae__pool_geom_init(cvae__pool_geom *g, int c, int h_in, int w_in, int k,
+                                 int stride)
+{
+    CVAE__CHECK_PTR(g);
+    memset(g, 0, sizeof *g);
+    if (c < 1 || h_in < 1 || w_in < 1)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "pool geometry: sizes must be >= 1 (c %d, h_in %d, w_in %d)", c, h_in,
+                          w_in);
+    if (k < 1 || stride < 1)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "pool geometry: window %d and stride %d must be >= 1", k, stride);
+    if (k > h_in || k > w_in)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "pool geometry: window %d does not fit the %dx%d input", k, h_in,
+                          w_in);
+    /* argmax stores in-plane indices as int32 and the kernels index a whole
+     * image with int arithmetic, so one image must fit int. */
+    long long plane = (long long)h_in * w_in;
+    if (plane > INT_MAX / c)
+        return cvae__fail(CVAE_E_INVALID_ARG,
+                          "pool geometry: %d x %d x %d elements per image overflow int", c, h_in,
+                          w_in);
+    g->c = c;
+    g->h_in = h_in;
+    g->w_in = w_in;
+    g->k = k;
+    g->stride = stride;
+    g->h_out = (h_in - k) / stride + 1;
+    g->w_out = (w_in - k) / stride + 1;
+    return CVAE_OK;
+}
+
+/* Planes [p0, p1) of the forward pass. */
+static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const float *x,
+                           float *y, int32_t *argmax)
+{
+    const int k = g->k, s = g->stride, w_in = g->w_in;
+    const size_t in_plane = (size_t)g->h_in * (size_t)w_in;
+    const size_t out_plane = (size_t)g->h_out * (size_t)g->w_out;
+    for (size_t p = p0; p < p1; p++) {
+        const float *src = x + p * in_plane;
+        float *dst = y + p * out_plane;
+        int32_t *am = argmax + p * out_plane;
+        if (k == 2 && s == 2) {
+            /* The model's pool: the same comparisons in the same order as
+             * the general loop below, written as selects the compiler turns
+             * into blends (the general loop's data-dependent branches
+             * mispredict on real feature maps). */
+            for (int oy = 0; oy < g->h_out; oy++) {
+                const float *r0 = src + (size_t)(2 * oy) * (size_t)w_in;
+                const float *r1 = r0 + w_in;
+                float *d = dst + (size_t)oy * (size_t)g->w_out;
+                int32_t *ai = am + (size_t)oy * (size_t)g->w_out;
+                const int base = 2 * oy * w_in;
+                for (int ox = 0; ox < g->w_out; ox++) {
+                    const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1];
+                    const float v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+                    int best = 0;
+                    float bv = v0;
+                    best = v1 > bv ? 1 : best;
+                    bv = v1 > bv ? v1 : bv;
+                    best = v2 > bv ? 2 : best;
+                    bv = v2 > bv ? v2 : bv;
+                    best = v3 > bv ? 3 : best;
+                    bv = v3 > bv ? v3 : bv;
+                    d[ox] = bv;
+                    ai[ox] = base + 2 * ox + (best & 1) + (best >> 1) * w_in;
+                }
+            }
+            continue;
+        }
+        for (int oy = 0; oy < g->h_out; oy++) {
+            for (int ox = 0; ox < g->w_out; ox++) {
+                int best = oy * s * w_in + ox * s;
+                float bv = src[best];
+                for (int dy = 0; dy < k; dy++) {
+                    const int row = (oy * s + dy) * w_in + ox * s;
+                    for (int dx = 0; dx < k; dx++) {
+                        /* Strictly greater: the first maximum wins a tie, so
+                         * the gradient goes to one input only. */
+                        if (src[row + dx] > bv) {
+                            bv = src[row + dx];
+                            best = row + dx;
+                        }
+                    }
+                }
+                const size_t o = (size_t)oy * (size_t)g->w_out + (size_t)ox;
+                dst[o] = bv;
+                am[o] = (int32_t)best;
+            }
+        }
+    }
+}
+
+/* Planes [p0, p1) of the backward pass. */
+static void backward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const float *dy,
+                            const int32_t *argmax, float *dx)
+{
+    const size_t in_plane = (size_t)g->h_in * (size_t)g->w_in;
+    const size_t out_plane = (size_t)g->h_out * (size_t)g->w_out;
+    for (size_t p = p0; p < p1; p++) {
+        float *d = dx + p * in_plane;
+        const float *g_out = dy + p * out_plane;
+        const int32_t *am = argmax + p * out_plane;
+        memset(d, 0, in_plane * sizeof *d);
+        /* Overlapping windows (k > stride) can pick the same input twice. */
+        for (size_t o = 0; o < out_plane; o++)
+            d[am[o]] += g_out[o];
+    }
+}
+
+/* Both passes work plane by plane; large batches are split across the
+ * library's threads (the result does not depend on the split). */
+typedef struct pool_job {
+    const cvae__pool_geom *g;
+    size_t planes;
+    const float *in;
+    float *out;
+    const int32_t *am_in;
+    int32_t *am_out;
+    int backward;
+} pool_job;
+
+static void pool_part(void *ctx, int part, int parts)
+{
+    const pool_job *j = ctx;
+    const size_t p0 = j->planes * (size_t)part / (size_t)parts;
+    const size_t p1 = j->planes * (size_t)(part + 1) / (size_t)parts;
+    if (j->backward)
+        backward_planes(j->g, p0, p1, j->in, j->am_in, j->out);
+    else
+        forward_planes(j->g, p0, p1, j->in, j->out, j->am_out);
+}
+
+/* Below this many input values a pass is not worth a hand-off to a
+ * thread. */
+#define POOL_SPLIT_MIN (1 << 16)
+
+static void run(pool_job *j)
+{
+    const size_t values = j->planes * (size_t)j->g->h_in * (size_t)j->g->w_in;
+    int parts = cvae__parallel_threads();
+    if ((size_t)parts > j->planes)
+        parts = (int)j->planes;
+    if (parts > 1 && values >= POOL_SPLIT_MIN)
+        cvae__parallel(parts, pool_part, j);
+    else
+        pool_part(j, 0, 1);
+}
+
+void cvae__maxpool_forward(const cvae__pool_geom *g, int n, const float *x, float *y,
+                           int32_t *argmax)
+{
+    const size_t planes = (size_t)n * (size_t)g->c;
+    if (n <= 0 || planes == 0)
+        return;
+    pool_job j = {g, planes, x, y, NULL, argmax, 0};
+    run(&j);
+}
+
+void cvae__maxpool_backward(const cvae__pool_geom *g, int n, const float *dy,
+                            const int32_t *argmax, float *dx)
+{
+    const size_t planes = (size_t)n * (size_t)g->c;
+    if (n <= 0 || planes == 0)
+        return;
+    pool_job j = {g, planes, dy, dx, argmax, NULL, 1};
+    run(&j);
+}

@@ -1,0 +1,50 @@
+/* Model configuration: the private layout behind cvae_config and its
+ * text/JSON (de)serialisation used by checkpoints and the CLI. */
+#ifndef CVAE_CONFIG_H
+#define CVAE_CONFIG_H
+
+#include <stddef.h>
+
+#include "convvae.h"
+
+struct cvae_config {
+    int in_c, in_h, in_w;
+    int branches;
+    int br_layers[CVAE_MAX_BRANCHES];
+    int br_filters[CVAE_MAX_BRANCHES];
+    int br_kernel[CVAE_MAX_BRANCHES];
+    int enc_units;
+    int enc_act; /* cvae_activation */
+    int dec_units;
+    int latent;
+    int clusters;
+    int cat_units;
+    int cat_input; /* cvae_category_input */
+    int prior;     /* cvae_prior */
+    int recon_target; /* cvae_recon_target */
+    int conv_trainable;
+    double lambda;
+    double balance_weight; /* beta in the paper */
+    double cat_weight;
+    int warmup;
+    int kmeans;
+    int opt; /* cvae_optimizer_kind */
+    double lr, beta1, beta2, eps, weight_decay, momentum;
+    int batch;
+    int epochs;
+    unsigned long long seed;
+    int threads;
+};
+
+void cvae__config_defaults(struct cvae_config *cfg);
+
+/* Serialise every option as one flat JSON object {"name": value, ...}
+ * (numbers as JSON numbers, enumerations as strings), NUL-terminated.
+ * Returns CVAE_OK, or CVAE_E_INVALID_ARG if buf is too small. */
+cvae_status cvae__config_to_json(const struct cvae_config *cfg, char *buf, size_t size);
+
+/* Parse what cvae__config_to_json wrote (unknown keys rejected, missing keys
+ * keep their defaults) into cfg. CVAE_E_FORMAT on malformed text. */
+cvae_status cvae__config_from_json(struct cvae_config *cfg, const char *json);
+
+#endif

@@ -1,0 +1,124 @@
+#include "model/loss.h"
+
+#include <math.h>
+
+#include "convvae.h"
+
+/* q can underflow to exactly 0 in float; the limit of q ln q is 0 and the
+ * gradient's log is clamped so it stays finite. */
+static inline double safe_log(double v) { return log(v > 1e-30 ? v : 1e-30); }
+
+double cvae__loss_recon(int n, int P, const float *x, const float *xhat, float wscale, float *dpre)
+{
+    double total = 0;
+    size_t np = (size_t)n * P;
+    for (size_t i = 0; i < np; i++) {
+        float d = xhat[i] - x[i];
+        total += (double)d * d;
+        if (dpre)
+            dpre[i] = wscale * d * xhat[i] * (1.0f - xhat[i]);
+    }
+    return 0.5 * total / n;
+}
+
+double cvae__loss_sq(int n, int P, const float *target, const float *pred, float wscale,
+                     float *dpred)
+{
+    double total = 0;
+    size_t np = (size_t)n * P;
+    for (size_t i = 0; i < np; i++) {
+        float d = pred[i] - target[i];
+        total += (double)d * d;
+        if (dpred)
+            dpred[i] = wscale * d;
+    }
+    return 0.5 * total / n;
+}
+
+double cvae__loss_kl_standard(int n, int s, const float *mu, const float *lv, float scale,
+                              float *dmu, float *dlv)
+{
+    double total = 0;
+    size_t ns = (size_t)n * s;
+    for (size_t i = 0; i < ns; i++) {
+        double e = exp((double)lv[i]);
+        total += (double)mu[i] * mu[i] + e - lv[i] - 1.0;
+        if (dmu)
+            dmu[i] += scale * mu[i];
+        if (dlv)
+            dlv[i] += scale * 0.5f * ((float)e - 1.0f);
+    }
+    return 0.5 * total / n;
+}
+
+double cvae__loss_kl_mixture(int n, int s, int k, const float *z, const float *lv, const float *q,
+                             const float *means, float scale, float *dz, float *dlv, float *dq,
+                             float *dmeans)
+{
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const float *zi = z + (size_t)i * s;
+        const float *qi = q + (size_t)i * k;
+        double lvsum = 0, qsum = 0;
+        for (int d = 0; d < s; d++)
+            lvsum += lv[(size_t)i * s + d];
+        for (int y = 0; y < k; y++) {
+            const float *my = means + (size_t)y * s;
+            double dist = 0;
+            for (int d = 0; d < s; d++) {
+                float diff = zi[d] - my[d];
+                dist += (double)diff * diff;
+                float gq = scale * qi[y] * diff;
+                if (dz)
+                    dz[(size_t)i * s + d] += gq;
+                if (dmeans)
+                    dmeans[(size_t)y * s + d] -= gq;
+            }
+            /* The logvar term stays inside the q-weighted sum, as documented,
+             * so dq and dlv are exact for any q, not only rows summing to 1
+             * (the softmax backward projects the difference away anyway). */
+            double term = 0.5 * (dist - lvsum);
+            total += qi[y] * term;
+            qsum += qi[y];
+            if (dq)
+                dq[(size_t)i * k + y] += scale * (float)term;
+        }
+        if (dlv)
+            for (int d = 0; d < s; d++)
+                dlv[(size_t)i * s + d] -= (float)(0.5 * scale * qsum);
+    }
+    return total / n;
+}
+
+double cvae__loss_category(int n, int k, const float *q, float weight, float scale, float *dq)
+{
+    double total = 0;
+    size_t nk = (size_t)n * k;
+    for (size_t i = 0; i < nk; i++) {
+        double lq = safe_log(q[i]);
+        total += q[i] * lq;
+        if (dq)
+            dq[i] += weight * scale * (float)(lq + 1.0);
+    }
+    return weight * total / n;
+}
+
+double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq)
+{
+    if (beta == 0.0f)
+        return 0.0;
+    double qbar[CVAE_MAX_CLUSTERS];
+    double total = 0;
+    for (int y = 0; y < k; y++) {
+        double sum = 0;
+        for (int i = 0; i < n; i++)
+            sum += q[(size_t)i * k + y];
+        qbar[y] = sum / n;
+        total += qbar[y] * safe_log(qbar[y]);
+    }
+    if (dq)
+        for (int i = 0; i < n; i++)
+            for (int y = 0; y < k; y++)
+                dq[(size_t)i * k + y] += beta * (float)((safe_log(qbar[y]) + 1.0) / n);
+    return beta * total;
+}

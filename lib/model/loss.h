@@ -1,0 +1,36 @@
+/* The terms of the clustering objective (reconstruction, KL divergence to
+ * the standard or mixture prior, per-image category term, batch balance
+ * term) and their gradients. Each returns the batch
+ * mean of its term (per image); gradient outputs, when not NULL, are
+ * ACCUMULATED (+=) so terms that share an input (q, z, logvar) just add up.
+ * `scale` is 1/n. */
+#ifndef CVAE_LOSS_H
+#define CVAE_LOSS_H
+
+/* 0.5 * sum_p (x - xhat)^2 per image. dpre (n*P) receives the gradient of
+ * wscale * sum of that w.r.t. the pre-sigmoid activation a, xhat = sigmoid(a):
+ * dpre = wscale * (xhat - x) * xhat * (1 - xhat) (overwritten, not added). */
+double cvae__loss_recon(int n, int P, const float *x, const float *xhat, float wscale, float *dpre);
+
+/* 0.5 * sum_j (pred - target)^2 per row of P values, without an output
+ * nonlinearity; dpred (n*P) = wscale * (pred - target), overwritten. */
+double cvae__loss_sq(int n, int P, const float *target, const float *pred, float wscale,
+                     float *dpred);
+
+/* 0.5 * sum_d (mu^2 + exp(lv) - lv - 1). */
+double cvae__loss_kl_standard(int n, int s, const float *mu, const float *lv, float scale,
+                              float *dmu, float *dlv);
+
+/* sum_y q_y * 0.5 * sum_d ((z_d - M_yd)^2 - lv_d), means M [k][s]. */
+double cvae__loss_kl_mixture(int n, int s, int k, const float *z, const float *lv, const float *q,
+                             const float *means, float scale, float *dz, float *dlv, float *dq,
+                             float *dmeans);
+
+/* weight * sum_y q_y ln q_y. */
+double cvae__loss_category(int n, int k, const float *q, float weight, float scale, float *dq);
+
+/* beta * sum_y qbar_y ln qbar_y with qbar the batch mean of q (a batch-level
+ * term, returned as is). */
+double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq);
+
+#endif

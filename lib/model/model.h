@@ -1,0 +1,171 @@
+/* The model: parameter layout, activation workspace and the graph.
+ * model.c builds it (create/destroy, parameter table, workspace sizing),
+ * network.c wires the branches, the VAE head (vae_head.c) and the category
+ * head (category_head.c) into the forward and backward pass over a batch,
+ * training/train.c runs the epochs and inference.c the entry points that
+ * only read the model. */
+#ifndef CVAE_MODEL_H
+#define CVAE_MODEL_H
+
+#include <stdint.h>
+
+#include "core/memory.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "layers/conv.h"
+#include "layers/pool.h"
+#include "model/config.h"
+
+#define CVAE__MAX_LAYERS 16
+#define CVAE__MAX_PARAMS 128
+
+typedef struct cvae__param {
+    char name[64];
+    int ndim;
+    int64_t shape[4];
+    size_t offset; /* into model->params / model->grads */
+    size_t count;
+    int trainable; /* frozen conv filters (conv_trainable = 0) are not */
+} cvae__param;
+
+typedef struct cvae__branch {
+    int layers;
+    cvae__conv_geom conv[CVAE__MAX_LAYERS];
+    size_t w[CVAE__MAX_LAYERS], b[CVAE__MAX_LAYERS]; /* parameter offsets */
+    cvae__pool_geom pool;
+    int out_size;   /* pooled F*H*W per image */
+    int feat_off;   /* offset of this branch in the concatenated features */
+    /* activations (B images) and their gradients */
+    float *act[CVAE__MAX_LAYERS], *dact[CVAE__MAX_LAYERS];
+    float *pooled, *dpooled;
+    int32_t *argmax;
+} cvae__branch;
+
+struct cvae_model {
+    struct cvae_config cfg;
+    int nb;       /* branches */
+    int P;        /* pixels per image C*H*W */
+    int D;        /* concatenated feature size */
+    int D0;       /* decoder output width: Dimg, or D for recon_target = features */
+    int Dimg;     /* what the image decoder reads: branch 1's pooled size (or P) */
+    int enc_units;  /* encoder width (m in the paper) */
+    int s, k;       /* latent size and clusters (the paper's s and k) */
+    int dec_units;  /* decoder hidden width */
+    int cat_units;  /* category head hidden width */
+    cvae__branch br[CVAE_MAX_BRANCHES];
+
+    /* image decoder: ndec transposed convs mirroring branch 1 */
+    int ndec;
+    cvae__conv_geom dec[CVAE__MAX_LAYERS];
+    size_t dec_w[CVAE__MAX_LAYERS], dec_b[CVAE__MAX_LAYERS];
+
+    size_t enc_w, enc_b, mu_w, mu_b, lv_w, lv_b, d1_w, d1_b, d2_w, d2_b, c1_w, c1_b, c2_w, c2_b,
+        means;
+
+    cvae__param ptab[CVAE__MAX_PARAMS];
+    int nparam;
+    size_t nparams; /* scalars */
+    float *params, *grads;
+
+    cvae__rng rng;
+    int epochs_done;
+    int phase_mixture; /* 1 once the mixture prior is active */
+
+    /* An epoch stopped part way (callback or non-finite step), which the
+     * next cvae_model_train call finishes before starting another: the
+     * batches done (0 = none pending), the image count it ran over, the
+     * RNG state its shuffle was drawn from (the order is redrawn from it),
+     * and the images seen and loss sums so far (the running means go on). */
+    struct {
+        int64_t batches, count, seen;
+        uint64_t rng[4];
+        double sums[CVAE_LOSS_COUNT];
+    } part;
+
+    /* Activation workspace for B images: every pointer below points into
+     * ws, and is NULL until cvae__model_ensure_workspace allocated it. */
+    int B;
+    cvae__arena ws;
+    float *x, *col;
+    float *h, *dh, *mu, *dmu, *lv, *dlv, *z, *dz, *eps;
+    float *g, *dg, *dslice, *ddslice;
+    float *featcat, *imgin; /* recon_target = features: target rows, image decoder input */
+    float *decact[CVAE__MAX_LAYERS], *ddecact[CVAE__MAX_LAYERS]; /* last = x_hat */
+    float *c1, *dc1, *q, *dq, *dlogit;
+
+    struct cvae_optimizer *own_opt;
+};
+
+/* The encoder's input as column blocks of one row per image, never
+ * concatenated (layers/dense.h's block form): the pooled output of every
+ * branch, or the raw pixels for a plain VAE. Returns the block count. */
+static inline int cvae__feature_blocks(const cvae_model *model, const float **blk, int *size,
+                                       int *off)
+{
+    if (model->nb == 0) {
+        blk[0] = model->x;
+        size[0] = model->P;
+        off[0] = 0;
+        return 1;
+    }
+    for (int b = 0; b < model->nb; b++) {
+        blk[b] = model->br[b].pooled;
+        size[b] = model->br[b].out_size;
+        off[b] = model->br[b].feat_off;
+    }
+    return model->nb;
+}
+
+/* Parts the conv layers split a batch into: the thread count, within what
+ * the workspace was sized for (the configured threads). */
+static inline int cvae__conv_parts(const cvae_model *model)
+{
+    const int t = cvae__parallel_threads();
+    return t < model->cfg.threads ? t : model->cfg.threads;
+}
+
+/* Whether the mixture prior is in force: configured, and warm-up over. */
+static inline int cvae__mixture_active(const cvae_model *model)
+{
+    return model->cfg.prior == CVAE_PRIOR_MIXTURE && model->epochs_done >= model->cfg.warmup;
+}
+
+/* Forward pass over n <= B images already in model->x. train == 1 samples
+ * z = mu + sigma*eps (eps from the model RNG) and feeds z to the category
+ * head; CVAE__TRAIN_REUSE_EPS reuses the previous eps (gradient checks);
+ * train == 0 uses z = mu. need_decoder == 0 skips the decoder. */
+#define CVAE__TRAIN_REUSE_EPS 2
+void cvae__forward(cvae_model *model, int n, int train, int need_decoder);
+
+/* Allocate a model with its layout, parameters and workspace but
+ * uninitialised weights (cvae_model_create initialises them). */
+cvae_status cvae__model_alloc(const struct cvae_config *cfg, cvae_model **out);
+/* The steps of a model, for loading: the layout only (parameter table,
+ * nothing sized by the model), then parameters and gradients. Loading
+ * checks a file's tensors against the shell before allocating these, so
+ * they are bounded by the file's size; on failure of the second step the
+ * caller still owns m (cvae_model_destroy frees it). */
+cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out);
+cvae_status cvae__model_alloc_params(cvae_model *model);
+/* The activation workspace, sized by the configured batch and layer shapes
+ * (a small checkpoint can ask for a huge one), so it is allocated on first
+ * use: every entry point that runs the network calls this after validating
+ * its arguments. Allocates once; CVAE_E_NOMEM (with the size) if the
+ * allocation fails or the size overflows, leaving the model as it was
+ * (usable; a later call retries). */
+cvae_status cvae__model_ensure_workspace(cvae_model *model);
+/* Bytes the workspace needs (SIZE_MAX if that overflows size_t). */
+size_t cvae__model_workspace_bytes(const cvae_model *model);
+/* A hash of the parameter layout, so optimizer state is never applied to a
+ * differently shaped model. */
+uint64_t cvae__layout_id(const cvae_model *model);
+
+/* Loss terms of the last forward pass (losses[CVAE_LOSS_COUNT], per-image
+ * means) and, if backward != 0, all parameter gradients into model->grads.
+ * mixture selects the prior actually used (warm-up uses the standard one). */
+void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses);
+
+/* Validate caller images (finite, in [0,1]); CVAE_E_NUMERIC names the index. */
+cvae_status cvae__check_images(const float *x, int64_t count);
+
+#endif

@@ -1,0 +1,123 @@
+/* The graph of the model over one mini-batch, wired from its parts: the
+ * convolution branches (here), whose pooled outputs are the features; the
+ * VAE head (vae_head.c: encoder, sampling, decoder) and the category head
+ * (category_head.c), both reading the features as column blocks that are
+ * never concatenated; then the loss terms (loss.c) of the clustering
+ * objective and the backward pass in the reverse order. Everything works in
+ * the model's preallocated workspace. */
+#include <string.h>
+
+#include "core/gemm.h"
+#include "layers/activation.h"
+#include "model/category_head.h"
+#include "model/loss.h"
+#include "model/model.h"
+#include "model/vae_head.h"
+
+#define PRM(off) (model->params + (off))
+#define GRD(off) (model->grads + (off))
+
+void cvae__forward(cvae_model *model, int n, int train, int need_decoder)
+{
+    const float *in = model->x;
+    for (int b = 0; b < model->nb; b++) {
+        cvae__branch *br = &model->br[b];
+        for (int l = 0; l < br->layers; l++) {
+            const cvae__conv_geom *g = &br->conv[l];
+            cvae__conv2d_relu_forward(g, n, in, PRM(br->w[l]), PRM(br->b[l]), br->act[l],
+                                      model->col, cvae__conv_parts(model));
+            in = br->act[l];
+        }
+        cvae__maxpool_forward(&br->pool, n, in, br->pooled, br->argmax);
+        in = br->pooled;
+    }
+
+    cvae__vae_encode(model, n, train);
+    cvae__category_forward(model, n);
+    if (need_decoder)
+        cvae__vae_decode(model, n);
+}
+
+static void backward_branches(cvae_model *model, int n)
+{
+    const int cat_feat = model->cfg.cat_input == CVAE_CATEGORY_INPUT_FEATURES;
+    for (int b = model->nb - 1; b >= 0; b--) {
+        cvae__branch *br = &model->br[b];
+        /* dpooled = (branch b+1's input gradient, already written) + encoder
+         * (+ category head) contributions of this feature block. */
+        float beta = b == model->nb - 1 ? 0.0f : 1.0f;
+        cvae__sgemm(0, 0, n, br->out_size, model->enc_units, 1.0f, model->dh, model->enc_units,
+                    PRM(model->enc_w) + br->feat_off, model->D, beta, br->dpooled, br->out_size);
+        if (cat_feat)
+            cvae__sgemm(0, 0, n, br->out_size, model->cat_units, 1.0f, model->dc1, model->cat_units,
+                        PRM(model->c1_w) + br->feat_off, model->D, 1.0f, br->dpooled, br->out_size);
+        int last = br->layers - 1;
+        cvae__maxpool_backward(&br->pool, n, br->dpooled, br->argmax, br->dact[last]);
+        for (int l = last; l >= 0; l--) {
+            const cvae__conv_geom *g = &br->conv[l];
+            const float *in = l ? br->act[l - 1] : (b ? model->br[b - 1].pooled : model->x);
+            float *dx = l ? br->dact[l - 1] : (b ? model->br[b - 1].dpooled : NULL);
+            cvae__conv2d_relu_backward(g, n, in, PRM(br->w[l]), br->act[l], br->dact[l], dx,
+                                       GRD(br->w[l]), GRD(br->b[l]), model->col, cvae__conv_parts(model));
+        }
+    }
+}
+
+void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses)
+{
+    const struct cvae_config *c = &model->cfg;
+    const float scale = 1.0f / (float)n;
+    const size_t ns = (size_t)n * model->s;
+    float *dpre_image = model->ndec ? model->ddecact[model->ndec - 1] : model->ddslice;
+
+    if (backward) {
+        memset(model->grads, 0, model->nparams * sizeof(float));
+        memset(model->dq, 0, (size_t)n * model->k * sizeof(float));
+        memset(model->dmu, 0, ns * sizeof(float));
+        memset(model->dlv, 0, ns * sizeof(float));
+    }
+    float *dq = backward ? model->dq : NULL;
+
+    double recon;
+    if (model->D0 != model->Dimg) {
+        /* recon_target = features: the decoder output against the
+         * concatenated conv features, which this loss does not train. */
+        for (int i = 0; i < n; i++)
+            for (int b = 0; b < model->nb; b++)
+                memcpy(model->featcat + (size_t)i * model->D + model->br[b].feat_off,
+                       model->br[b].pooled + (size_t)i * model->br[b].out_size,
+                       (size_t)model->br[b].out_size * sizeof(float));
+        recon = cvae__loss_sq(n, model->D, model->featcat, model->dslice, (float)c->lambda * scale,
+                              backward ? model->ddslice : NULL);
+    } else {
+        recon = cvae__loss_recon(n, model->P, model->x, cvae__xhat(model), (float)c->lambda * scale,
+                                 backward ? dpre_image : NULL);
+    }
+    /* The decoder's backward overwrites dz, so the mixture prior's dz is
+     * added after it. */
+    double kl = 0;
+    if (!mixture)
+        kl = cvae__loss_kl_standard(n, model->s, model->mu, model->lv, scale,
+                                    backward ? model->dmu : NULL, backward ? model->dlv : NULL);
+    if (backward)
+        cvae__vae_decoder_backward(model, n, dpre_image);
+    if (mixture)
+        kl = cvae__loss_kl_mixture(n, model->s, model->k, model->z, model->lv, model->q, PRM(model->means),
+                                   scale, backward ? model->dz : NULL, backward ? model->dlv : NULL,
+                                   dq, backward ? GRD(model->means) : NULL);
+    double cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
+    double bal = cvae__loss_balance(n, model->k, model->q, (float)c->balance_weight, dq);
+
+    losses[CVAE_LOSS_RECON] = recon;
+    losses[CVAE_LOSS_KL] = kl;
+    losses[CVAE_LOSS_CATEGORY] = cat;
+    losses[CVAE_LOSS_BALANCE] = bal;
+    losses[CVAE_LOSS_TOTAL] = c->lambda * recon + kl + cat + bal;
+    if (!backward)
+        return;
+
+    cvae__category_backward(model, n);
+    cvae__vae_encoder_backward(model, n);
+    if (model->nb > 0 && c->conv_trainable)
+        backward_branches(model, n);
+}
