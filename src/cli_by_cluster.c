@@ -3,9 +3,7 @@
  * with a file manager. */
 #define _XOPEN_SOURCE 700
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,73 +12,49 @@
 
 #include "cli_images.h"
 
-/* 1 if dir is missing or an empty directory (created then), else 0. */
-static int fresh_dir(const char *dir)
-{
-    if (mkdir(dir, 0777) == 0)
-        return 1;
-    if (errno != EEXIST)
-        return 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    struct dirent *e;
-    int empty = 1;
-    while (empty && (e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            empty = 0;
-    closedir(d);
-    return empty;
-}
-
+/* Copy the file `from` to the new file `to`, atomically (cli_outfile), so
+ * a failed copy leaves nothing half-written. Returns an exit code (errors
+ * reported). */
 static int copy_file(const char *from, const char *to)
 {
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return -1;
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (out < 0) {
-        close(in);
-        return -1;
+    FILE *in = fopen(from, "rb");
+    if (!in)
+        return cli_error(CVAE_E_IO, "cannot read %s: %s", from, strerror(errno));
+    cli_outfile o;
+    int rc = cli_outfile_open(&o, to);
+    if (rc) {
+        fclose(in);
+        return rc;
     }
     char buf[1 << 16];
-    ssize_t got;
-    int rc = 0;
-    while (rc == 0 && (got = read(in, buf, sizeof buf)) != 0) {
-        if (got < 0) {
-            if (errno != EINTR)
-                rc = -1;
-            continue;
-        }
-        for (ssize_t done = 0; done < got;) {
-            ssize_t w = write(out, buf + done, (size_t)(got - done));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                rc = -1;
-                break;
-            }
-            done += w;
-        }
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, got, o.f) != got)
+            break;
+    int bad_in = ferror(in);
+    fclose(in);
+    if (bad_in) {
+        cli_outfile_abort(&o);
+        return cli_error(CVAE_E_IO, "cannot read %s", from);
     }
-    close(in);
-    if (close(out) != 0)
-        rc = -1;
-    return rc;
+    return cli_outfile_commit(&o); /* reports a failed write */
 }
 
 int cli_link_by_cluster(const char *dir, const cvae_dataset *data, const int32_t *clusters,
                         int64_t n, int k)
 {
-    if (!fresh_dir(dir))
-        return cli_error(CVAE_E_IO, "--by-cluster: '%s' %s", dir,
-                         errno == EEXIST || errno == 0 ? "exists and is not empty"
-                                                       : strerror(errno));
+    /* Checked before any work as well; again here, as the data set took a
+     * while to read. */
+    int rc = cli_check_output_dir(dir);
+    if (rc)
+        return rc;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return cli_error(CVAE_E_IO, "cannot create %s: %s", dir, strerror(errno));
     size_t cap = strlen(dir) + 64 + PATH_MAX;
     char *link = malloc(cap);
     if (!link)
         return cli_error(CVAE_E_NOMEM, "cannot allocate a path");
-    int rc = CLI_EXIT_OK, copies = 0;
+    int copies = 0;
     for (int c = 0; c < k && !rc; c++) {
         snprintf(link, cap, "%s/cluster_%0*d", dir, k > 100 ? 4 : k > 10 ? 2 : 1, c);
         if (mkdir(link, 0777) != 0)
@@ -103,11 +77,14 @@ int cli_link_by_cluster(const char *dir, const cvae_dataset *data, const int32_t
             rc = cli_error(CVAE_E_IO, "cannot resolve %s: %s", path, strerror(errno));
             break;
         }
+        /* A new name in a new folder: symlink() itself is atomic. Where a
+         * file system takes no links (EPERM: FAT, some network shares), a
+         * copy instead. */
         if (symlink(target, link) != 0) {
-            if (copy_file(target, link) != 0)
-                rc = cli_error(CVAE_E_IO, "cannot link or copy %s to %s: %s", path, link,
+            if (errno != EPERM && errno != ENOSYS && errno != EOPNOTSUPP)
+                rc = cli_error(CVAE_E_IO, "cannot link %s to %s: %s", link, path,
                                strerror(errno));
-            else
+            else if (!(rc = copy_file(target, link)))
                 copies++;
         }
         free(target);

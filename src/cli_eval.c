@@ -172,7 +172,10 @@ int cli_cluster(int argc, char **argv)
     int rc = parse_infer("cluster", argc, argv, &o);
     if (rc)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    if (o.out && (rc = cli_check_output(o.out)))
+    /* Every output before any work: a bad path must not cost a pass over
+     * the data set. */
+    if ((o.out && (rc = cli_check_output(o.out))) ||
+        (o.by_cluster && (rc = cli_check_output_dir(o.by_cluster))))
         return rc;
     cvae_model *model = NULL;
     cvae_dataset *data = NULL;

@@ -3,8 +3,6 @@
 
 #include "cli_images.h"
 
-#include <png.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -217,66 +215,6 @@ int cli_images_load(const cli_image_opts *o, int channels, int height, int width
     }
     cvae_image_reader_destroy(r);
     return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* PNG output                                                               */
-/* ------------------------------------------------------------------------ */
-
-static void png_on_error(png_structp png, png_const_charp msg)
-{
-    char *buf = png_get_error_ptr(png);
-    snprintf(buf, 256, "%s", msg ? msg : "unknown libpng error");
-    png_longjmp(png, 1);
-}
-
-static void png_on_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg;
-}
-
-/* Nothing assigned after setjmp is read after longjmp. */
-static int png_rows(FILE *f, const uint8_t *pixels, uint32_t width, uint32_t height,
-                    int channels, char *err)
-{
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, png_on_error,
-                                              png_on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_write_struct(&png, NULL);
-        snprintf(err, 256, "cannot create the libpng writer");
-        return -1;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        return -1;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, width, height, 8,
-                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (uint32_t y = 0; y < height; y++)
-        png_write_row(png, pixels + (size_t)y * width * (size_t)channels);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    return 0;
-}
-
-int cli_write_png(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
-                  int channels)
-{
-    cli_outfile f;
-    int rc = cli_outfile_open(&f, path);
-    if (rc)
-        return rc;
-    char err[256] = "";
-    if (png_rows(f.f, pixels, width, height, channels, err) != 0) {
-        cli_outfile_abort(&f);
-        return cli_error(CVAE_E_IO, "cannot write %s: %s", path, err);
-    }
-    return cli_outfile_commit(&f);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -2,7 +2,7 @@
  * cli_images.h - image folders and lists in the convvae tool: the options
  * (--images-dir, --images-list, --input-size, --channels, --skip-bad,
  * --threads), loading with a progress bar and a report of skipped files,
- * the PNG writer and the machine's core count.
+ * per-cluster folders and the machine's core count.
  */
 #ifndef CONVVAE_CLI_IMAGES_H
 #define CONVVAE_CLI_IMAGES_H
@@ -62,11 +62,6 @@ int cli_link_by_cluster(const char *dir, const cvae_dataset *data, const int32_t
 
 /* Online processor count in [1, 1024]. */
 int cli_cores(void);
-
-/* Write 8-bit grey (channels 1) or RGB (3) pixels, rows of width*channels
- * bytes, to path through a temporary file. Returns an exit code. */
-int cli_write_png(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
-                  int channels);
 
 int cli_montage(int argc, char **argv);
 

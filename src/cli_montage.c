@@ -211,6 +211,9 @@ int cli_montage(int argc, char **argv)
     int rc = parse_montage(argc, argv, &o);
     if (rc)
         return rc < 0 ? CLI_EXIT_OK : rc;
+    /* The sheet's path before minutes of decoding. */
+    if ((rc = cli_check_output(o.out)))
+        return rc;
 
     cvae_model *model = NULL;
     cvae_dataset *data = NULL, *thumbs = NULL;

@@ -45,7 +45,9 @@ static void usage(FILE *f)
           "Output files (--out) are checked before any work and written atomically: only\n"
           "a regular file is replaced (a FIFO, device or directory is refused), and a\n"
           "symbolic link keeps pointing to its file, which is replaced. A hidden\n"
-          ".NAME.tmp left by a killed run is taken over by the next write to NAME.\n",
+          ".NAME.tmp left by a killed run is taken over by the next write to NAME.\n"
+          "The folder of cluster --by-cluster is checked before any work too: it must not\n"
+          "exist or be empty.\n",
           f);
 }
 

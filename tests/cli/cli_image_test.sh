@@ -96,6 +96,38 @@ images_cluster)
     done
     run 1 cluster --model "$M" --images-dir "$W/two" --by-cluster "$T/by" --out "$T/c3.csv" &&
         expect_in "$T/err" "not empty" "--by-cluster into a full folder"
+    # Outputs are checked before any work: nothing is decoded, no CSV written.
+    [ -e "$T/c3.csv" ] && fail "--by-cluster into a full folder: refused only after the CSV"
+    : >"$T/afile"
+    mkdir "$T/ro" && chmod a-w "$T/ro"
+    ln -s missing/d "$T/dangling-dir"
+    for b in afile nodir/x dangling-dir; do
+        run 1 cluster --model "$M" --images-dir "$W/two" --by-cluster "$T/$b" --out "$T/c4.csv" &&
+            expect_in "$T/err" "$b" "--by-cluster $b refused"
+        [ -e "$T/c4.csv" ] && fail "--by-cluster $b: refused only after the CSV"
+        [ -s "$T/out" ] && fail "--by-cluster $b: refused only after starting"
+    done
+    [ -f "$T/afile" ] && [ ! -s "$T/afile" ] || fail "--by-cluster changed a file"
+    if [ "$(id -u)" -ne 0 ]; then # root writes anywhere
+        run 1 cluster --model "$M" --images-dir "$W/two" --by-cluster "$T/ro/by" &&
+            expect_in "$T/err" "ro" "--by-cluster in a read-only folder"
+    fi
+    # The CSV through a symbolic link, and on a FIFO (refused before decoding).
+    echo old >"$T/real.csv"
+    ln -s real.csv "$T/csv-link"
+    run 0 cluster --model "$M" --images-dir "$W/two" --out "$T/csv-link"
+    [ -L "$T/csv-link" ] && [ "$(wc -l <"$T/real.csv")" -eq $((2 * N + 1)) ] ||
+        fail "cluster --out through a symbolic link"
+    mkfifo "$T/fifo"
+    run 1 cluster --model "$M" --images-dir "$W/two" --out "$T/fifo" &&
+        expect_in "$T/err" "fifo is a FIFO" "cluster --out FIFO"
+    # Standard output that cannot be written is exit 1 with a message.
+    if [ -c /dev/full ] && [ -w /dev/full ]; then
+        "$CLI" cluster --model "$M" --images-dir "$W/two" >/dev/full 2>"$T/err"
+        [ $? -eq 1 ] && expect_in "$T/err" "cannot write to standard output" "cluster >/dev/full" ||
+            fail "cluster --images-dir >/dev/full did not exit 1"
+    fi
+    ls -A "$T" | grep -q '^\..*\.tmp$' && fail "temporary files left in $T"
     # The tree of every kind of file, bad ones skipped, in a grey and an RGB model's size.
     run 0 cluster --model "$M" --images-dir "$W/tree" --skip-bad --out "$T/t.csv" &&
         expect_in "$T/err" "skipped 3 files" "skip report"
@@ -120,6 +152,27 @@ images_montage)
     done 2>"$T/rowerr"
     [ -s "$T/rowerr" ] && fail "$(cat "$T/rowerr")"
     run 2 montage --model "$M" --out "$T/x.png" && expect_in "$T/err" "images-dir" "montage without images"
+    # The sheet's path is checked before any decoding; a link keeps pointing
+    # to its file, which is replaced.
+    mkdir "$T/dir"
+    mkfifo "$T/fifo"
+    for o in dir fifo; do
+        run 1 montage --model "$M" --images-dir "$W/two" --out "$T/$o" &&
+            expect_in "$T/err" "$o is a" "montage --out $o"
+        [ -s "$T/out" ] && fail "montage --out $o: refused only after starting"
+    done
+    [ -d "$T/dir" ] && [ -p "$T/fifo" ] || fail "montage replaced a special file"
+    echo old >"$T/real.png"
+    ln -s real.png "$T/link.png"
+    run 0 montage --model "$M" --images-dir "$W/two" --out "$T/link.png" --most 2 --least 0
+    [ -L "$T/link.png" ] || fail "montage replaced the symbolic link"
+    [ "$(od -An -c -j1 -N3 "$T/real.png" | tr -d ' ')" = PNG ] || fail "montage did not write the link's target"
+    if [ -c /dev/full ] && [ -w /dev/full ]; then
+        "$CLI" montage --model "$M" --images-dir "$W/two" --out "$T/f.png" >/dev/full 2>"$T/err"
+        [ $? -eq 1 ] && expect_in "$T/err" "cannot write to standard output" "montage >/dev/full" ||
+            fail "montage >/dev/full did not exit 1"
+    fi
+    ls -A "$T" | grep -q '^\..*\.tmp$' && fail "temporary files left in $T"
     ;;
 
 images_errors)
