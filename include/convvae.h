@@ -510,6 +510,99 @@ CVAE_API cvae_status cvae_model_save(const cvae_model *model, const char *path);
  * or incompatible file), CVAE_E_NOMEM. */
 CVAE_API cvae_status cvae_model_load(const char *path, cvae_model **out);
 
+/* ------------------------------------------------------------------------ */
+/* Image files                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Data sets from PNG and JPEG files, for embedders and the tool alike. This
+ * part is a build option of the library (CVAE_WITH_IMAGES, on by default;
+ * it links libpng and libjpeg). Without it, cvae_images_supported() is 0
+ * and cvae_image_reader_create returns CVAE_E_UNSUPPORTED.
+ *
+ * Every image is decoded and resized to the reader's channels x height x
+ * width: area averaging (box filter) along an axis that shrinks, bilinear
+ * interpolation along one that grows, so the aspect ratio is not kept.
+ * Palette, low bit depth and 16-bit PNGs are expanded to [0, 1];
+ * transparency is composited onto white; colour becomes grey with the luma
+ * weights 0.299 R + 0.587 G + 0.114 B, grey becomes RGB by repetition.
+ * Pixels are then stored as uint8, like an IDX data set. The format is
+ * decided by a file's first bytes, not its name; WebP, TIFF, GIF and BMP
+ * files are recognised and refused with a message saying so. */
+
+/* 1 if this build reads image files, else 0. */
+CVAE_API int cvae_images_supported(void);
+
+/* Collects image files (in the order added), then decodes them into a data
+ * set. A reader is used from one thread at a time. */
+typedef struct cvae_image_reader cvae_image_reader;
+
+/* Progress of cvae_image_reader_load: done of total files decoded so far.
+ * Called on the thread that called load, at most about 20 times a second
+ * and once more at the end. Return non-zero to stop loading
+ * (CVAE_E_CANCELLED). */
+typedef int (*cvae_load_progress_fn)(void *user, int64_t done, int64_t total);
+
+/* A reader producing images of channels (1 or 3) x height x width (each in
+ * [1, 4096]). Returns CVAE_OK, CVAE_E_INVALID_ARG, CVAE_E_NOMEM, or
+ * CVAE_E_UNSUPPORTED without image support. Destroy with
+ * cvae_image_reader_destroy (NULL is a no-op). */
+CVAE_API cvae_status cvae_image_reader_create(int channels, int height, int width,
+                                              cvae_image_reader **out);
+CVAE_API void cvae_image_reader_destroy(cvae_image_reader *reader);
+
+/* Decoding threads [1, 1024] (default: cvae_get_num_threads() when the
+ * reader is created). Memory is the decoded data set plus one file and one
+ * image row per thread, never all the files at once. */
+CVAE_API cvae_status cvae_image_reader_set_threads(cvae_image_reader *reader, int threads);
+/* skip = 0 (default): the first file that cannot be read or decoded (in the
+ * order added) fails the load with its path and why. skip = 1: such files
+ * are left out of the data set, counted and listed by
+ * cvae_image_reader_skipped; so are unreadable subdirectories met by
+ * cvae_image_reader_add_dir. */
+CVAE_API cvae_status cvae_image_reader_set_skip_bad(cvae_image_reader *reader, int skip);
+/* Progress callback for cvae_image_reader_load (fn NULL: none). */
+CVAE_API cvae_status cvae_image_reader_set_progress(cvae_image_reader *reader,
+                                                    cvae_load_progress_fn fn, void *user);
+
+/* Add one file; it is not opened until the load. */
+CVAE_API cvae_status cvae_image_reader_add_file(cvae_image_reader *reader, const char *path);
+/* Add every image file under a directory, recursively, sorted by name (byte
+ * order) at each level. Image files are those named *.png, *.jpg, *.jpeg,
+ * *.jpe, *.jfif, *.webp, *.tif, *.tiff, *.gif or *.bmp (any case; the last
+ * five to say that they are not read); names starting with '.' are skipped,
+ * as are all other files. Symbolic links are followed, each directory is
+ * walked once (so link loops end). CVAE_E_IO if dir cannot be read (or,
+ * without skip, a subdirectory). Paths are dir + "/" + names. */
+CVAE_API cvae_status cvae_image_reader_add_dir(cvae_image_reader *reader, const char *dir);
+/* Add the paths listed in a text file, one per line, as written (relative
+ * ones are relative to the working directory at load time); empty lines
+ * are ignored and a trailing '\r' is dropped. The files are not opened
+ * until the load, so lists of millions cost only their text. */
+CVAE_API cvae_status cvae_image_reader_add_list(cvae_image_reader *reader,
+                                                const char *list_path);
+/* Number of files added so far. */
+CVAE_API cvae_status cvae_image_reader_count(const cvae_image_reader *reader, int64_t *count);
+
+/* Decode every added file into a new data set (uint8 pixels, no labels)
+ * that remembers each image's path (cvae_dataset_path). Returns CVAE_OK,
+ * CVAE_E_INVALID_ARG (no files), CVAE_E_IO / CVAE_E_FORMAT /
+ * CVAE_E_UNSUPPORTED naming the first bad file (or, with skip, when no
+ * file could be read), CVAE_E_NOMEM, CVAE_E_CANCELLED. The reader keeps
+ * its files and can load again. */
+CVAE_API cvae_status cvae_image_reader_load(cvae_image_reader *reader, cvae_dataset **out);
+/* Files (and directories) left out by the last load or add_dir with skip
+ * on; index-th of them in the order added, with the reason. The strings
+ * belong to the reader and stay valid until it loads again or is destroyed. */
+CVAE_API cvae_status cvae_image_reader_num_skipped(const cvae_image_reader *reader,
+                                                   int64_t *count);
+CVAE_API cvae_status cvae_image_reader_skipped(const cvae_image_reader *reader, int64_t index,
+                                               const char **path, const char **reason);
+
+/* The file image `index` of a data set was read from (*path belongs to the
+ * data set). Subsets keep their images' paths. CVAE_E_STATE if the data
+ * set was not made by an image reader. */
+CVAE_API cvae_status cvae_dataset_path(const cvae_dataset *ds, int64_t index, const char **path);
+
 #ifdef __cplusplus
 }
 #endif

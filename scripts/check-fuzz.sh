@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz libconvvae's parsers with libFuzzer (clang, -fsanitize=fuzzer,address,
 # undefined): the IDX reader raw and gzip (fuzz_idx), the checkpoint reader
-# and loader (fuzz_checkpoint) and the config text input (fuzz_config). See
+# and loader (fuzz_checkpoint), the config text input (fuzz_config) and image
+# decoding, PNG and JPEG (fuzz_image). See
 # docs/robustness.md.
 #
 # Builds with -DCVAE_FUZZ=ON in its own build directory, then runs each
@@ -19,14 +20,14 @@
 #
 # Usage: scripts/check-fuzz.sh [build-dir]      (default: build-fuzz)
 # Environment: FUZZ_SECONDS  seconds per fuzzer (default 60)
-#              FUZZERS       which ones (default "idx checkpoint config")
+#              FUZZERS       which ones (default "idx checkpoint config image")
 #              CC            compiler (default clang-14, else clang)
 #              FUZZ_ARGS     extra libFuzzer flags (e.g. "-max_len=65536")
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
-fuzzers=${FUZZERS:-idx checkpoint config}
+fuzzers=${FUZZERS:-idx checkpoint config image}
 cc=${CC:-}
 if [ -z "$cc" ]; then
     cc=clang-14
@@ -43,7 +44,7 @@ for f in $fuzzers; do targets+=("fuzz_$f"); done
 cmake --build "$build" -j2 --target "${targets[@]}" >/dev/null
 
 # Inputs larger than the seeds by a margin (a tiny checkpoint is ~5 KB).
-declare -A maxlen=([idx]=4096 [checkpoint]=16384 [config]=2048)
+declare -A maxlen=([idx]=4096 [checkpoint]=16384 [config]=2048 [image]=4096)
 export ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 rc=0

@@ -19,7 +19,7 @@ trap 'rm -f "$out"' EXIT
     echo '```'
     "$tool" --help
     echo '```'
-    for cmd in train eval cluster generate info; do
+    for cmd in train eval cluster montage generate info; do
         echo
         echo "## convvae $cmd"
         echo

@@ -134,6 +134,15 @@ int cli_outfile_open(cli_outfile *o, const char *path);
 int cli_outfile_commit(cli_outfile *o);
 /* Close and remove the temporary file. Safe after a failed open/commit. */
 void cli_outfile_abort(cli_outfile *o);
+/* Can the tool fill the folder `dir` (cluster --by-cluster)? It must not
+ * exist (its parent taking new entries) or be an empty, writable folder.
+ * Returns an exit code (errors reported). */
+int cli_check_output_dir(const char *dir);
+/* Write 8-bit grey (channels 1) or RGB (3) pixels, rows of width*channels
+ * bytes, as a PNG file at path, atomically (cli_outfile). Returns an exit
+ * code (errors reported). */
+int cli_write_png(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
+                  int channels);
 /* Flush and close standard output, check standard error: a write error
  * (full disk, /dev/full) turns exit code rc = 0 into CLI_EXIT_RUNTIME with
  * a message. Returns the exit code. */

@@ -6,23 +6,29 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_images.h"
 
 typedef struct infer_opts {
     const char *model;
     const char *out; /* cluster only */
     cli_data_opts data;
+    cli_image_opts img;     /* cluster only: image files */
+    const char *by_cluster; /* cluster only: folder of per-cluster links */
 } infer_opts;
 
 static void infer_help(const char *cmd)
 {
     int cluster = strcmp(cmd, "cluster") == 0;
     printf("Usage: convvae %s --model PATH (--dataset NAME [--split train|test] |\n"
-           "                       --images FILE [--labels FILE])%s\n\n",
-           cmd, cluster ? " [--out FILE]" : "");
+           "                       --images FILE [--labels FILE]%s)%s\n\n",
+           cmd, cluster ? " |\n                       --images-dir DIR | --images-list FILE" : "",
+           cluster ? " [--out FILE] [--by-cluster DIR]" : "");
     if (cluster)
         printf("Write the cluster of every image as CSV: a header 'index,cluster,probability',\n"
                "then one row per image with its 0-based index, the most probable cluster and\n"
-               "that cluster's probability q(y|x).\n\n");
+               "that cluster's probability q(y|x). For image files the header is\n"
+               "'path,cluster,probability' and each row starts with the file's path (quoted\n"
+               "when it holds a comma, a quote or a line break), in the data set's order.\n\n");
     else
         printf("Print the clustering metrics of a model against the labels of a data set:\n"
                "acc (Hungarian one-to-one mapping), purity, nmi, ari, the image count n, and\n"
@@ -31,8 +37,16 @@ static void infer_help(const char *cmd)
     printf("  --model PATH          checkpoint written by 'convvae train'\n");
     if (cluster)
         printf("  --out FILE            write the CSV to FILE (default: standard output)\n");
+    if (cluster)
+        printf("  --by-cluster DIR      also make DIR/cluster_K/ for every cluster K, holding a\n"
+               "                        symbolic link (a copy where links are not possible) to\n"
+               "                        each of its image files; DIR must not exist or be empty\n");
     printf("  -h, --help            this text\n\n");
     cli_data_help(stdout, CLI_DATA_SPLIT);
+    if (cluster) {
+        printf("\n");
+        cli_images_help(stdout, CLI_IMAGES_THREADS);
+    }
 }
 
 /* Returns 0 to go on, -1 after --help, or an exit code. */
@@ -42,6 +56,7 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o)
     cli_args_init(&a, cmd, argc, argv);
     memset(o, 0, sizeof *o);
     cli_data_init(&o->data);
+    cli_images_init(&o->img);
     const int cluster = strcmp(cmd, "cluster") == 0;
     int r;
     while ((r = cli_next(&a)) != 0) {
@@ -51,7 +66,9 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o)
             infer_help(cmd);
             return -1;
         }
-        int d = cli_data_flag(&a, &o->data, CLI_DATA_SPLIT);
+        int d = cluster ? cli_images_flag(&a, &o->img, CLI_IMAGES_THREADS) : 0;
+        if (d == 0)
+            d = cli_data_flag(&a, &o->data, CLI_DATA_SPLIT);
         if (d < 0)
             return CLI_EXIT_USAGE;
         if (d > 0)
@@ -62,13 +79,22 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o)
         } else if (cluster && cli_is(&a, "out")) {
             if (cli_value(&a, &o->out))
                 return CLI_EXIT_USAGE;
+        } else if (cluster && cli_is(&a, "by-cluster")) {
+            if (cli_value(&a, &o->by_cluster))
+                return CLI_EXIT_USAGE;
         } else {
             return cli_unknown(&a);
         }
     }
     if (!o->model)
         return cli_usage_error(cmd, "--model PATH is required");
-    return cli_data_check(&o->data, cmd, 1);
+    int rc = cli_images_check(&o->img, &o->data, cmd);
+    if (rc)
+        return rc;
+    if (o->by_cluster && !cli_images_given(&o->img))
+        return cli_usage_error(cmd, "--by-cluster needs image files (--images-dir or "
+                               "--images-list)");
+    return cli_data_check(&o->data, cmd, !cli_images_given(&o->img));
 }
 
 /* The model and the selected data set; returns an exit code. */
@@ -77,6 +103,8 @@ static int load_inputs(const infer_opts *o, cvae_model **model, cvae_dataset **d
     int rc = cli_load_model(o->model, model);
     if (rc)
         return rc;
+    if (cli_images_given(&o->img))
+        return cli_images_load_for_model(&o->img, *model, data);
     /* Explicit files are "the data"; the split only picks from --dataset,
      * and --limit applies to whichever split that is. */
     cli_data_opts d = o->data;
@@ -116,14 +144,23 @@ int cli_eval(int argc, char **argv)
     return rc;
 }
 
-static int write_csv(FILE *f, const int32_t *clusters, const float *proba, int64_t n, int k)
+static int write_csv(FILE *f, const cvae_dataset *data, const int32_t *clusters,
+                     const float *proba, int64_t n, int k)
 {
-    if (fputs("index,cluster,probability\n", f) == EOF)
+    const char *path = NULL;
+    const int paths = cvae_dataset_path(data, 0, &path) == CVAE_OK;
+    if (fputs(paths ? "path,cluster,probability\n" : "index,cluster,probability\n", f) == EOF)
         return -1;
     for (int64_t i = 0; i < n; i++) {
         int32_t c = clusters[i];
         double p = c >= 0 && c < k ? proba[(size_t)i * (size_t)k + (size_t)c] : 0.0;
-        if (fprintf(f, "%lld,%d,%.6f\n", (long long)i, (int)c, p) < 0)
+        if (paths) {
+            if (cvae_dataset_path(data, i, &path) != CVAE_OK || cli_csv_field(f, path) != 0)
+                return -1;
+        } else if (fprintf(f, "%lld", (long long)i) < 0) {
+            return -1;
+        }
+        if (fprintf(f, ",%d,%.6f\n", (int)c, p) < 0)
             return -1;
     }
     return 0;
@@ -135,7 +172,10 @@ int cli_cluster(int argc, char **argv)
     int rc = parse_infer("cluster", argc, argv, &o);
     if (rc)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    if (o.out && (rc = cli_check_output(o.out)))
+    /* Every output before any work: a bad path must not cost a pass over
+     * the data set. */
+    if ((o.out && (rc = cli_check_output(o.out))) ||
+        (o.by_cluster && (rc = cli_check_output_dir(o.by_cluster))))
         return rc;
     cvae_model *model = NULL;
     cvae_dataset *data = NULL;
@@ -174,15 +214,17 @@ int cli_cluster(int argc, char **argv)
         cli_outfile f;
         if ((rc = cli_outfile_open(&f, o.out)))
             goto done;
-        if (write_csv(f.f, clusters, proba, n, k) != 0) {
+        if (write_csv(f.f, data, clusters, proba, n, k) != 0) {
             cli_outfile_abort(&f);
             rc = cli_error(CVAE_E_IO, "cannot write %s", o.out);
             goto done;
         }
         rc = cli_outfile_commit(&f);
-    } else if (write_csv(stdout, clusters, proba, n, k) != 0 || fflush(stdout) != 0) {
+    } else if (write_csv(stdout, data, clusters, proba, n, k) != 0 || fflush(stdout) != 0) {
         rc = cli_error(CVAE_E_IO, "cannot write to standard output");
     }
+    if (!rc && o.by_cluster)
+        rc = cli_link_by_cluster(o.by_cluster, data, clusters, n, k);
 
 done:
     free(clusters);

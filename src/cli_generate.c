@@ -1,9 +1,7 @@
 /* convvae generate: decode samples of every cluster into a PNG grid (one row
- * per cluster), written with libpng through a temporary file. */
+ * per cluster), written by the tool's one PNG writer (cli_write_png). */
 #define _POSIX_C_SOURCE 200809L
 
-#include <png.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,57 +24,6 @@ static void generate_help(void)
            "  --seed S              sampling seed (default 1); each row derives its own\n"
            "  -h, --help            this text\n",
            GAP, MAX_PER_CLUSTER);
-}
-
-/* libpng reports errors through this callback, which must not return: the
- * message is kept for the caller and control goes back to the setjmp. */
-static void png_on_error(png_structp png, png_const_charp msg)
-{
-    char *buf = png_get_error_ptr(png);
-    if (buf)
-        snprintf(buf, 256, "%s", msg ? msg : "unknown libpng error");
-    png_longjmp(png, 1);
-}
-
-static void png_on_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg; /* libpng warnings about our own output are not the user's concern */
-}
-
-/* Write rows of width*channels bytes. err holds at least 256 bytes. Returns
- * 0 or -1 (err set). Nothing assigned after setjmp is read after longjmp,
- * so no local needs to be volatile. */
-static int write_png(FILE *f, const uint8_t *pixels, uint32_t width, uint32_t height,
-                     int channels, char *err)
-{
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, png_on_error,
-                                              png_on_warning);
-    if (!png) {
-        snprintf(err, 256, "cannot create the libpng writer");
-        return -1;
-    }
-    png_infop info = png_create_info_struct(png);
-    if (!info) {
-        png_destroy_write_struct(&png, NULL);
-        snprintf(err, 256, "cannot create the libpng info structure");
-        return -1;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        return -1;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, width, height, 8,
-                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    const size_t stride = (size_t)width * (size_t)channels;
-    for (uint32_t y = 0; y < height; y++)
-        png_write_row(png, pixels + (size_t)y * stride);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    return 0;
 }
 
 static uint8_t to_u8(float v)
@@ -187,16 +134,7 @@ int cli_generate(int argc, char **argv)
         }
     }
 
-    cli_outfile f;
-    if ((rc = cli_outfile_open(&f, out)))
-        goto done;
-    char err[256] = "";
-    if (write_png(f.f, grid, (uint32_t)gw, (uint32_t)gh, c, err) != 0) {
-        cli_outfile_abort(&f);
-        rc = cli_error(CVAE_E_IO, "cannot write %s: %s", out, err);
-        goto done;
-    }
-    if ((rc = cli_outfile_commit(&f)))
+    if ((rc = cli_write_png(out, grid, (uint32_t)gw, (uint32_t)gh, c)))
         goto done;
     printf("wrote %s: %d clusters x %lld images (%llux%llu)\n", out, k, per,
            (unsigned long long)gw, (unsigned long long)gh);

@@ -14,16 +14,21 @@
  *    renamed over the file. A ".NAME.tmp" left by a killed process holds no
  *    lock, so the next write to NAME takes it over; one whose lock is held
  *    belongs to a write in progress and makes this one fail instead.
- * Commands check every output path before any work (cli_check_output), so a
- * bad path costs nothing. */
+ * Commands check every output path before any work (cli_check_output, and
+ * cli_check_output_dir for a folder the tool fills), so a bad path costs
+ * nothing. PNG files are encoded here too, so that every PNG the tool
+ * writes goes through the one libpng writer and the one atomic file. */
 #define _DEFAULT_SOURCE /* flock */
 #define _POSIX_C_SOURCE 200809L
 
 #include "cli_common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <png.h>
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -243,6 +248,122 @@ void cli_outfile_abort(cli_outfile *o)
     o->tmp = NULL;
     free(o->target);
     o->target = NULL;
+}
+
+int cli_check_output_dir(const char *dir)
+{
+    struct stat sb;
+    if (*dir == '\0')
+        return cli_error(CVAE_E_IO, "output folder '' names no folder");
+    if (stat(dir, &sb) != 0) {
+        if (errno != ENOENT)
+            return cli_error(CVAE_E_IO, "cannot use %s: %s", dir, strerror(errno));
+        if (lstat(dir, &sb) == 0) /* a symbolic link to nothing */
+            return cli_error(CVAE_E_IO, "%s is a symbolic link to a folder that does not "
+                             "exist; refusing to create it through the link", dir);
+        /* Missing: it is created later, so its parent must take it. */
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+            n--;
+        char *trimmed = strndup(dir, n);
+        char *parent = trimmed ? dir_of(trimmed) : NULL;
+        free(trimmed);
+        if (!parent)
+            return cli_error(CVAE_E_NOMEM, "cannot allocate a path");
+        int rc = CLI_EXIT_OK;
+        if (stat(parent, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            rc = cli_error(CVAE_E_IO, "cannot create %s: %s is not a folder", dir, parent);
+        else if (access(parent, W_OK | X_OK) != 0)
+            rc = cli_error(CVAE_E_IO, "cannot create %s: folder %s: %s", dir, parent,
+                           strerror(errno));
+        free(parent);
+        return rc;
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return cli_error(CVAE_E_IO, "%s is %s, not a folder", dir,
+                         S_ISREG(sb.st_mode) ? "a file" : file_kind(sb.st_mode));
+    DIR *d = opendir(dir);
+    if (!d)
+        return cli_error(CVAE_E_IO, "cannot read the folder %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = 0;
+    closedir(d);
+    if (!empty)
+        return cli_error(CVAE_E_IO, "%s exists and is not empty; refusing to add to it", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return cli_error(CVAE_E_IO, "cannot write in %s: %s", dir, strerror(errno));
+    return CLI_EXIT_OK;
+}
+
+/* ---- PNG ------------------------------------------------------------------ */
+
+/* libpng reports errors through this callback, which must not return: the
+ * message is kept for the caller and control goes back to the setjmp. */
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    char *buf = png_get_error_ptr(png);
+    if (buf)
+        snprintf(buf, 256, "%s", msg ? msg : "unknown libpng error");
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg; /* libpng warnings about our own output are not the user's concern */
+}
+
+/* Encode rows of width*channels bytes to f. err holds at least 256 bytes.
+ * Returns 0 or -1 (err set). Nothing assigned after setjmp is read after
+ * longjmp, so no local needs to be volatile. */
+static int png_rows(FILE *f, const uint8_t *pixels, uint32_t width, uint32_t height,
+                    int channels, char *err)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, png_on_error,
+                                              png_on_warning);
+    if (!png) {
+        snprintf(err, 256, "cannot create the libpng writer");
+        return -1;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        snprintf(err, 256, "cannot create the libpng info structure");
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, width, height, 8,
+                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    const size_t stride = (size_t)width * (size_t)channels;
+    for (uint32_t y = 0; y < height; y++)
+        png_write_row(png, pixels + (size_t)y * stride);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+int cli_write_png(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
+                  int channels)
+{
+    cli_outfile f;
+    int rc = cli_outfile_open(&f, path);
+    if (rc)
+        return rc;
+    char err[256] = "";
+    if (png_rows(f.f, pixels, width, height, channels, err) != 0) {
+        cli_outfile_abort(&f);
+        return cli_error(CVAE_E_IO, "cannot write %s: %s", path, err);
+    }
+    return cli_outfile_commit(&f);
 }
 
 int cli_finish_output(int rc)

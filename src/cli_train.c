@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli_common.h"
+#include "cli_images.h"
 
 /* Train accuracy is reported on at most this many training images so that
  * the per-epoch report stays a small fraction of the epoch. */
@@ -21,6 +22,7 @@ typedef struct setting {
 
 typedef struct train_opts {
     cli_data_opts data;
+    cli_image_opts img; /* --images-dir / --images-list instead of IDX data */
     const char *out;
     const char *resume;
     long long save_every;
@@ -46,7 +48,8 @@ static int find_config_option(const char *flag)
 
 static void train_help(void)
 {
-    printf("Usage: convvae train (--dataset NAME | --images FILE [--labels FILE]) [OPTIONS]\n"
+    printf("Usage: convvae train (--dataset NAME | --images FILE [--labels FILE] |\n"
+           "                     --images-dir DIR | --images-list FILE) [OPTIONS]\n"
            "\n"
            "Train a clustering VAE. Labels are never used for training, only for the\n"
            "per-epoch report (train_acc on the first %d training images, test metrics\n"
@@ -54,6 +57,8 @@ static void train_help(void)
            "\n",
            TRAIN_EVAL_MAX);
     cli_data_help(stdout, CLI_DATA_TEST_FILES);
+    printf("\n");
+    cli_images_help(stdout, CLI_IMAGES_SHAPE);
     printf("\n"
            "Run:\n"
            "  --out PATH            checkpoint (default convvae-NAME.safetensors, or the\n"
@@ -86,9 +91,11 @@ static void train_help(void)
         printf("  --%-20s %s [%s]\n", flag, cvae_config_option_help(i), value);
     }
     printf("\nThe input shape options are taken from the training data unless given.\n"
+           "--threads defaults to the machine's cores (%d here) for a new model.\n"
            "Ctrl-C (SIGINT) or SIGTERM stops after the current batch, saves the checkpoint\n"
            "and exits with 130 (SIGINT) or 143 (SIGTERM); --resume then finishes the\n"
-           "stopped epoch where it stopped, as if training had not been interrupted.\n");
+           "stopped epoch where it stopped, as if training had not been interrupted.\n",
+           cli_cores());
     cvae_config_destroy(def);
 }
 
@@ -108,6 +115,7 @@ static int parse_train(int argc, char **argv, train_opts *o)
     cli_args a;
     cli_args_init(&a, "train", argc, argv);
     cli_data_init(&o->data);
+    cli_images_init(&o->img);
     o->save_every = 1;
     /* --conv-layers expands to one setting per branch. */
     o->settings = calloc((size_t)argc * CVAE_MAX_BRANCHES + 1, sizeof *o->settings);
@@ -127,7 +135,9 @@ static int parse_train(int argc, char **argv, train_opts *o)
             rc = -1; /* done, exit 0 */
             break;
         }
-        int d = cli_data_flag(&a, &o->data, CLI_DATA_TEST_FILES);
+        int d = cli_images_flag(&a, &o->img, CLI_IMAGES_SHAPE);
+        if (d == 0)
+            d = cli_data_flag(&a, &o->data, CLI_DATA_TEST_FILES);
         if (d < 0) {
             rc = CLI_EXIT_USAGE;
         } else if (d > 0) {
@@ -187,7 +197,9 @@ static int parse_train(int argc, char **argv, train_opts *o)
         return rc;
     if (o->quiet && o->progress)
         return cli_usage_error(a.cmd, "--quiet and --progress contradict each other");
-    return cli_data_check(&o->data, a.cmd, 1);
+    if ((rc = cli_images_check(&o->img, &o->data, a.cmd)))
+        return rc;
+    return cli_data_check(&o->data, a.cmd, !cli_images_given(&o->img));
 }
 
 static int apply_settings(cvae_config *cfg, const train_opts *o)
@@ -492,8 +504,32 @@ int cli_train(int argc, char **argv)
             goto done;
     }
 
-    if ((rc = cli_data_load(&o.data, CLI_SPLIT_TRAIN, 1, &train)))
+    if (cli_images_given(&o.img)) {
+        /* A folder: the requested (or default) size, or the checkpoint's. */
+        int c = o.img.channels ? o.img.channels : CLI_IMAGE_DEFAULT_CHANNELS;
+        int h = o.img.height ? o.img.height : CLI_IMAGE_DEFAULT_SIZE;
+        int w = o.img.width ? o.img.width : CLI_IMAGE_DEFAULT_SIZE;
+        if (cfg && (st = cvae_config_get_input_shape(cfg, &c, &h, &w))) {
+            rc = cli_lib_error(st);
+            goto done;
+        }
+        if (cfg && ((o.img.channels && o.img.channels != c) ||
+                    (o.img.height && (o.img.height != h || o.img.width != w)))) {
+            rc = cli_usage_error("train", "the checkpoint %s takes %dx%dx%d images; a resumed "
+                                 "run keeps its input shape", o.resume, c, h, w);
+            goto done;
+        }
+        o.img.threads = cli_cores();
+        for (int i = 0; i < o.nsettings; i++)
+            if (strcmp(o.settings[i].name, "threads") == 0)
+                o.img.threads = atoi(o.settings[i].value);
+        o.img.progress = o.progress;
+        o.img.quiet = o.quiet;
+        if ((rc = cli_images_load(&o.img, c, h, w, &train)))
+            goto done;
+    } else if ((rc = cli_data_load(&o.data, CLI_SPLIT_TRAIN, 1, &train))) {
         goto done;
+    }
     if ((rc = cli_data_load(&o.data, CLI_SPLIT_TEST, o.data.test_images != NULL, &test)))
         goto done;
     if (o.data.dataset && !test)
@@ -503,7 +539,8 @@ int cli_train(int argc, char **argv)
         int c, h, w;
         if ((st = cvae_config_create(&cfg)) ||
             (st = cvae_dataset_shape(train, NULL, &c, &h, &w)) ||
-            (st = cvae_config_set_input_shape(cfg, c, h, w))) {
+            (st = cvae_config_set_input_shape(cfg, c, h, w)) ||
+            (st = cvae_config_set_threads(cfg, cli_cores()))) {
             rc = cli_lib_error(st);
             goto done;
         }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_images.h"
 
 typedef struct command {
     const char *name;
@@ -15,7 +16,8 @@ typedef struct command {
 static const command commands[] = {
     {"train", cli_train, "train a model on a data set and save checkpoints"},
     {"eval", cli_eval, "clustering metrics (acc, purity, nmi, ari) of a model on labelled data"},
-    {"cluster", cli_cluster, "cluster of every image as CSV (index,cluster,probability)"},
+    {"cluster", cli_cluster, "cluster of every image as CSV (index or path, cluster, probability)"},
+    {"montage", cli_montage, "PNG contact sheet of image files, one row per cluster"},
     {"generate", cli_generate, "PNG grid of generated images, one row per cluster"},
     {"info", cli_info, "configuration, epochs and parameter count of a checkpoint"},
 };
@@ -43,7 +45,9 @@ static void usage(FILE *f)
           "Output files (--out) are checked before any work and written atomically: only\n"
           "a regular file is replaced (a FIFO, device or directory is refused), and a\n"
           "symbolic link keeps pointing to its file, which is replaced. A hidden\n"
-          ".NAME.tmp left by a killed run is taken over by the next write to NAME.\n",
+          ".NAME.tmp left by a killed run is taken over by the next write to NAME.\n"
+          "The folder of cluster --by-cluster is checked before any work too: it must not\n"
+          "exist or be empty.\n",
           f);
 }
 

@@ -1694,6 +1694,158 @@ static void test_summary_and_handles_still_work(void **state)
     assert_int_equal(n_failed - n_bug_failed, 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Image reader                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Expect st to be want, with a fresh message. */
+static void expect_img(cvae_status st, cvae_status want, const char *what)
+{
+    n_calls++;
+    CHECK(st == want, "%s: status %d, expected %d", what, (int)st, (int)want);
+    if (st != CVAE_OK)
+        check_message(what);
+}
+
+static void test_image_reader_calls(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "cvae_images_supported", "cvae_image_reader_create", "cvae_image_reader_destroy",
+        "cvae_image_reader_set_threads", "cvae_image_reader_set_skip_bad",
+        "cvae_image_reader_set_progress", "cvae_image_reader_add_file",
+        "cvae_image_reader_add_dir", "cvae_image_reader_add_list", "cvae_image_reader_count",
+        "cvae_image_reader_load", "cvae_image_reader_num_skipped", "cvae_image_reader_skipped",
+        "cvae_dataset_path"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        note_fn(names[i]);
+    cvae_image_reader_destroy(NULL);
+    n_calls++;
+
+    /* Data sets not read from files have no paths; NULLs and bad indices. */
+    const char *path = POISON;
+    plant_sentinel();
+    expect_img(cvae_dataset_path(ds, 0, &path), CVAE_E_STATE, "dataset_path(no paths)");
+    CHECK(path == NULL, "dataset_path: *path not NULL after a failure");
+    plant_sentinel();
+    expect_img(cvae_dataset_path(NULL, 0, &path), E_ARG, "dataset_path(NULL)");
+    plant_sentinel();
+    expect_img(cvae_dataset_path(ds, 0, NULL), E_ARG, "dataset_path(path NULL)");
+
+    cvae_image_reader *r = POISON;
+    const int shapes[][3] = {{0, 8, 8}, {2, 8, 8}, {4, 8, 8}, {-1, 8, 8}, {1, 0, 8},
+                             {1, 8, 0}, {3, -5, 8}, {1, 4097, 8}, {1, 8, INT_MAX}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        r = POISON;
+        plant_sentinel();
+        cvae_status st = cvae_image_reader_create(shapes[i][0], shapes[i][1], shapes[i][2], &r);
+        expect_img(st, cvae_images_supported() ? E_ARG : CVAE_E_UNSUPPORTED, "reader_create");
+        CHECK(r == NULL, "reader_create: *out not NULL after a failure");
+    }
+    plant_sentinel();
+    expect_img(cvae_image_reader_create(1, 8, 8, NULL), E_ARG, "reader_create(out NULL)");
+
+    /* Every call with a NULL reader. */
+    int64_t n = 0;
+    cvae_dataset *out = POISON;
+    const char *why = NULL;
+    plant_sentinel();
+    expect_img(cvae_image_reader_set_threads(NULL, 1), E_ARG, "set_threads(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_set_skip_bad(NULL, 1), E_ARG, "set_skip_bad(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_set_progress(NULL, NULL, NULL), E_ARG, "set_progress(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_file(NULL, "x.png"), E_ARG, "add_file(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_dir(NULL, dir), E_ARG, "add_dir(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_list(NULL, "x"), E_ARG, "add_list(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_count(NULL, &n), E_ARG, "count(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_load(NULL, &out), E_ARG, "load(NULL)");
+    CHECK(out == NULL, "load(NULL): *out not NULL");
+    plant_sentinel();
+    expect_img(cvae_image_reader_num_skipped(NULL, &n), E_ARG, "num_skipped(NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_skipped(NULL, 0, &path, &why), E_ARG, "skipped(NULL)");
+    if (!cvae_images_supported())
+        return;
+
+    /* A good reader with bad arguments, then bad files; it stays usable. */
+    assert_int_equal(cvae_image_reader_create(1, 8, 8, &r), CVAE_OK);
+    const int threads[] = {0, -1, 1025, INT_MIN};
+    for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+        plant_sentinel();
+        expect_img(cvae_image_reader_set_threads(r, threads[i]), E_ARG, "set_threads(bad)");
+    }
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_file(r, NULL), E_ARG, "add_file(path NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_file(r, ""), E_ARG, "add_file(\"\")");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_dir(r, NULL), E_ARG, "add_dir(dir NULL)");
+    char p[256];
+    path_in_dir(p, sizeof p, "no-such-dir");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_dir(r, p), CVAE_E_IO, "add_dir(missing)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_list(r, NULL), E_ARG, "add_list(path NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_add_list(r, p), CVAE_E_IO, "add_list(missing)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_count(r, NULL), E_ARG, "count(out NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_num_skipped(r, NULL), E_ARG, "num_skipped(out NULL)");
+    plant_sentinel();
+    expect_img(cvae_image_reader_load(r, NULL), E_ARG, "load(out NULL)");
+    out = POISON;
+    plant_sentinel();
+    expect_img(cvae_image_reader_load(r, &out), E_ARG, "load(no files)");
+    CHECK(out == NULL, "load(no files): *out not NULL");
+    /* Files that are missing, empty, foreign or a directory. */
+    char empty[256], text[256];
+    path_in_dir(empty, sizeof empty, "empty.png");
+    path_in_dir(text, sizeof text, "text.jpg");
+    FILE *f = fopen(empty, "wb");
+    assert_non_null(f);
+    fclose(f);
+    f = fopen(text, "wb");
+    assert_non_null(f);
+    fputs("plain text\n", f);
+    fclose(f);
+    const struct { const char *file; cvae_status st; } files[] = {
+        {p, CVAE_E_IO}, {empty, CVAE_E_FORMAT}, {text, CVAE_E_FORMAT}, {dir, CVAE_E_IO}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        cvae_image_reader *one = NULL;
+        assert_int_equal(cvae_image_reader_create(3, 4, 4, &one), CVAE_OK);
+        assert_int_equal(cvae_image_reader_add_file(one, files[i].file), CVAE_OK);
+        out = POISON;
+        plant_sentinel();
+        expect_img(cvae_image_reader_load(one, &out), files[i].st, files[i].file);
+        CHECK(out == NULL, "load(%s): *out not NULL", files[i].file);
+        CHECK(strstr(cvae_last_error(), files[i].file) != NULL, "load(%s): message '%s' does "
+              "not name the file", files[i].file, cvae_last_error());
+        /* With skip, all bad still fails; and nothing is listed after it. */
+        assert_int_equal(cvae_image_reader_set_skip_bad(one, 1), CVAE_OK);
+        plant_sentinel();
+        expect_img(cvae_image_reader_load(one, &out), CVAE_E_FORMAT, "load(skip, all bad)");
+        assert_int_equal(cvae_image_reader_num_skipped(one, &n), CVAE_OK);
+        CHECK(n == 0, "skipped list after a failed load holds %lld", (long long)n);
+        plant_sentinel();
+        expect_img(cvae_image_reader_skipped(one, 0, &path, &why), E_ARG, "skipped(0 of 0)");
+        plant_sentinel();
+        expect_img(cvae_image_reader_skipped(one, -1, &path, &why), E_ARG, "skipped(-1)");
+        cvae_image_reader_destroy(one);
+    }
+    unlink(empty);
+    unlink(text);
+    cvae_image_reader_destroy(r);
+    verify_handles("image reader calls");
+    assert_int_equal(n_failed, 0);
+}
+
 /* Optional arguments: a CMocka test filter and a skip filter (globs), e.g.
  * test_badinput "*" "*fixed_library_bugs*". */
 int main(int argc, char **argv)
@@ -1708,6 +1860,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_statusless_functions),
         cmocka_unit_test(test_idx_files),
         cmocka_unit_test(test_checkpoint_files),
+        cmocka_unit_test(test_image_reader_calls),
         cmocka_unit_test(test_fixed_library_bugs),
         cmocka_unit_test(test_summary_and_handles_still_work),
     };

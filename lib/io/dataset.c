@@ -25,6 +25,7 @@
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "core/strlist.h"
 
 struct cvae_dataset {
     int64_t count;
@@ -34,6 +35,7 @@ struct cvae_dataset {
     const uint8_t *u8;  /* uint8 storage, or NULL */
     float *f32;         /* float32 storage, or NULL */
     int32_t *labels;    /* count labels, or NULL */
+    cvae__strlist *paths; /* the file of every image (image reader), or NULL */
 };
 
 /* v / 255.0f for every byte, evaluated at compile time: division (not
@@ -127,6 +129,9 @@ void cvae_dataset_destroy(cvae_dataset *ds)
     free(ds->u8_alloc);
     cvae__aligned_free(ds->f32);
     free(ds->labels);
+    if (ds->paths)
+        cvae__strlist_free(ds->paths);
+    free(ds->paths);
     free(ds);
 }
 
@@ -197,6 +202,69 @@ cvae_status cvae_dataset_from_f32(const float *pixels, int64_t count, int channe
 }
 
 /* ------------------------------------------------------------------------ */
+/* Image files: data sets that know the path of every image                 */
+/* ------------------------------------------------------------------------ */
+
+cvae_status cvae__dataset_adopt_u8(uint8_t *pixels, int64_t count, int c, int h, int w,
+                                   cvae_dataset **out)
+{
+    *out = NULL;
+    int64_t p = 0;
+    cvae_status st = check_shape(count, c, h, w, &p);
+    if (!st)
+        st = ds_create(count, c, h, w, p, STORE_NONE, 0, out);
+    if (st)
+        return st;
+    (*out)->u8_alloc = pixels;
+    (*out)->u8 = pixels;
+    return CVAE_OK;
+}
+
+void cvae__dataset_set_paths(cvae_dataset *ds, cvae__strlist *paths)
+{
+    if (ds->paths)
+        cvae__strlist_free(ds->paths);
+    free(ds->paths);
+    ds->paths = paths;
+}
+
+/* dst's paths: src's at indices[0..n), or its first n if indices is NULL. */
+static cvae_status copy_paths(cvae_dataset *dst, const cvae_dataset *src, const int64_t *indices,
+                              int64_t n)
+{
+    if (!src->paths)
+        return CVAE_OK;
+    cvae__strlist *l = calloc(1, sizeof *l);
+    if (!l)
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate the paths of a subset");
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = cvae__strlist_get(src->paths, indices ? indices[i] : i);
+        cvae_status st = cvae__strlist_add(l, s, strlen(s));
+        if (st) {
+            cvae__strlist_free(l);
+            free(l);
+            return st;
+        }
+    }
+    cvae__dataset_set_paths(dst, l);
+    return CVAE_OK;
+}
+
+cvae_status cvae_dataset_path(const cvae_dataset *ds, int64_t index, const char **path)
+{
+    CVAE__CHECK_PTR(path);
+    *path = NULL;
+    CVAE__CHECK_PTR(ds);
+    if (!ds->paths)
+        return cvae__fail(CVAE_E_STATE, "the data set was not read from image files");
+    if (index < 0 || index >= ds->count)
+        return cvae__fail(CVAE_E_INVALID_ARG, "image %lld is not in [0, %lld)",
+                          (long long)index, (long long)ds->count);
+    *path = cvae__strlist_get(ds->paths, index);
+    return CVAE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Subsets                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -237,6 +305,10 @@ cvae_status cvae_dataset_subset_first(const cvae_dataset *src, int64_t n, cvae_d
         memcpy(ds->f32, src->f32, (size_t)n * p * sizeof(float));
     if (src->labels)
         memcpy(ds->labels, src->labels, (size_t)n * sizeof(int32_t));
+    if ((st = copy_paths(ds, src, NULL, n)) != CVAE_OK) {
+        cvae_dataset_destroy(ds);
+        return st;
+    }
     *out = ds;
     return CVAE_OK;
 }
@@ -269,6 +341,10 @@ cvae_status cvae_dataset_subset_indices(const cvae_dataset *src, const int64_t *
         return st;
     for (int64_t i = 0; i < n; i++)
         copy_image(ds, i, src, indices[i]);
+    if ((st = copy_paths(ds, src, indices, n)) != CVAE_OK) {
+        cvae_dataset_destroy(ds);
+        return st;
+    }
     *out = ds;
     return CVAE_OK;
 }

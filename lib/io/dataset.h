@@ -29,6 +29,18 @@ void cvae__dataset_gather_f32(const cvae_dataset *ds, const int64_t *indices, in
 /* The labels (count of them), or NULL if the data set has none. */
 const int32_t *cvae__dataset_labels_ptr(const cvae_dataset *ds);
 
+/* ---- image files (io/image_reader.c) ------------------------------------- */
+
+struct cvae__strlist;
+
+/* A uint8 data set that takes ownership of pixels (count*C*H*W bytes from
+ * malloc) on success; on failure the caller still owns them. */
+cvae_status cvae__dataset_adopt_u8(uint8_t *pixels, int64_t count, int c, int h, int w,
+                                   cvae_dataset **out);
+/* Attach the path of every image: paths (a malloc'ed list of count strings)
+ * becomes the data set's. */
+void cvae__dataset_set_paths(cvae_dataset *ds, struct cvae__strlist *paths);
+
 /* ---- IDX parsing, shared by the file reader and the fuzzer -------------- */
 
 enum { CVAE__IDX_IMAGES = 0, CVAE__IDX_LABELS = 1 };

@@ -36,10 +36,15 @@ class cvae_model(Structure):
     pass
 
 
+class cvae_image_reader(Structure):
+    pass
+
+
 ConfigP = POINTER(cvae_config)
 DatasetP = POINTER(cvae_dataset)
 OptimizerP = POINTER(cvae_optimizer)
 ModelP = POINTER(cvae_model)
+ImageReaderP = POINTER(cvae_image_reader)
 
 c_int_p = POINTER(c_int)
 c_int32_p = POINTER(c_int32)
@@ -52,6 +57,9 @@ c_uint8_p = POINTER(c_uint8)
 #: int (*)(void *user, int epoch, int64_t batch, int64_t batches,
 #:         const double *losses, int num_losses)
 PROGRESS_FN = CFUNCTYPE(c_int, ctypes.c_void_p, c_int, c_int64, c_int64, c_double_p, c_int)
+
+#: int (*)(void *user, int64_t done, int64_t total)
+LOAD_PROGRESS_FN = CFUNCTYPE(c_int, ctypes.c_void_p, c_int64, c_int64)
 
 STATUS = "status"  # marker: returns cvae_status, checked by errcheck
 
@@ -86,6 +94,23 @@ def _prototypes():
         ("cvae_dataset_has_labels", STATUS, [DatasetP, c_int_p]),
         ("cvae_dataset_labels", STATUS, [DatasetP, c_int32_p, c_int64]),
         ("cvae_dataset_images_f32", STATUS, [DatasetP, c_int64, c_int64, c_float_p]),
+        ("cvae_dataset_path", STATUS, [DatasetP, c_int64, POINTER(c_char_p)]),
+        # image files
+        ("cvae_images_supported", c_int, []),
+        ("cvae_image_reader_create", STATUS, [c_int, c_int, c_int, POINTER(ImageReaderP)]),
+        ("cvae_image_reader_destroy", None, [ImageReaderP]),
+        ("cvae_image_reader_set_threads", STATUS, [ImageReaderP, c_int]),
+        ("cvae_image_reader_set_skip_bad", STATUS, [ImageReaderP, c_int]),
+        ("cvae_image_reader_set_progress", STATUS,
+         [ImageReaderP, LOAD_PROGRESS_FN, ctypes.c_void_p]),
+        ("cvae_image_reader_add_file", STATUS, [ImageReaderP, c_char_p]),
+        ("cvae_image_reader_add_dir", STATUS, [ImageReaderP, c_char_p]),
+        ("cvae_image_reader_add_list", STATUS, [ImageReaderP, c_char_p]),
+        ("cvae_image_reader_count", STATUS, [ImageReaderP, c_int64_p]),
+        ("cvae_image_reader_load", STATUS, [ImageReaderP, POINTER(DatasetP)]),
+        ("cvae_image_reader_num_skipped", STATUS, [ImageReaderP, c_int64_p]),
+        ("cvae_image_reader_skipped", STATUS,
+         [ImageReaderP, c_int64, POINTER(c_char_p), POINTER(c_char_p)]),
         # metrics
         ("cvae_cluster_metrics", STATUS,
          [c_int32_p, c_int32_p, c_int64, c_double_p, c_double_p, c_double_p, c_double_p]),
@@ -270,6 +295,12 @@ def to_float(value, what):
         return float(value)
     except (TypeError, ValueError):
         raise TypeError("%s must be a number, not %s" % (what, type(value).__name__)) from None
+
+
+def cores():
+    """The machine's processor count in [1, 1024]: the package's default for
+    threads (the C library's own default stays 1)."""
+    return max(1, min(1024, os.cpu_count() or 1))
 
 
 def to_path(path):

@@ -168,6 +168,9 @@ class Config(Handle):
         ptr = _native.ConfigP()
         lib.cvae_config_create(ctypes.byref(ptr))
         self._adopt(ptr)
+        # The package trains on every core unless told otherwise (the C
+        # library's default is 1 thread, for embedders).
+        lib.cvae_config_set_threads(self._p(), _native.cores())
         self.update(options, **kwargs)
 
     # -- by name -----------------------------------------------------------
