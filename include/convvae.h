@@ -505,6 +505,49 @@ CVAE_API cvae_status cvae_model_save(const cvae_model *model, const char *path);
  * or incompatible file), CVAE_E_NOMEM. */
 CVAE_API cvae_status cvae_model_load(const char *path, cvae_model **out);
 
+/* ------------------------------------------------------------------------ */
+/* Data-parallel training across processes                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Sums n floats over all processes, in place: on return every process's buf
+ * holds the element-wise sum of all processes' bufs (MPI_Allreduce with
+ * MPI_SUM, MPI_IN_PLACE; mpi4py's comm.Allreduce). Called collectively:
+ * every process makes the same calls with the same n in the same order.
+ * Return 0, or non-zero if the reduction failed (training then stops with
+ * CVAE_E_IO). Every process must get the same sum, bit for bit (MPI
+ * libraries' reductions do), so all take the same decisions. */
+typedef int (*cvae_reduce_fn)(float *buf, size_t n, void *user);
+
+/* Make this model one of size processes (rank in [0, size)) training data-
+ * parallel; the library does no communication of its own, it calls reduce.
+ * Each process creates or loads the same model (same configuration and
+ * seed, or the same checkpoint) and passes the same whole data set to
+ * cvae_model_train and cvae_model_loss, which then keep their single-process
+ * meaning: batch_size is the global batch; every process computes its slice
+ * of each global batch (cvae_shard of the batch) in the same order, and the
+ * gradient, the balance term's batch mean of q and the loss values are
+ * summed through reduce (about three calls per step; the gradient call
+ * carries cvae_model_num_params floats), so every process applies the same
+ * update and reports the same losses. The data order and the sampling noise
+ * depend on the seed, the epoch and each image's index in the data set
+ * only, so size processes end at the model one process would reach, up to
+ * float summation order. The k-means initialisation encodes each process's
+ * slice and gathers the codes through reduce (count * latent_dim floats,
+ * once). Inference calls (encode, predict, evaluate) stay local: shard the
+ * images yourself (cvae_shard) and gather the results.
+ * size = 1 with reduce = NULL returns to single-process training. Returns
+ * CVAE_OK or CVAE_E_INVALID_ARG (rank out of range, size < 1, or size > 1
+ * without reduce). The setting is not saved in checkpoints. */
+CVAE_API cvae_status cvae_model_set_data_parallel(cvae_model *model, int rank, int size,
+                                                  cvae_reduce_fn reduce, void *user);
+
+/* The contiguous part [*begin, *begin + *n) of count items (a data set or a
+ * global batch) that process rank of size takes: parts differ by at most
+ * one item, lower ranks take the larger ones, a part may be empty. Returns
+ * CVAE_OK or CVAE_E_INVALID_ARG (count < 0, size < 1, rank outside
+ * [0, size), NULL output). */
+CVAE_API cvae_status cvae_shard(int64_t count, int rank, int size, int64_t *begin, int64_t *n);
+
 #ifdef __cplusplus
 }
 #endif

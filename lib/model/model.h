@@ -15,6 +15,7 @@
 #include "layers/conv.h"
 #include "layers/pool.h"
 #include "model/config.h"
+#include "training/data_parallel.h"
 
 #define CVAE__MAX_LAYERS 16
 #define CVAE__MAX_PARAMS 128
@@ -94,6 +95,9 @@ struct cvae_model {
     float *c1, *dc1, *q, *dq, *dlogit;
 
     struct cvae_optimizer *own_opt;
+
+    /* Data-parallel training (training/data_parallel.h); not saved. */
+    cvae__dp par;
 };
 
 /* The encoder's input as column blocks of one row per image, never
