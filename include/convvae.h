@@ -526,18 +526,23 @@ typedef int (*cvae_reduce_fn)(float *buf, size_t n, void *user);
  * meaning: batch_size is the global batch; every process computes its slice
  * of each global batch (cvae_shard of the batch) in the same order, and the
  * gradient, the balance term's batch mean of q and the loss values are
- * summed through reduce (about three calls per step; the gradient call
- * carries cvae_model_num_params floats), so every process applies the same
- * update and reports the same losses. The data order and the sampling noise
- * depend on the seed, the epoch and each image's index in the data set
- * only, so size processes end at the model one process would reach, up to
- * float summation order. The k-means initialisation encodes each process's
- * slice and gathers the codes through reduce (count * latent_dim floats,
- * once). Inference calls (encode, predict, evaluate) stay local: shard the
- * images yourself (cvae_shard) and gather the results.
- * size = 1 with reduce = NULL returns to single-process training. Returns
- * CVAE_OK or CVAE_E_INVALID_ARG (rank out of range, size < 1, or size > 1
- * without reduce). The setting is not saved in checkpoints. */
+ * summed through reduce, so every process applies the same update and
+ * reports the same losses. A training step makes three calls: k + 3
+ * floats (batch statistics), the whole gradient (cvae_model_num_params
+ * floats and the padding that aligns each tensor), and 1 float through
+ * which a stop asked by any process's progress callback stops all of them
+ * after the same batch; cvae_model_loss makes the first call per batch.
+ * The data order (the model's shuffle, drawn alike by every process) and
+ * the sampling noise (keyed by the seed, the epoch and each image's index
+ * in the data set) do not depend on size, so size processes end at the
+ * model one process would reach, up to float summation order. The k-means
+ * initialisation encodes each process's slice and gathers the codes through
+ * reduce (count * latent_dim floats, once). Inference calls (encode,
+ * predict, evaluate) stay local: shard the images yourself (cvae_shard) and
+ * gather the results. size = 1 with reduce = NULL returns to single-process
+ * training. Returns CVAE_OK or CVAE_E_INVALID_ARG (rank out of range,
+ * size < 1, or size > 1 without reduce). Not saved in checkpoints: a
+ * checkpoint saved by N processes trains on with any number. */
 CVAE_API cvae_status cvae_model_set_data_parallel(cvae_model *model, int rank, int size,
                                                   cvae_reduce_fn reduce, void *user);
 
