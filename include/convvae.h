@@ -420,8 +420,9 @@ CVAE_API cvae_status cvae_model_num_params(const cvae_model *model, int64_t *cou
 CVAE_API cvae_status cvae_model_epochs_done(const cvae_model *model, int *epochs);
 
 /* Train for `epochs` more epochs on data (images must match the configured
- * input shape; labels are not used), reshuffling every epoch with the
- * model's RNG. opt may be NULL: the model then uses its own optimizer built
+ * input shape; labels are not used), reshuffling every epoch (an order
+ * keyed by the seed and the epoch number; the sampling noise is keyed by
+ * the seed, the epoch and the image's index). opt may be NULL: the model then uses its own optimizer built
  * from its config, kept across calls; cvae_model_save stores its state, so
  * training a loaded model continues exactly as the saved one would have
  * (train 2 epochs = train 1, save, load, train 1, bit for bit). A caller's

@@ -75,8 +75,9 @@ struct cvae_model {
     /* An epoch stopped part way (callback or non-finite step), which the
      * next cvae_model_train call finishes before starting another: the
      * batches done (0 = none pending), the image count it ran over, the
-     * RNG state its shuffle was drawn from (the order is redrawn from it),
-     * and the images seen and loss sums so far (the running means go on). */
+     * model RNG's state when it began (saved for compatibility: the order
+     * is keyed by the seed and the epoch number), and the images seen and
+     * loss sums so far (the running means go on). */
     struct {
         int64_t batches, count, seen;
         uint64_t rng[4];

@@ -32,12 +32,15 @@ typedef struct cvae__dp {
  * larger. Every item belongs to exactly one rank; a rank may get none. */
 void cvae__shard(int64_t count, int rank, int size, int64_t *begin, int64_t *end);
 
-/* Streams of per-image random numbers, one per purpose, so adding a use of
- * randomness never shifts another. Append only. */
-enum { CVAE__STREAM_EPS = 1, CVAE__STREAM_AUGMENT = 2 };
+/* Keyed random streams, one per purpose, so adding a use of randomness
+ * never shifts another: per image (sampling noise, augmentation) and per
+ * epoch (the data order, index 0). Append only. */
+enum { CVAE__STREAM_EPS = 1, CVAE__STREAM_AUGMENT = 2, CVAE__STREAM_ORDER = 3 };
 
 /* Seed r for one image in one epoch: a function of (seed, stream, epoch,
- * index) only, where index is the image's index in the data set. */
+ * index) only, where index is the image's index in the data set. Anything
+ * random in training that every process must agree on comes from here,
+ * never from the model's sequential RNG. */
 void cvae__item_rng(cvae__rng *r, uint64_t seed, uint64_t stream, uint64_t epoch, uint64_t index);
 
 /* Whether data-parallel training is in force (a hook, size > 1 or set). */

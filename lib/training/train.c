@@ -117,22 +117,20 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
 
     for (int e = 0; e < epochs && !st; e++) {
         int mixture = cvae__mixture_active(model);
-        /* Each epoch's order is a shuffle of 0..count-1 drawn from the RNG
-         * alone (not of the previous order), so training in one call or in
-         * several, across a save and load, visits the same batches. An
-         * epoch stopped part way is finished first, in its own order
-         * (redrawn from the RNG state it started with), unless the data
-         * set's size changed. */
+        /* Each epoch's order is a shuffle of 0..count-1 keyed by the seed
+         * and the epoch number alone (not drawn from the model's RNG, nor
+         * from the previous order), so training in one call or in several,
+         * across a save and load, on any number of processes, visits the
+         * same batches, whatever else draws random numbers. An epoch
+         * stopped part way is finished first, in its own order, unless the
+         * data set's size changed. */
         for (int64_t i = 0; i < count; i++)
             perm[i] = i;
         int64_t b0 = 0, seen = 0;
         double sums[CVAE_LOSS_COUNT] = {0}, running[CVAE_LOSS_COUNT];
         uint64_t start_rng[4];
         if (e == 0 && model->part.batches > 0 && model->part.count == count) {
-            cvae__rng r = {{0}, 0, 0.0f};
-            memcpy(r.s, model->part.rng, sizeof r.s);
             memcpy(start_rng, model->part.rng, sizeof start_rng);
-            cvae__rng_shuffle(&r, perm, count);
             b0 = model->part.batches;
             seen = model->part.seen;
             memcpy(sums, model->part.sums, sizeof sums);
@@ -143,8 +141,10 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
                 model->phase_mixture = 1;
             }
             memcpy(start_rng, model->rng.s, sizeof start_rng);
-            cvae__rng_shuffle(&model->rng, perm, count);
         }
+        cvae__rng order;
+        cvae__item_rng(&order, model->cfg.seed, CVAE__STREAM_ORDER, (uint64_t)model->epochs_done, 0);
+        cvae__rng_shuffle(&order, perm, count);
         model->part.batches = 0;
         int64_t b = b0;
         for (; b < batches; b++) {
