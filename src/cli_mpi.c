@@ -16,12 +16,14 @@
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_mpi = 0;
+static int g_rank = 0, g_size = 1;
 
 int cli_mpi_rank(void) { return g_rank; }
 int cli_mpi_size(void) { return g_size; }
 
 #ifdef CVAE_WITH_MPI
+static int g_mpi = 0; /* MPI_Init was called */
+
 /* Started by a launcher? (OpenMPI's mpirun, MPICH's Hydra, PMIx / Slurm.)
  * A plain `convvae` stays a plain process: no MPI start-up cost or
  * messages. */
