@@ -101,6 +101,13 @@ same)
     expect_rc 0 one.log "$CLI" train $DATA $SMALL --batch-size 20 --epochs 3 --out one.st
     expect_rc 0 two.log mpi 2 "$CLI" train $DATA $SMALL --batch-size 20 --epochs 3 --out two.st
     same_tensors one.st two.st "2 processes vs 1, 3 epochs"
+    # rank 0 alone prints the run (its header says how many processes) and saves
+    expect_rc 0 loud.log mpi 2 "$CLI" train $DATA $(echo "$SMALL" | sed 's/--quiet//') \
+        --batch-size 20 --epochs 1 --out loud.st
+    [ "$(grep -c '^training:.*, 2 processes$' loud.log)" -eq 1 ] ||
+        { fail "expected one header line ending '2 processes'"; sed 's/^/  | /' loud.log >&2; }
+    [ "$(grep -c '^epoch 1/1' loud.log)" -eq 1 ] || fail "expected one epoch line (rank 0's)"
+    [ "$(grep -c '^saved loud.st' loud.log)" -eq 1 ] || fail "expected one 'saved' line"
     expect_rc 0 eval1.log "$CLI" eval --model one.st $DATA
     expect_rc 0 eval2.log mpi 2 "$CLI" eval --model two.st $DATA
     same_loss eval1.log eval2.log "2 processes vs 1"
