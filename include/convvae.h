@@ -533,6 +533,10 @@ typedef int (*cvae_reduce_fn)(float *buf, size_t n, void *user);
  * floats and the padding that aligns each tensor), and 1 float through
  * which a stop asked by any process's progress callback stops all of them
  * after the same batch; cvae_model_loss makes the first call per batch.
+ * Each cvae_model_train call starts with one more (4 floats per process)
+ * that checks every process holds the same parameters, optimizer step count
+ * and data set size, and otherwise fails on all of them with
+ * CVAE_E_INVALID_ARG naming the first process that differs.
  * The data order (the model's shuffle, drawn alike by every process) and
  * the sampling noise (keyed by the seed, the epoch and each image's index
  * in the data set) do not depend on size, so size processes end at the

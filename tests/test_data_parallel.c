@@ -119,6 +119,10 @@ static cvae_config *config(void)
     return c;
 }
 
+/* When not 0, rank 1's model is created with this seed instead (a process
+ * that does not hold the same model as the others). */
+static uint64_t rank1_seed;
+
 /* Train `size` models as one data-parallel group (each from the checkpoint
  * `from`, or fresh); returns rank 0's model, the others destroyed after
  * checking they equal it bit for bit. */
@@ -137,6 +141,14 @@ static cvae_model *train_group(int size, const char *from, const cvae_dataset *d
             assert_int_equal(cvae_model_load(from, &m[r].model), CVAE_OK);
         else
             assert_int_equal(cvae_model_create(c, &m[r].model), CVAE_OK);
+        if (r == 1 && rank1_seed) {
+            cvae_config *other;
+            assert_int_equal(cvae_config_clone(c, &other), CVAE_OK);
+            assert_int_equal(cvae_config_set_seed(other, rank1_seed), CVAE_OK);
+            cvae_model_destroy(m[r].model);
+            assert_int_equal(cvae_model_create(other, &m[r].model), CVAE_OK);
+            cvae_config_destroy(other);
+        }
     }
     for (int r = 0; r < size; r++)
         assert_int_equal(pthread_create(&t[r], NULL, run_member, &m[r]), 0);
@@ -148,8 +160,9 @@ static cvae_model *train_group(int size, const char *from, const cvae_dataset *d
     int64_t calls = m[0].calls;
     for (int r = 1; r < size; r++) {
         assert_int_equal(m[r].calls, calls);
-        assert_memory_equal(m[r].model->params, m[0].model->params,
-                            m[0].model->nparams * sizeof(float));
+        if (!rank1_seed)
+            assert_memory_equal(m[r].model->params, m[0].model->params,
+                                m[0].model->nparams * sizeof(float));
         cvae_model_destroy(m[r].model);
     }
     assert_int_equal(cvae_model_set_data_parallel(m[0].model, 0, 1, NULL, NULL), CVAE_OK);
@@ -289,13 +302,29 @@ static void test_failing_hook(void **state)
     cvae_config *c = config();
     cvae_model *fresh;
     assert_int_equal(cvae_model_create(c, &fresh), CVAE_OK);
-    /* the first call of a step is the batch terms' reduction: the weights
-     * stay as they were */
-    cvae_model *par = train_group(2, NULL, data, 1, NULL, 1, CVAE_E_IO);
+    /* call 1 compares the processes, call 2 is the first step's batch
+     * terms: the weights stay as they were */
+    cvae_model *par = train_group(2, NULL, data, 1, NULL, 2, CVAE_E_IO);
     assert_memory_equal(par->params, fresh->params, fresh->nparams * sizeof(float));
     cvae_model_destroy(par);
     cvae_model_destroy(fresh);
     cvae_config_destroy(c);
+    cvae_dataset_destroy(data);
+}
+
+/* A process with another model is found before the first step, on every
+ * process, instead of training diverging models or waiting forever. */
+static void test_processes_must_agree(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    rank1_seed = 99;
+    cvae_model *par = train_group(2, NULL, data, 1, NULL, 0, CVAE_E_INVALID_ARG);
+    rank1_seed = 0;
+    int e;
+    assert_int_equal(cvae_model_epochs_done(par, &e), CVAE_OK);
+    assert_int_equal(e, 0);
+    cvae_model_destroy(par);
     cvae_dataset_destroy(data);
 }
 
@@ -307,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_same_model_as_one_process),
         cmocka_unit_test(test_resume_on_other_count),
         cmocka_unit_test(test_failing_hook),
+        cmocka_unit_test(test_processes_must_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,9 @@
 /* Data-parallel support (see parallel.h). */
 #include "training/data_parallel.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/error.h"
 #include "model/model.h"
 
@@ -69,4 +72,53 @@ cvae_status cvae_model_set_data_parallel(cvae_model *model, int rank, int size,
     model->par.reduce = reduce;
     model->par.user = user;
     return CVAE_OK;
+}
+
+/* A hash of what must be equal on every process before a data-parallel
+ * call: the data set's size, the model's shape and training position, its
+ * seed, the optimizer's step count and every parameter bit. */
+static uint64_t fingerprint(const cvae_model *model, int64_t count, int64_t steps)
+{
+    const uint64_t fields[] = {(uint64_t)count, (uint64_t)model->B, (uint64_t)model->nparams,
+                               cvae__layout_id(model), (uint64_t)model->epochs_done,
+                               (uint64_t)model->phase_mixture, (uint64_t)model->part.batches,
+                               (uint64_t)model->part.count, model->cfg.seed, (uint64_t)steps};
+    uint64_t h = 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        h = mix(h ^ fields[i]);
+    for (size_t i = 0; i < model->nparams; i++) {
+        uint32_t bits;
+        memcpy(&bits, &model->params[i], sizeof bits);
+        h = mix(h ^ bits);
+    }
+    return h;
+}
+
+cvae_status cvae__dp_agree(cvae_model *model, int64_t count, int64_t steps, const char *what)
+{
+    cvae__dp *p = &model->par;
+    /* Each process writes its fingerprint, as four 16-bit pieces (exact in
+     * float), into its own slot; the sum hands every process all slots, so
+     * all reach the same verdict and none waits in a later call. */
+    const size_t n = (size_t)p->size * 4;
+    float *buf = calloc(n, sizeof *buf);
+    if (!buf)
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate %zu floats to compare processes", n);
+    const uint64_t h = fingerprint(model, count, steps);
+    for (int i = 0; i < 4; i++)
+        buf[(size_t)p->rank * 4 + i] = (float)((h >> (16 * i)) & 0xFFFF);
+    cvae_status st = CVAE_OK;
+    if (cvae__dp_reduce(p, buf, n)) {
+        st = cvae__fail(CVAE_E_IO, "the reduce callback failed before %s", what);
+    } else {
+        for (int r = 1; r < p->size && !st; r++)
+            if (memcmp(buf + (size_t)r * 4, buf, 4 * sizeof *buf) != 0)
+                st = cvae__fail(CVAE_E_INVALID_ARG,
+                                "process %d of %d differs from process 0 before %s: every "
+                                "process needs the same model (configuration and seed, or "
+                                "checkpoint), optimizer and data set size",
+                                r, p->size, what);
+    }
+    free(buf);
+    return st;
 }

@@ -50,4 +50,11 @@ static inline int cvae__dp_on(const cvae__dp *p) { return p->reduce != NULL; }
  * 0, or non-zero (and records it in p->failed) if the hook failed. */
 int cvae__dp_reduce(cvae__dp *p, float *buf, size_t n);
 
+/* Check, collectively, that every process starts a data-parallel call
+ * (`what`, for the message) with the same model, parameters, optimizer step
+ * count and data set size: CVAE_OK on all of them, or the same
+ * CVAE_E_INVALID_ARG on all naming the first process that differs
+ * (CVAE_E_IO if the hook fails). One reduction of 4 floats per process. */
+cvae_status cvae__dp_agree(cvae_model *model, int64_t count, int64_t steps, const char *what);
+
 #endif

@@ -114,6 +114,11 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     const int par = cvae__dp_on(&model->par);
     model->par.active = par;
     model->par.failed = 0;
+    if (par && (st = cvae__dp_agree(model, count, opt->steps, "training"))) {
+        model->par.active = 0;
+        free(perm);
+        return st;
+    }
 
     for (int e = 0; e < epochs && !st; e++) {
         int mixture = cvae__mixture_active(model);

@@ -154,6 +154,15 @@ fail)
     grep -q "process 1 of 2 failed" fail.log || fail "no message saying which process failed"
     [ "$took" -lt 30 ] || fail "the job took ${took}s to end"
     echo "missing file on rank 1: exit $rc after ${took}s"
+    # Rank 1 trains on fewer images than rank 0: found before the first step.
+    mpi 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then l=50; else l=60; fi;
+                 exec "$0" train --images img --limit "$l" '"$SMALL"' --epochs 2 --out d.st' "$CLI" \
+        >differ.log 2>&1
+    rc=$?
+    [ "$rc" -ne 0 ] || fail "processes with different data: the job exited 0"
+    grep -q "process 1 of 2 differs from process 0" differ.log ||
+        { fail "no message saying the processes differ"; sed 's/^/  | /' differ.log >&2; }
+    [ -e d.st ] && fail "a checkpoint was written although the processes differ"
     ;;
 kill)
     # Rank 1 is killed (SIGKILL) mid-run: mpirun ends the job with an error;
