@@ -420,8 +420,9 @@ CVAE_API cvae_status cvae_model_num_params(const cvae_model *model, int64_t *cou
 CVAE_API cvae_status cvae_model_epochs_done(const cvae_model *model, int *epochs);
 
 /* Train for `epochs` more epochs on data (images must match the configured
- * input shape; labels are not used), reshuffling every epoch with the
- * model's RNG. opt may be NULL: the model then uses its own optimizer built
+ * input shape; labels are not used), reshuffling every epoch (an order
+ * keyed by the seed and the epoch number; the sampling noise is keyed by
+ * the seed, the epoch and the image's index). opt may be NULL: the model then uses its own optimizer built
  * from its config, kept across calls; cvae_model_save stores its state, so
  * training a loaded model continues exactly as the saved one would have
  * (train 2 epochs = train 1, save, load, train 1, bit for bit). A caller's
@@ -602,6 +603,56 @@ CVAE_API cvae_status cvae_image_reader_skipped(const cvae_image_reader *reader, 
  * data set). Subsets keep their images' paths. CVAE_E_STATE if the data
  * set was not made by an image reader. */
 CVAE_API cvae_status cvae_dataset_path(const cvae_dataset *ds, int64_t index, const char **path);
+/* Data-parallel training across processes                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Sums n floats over all processes, in place: on return every process's buf
+ * holds the element-wise sum of all processes' bufs (MPI_Allreduce with
+ * MPI_SUM, MPI_IN_PLACE; mpi4py's comm.Allreduce). Called collectively:
+ * every process makes the same calls with the same n in the same order.
+ * Return 0, or non-zero if the reduction failed (training then stops with
+ * CVAE_E_IO). Every process must get the same sum, bit for bit (MPI
+ * libraries' reductions do), so all take the same decisions. */
+typedef int (*cvae_reduce_fn)(float *buf, size_t n, void *user);
+
+/* Make this model one of size processes (rank in [0, size)) training data-
+ * parallel; the library does no communication of its own, it calls reduce.
+ * Each process creates or loads the same model (same configuration and
+ * seed, or the same checkpoint) and passes the same whole data set to
+ * cvae_model_train and cvae_model_loss, which then keep their single-process
+ * meaning: batch_size is the global batch; every process computes its slice
+ * of each global batch (cvae_shard of the batch) in the same order, and the
+ * gradient, the balance term's batch mean of q and the loss values are
+ * summed through reduce, so every process applies the same update and
+ * reports the same losses. A training step makes three calls: k + 3
+ * floats (batch statistics), the whole gradient (cvae_model_num_params
+ * floats and the padding that aligns each tensor), and 1 float through
+ * which a stop asked by any process's progress callback stops all of them
+ * after the same batch; cvae_model_loss makes the first call per batch.
+ * Each cvae_model_train call starts with one more (4 floats per process)
+ * that checks every process holds the same parameters, optimizer step count
+ * and data set size, and otherwise fails on all of them with
+ * CVAE_E_INVALID_ARG naming the first process that differs.
+ * The data order (the model's shuffle, drawn alike by every process) and
+ * the sampling noise (keyed by the seed, the epoch and each image's index
+ * in the data set) do not depend on size, so size processes end at the
+ * model one process would reach, up to float summation order. The k-means
+ * initialisation encodes each process's slice and gathers the codes through
+ * reduce (count * latent_dim floats, once). Inference calls (encode,
+ * predict, evaluate) stay local: shard the images yourself (cvae_shard) and
+ * gather the results. size = 1 with reduce = NULL returns to single-process
+ * training. Returns CVAE_OK or CVAE_E_INVALID_ARG (rank out of range,
+ * size < 1, or size > 1 without reduce). Not saved in checkpoints: a
+ * checkpoint saved by N processes trains on with any number. */
+CVAE_API cvae_status cvae_model_set_data_parallel(cvae_model *model, int rank, int size,
+                                                  cvae_reduce_fn reduce, void *user);
+
+/* The contiguous part [*begin, *begin + *n) of count items (a data set or a
+ * global batch) that process rank of size takes: parts differ by at most
+ * one item, lower ranks take the larger ones, a part may be empty. Returns
+ * CVAE_OK or CVAE_E_INVALID_ARG (count < 0, size < 1, rank outside
+ * [0, size), NULL output). */
+CVAE_API cvae_status cvae_shard(int64_t count, int rank, int size, int64_t *begin, int64_t *n);
 
 #ifdef __cplusplus
 }

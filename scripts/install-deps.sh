@@ -7,7 +7,10 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libblis-dev libcmocka-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev
       python3 python3-numpy python3-pytest dataset-fashion-mnist ca-certificates
       # robustness jobs: clang build, libFuzzer and TSan runtimes, valgrind
-      clang clang-14 libclang-rt-14-dev valgrind)
+      clang clang-14 libclang-rt-14-dev valgrind
+      # mpirun -np N convvae (data-parallel training) and its tests; mpi4py for
+      # the Python example
+      libopenmpi-dev openmpi-bin python3-mpi4py)
 # The machine's own Node.js/npm (if any) is kept; Debian's npm would conflict with it.
 command -v npm >/dev/null || pkgs+=(npm)
 pkgs+=("$@")

@@ -7,6 +7,7 @@
 
 #include "cli_common.h"
 #include "cli_images.h"
+#include "cli_mpi.h"
 
 typedef struct infer_opts {
     const char *model;
@@ -124,12 +125,14 @@ int cli_eval(int argc, char **argv)
     if (!(rc = load_inputs(&o, &model, &data))) {
         double acc, purity, nmi, ari, loss[CVAE_LOSS_COUNT];
         int64_t n = 0;
-        cvae_status st = cvae_model_evaluate(model, data, &acc, &purity, &nmi, &ari);
+        rc = cli_mpi_attach(model); /* cvae_model_loss then splits each batch */
+        cvae_status st = rc ? CVAE_OK : cli_mpi_evaluate(model, data, &acc, &purity, &nmi, &ari);
         if (!st)
             st = cvae_dataset_shape(data, &n, NULL, NULL, NULL);
         if (!st)
             st = cvae_model_loss(model, data, loss, CVAE_LOSS_COUNT);
-        if (st) {
+        if (rc) {
+        } else if (st) {
             rc = cli_lib_error(st);
         } else {
             printf("acc %.4f\npurity %.4f\nnmi %.4f\nari %.4f\nn %lld\n", acc, purity, nmi, ari,
@@ -205,12 +208,14 @@ int cli_cluster(int argc, char **argv)
                        (long long)n);
         goto done;
     }
-    if ((st = cvae_model_predict_dataset(model, data, clusters, proba))) {
+    if ((st = cli_mpi_predict_dataset(model, data, clusters, proba))) {
         rc = cli_lib_error(st);
         goto done;
     }
 
-    if (o.out) {
+    if (cli_mpi_rank() != 0) {
+        /* rank 0 writes the whole set's CSV */
+    } else if (o.out) {
         cli_outfile f;
         if ((rc = cli_outfile_open(&f, o.out)))
             goto done;

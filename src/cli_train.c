@@ -8,6 +8,7 @@
 
 #include "cli_common.h"
 #include "cli_images.h"
+#include "cli_mpi.h"
 
 /* Train accuracy is reported on at most this many training images so that
  * the per-epoch report stays a small fraction of the epoch. */
@@ -273,12 +274,13 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
            cfgv(cfg, "clusters", b[4], 64), cfgv(cfg, "category_units", b[5], 64),
            cfgv(cfg, "category_input", b[6], 64), cfgv(cfg, "prior", b[7], 64));
     printf("training: %s lr %s, batch %s, epochs %d, lambda %s, balance %s, category %s, "
-           "warmup %s, kmeans %s, seed %s, threads %s\n",
+           "warmup %s, kmeans %s, seed %s, threads %s, %d process%s\n",
            cfgv(cfg, "optimizer", b[0], 64), cfgv(cfg, "learning_rate", b[1], 64),
            cfgv(cfg, "batch_size", b[2], 64), total, cfgv(cfg, "lambda", b[3], 64),
            cfgv(cfg, "balance_weight", b[4], 64), cfgv(cfg, "category_weight", b[5], 64),
            cfgv(cfg, "warmup_epochs", b[6], 64), cfgv(cfg, "kmeans_init", b[7], 64),
-           cfgv(cfg, "seed", b[8], 64), cfgv(cfg, "threads", b[9], 64));
+           cfgv(cfg, "seed", b[8], 64), cfgv(cfg, "threads", b[9], 64), cli_mpi_size(),
+           cli_mpi_size() == 1 ? "" : "es");
     int64_t params = 0;
     cvae_model_num_params(model, &params);
     printf("params:   %lld\n", (long long)params);
@@ -319,6 +321,8 @@ static int check_shape(const cvae_config *cfg, const cvae_dataset *ds, const cha
 /* final: the save after the last epoch, which --weights-only strips. */
 static int save_model(cvae_model *model, const char *path, int final, const train_opts *o)
 {
+    if (cli_mpi_rank() != 0)
+        return CLI_EXIT_OK; /* every process holds the same model; one writes it */
     cvae_status st = final && o->weights_only ? cvae_model_clear_optimizer(model) : CVAE_OK;
     if (!st) {
         cli_save_begin();
@@ -343,14 +347,14 @@ static int epoch_metrics(cvae_model *model, const cvae_dataset *train_eval,
     cvae_status st;
     if (train_eval) {
         double acc;
-        if ((st = cvae_model_evaluate(model, train_eval, &acc, NULL, NULL, NULL)))
+        if ((st = cli_mpi_evaluate(model, train_eval, &acc, NULL, NULL, NULL)))
             return cli_lib_error(st);
         used += (size_t)snprintf(line + used, size - used, "%strain_acc %.3f", sep, acc);
         sep = " ";
     }
     if (used < size && test && has_labels(test)) {
         double acc, purity, nmi;
-        if ((st = cvae_model_evaluate(model, test, &acc, &purity, &nmi, NULL)))
+        if ((st = cli_mpi_evaluate(model, test, &acc, &purity, &nmi, NULL)))
             return cli_lib_error(st);
         snprintf(line + used, size - used, "%stest_acc %.3f test_purity %.3f test_nmi %.3f", sep,
                  acc, purity, nmi);
@@ -385,7 +389,8 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
     }
 
     cli_progress prog;
-    cli_progress_init(&prog, o->progress || (!o->quiet && isatty(STDERR_FILENO)), count, batch);
+    cli_progress_init(&prog, cli_mpi_rank() == 0 && (o->progress || (!o->quiet && isatty(STDERR_FILENO))),
+                      count, batch);
     int dirty = 0, interrupted = 0, mid_epoch = 0;
     if (done >= total && !o->quiet)
         printf("nothing to train: the model has %d epochs, --epochs is %d\n", done, total);
@@ -552,6 +557,8 @@ int cli_train(int argc, char **argv)
         }
     }
     if ((rc = check_shape(cfg, train, "training")) || (test && (rc = check_shape(cfg, test, "test"))))
+        goto done;
+    if ((rc = cli_mpi_attach(model)))
         goto done;
 
     int total = 0, done_epochs = 0;

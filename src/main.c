@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "cli_images.h"
+#include "cli_mpi.h"
 
 typedef struct command {
     const char *name;
@@ -108,5 +109,7 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    return cli_finish_output(run(argc, argv));
+    cli_mpi_init(&argc, &argv);
+    /* Standard output is flushed and checked before MPI ends the job. */
+    return cli_mpi_finish(cli_finish_output(run(argc, argv)));
 }

@@ -337,6 +337,8 @@ enum fn {
     F_M_GENERATE,
     F_M_SAVE,
     F_M_LOAD,
+    F_SHARD,
+    F_M_SET_DP,
     F_COUNT
 };
 
@@ -355,8 +357,17 @@ static const char *const fn_names[F_COUNT] = {
     "cvae_model_train", "cvae_model_loss", "cvae_model_encode",
     "cvae_model_predict", "cvae_model_predict_proba", "cvae_model_reconstruct",
     "cvae_model_predict_dataset", "cvae_model_evaluate", "cvae_model_generate",
-    "cvae_model_save", "cvae_model_load",
+    "cvae_model_save", "cvae_model_load", "cvae_shard", "cvae_model_set_data_parallel",
 };
+
+/* A reduce hook for the data-parallel rows, which never reach it. */
+static int sum_nothing(float *buf, size_t n, void *user)
+{
+    (void)buf;
+    (void)n;
+    (void)user;
+    return 0;
+}
 
 /* Which data set / image buffer a row passes. */
 enum { D_GOOD, D_NULL, D_BIG, D_CHAN, D_NOLAB, D_BIGLAB };
@@ -584,6 +595,17 @@ static const row rows[] = {
     {F_M_OPT_STEPS, "model NULL", E_ARG, .null_arg = 1},
     {F_M_OPT_STEPS, "steps NULL", E_ARG, .null_arg = 2},
     {F_M_CLEAR_OPT, "model NULL", E_ARG, .null_arg = 1},
+    {F_SHARD, "begin NULL", E_ARG, .null_arg = 1, .n = 10, .i = {0, 2}},
+    {F_SHARD, "n NULL", E_ARG, .null_arg = 2, .n = 10, .i = {0, 2}},
+    {F_SHARD, "count -1", E_ARG, .n = -1, .i = {0, 2}},
+    {F_SHARD, "size 0", E_ARG, .n = 10, .i = {0, 0}},
+    {F_SHARD, "rank -1", E_ARG, .n = 10, .i = {-1, 2}},
+    {F_SHARD, "rank == size", E_ARG, .n = 10, .i = {2, 2}},
+    {F_M_SET_DP, "model NULL", E_ARG, .null_arg = 1, .i = {0, 2, 1}},
+    {F_M_SET_DP, "size 0", E_ARG, .i = {0, 0, 1}},
+    {F_M_SET_DP, "rank -1", E_ARG, .i = {-1, 2, 1}},
+    {F_M_SET_DP, "rank == size", E_ARG, .i = {3, 3, 1}},
+    {F_M_SET_DP, "size 2 without reduce", E_ARG, .i = {0, 2, 0}},
 
     /* models: training (must leave the model untouched when it fails) */
     {F_M_TRAIN, "model NULL", E_ARG, .null_arg = 1, .i = {1}},
@@ -957,6 +979,15 @@ static outcome run_row(const row *w)
     }
     case F_M_CLEAR_OPT:
         r.st = cvae_model_clear_optimizer(NULL);
+        break;
+    case F_SHARD: {
+        int64_t b, n;
+        r.st = cvae_shard(w->n, w->i[0], w->i[1], na == 1 ? NULL : &b, na == 2 ? NULL : &n);
+        break;
+    }
+    case F_M_SET_DP:
+        r.st = cvae_model_set_data_parallel(na == 1 ? NULL : model, w->i[0], w->i[1],
+                                            w->i[2] ? sum_nothing : NULL, NULL);
         break;
     case F_M_TRAIN:
         r.st = cvae_model_train(na == 1 ? NULL : model, na == 2 ? NULL : d, w->i[0],

@@ -2,11 +2,13 @@
  * images, 4 epochs (1 warm-up epoch, k-means init of the class means, 3 with
  * the mixture prior), fixed seed, evaluated on the first 1,000 test images.
  *
- * Floor: test ACC >= 0.33. The untrained model's ACC is measured too and must
+ * Floor: test ACC >= 0.28. The untrained model's ACC is measured too and must
  * stay below 0.25 (seen: 0.23; a random clustering scores ~0.11-0.15 with
  * Hungarian matching on 10 classes, an untrained network a little more because
- * random conv features already separate some digits). Seen after training:
- * 0.38 on the full test set; 0.33 cannot be reached without learning. Needs the data from scripts/fetch-data.sh ($CONVVAE_DATA or
+ * random conv features already separate some digits). Seen after training,
+ * on these 1,000 test images over seeds 1-8 (this run's seed 7 among them):
+ * 0.30-0.41, median 0.33, so the floor sits below every seed and well above
+ * the untrained model. Needs the data from scripts/fetch-data.sh ($CONVVAE_DATA or
  * <source>/data); skipped without it unless CVAE_REQUIRE_DATA is set (CI). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,7 +63,7 @@ static void test_short_training_run(void **state)
                   "NMI %.4f ARI %.4f\n",
                   acc0, acc, purity, nmi, ari);
     assert_true(acc0 < 0.25);
-    assert_true(acc >= 0.33);
+    assert_true(acc >= 0.28);
     assert_true(purity >= acc);
 
     cvae_model_destroy(model);

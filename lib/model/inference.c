@@ -215,15 +215,30 @@ cvae_status cvae_model_loss(cvae_model *model, const cvae_dataset *data, double 
         return cvae__fail(CVAE_E_INVALID_ARG, "num_losses must be >= 1");
     double sums[CVAE_LOSS_COUNT] = {0};
     const int mixture = cvae__mixture_active(model);
+    /* Data-parallel, each process computes its slice of every batch and
+     * the batch's terms are summed through the hook, as in training. */
+    const int par = cvae__dp_on(&model->par);
+    model->par.active = par;
+    model->par.failed = 0;
     for (int64_t start = 0; start < src.count; start += model->B) {
-        int n = (int)(src.count - start < model->B ? src.count - start : model->B);
-        load_chunk(model, &src, start, n);
-        cvae__forward(model, n, 0, 1);
+        const int total = (int)(src.count - start < model->B ? src.count - start : model->B);
+        int64_t lo = 0, hi = total;
+        if (par)
+            cvae__shard(total, model->par.rank, model->par.size, &lo, &hi);
+        const int n = (int)(hi - lo);
+        model->par.total = total;
+        if (n > 0) {
+            load_chunk(model, &src, start + lo, n);
+            cvae__forward(model, n, 0, 1);
+        }
         double l[CVAE_LOSS_COUNT];
         cvae__loss_and_backward(model, n, mixture, 0, l);
         for (int t = 0; t < CVAE_LOSS_COUNT; t++)
-            sums[t] += l[t] * n;
+            sums[t] += l[t] * total;
     }
+    model->par.active = 0;
+    if (model->par.failed)
+        return cvae__fail(CVAE_E_IO, "the reduce callback failed");
     for (int t = 0; t < num_losses; t++)
         losses[t] = t < CVAE_LOSS_COUNT ? sums[t] / (double)src.count : 0.0;
     return CVAE_OK;

@@ -107,18 +107,30 @@ double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq)
 {
     if (beta == 0.0f)
         return 0.0;
-    double qbar[CVAE_MAX_CLUSTERS];
-    double total = 0;
+    double colsum[CVAE_MAX_CLUSTERS];
     for (int y = 0; y < k; y++) {
         double sum = 0;
         for (int i = 0; i < n; i++)
             sum += q[(size_t)i * k + y];
-        qbar[y] = sum / n;
-        total += qbar[y] * safe_log(qbar[y]);
+        colsum[y] = sum;
+    }
+    return cvae__loss_balance_from_sums(n, k, colsum, n, beta, dq);
+}
+
+double cvae__loss_balance_from_sums(int n, int k, const double *colsum, int64_t total, float beta,
+                                    float *dq)
+{
+    if (beta == 0.0f)
+        return 0.0;
+    double qbar[CVAE_MAX_CLUSTERS];
+    double value = 0;
+    for (int y = 0; y < k; y++) {
+        qbar[y] = colsum[y] / (double)total;
+        value += qbar[y] * safe_log(qbar[y]);
     }
     if (dq)
         for (int i = 0; i < n; i++)
             for (int y = 0; y < k; y++)
-                dq[(size_t)i * k + y] += beta * (float)((safe_log(qbar[y]) + 1.0) / n);
-    return beta * total;
+                dq[(size_t)i * k + y] += beta * (float)((safe_log(qbar[y]) + 1.0) / (double)total);
+    return beta * value;
 }

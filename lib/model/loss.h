@@ -7,6 +7,8 @@
 #ifndef CVAE_LOSS_H
 #define CVAE_LOSS_H
 
+#include <stdint.h>
+
 /* 0.5 * sum_p (x - xhat)^2 per image. dpre (n*P) receives the gradient of
  * wscale * sum of that w.r.t. the pre-sigmoid activation a, xhat = sigmoid(a):
  * dpre = wscale * (xhat - x) * xhat * (1 - xhat) (overwritten, not added). */
@@ -32,5 +34,11 @@ double cvae__loss_category(int n, int k, const float *q, float weight, float sca
 /* beta * sum_y qbar_y ln qbar_y with qbar the batch mean of q (a batch-level
  * term, returned as is). */
 double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq);
+
+/* The same term when the batch is split across processes: colsum[k] holds
+ * the sums of q over all total images of the batch; dq receives the
+ * gradient for this process's n rows (each image's share is 1/total). */
+double cvae__loss_balance_from_sums(int n, int k, const double *colsum, int64_t total, float beta,
+                                    float *dq);
 
 #endif

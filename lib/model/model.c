@@ -339,6 +339,7 @@ cvae_status cvae__model_shell(const struct cvae_config *cfg, cvae_model **out)
     if (!model)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a model");
     model->cfg = *cfg;
+    model->par.size = 1;
     cvae_status st = build_layout(model);
     if (st) {
         cvae_model_destroy(model);

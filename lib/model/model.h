@@ -15,6 +15,7 @@
 #include "layers/conv.h"
 #include "layers/pool.h"
 #include "model/config.h"
+#include "training/data_parallel.h"
 
 #define CVAE__MAX_LAYERS 16
 #define CVAE__MAX_PARAMS 128
@@ -74,8 +75,9 @@ struct cvae_model {
     /* An epoch stopped part way (callback or non-finite step), which the
      * next cvae_model_train call finishes before starting another: the
      * batches done (0 = none pending), the image count it ran over, the
-     * RNG state its shuffle was drawn from (the order is redrawn from it),
-     * and the images seen and loss sums so far (the running means go on). */
+     * model RNG's state when it began (saved for compatibility: the order
+     * is keyed by the seed and the epoch number), and the images seen and
+     * loss sums so far (the running means go on). */
     struct {
         int64_t batches, count, seen;
         uint64_t rng[4];
@@ -94,6 +96,9 @@ struct cvae_model {
     float *c1, *dc1, *q, *dq, *dlogit;
 
     struct cvae_optimizer *own_opt;
+
+    /* Data-parallel training (training/data_parallel.h); not saved. */
+    cvae__dp par;
 };
 
 /* The encoder's input as column blocks of one row per image, never

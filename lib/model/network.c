@@ -63,10 +63,44 @@ static void backward_branches(cvae_model *model, int n)
     }
 }
 
+/* A data-parallel step's batch-level terms: this process's loss values
+ * (means over its n rows, turned into its share of the global means) and
+ * its column sums of q are summed over all processes in one call; the
+ * balance term and its gradient then use the global batch mean of q. */
+static double shared_batch_terms(cvae_model *model, int n, double *recon, double *kl, double *cat,
+                                 float *dq)
+{
+    const int k = model->k;
+    const int64_t total = model->par.total;
+    const double share = (double)n / (double)total;
+    float buf[CVAE_MAX_CLUSTERS + 3];
+    for (int y = 0; y < k; y++) {
+        float sum = 0;
+        for (int i = 0; i < n; i++)
+            sum += model->q[(size_t)i * k + y];
+        buf[y] = sum;
+    }
+    buf[k] = (float)(*recon * share);
+    buf[k + 1] = (float)(*kl * share);
+    buf[k + 2] = (float)(*cat * share);
+    cvae__dp_reduce(&model->par, buf, (size_t)k + 3);
+    *recon = buf[k];
+    *kl = buf[k + 1];
+    *cat = buf[k + 2];
+    double colsum[CVAE_MAX_CLUSTERS];
+    for (int y = 0; y < k; y++)
+        colsum[y] = buf[y];
+    return cvae__loss_balance_from_sums(n, k, colsum, total, (float)model->cfg.balance_weight, dq);
+}
+
 void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses)
 {
     const struct cvae_config *c = &model->cfg;
-    const float scale = 1.0f / (float)n;
+    /* In a data-parallel step n is this process's slice (possibly empty) of
+     * a global batch of par.total images, and every per-image gradient is
+     * divided by the global count, so the processes' gradients add up. */
+    const int shared = model->par.active;
+    const float scale = 1.0f / (float)(shared ? model->par.total : n);
     const size_t ns = (size_t)n * model->s;
     float *dpre_image = model->ndec ? model->ddecact[model->ndec - 1] : model->ddslice;
 
@@ -78,8 +112,10 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
     }
     float *dq = backward ? model->dq : NULL;
 
-    double recon;
-    if (model->D0 != model->Dimg) {
+    double recon = 0, kl = 0, cat = 0, bal;
+    if (n == 0) {
+        /* an empty slice still takes part in the batch's reduction */
+    } else if (model->D0 != model->Dimg) {
         /* recon_target = features: the decoder output against the
          * concatenated conv features, which this loss does not train. */
         for (int i = 0; i < n; i++)
@@ -93,27 +129,32 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
         recon = cvae__loss_recon(n, model->P, model->x, cvae__xhat(model), (float)c->lambda * scale,
                                  backward ? dpre_image : NULL);
     }
-    /* The decoder's backward overwrites dz, so the mixture prior's dz is
-     * added after it. */
-    double kl = 0;
-    if (!mixture)
-        kl = cvae__loss_kl_standard(n, model->s, model->mu, model->lv, scale,
-                                    backward ? model->dmu : NULL, backward ? model->dlv : NULL);
-    if (backward)
-        cvae__vae_decoder_backward(model, n, dpre_image);
-    if (mixture)
-        kl = cvae__loss_kl_mixture(n, model->s, model->k, model->z, model->lv, model->q, PRM(model->means),
-                                   scale, backward ? model->dz : NULL, backward ? model->dlv : NULL,
-                                   dq, backward ? GRD(model->means) : NULL);
-    double cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
-    double bal = cvae__loss_balance(n, model->k, model->q, (float)c->balance_weight, dq);
+    if (n > 0) {
+        /* The decoder's backward overwrites dz, so the mixture prior's dz
+         * is added after it. */
+        if (!mixture)
+            kl = cvae__loss_kl_standard(n, model->s, model->mu, model->lv, scale,
+                                        backward ? model->dmu : NULL, backward ? model->dlv : NULL);
+        if (backward)
+            cvae__vae_decoder_backward(model, n, dpre_image);
+        if (mixture)
+            kl = cvae__loss_kl_mixture(n, model->s, model->k, model->z, model->lv, model->q,
+                                       PRM(model->means), scale, backward ? model->dz : NULL,
+                                       backward ? model->dlv : NULL, dq,
+                                       backward ? GRD(model->means) : NULL);
+        cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
+    }
+    if (shared)
+        bal = shared_batch_terms(model, n, &recon, &kl, &cat, dq);
+    else
+        bal = cvae__loss_balance(n, model->k, model->q, (float)c->balance_weight, dq);
 
     losses[CVAE_LOSS_RECON] = recon;
     losses[CVAE_LOSS_KL] = kl;
     losses[CVAE_LOSS_CATEGORY] = cat;
     losses[CVAE_LOSS_BALANCE] = bal;
     losses[CVAE_LOSS_TOTAL] = c->lambda * recon + kl + cat + bal;
-    if (!backward)
+    if (!backward || n == 0)
         return;
 
     cvae__category_backward(model, n);

@@ -14,25 +14,70 @@
 #include "model/inference.h"
 #include "model/model.h"
 #include "training/optimizer.h"
+#include "training/data_parallel.h"
 
-/* Class means from k-means++ on the training set's mu. */
+/* Class means from k-means++ on the training set's mu. Data-parallel,
+ * each process encodes its part of the set and the codes are gathered
+ * through the reduce hook (a sum where every other process contributes
+ * zeros, so it is exact); every process then runs the same k-means from
+ * the same RNG state and gets the same means. */
 static cvae_status kmeans_init(cvae_model *model, const cvae_dataset *ds, int64_t count)
 {
+    if (count < model->k)
+        return cvae__fail(CVAE_E_INVALID_ARG, "k-means needs at least k = %d images, got %lld",
+                          model->k, (long long)count);
     size_t bytes;
     if (cvae__mul_overflows((size_t)count, (size_t)model->s * sizeof(float), &bytes))
         return cvae__fail(CVAE_E_INVALID_ARG, "data set too large for k-means");
     float *mu = malloc(bytes);
     if (!mu)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate %zu bytes for k-means", bytes);
-    cvae__encode_dataset(model, ds, count, mu);
     cvae_status st = CVAE_OK;
-    if (count < model->k)
-        st = cvae__fail(CVAE_E_INVALID_ARG, "k-means needs at least k = %d images, got %lld",
-                        model->k, (long long)count);
-    else
-        st = cvae__kmeans(mu, count, model->s, model->k, 100, &model->rng, model->params + model->means, NULL, NULL);
+    if (cvae__dp_on(&model->par)) {
+        int64_t begin, end;
+        cvae__shard(count, model->par.rank, model->par.size, &begin, &end);
+        memset(mu, 0, bytes);
+        if (end > begin) {
+            int64_t *idx = malloc((size_t)(end - begin) * sizeof *idx);
+            cvae_dataset *part = NULL;
+            if (!idx) {
+                st = cvae__fail(CVAE_E_NOMEM, "cannot allocate k-means indices");
+            } else {
+                for (int64_t i = begin; i < end; i++)
+                    idx[i - begin] = i;
+                st = cvae_dataset_subset_indices(ds, idx, end - begin, &part);
+                free(idx);
+            }
+            if (!st)
+                cvae__encode_dataset(model, part, end - begin, mu + (size_t)begin * model->s);
+            cvae_dataset_destroy(part);
+        }
+        /* every process reduces, even one that failed above, or the others
+         * would wait for it */
+        if (cvae__dp_reduce(&model->par, mu, (size_t)count * model->s) && !st)
+            st = cvae__fail(CVAE_E_IO, "the reduce callback failed while gathering codes for "
+                                       "k-means");
+    } else {
+        cvae__encode_dataset(model, ds, count, mu);
+    }
+    if (!st)
+        st = cvae__kmeans(mu, count, model->s, model->k, 100, &model->rng,
+                          model->params + model->means, NULL, NULL);
     free(mu);
     return st;
+}
+
+/* Sampling noise of n images (their indices in the data set) for one
+ * epoch, from per-image streams: an image gets the same eps whichever
+ * process computes it and wherever it falls in a batch. */
+static void fill_eps(cvae_model *model, const int64_t *idx, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cvae__rng r;
+        cvae__item_rng(&r, model->cfg.seed, CVAE__STREAM_EPS, (uint64_t)model->epochs_done,
+                       (uint64_t)idx[i]);
+        cvae__rng_normal_fill(&r, model->eps + (size_t)i * model->s, model->s);
+    }
 }
 
 cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int epochs,
@@ -64,25 +109,33 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     if (!perm)
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld", (long long)count);
     const int64_t batches = (count + model->B - 1) / model->B;
+    /* Data-parallel: every process runs this same loop over the same
+     * global batches (training/data_parallel.h). */
+    const int par = cvae__dp_on(&model->par);
+    model->par.active = par;
+    model->par.failed = 0;
+    if (par && (st = cvae__dp_agree(model, count, opt->steps, "training"))) {
+        model->par.active = 0;
+        free(perm);
+        return st;
+    }
 
     for (int e = 0; e < epochs && !st; e++) {
         int mixture = cvae__mixture_active(model);
-        /* Each epoch's order is a shuffle of 0..count-1 drawn from the RNG
-         * alone (not of the previous order), so training in one call or in
-         * several, across a save and load, visits the same batches. An
-         * epoch stopped part way is finished first, in its own order
-         * (redrawn from the RNG state it started with), unless the data
-         * set's size changed. */
+        /* Each epoch's order is a shuffle of 0..count-1 keyed by the seed
+         * and the epoch number alone (not drawn from the model's RNG, nor
+         * from the previous order), so training in one call or in several,
+         * across a save and load, on any number of processes, visits the
+         * same batches, whatever else draws random numbers. An epoch
+         * stopped part way is finished first, in its own order, unless the
+         * data set's size changed. */
         for (int64_t i = 0; i < count; i++)
             perm[i] = i;
         int64_t b0 = 0, seen = 0;
         double sums[CVAE_LOSS_COUNT] = {0}, running[CVAE_LOSS_COUNT];
         uint64_t start_rng[4];
         if (e == 0 && model->part.batches > 0 && model->part.count == count) {
-            cvae__rng r = {{0}, 0, 0.0f};
-            memcpy(r.s, model->part.rng, sizeof r.s);
             memcpy(start_rng, model->part.rng, sizeof start_rng);
-            cvae__rng_shuffle(&r, perm, count);
             b0 = model->part.batches;
             seen = model->part.seen;
             memcpy(sums, model->part.sums, sizeof sums);
@@ -93,17 +146,34 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
                 model->phase_mixture = 1;
             }
             memcpy(start_rng, model->rng.s, sizeof start_rng);
-            cvae__rng_shuffle(&model->rng, perm, count);
         }
+        cvae__rng order;
+        cvae__item_rng(&order, model->cfg.seed, CVAE__STREAM_ORDER, (uint64_t)model->epochs_done, 0);
+        cvae__rng_shuffle(&order, perm, count);
         model->part.batches = 0;
         int64_t b = b0;
         for (; b < batches; b++) {
-            int64_t start = b * model->B;
-            int n = (int)(count - start < model->B ? count - start : model->B);
-            cvae__dataset_gather_f32(data, perm + start, n, model->x);
-            cvae__forward(model, n, 1, 1);
+            /* The global batch b; this process computes [lo, hi) of it. */
+            const int64_t start = b * model->B;
+            const int total = (int)(count - start < model->B ? count - start : model->B);
+            int64_t lo = 0, hi = total;
+            if (par)
+                cvae__shard(total, model->par.rank, model->par.size, &lo, &hi);
+            const int n = (int)(hi - lo);
+            model->par.total = total;
+            if (n > 0) {
+                cvae__dataset_gather_f32(data, perm + start + lo, n, model->x);
+                fill_eps(model, perm + start + lo, n);
+                cvae__forward(model, n, CVAE__TRAIN_REUSE_EPS, 1);
+            }
             double losses[CVAE_LOSS_COUNT];
             cvae__loss_and_backward(model, n, mixture, 1, losses);
+            if (par && cvae__dp_reduce(&model->par, model->grads, model->nparams)) {
+                st = cvae__fail(CVAE_E_IO, "the reduce callback failed at epoch %d, batch %lld; "
+                                           "the weights are those before this batch",
+                                model->epochs_done, (long long)b + 1);
+                break;
+            }
             /* The whole gradient is checked before any of it is applied, so a
              * non-finite value leaves the weights and the optimizer state untouched. */
             if (!isfinite(losses[CVAE_LOSS_TOTAL]) || !cvae__all_finite(model->grads, model->nparams)) {
@@ -118,13 +188,27 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
                 if (model->ptab[i].trainable)
                     cvae__optimizer_update(opt, model->params, model->grads, model->ptab[i].offset,
                                            model->ptab[i].count);
-            seen += n;
+            seen += total;
             for (int t = 0; t < CVAE_LOSS_COUNT; t++) {
-                sums[t] += losses[t] * n;
+                sums[t] += losses[t] * total;
                 running[t] = sums[t] / (double)seen;
             }
-            if (progress && progress(user, model->epochs_done, b + 1, batches, running,
-                                     CVAE_LOSS_COUNT)) {
+            int stop = progress && progress(user, model->epochs_done, b + 1, batches, running,
+                                            CVAE_LOSS_COUNT);
+            if (par) {
+                /* A stop asked on any process stops all of them after the
+                 * same batch, so none waits in a reduction forever. */
+                float flag = stop ? 1.0f : 0.0f;
+                if (cvae__dp_reduce(&model->par, &flag, 1)) {
+                    st = cvae__fail(CVAE_E_IO, "the reduce callback failed at epoch %d, batch "
+                                               "%lld, after the update",
+                                    model->epochs_done, (long long)b + 1);
+                    b++;
+                    break;
+                }
+                stop = flag > 0.0f;
+            }
+            if (stop) {
                 st = cvae__fail(CVAE_E_CANCELLED, "training stopped by the progress callback");
                 b++; /* this batch is done */
                 break;
@@ -140,6 +224,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
             memcpy(model->part.sums, sums, sizeof sums);
         }
     }
+    model->par.active = 0;
     free(perm);
     return st;
 }

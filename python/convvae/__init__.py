@@ -22,7 +22,7 @@ from .config import (MAX_BRANCHES, MAX_CLUSTERS, Activation, Branch, CategoryInp
 from .dataset import Dataset
 from .errors import ConvVAEError, Status
 from .metrics import cluster_metrics
-from .model import Losses, Model, Progress
+from .model import Losses, Model, Progress, shard
 from .optimizer import Optimizer
 
 __version__ = "0.1.0"
@@ -34,7 +34,7 @@ __all__ = ["Activation", "Branch", "CategoryInput", "Config", "ConvVAEError", "D
            "HAVE_NUMPY", "Losses", "MAX_BRANCHES", "MAX_CLUSTERS", "Model", "Optimizer",
            "OptimizerKind", "OptionInfo", "Prior", "Progress", "ReconTarget", "Status",
            "cluster_metrics", "get_num_threads", "last_error", "library_path",
-           "library_version", "library_version_number", "set_num_threads", "strerror"]
+           "library_version", "library_version_number", "set_num_threads", "shard", "strerror"]
 
 
 def library_version():

@@ -60,6 +60,8 @@ PROGRESS_FN = CFUNCTYPE(c_int, ctypes.c_void_p, c_int, c_int64, c_int64, c_doubl
 
 #: int (*)(void *user, int64_t done, int64_t total)
 LOAD_PROGRESS_FN = CFUNCTYPE(c_int, ctypes.c_void_p, c_int64, c_int64)
+#: int (*)(float *buf, size_t n, void *user): sum buf over all processes, in place
+REDUCE_FN = CFUNCTYPE(c_int, c_float_p, ctypes.c_size_t, ctypes.c_void_p)
 
 STATUS = "status"  # marker: returns cvae_status, checked by errcheck
 
@@ -162,6 +164,9 @@ def _prototypes():
         ("cvae_model_generate", STATUS, [ModelP, c_int, c_int64, c_uint64, c_float_p]),
         ("cvae_model_save", STATUS, [ModelP, c_char_p]),
         ("cvae_model_load", STATUS, [c_char_p, POINTER(ModelP)]),
+        ("cvae_model_set_data_parallel", STATUS,
+         [ModelP, c_int, c_int, REDUCE_FN, ctypes.c_void_p]),
+        ("cvae_shard", STATUS, [c_int64, c_int, c_int, c_int64_p, c_int64_p]),
     ]
     # C enums are passed as int: the header pins their values.
     for name in CONFIG_INT_ACCESSORS + CONFIG_ENUM_ACCESSORS:

@@ -11,7 +11,7 @@ from .errors import ConvVAEError, Status
 from .metrics import _metrics_call
 from .optimizer import Optimizer
 
-__all__ = ["Model", "Losses", "Progress"]
+__all__ = ["Model", "Losses", "Progress", "shard"]
 
 LOSS_NAMES = ("total", "recon", "kl", "category", "balance")
 Losses = namedtuple("Losses", LOSS_NAMES)
@@ -52,7 +52,7 @@ class Model(Handle):
     Dataset.
     """
 
-    __slots__ = ("_c", "_h", "_w", "_k", "_s")
+    __slots__ = ("_c", "_h", "_w", "_k", "_s", "_reduce_cb")
     _destroy_name = "cvae_model_destroy"
 
     def __init__(self, config=None, **options):
@@ -161,6 +161,43 @@ class Model(Handle):
             self._c, self._h, self._w, self._k, self._s, self.num_params, self.epochs_done)
 
     # -- training ------------------------------------------------------------------
+
+    def set_data_parallel(self, rank, size, reduce=None):
+        """Make this model process ``rank`` of ``size`` training data-parallel
+        (see cvae_model_set_data_parallel in convvae.h). ``reduce(buf)`` must
+        sum ``buf`` over all processes in place, e.g. with mpi4py
+        ``comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)``; ``buf`` is a float32
+        numpy array (a ctypes float array without numpy) that is only valid
+        during the call. Every process passes the same whole data set to
+        train() and loss(); batch_size is the global batch. An exception in
+        reduce makes train() raise ConvVAEError (CVAE_E_IO).
+        ``set_data_parallel(0, 1)`` returns to one process."""
+        mp = self._p()
+        rank, size = to_int(rank, "rank"), to_int(size, "size")
+        if reduce is None:
+            cb = _native.REDUCE_FN()  # NULL
+        else:
+            if not callable(reduce):
+                raise TypeError("reduce must be callable")
+
+            def trampoline(buf, n, user):
+                # Nothing may propagate into C: a failure is reported as such.
+                try:
+                    if _buffers.HAVE_NUMPY:
+                        # a plain float32 view: the '<f' buffer format of
+                        # ctypeslib's array is not understood by every consumer
+                        np = _buffers.np
+                        arr = np.ctypeslib.as_array(buf, shape=(n,)).view(np.float32)
+                    else:
+                        arr = (ctypes.c_float * n).from_address(ctypes.addressof(buf.contents))
+                    reduce(arr)
+                    return 0
+                except BaseException:  # noqa: B902
+                    return 1
+
+            cb = _native.REDUCE_FN(trampoline)
+        lib.cvae_model_set_data_parallel(mp, rank, size, cb, None)
+        self._reduce_cb = cb  # C calls it until it is replaced
 
     def train(self, data, epochs=None, optimizer=None, progress=None):
         """Train for ``epochs`` more epochs (default: the config's epochs) on
@@ -325,3 +362,12 @@ class Model(Handle):
         buf, ptr = _buffers.output(out, "f32", (count, self._c, self._h, self._w), "generate")
         lib.cvae_model_generate(self._p(), cluster, count, seed, ptr)
         return buf
+
+
+def shard(count, rank, size):
+    """(begin, n): the contiguous part of ``count`` items (a data set or a
+    global batch) that process ``rank`` of ``size`` takes (cvae_shard)."""
+    b, n = ctypes.c_int64(), ctypes.c_int64()
+    lib.cvae_shard(to_int(count, "count"), to_int(rank, "rank"), to_int(size, "size"),
+                   ctypes.byref(b), ctypes.byref(n))
+    return b.value, n.value

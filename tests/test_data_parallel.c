@@ -1,0 +1,342 @@
+/* Data-parallel training (training/data_parallel.h) without MPI: the
+ * "processes" are threads of this test, each with its own model, and the
+ * reduce hook sums their buffers in rank order behind a barrier, as
+ * MPI_Allreduce would. Checked against one model trained alone on the same
+ * data and global batch: same parameters within a tolerance (the only
+ * difference is the order of float sums), same loss within 0.1%; every
+ * rank holds bit-identical parameters; uneven batches (a rank with an empty
+ * slice), resuming on another process count, a stop asked on one rank and
+ * a failing hook. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "small_model.h"
+#include "training/data_parallel.h"
+
+#define MAXR 4
+#define COUNT 43 /* with a batch of 7 the last global batch holds 1 image */
+#define BATCH 7
+
+typedef struct group {
+    int size;
+    pthread_barrier_t bar;
+    float *slot[MAXR];
+    size_t n[MAXR];
+} group;
+
+typedef struct member {
+    group *g;
+    int rank;
+    cvae_model *model;
+    const cvae_dataset *data;
+    int epochs;
+    int64_t stop_at;  /* this rank's callback asks to stop at this batch of epoch 1 (0: never) */
+    int64_t fail_call; /* this rank's hook fails at this call (0: never) */
+    int64_t calls;
+    cvae_status st;
+    double loss[CVAE_LOSS_COUNT]; /* cvae_model_loss computed by the group after training */
+} member;
+
+static int sim_reduce(float *buf, size_t n, void *user)
+{
+    member *m = user;
+    group *g = m->g;
+    m->calls++;
+    const int fail = m->fail_call && m->calls >= m->fail_call;
+    g->slot[m->rank] = buf;
+    g->n[m->rank] = fail ? 0 : n;
+    pthread_barrier_wait(&g->bar);
+    int ok = 1;
+    for (int r = 0; r < g->size; r++)
+        ok &= g->n[r] == n;
+    float *sum = malloc(n * sizeof *sum);
+    assert_non_null(sum);
+    if (ok)
+        for (size_t i = 0; i < n; i++) {
+            float s = 0;
+            for (int r = 0; r < g->size; r++)
+                s += g->slot[r][i];
+            sum[i] = s;
+        }
+    pthread_barrier_wait(&g->bar); /* everyone has read every slot */
+    if (ok)
+        memcpy(buf, sum, n * sizeof *sum);
+    free(sum);
+    return !ok; /* a failure anywhere fails the call everywhere, as MPI does */
+}
+
+static int stop_cb(void *user, int epoch, int64_t batch, int64_t batches, const double *l, int nl)
+{
+    (void)batches;
+    (void)l;
+    (void)nl;
+    const member *m = user;
+    return m->stop_at && epoch == 1 && batch == m->stop_at;
+}
+
+static void *run_member(void *arg)
+{
+    member *m = arg;
+    m->st = cvae_model_set_data_parallel(m->model, m->rank, m->g->size, sim_reduce, m);
+    if (!m->st)
+        m->st = cvae_model_train(m->model, m->data, m->epochs, NULL, stop_cb, m);
+    if (m->st == CVAE_OK && cvae_model_loss(m->model, m->data, m->loss, CVAE_LOSS_COUNT))
+        m->st = CVAE_E_INTERNAL;
+    return NULL;
+}
+
+static cvae_dataset *make_data(void)
+{
+    uint8_t px[COUNT * 64];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof px; i++) {
+        x = x * 1664525u + 1013904223u;
+        px[i] = (uint8_t)(x >> 24);
+    }
+    cvae_dataset *d;
+    assert_int_equal(cvae_dataset_from_u8(px, COUNT, 1, 8, 8, NULL, &d), CVAE_OK);
+    return d;
+}
+
+static cvae_config *config(void)
+{
+    cvae_config *c = small_config(2, 1);
+    assert_int_equal(cvae_config_set_batch_size(c, BATCH), CVAE_OK);
+    assert_int_equal(cvae_config_set_warmup_epochs(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_kmeans_init(c, 1), CVAE_OK);
+    assert_int_equal(cvae_config_set_seed(c, 11), CVAE_OK);
+    return c;
+}
+
+/* When not 0, rank 1's model is created with this seed instead (a process
+ * that does not hold the same model as the others). */
+static uint64_t rank1_seed;
+
+/* Train `size` models as one data-parallel group (each from the checkpoint
+ * `from`, or fresh); returns rank 0's model, the others destroyed after
+ * checking they equal it bit for bit. */
+static cvae_model *train_group(int size, const char *from, const cvae_dataset *data, int epochs,
+                               const int64_t *stop_at, int64_t fail_call, cvae_status expect)
+{
+    group g = {.size = size};
+    member m[MAXR];
+    pthread_t t[MAXR];
+    assert_int_equal(pthread_barrier_init(&g.bar, NULL, (unsigned)size), 0);
+    cvae_config *c = config();
+    for (int r = 0; r < size; r++) {
+        m[r] = (member){.g = &g, .rank = r, .data = data, .epochs = epochs,
+                        .stop_at = stop_at ? stop_at[r] : 0, .fail_call = r ? 0 : fail_call};
+        if (from)
+            assert_int_equal(cvae_model_load(from, &m[r].model), CVAE_OK);
+        else
+            assert_int_equal(cvae_model_create(c, &m[r].model), CVAE_OK);
+        if (r == 1 && rank1_seed) {
+            cvae_config *other;
+            assert_int_equal(cvae_config_clone(c, &other), CVAE_OK);
+            assert_int_equal(cvae_config_set_seed(other, rank1_seed), CVAE_OK);
+            cvae_model_destroy(m[r].model);
+            assert_int_equal(cvae_model_create(other, &m[r].model), CVAE_OK);
+            cvae_config_destroy(other);
+        }
+    }
+    for (int r = 0; r < size; r++)
+        assert_int_equal(pthread_create(&t[r], NULL, run_member, &m[r]), 0);
+    for (int r = 0; r < size; r++)
+        pthread_join(t[r], NULL);
+    pthread_barrier_destroy(&g.bar);
+    for (int r = 0; r < size; r++)
+        assert_int_equal(m[r].st, expect);
+    int64_t calls = m[0].calls;
+    for (int r = 1; r < size; r++) {
+        assert_int_equal(m[r].calls, calls);
+        if (!rank1_seed)
+            assert_memory_equal(m[r].model->params, m[0].model->params,
+                                m[0].model->nparams * sizeof(float));
+        cvae_model_destroy(m[r].model);
+    }
+    assert_int_equal(cvae_model_set_data_parallel(m[0].model, 0, 1, NULL, NULL), CVAE_OK);
+    if (expect == CVAE_OK) {
+        /* the loss the group computed is the one the model has alone */
+        double l[CVAE_LOSS_COUNT];
+        assert_int_equal(cvae_model_loss(m[0].model, data, l, CVAE_LOSS_COUNT), CVAE_OK);
+        for (int t = 0; t < CVAE_LOSS_COUNT; t++)
+            assert_true(fabs(m[0].loss[t] - l[t]) <= 1e-5 * (1.0 + fabs(l[t])));
+    }
+    cvae_config_destroy(c);
+    return m[0].model;
+}
+
+static cvae_model *train_alone(const cvae_dataset *data, int epochs)
+{
+    cvae_config *c = config();
+    cvae_model *model;
+    assert_int_equal(cvae_model_create(c, &model), CVAE_OK);
+    assert_int_equal(cvae_model_train(model, data, epochs, NULL, NULL, NULL), CVAE_OK);
+    cvae_config_destroy(c);
+    return model;
+}
+
+/* Largest |a - b| / (1e-3 + |b|) over the parameters. */
+static double max_rel_diff(const cvae_model *a, const cvae_model *b)
+{
+    double worst = 0;
+    for (size_t i = 0; i < a->nparams; i++) {
+        double d = fabs((double)a->params[i] - b->params[i]) / (1e-3 + fabs((double)b->params[i]));
+        if (d > worst)
+            worst = d;
+    }
+    return worst;
+}
+
+/* Float sums in another order differ in the last bits; over a few
+ * epochs of Adam that stays far below this (seen: under 1e-6). A
+ * different batch composition or noise would move parameters by O(1). */
+#define PARAM_TOL 1e-3
+
+static void compare(cvae_model *par, cvae_model *alone, const cvae_dataset *data, const char *what)
+{
+    int ea, eb;
+    assert_int_equal(cvae_model_epochs_done(par, &ea), CVAE_OK);
+    assert_int_equal(cvae_model_epochs_done(alone, &eb), CVAE_OK);
+    assert_int_equal(ea, eb);
+    double la[CVAE_LOSS_COUNT], lb[CVAE_LOSS_COUNT];
+    assert_int_equal(cvae_model_loss(par, data, la, CVAE_LOSS_COUNT), CVAE_OK);
+    assert_int_equal(cvae_model_loss(alone, data, lb, CVAE_LOSS_COUNT), CVAE_OK);
+    double rel = max_rel_diff(par, alone);
+    double dl = fabs(la[0] - lb[0]) / fabs(lb[0]);
+    print_message("%s: max relative parameter difference %.3g, loss %.6f vs %.6f (%.3g)\n", what,
+                  rel, la[0], lb[0], dl);
+    assert_true(rel < PARAM_TOL);
+    assert_true(dl < 1e-3);
+}
+
+static void test_shard(void **state)
+{
+    (void)state;
+    for (int size = 1; size <= 7; size++)
+        for (int64_t count = 0; count <= 20; count++) {
+            int64_t next = 0, big = -1, small = INT64_MAX;
+            for (int r = 0; r < size; r++) {
+                int64_t b, n;
+                assert_int_equal(cvae_shard(count, r, size, &b, &n), CVAE_OK);
+                assert_int_equal(b, next); /* contiguous, in rank order */
+                next = b + n;
+                big = n > big ? n : big;
+                small = n < small ? n : small;
+            }
+            assert_int_equal(next, count);
+            assert_true(big - small <= 1);
+        }
+}
+
+static void test_item_streams(void **state)
+{
+    (void)state;
+    cvae__rng a, b;
+    cvae__item_rng(&a, 1, CVAE__STREAM_EPS, 3, 17);
+    cvae__item_rng(&b, 1, CVAE__STREAM_EPS, 3, 17);
+    assert_memory_equal(a.s, b.s, sizeof a.s);
+    const uint64_t keys[4][4] = {{2, 1, 3, 17}, {1, 2, 3, 17}, {1, 1, 4, 17}, {1, 1, 3, 18}};
+    for (int i = 0; i < 4; i++) {
+        cvae__item_rng(&b, keys[i][0], keys[i][1], keys[i][2], keys[i][3]);
+        assert_memory_not_equal(a.s, b.s, sizeof a.s);
+    }
+}
+
+static void test_same_model_as_one_process(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    cvae_model *alone = train_alone(data, 3);
+    for (int size = 2; size <= 3; size++) {
+        cvae_model *par = train_group(size, NULL, data, 3, NULL, 0, CVAE_OK);
+        char what[64];
+        snprintf(what, sizeof what, "%d ranks, 3 epochs, batch 7 of 43 images", size);
+        compare(par, alone, data, what);
+        cvae_model_destroy(par);
+    }
+    cvae_model_destroy(alone);
+    cvae_dataset_destroy(data);
+}
+
+static void test_resume_on_other_count(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    char path[512];
+    snprintf(path, sizeof path, "%s/cvae_dp_resume_%ld.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+    /* 2 ranks for an epoch and 3 batches (stopped by rank 1 alone), saved,
+     * then 3 ranks for the rest: as one process for 3 epochs. */
+    const int64_t stop[MAXR] = {0, 3, 0, 0};
+    cvae_model *first = train_group(2, NULL, data, 2, stop, 0, CVAE_E_CANCELLED);
+    int e;
+    assert_int_equal(cvae_model_epochs_done(first, &e), CVAE_OK);
+    assert_int_equal(e, 1);
+    assert_int_equal(cvae_model_save(first, path), CVAE_OK);
+    cvae_model_destroy(first);
+    cvae_model *par = train_group(3, path, data, 2, NULL, 0, CVAE_OK);
+    cvae_model *alone = train_alone(data, 3);
+    compare(par, alone, data, "2 ranks stopped at epoch 2 batch 3, resumed on 3");
+    cvae_model_destroy(par);
+    cvae_model_destroy(alone);
+    remove(path);
+    cvae_dataset_destroy(data);
+}
+
+static void test_failing_hook(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    cvae_config *c = config();
+    cvae_model *fresh;
+    assert_int_equal(cvae_model_create(c, &fresh), CVAE_OK);
+    /* call 1 compares the processes, call 2 is the first step's batch
+     * terms: the weights stay as they were */
+    cvae_model *par = train_group(2, NULL, data, 1, NULL, 2, CVAE_E_IO);
+    assert_memory_equal(par->params, fresh->params, fresh->nparams * sizeof(float));
+    cvae_model_destroy(par);
+    cvae_model_destroy(fresh);
+    cvae_config_destroy(c);
+    cvae_dataset_destroy(data);
+}
+
+/* A process with another model is found before the first step, on every
+ * process, instead of training diverging models or waiting forever. */
+static void test_processes_must_agree(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    rank1_seed = 99;
+    cvae_model *par = train_group(2, NULL, data, 1, NULL, 0, CVAE_E_INVALID_ARG);
+    rank1_seed = 0;
+    int e;
+    assert_int_equal(cvae_model_epochs_done(par, &e), CVAE_OK);
+    assert_int_equal(e, 0);
+    cvae_model_destroy(par);
+    cvae_dataset_destroy(data);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shard),
+        cmocka_unit_test(test_item_streams),
+        cmocka_unit_test(test_same_model_as_one_process),
+        cmocka_unit_test(test_resume_on_other_count),
+        cmocka_unit_test(test_failing_hook),
+        cmocka_unit_test(test_processes_must_agree),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
