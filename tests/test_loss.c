@@ -1,5 +1,5 @@
 /* Loss terms: values against double-precision transcriptions of the
- * documented formulas (loss.h, SPEC section 4), gradients against central
+ * documented formulas (loss.h), gradients against central
  * differences of the library's own value, accumulation semantics (+=, recon
  * overwrites), and finiteness at q = 0. */
 #include <stdarg.h>
