@@ -356,8 +356,10 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
     const int direct = cvae__conv_col_is_identity(g);
     /* the weight gradient without an im2col matrix, where the forward pass
-     * runs without one too */
-    const int implicit_dw = cvae__conv_implicit_ok(g);
+     * runs without one too and there are taps for at least one full panel
+     * of 16 (the first layer's 9 would leave most of each gathered panel
+     * zero; the thin-product path of cvae__sgemm does it better) */
+    const int implicit_dw = cvae__conv_implicit_ok(g) && ckk >= 16;
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (dbacc)
         for (int c = 0; c < g->c_out; c++)

@@ -206,7 +206,7 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
     const int implicit = dx && !patches && cvae__conv_implicit_ok(g);
     /* dw = x dyc^T: the weight gradient of g's forward conv of dy with x
      * as its output gradient, implicit as well where possible */
-    const int implicit_dw = dw && !patches && cvae__conv_implicit_ok(g);
+    const int implicit_dw = dw && !patches && cvae__conv_implicit_ok(g) && ckk >= 16;
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (implicit)
         cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
