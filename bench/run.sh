@@ -20,7 +20,7 @@
 # numbers are only as good as the machine was quiet.
 #
 # --quick: 1 repetition, 20 timed batches, shorter latency and GEMM runs (for
-# development; not for quoting; all 14 rows take about 20 minutes). Raw outputs are kept in --out (default
+# development; not for quoting). Raw outputs are kept in --out (default
 # bench/runs/run-sh/), the data directory is $CONVVAE_DATA or ./data.
 # The same-training check (300 training steps of both, loss by loss) is
 # bench/trace.sh.
