@@ -286,10 +286,17 @@ static void taps_init(const cvae__conv_geom *g, impl_taps *t)
 
 static void taps_panel(impl_taps *t, int w, int j0)
 {
+    /* one division, then the row and column of each lane by stepping (this
+     * runs once per 16 output positions of every image) */
     int oy[16], ox[16];
+    int y = j0 / w, x = j0 % w;
     for (int q = 0; q < 16; q++) {
-        oy[q] = (j0 + q) / w;
-        ox[q] = (j0 + q) % w;
+        oy[q] = y;
+        ox[q] = x;
+        if (++x == w) {
+            x = 0;
+            y++;
+        }
     }
     for (int ky = 0; ky < t->kh; ky++) {
         unsigned m = 0;
