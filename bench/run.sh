@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # libconvvae against the same model in PyTorch, on the machine it runs on.
 #
-#   bench/run.sh [--quick] [--reps N] [--build DIR] [--out DIR] [--torch-blas DIR]
+#   bench/run.sh [--quick] [--rows "N ..."] [--reps N] [--build DIR] [--out DIR]
+#                [--torch-blas DIR]
 #
-# For the paper's MNIST configuration (s=50, n=1, m=512, batch 100) and a
-# heavier one (Fashion-MNIST, s=60, n=5, m=512), at 1 and 2 threads, runs
+# For every convolutional configuration of the paper's Table 1 (rows 1-14 of
+# bench/reproduce.sh --list: MNIST s=2..100 with n=1-2, m=128-512;
+# Fashion-MNIST s=10..100 with n=4-6, m=512; batch 100), or the rows given
+# with --rows (e.g. --rows "5 12", the paper's best MNIST and Fashion-MNIST
+# rows), at 1 and 2 threads, runs
 # bench/bench_train (libconvvae) and bench/torch_reference.py (PyTorch)
 # alternately N times (default 3) and prints the medians as a Markdown table:
 # training and inference throughput with ratios, batch-1 latency, the
@@ -40,12 +44,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0 torch_blas=
+rows_sel=
 build=${CVAE_BENCH_BUILD:-$here/build-bench}
 out=$here/bench/runs/run-sh
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) quick=1 reps=1 batches=20 warmup=2 latency=50 gemm_reps=2 breakdown_reps=3 ;;
         --reps) reps=$2; shift ;;
+        --rows) rows_sel=$2; shift ;;
         --build) build=$2; shift ;;
         --out) out=$2; shift ;;
         --torch-blas) torch_blas=$2; shift ;;
@@ -96,8 +102,24 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; els
 torch_ld=${LD_LIBRARY_PATH:-}
 [ -z "$torch_blas" ] || torch_ld=$torch_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
-# name dataset s n m
-configs=("mnist mnist 50 1 512" "fashion-n5 fashion-mnist 60 5 512")
+# name dataset s n m: the convolutional rows of Table 1, as bench/reproduce.sh
+# lists them (row N is named rN)
+table1=("r1 mnist 2 2 128" "r2 mnist 5 2 128" "r3 mnist 10 2 128" "r4 mnist 20 1 512"
+        "r5 mnist 50 1 512" "r6 mnist 60 1 512" "r7 mnist 100 1 512"
+        "r8 fashion-mnist 10 4 512" "r9 fashion-mnist 20 6 512" "r10 fashion-mnist 30 4 512"
+        "r11 fashion-mnist 40 5 512" "r12 fashion-mnist 60 5 512" "r13 fashion-mnist 70 5 512"
+        "r14 fashion-mnist 100 5 512")
+configs=()
+for c in "${table1[@]}"; do
+    read -r name _ <<<"$c"
+    if [ -z "$rows_sel" ] || [[ " $rows_sel " == *" ${name#r} "* ]]; then
+        configs+=("$c")
+    fi
+done
+if [ ${#configs[@]} -eq 0 ]; then
+    echo "run.sh: --rows \"$rows_sel\" selects none of rows 1-14" >&2
+    exit 2
+fi
 threads=(1 2)
 
 echo "bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC'), reps $reps, $batches timed batches after $warmup warm-up"
@@ -153,7 +175,7 @@ for c in "${configs[@]}"; do
         gs=$(med gemm_step_shapes_gflops "$g") g2=$(med gemm_2000_gflops "$g")
         rl=$(med rss_train_mb "${lib[@]}") rt=$(med rss_train_mb "${pt[@]}")
         eff=$(awk -v a="$gf" -v b="$gs" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.0f%%", 100 * a / b }')
-        echo "| $name s=$s n=$n m=$m | $t | $(cat "$out/raw/$name-t$t-load.txt") | $(fmt "$tl" %.0f) | $(fmt "$tt" %.0f) | $(ratio "$tl" "$tt") | $(fmt "$il" %.0f) | $(fmt "$it" %.0f) | $(ratio "$il" "$it") | $(fmt "$ll" %.3f) | $(fmt "$lt" %.3f) | $(fmt "$gf" %.1f) | $(fmt "$gs" %.1f) | $(fmt "$g2" %.1f) | $eff | $(fmt "$rl" %.0f) | $(fmt "$rt" %.0f) |"
+        echo "| $name $ds s=$s n=$n m=$m | $t | $(cat "$out/raw/$name-t$t-load.txt") | $(fmt "$tl" %.0f) | $(fmt "$tt" %.0f) | $(ratio "$tl" "$tt") | $(fmt "$il" %.0f) | $(fmt "$it" %.0f) | $(ratio "$il" "$it") | $(fmt "$ll" %.3f) | $(fmt "$lt" %.3f) | $(fmt "$gf" %.1f) | $(fmt "$gs" %.1f) | $(fmt "$g2" %.1f) | $eff | $(fmt "$rl" %.0f) | $(fmt "$rt" %.0f) |"
     done
 done
 echo

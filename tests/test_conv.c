@@ -1,4 +1,5 @@
-/* Convolution (lib/layers/conv.c): geometry, forward passes against direct
+/* Convolution (lib/layers/conv.c): geometry, forward passes (and weight
+ * gradients) against direct
  * loops, finite-difference gradients, batch accumulation and the fused
  * batch-parallel ReLU forms. The transposed convolution is in
  * test_tconv.c. */
@@ -195,6 +196,41 @@ static void run_conv_reference(const spec *s, cvae__rng *r)
         printf("conv n%d c%d %dx%d -> c%d k%dx%d s%d p%d: err %g (tolerance %g)\n", s->n,
                s->c_in, s->h, s->w, s->c_out, s->kh, s->kw, s->stride, s->pad, err, tol);
     assert_true(err < tol);
+
+    /* The weight gradient (im2col + GEMM, or the implicit product) against
+     * the direct sum dW[co][ci][ky][kx] = sum over images and output
+     * positions of dy * the input the tap sees there, within 1e-5 of the
+     * sum of the magnitudes of its terms. */
+    float *dy = gc_alloc(ny), *dw = gc_alloc(nw);
+    gc_fill_uniform(r, dy, ny, -1, 1);
+    gc_fill_nan(dw, nw);
+    cvae__conv2d_backward(&g, s->n, x, w, dy, NULL, dw, NULL, col);
+    const size_t hw_in = (size_t)s->h * (size_t)s->w, hw_out = (size_t)g.h_out * (size_t)g.w_out;
+    for (int co = 0; co < s->c_out; co++)
+        for (int ci = 0; ci < s->c_in; ci++)
+            for (int ky = 0; ky < s->kh; ky++)
+                for (int kx = 0; kx < s->kw; kx++) {
+                    double sum = 0, mag = 0;
+                    for (int i = 0; i < s->n; i++)
+                        for (int oy = 0; oy < g.h_out; oy++)
+                            for (int ox = 0; ox < g.w_out; ox++) {
+                                const int iy = oy * s->stride + ky - g.pad_top;
+                                const int ix = ox * s->stride + kx - g.pad_left;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                    continue;
+                                const double t =
+                                    (double)dy[((size_t)i * s->c_out + co) * hw_out +
+                                               (size_t)oy * g.w_out + ox] *
+                                    x[((size_t)i * s->c_in + ci) * hw_in + (size_t)iy * s->w + ix];
+                                sum += t;
+                                mag += fabs(t);
+                            }
+                    const float got =
+                        dw[(((size_t)co * s->c_in + ci) * s->kh + ky) * s->kw + kx];
+                    assert_true(fabs((double)got - sum) <= 1e-5 * mag + 1e-6);
+                }
+    free(dy);
+    free(dw);
     free(x);
     free(w);
     free(b);

@@ -174,6 +174,63 @@ static void test_implicit_conv(void **state)
                   cvae__gemm_tile_mr());
 }
 
+/* The implicit weight gradient against dy times the reference im2col
+ * matrix transposed, both with beta 0 (overwrite) and 1 (accumulate). */
+static void test_implicit_dw(void **state)
+{
+    (void)state;
+    if (cvae__gemm_tile_mr() == 0) {
+        print_message("no tile micro-kernel on this CPU: implicit im2col is not used\n");
+        return;
+    }
+    cvae__rng r;
+    cvae__rng_seed(&r, 17);
+    double worst = 0;
+    for (size_t i = 0; i < sizeof implicit_specs / sizeof implicit_specs[0]; i++) {
+        cvae__conv_geom g;
+        geom(&implicit_specs[i], &g);
+        const int m = g.c_out, k = (int)rows_of(&g);
+        const size_t n = cols_of(&g), ni = img_of(&g);
+        float *img = malloc(ni * sizeof *img);
+        assert_non_null(img);
+        gc_fill_uniform(&r, img, ni, -1, 1);
+        float *dy = gc_alloc((size_t)m * n), *dw = gc_alloc((size_t)m * k);
+        float *prev = gc_alloc((size_t)m * k), *col = gc_alloc((size_t)k * n);
+        float *work = gc_alloc(cvae__implicit_dw_floats(&g));
+        gc_fill_uniform(&r, dy, (size_t)m * n, -1, 1);
+        gc_fill_uniform(&r, prev, (size_t)m * k, -1, 1);
+        ref_im2col(&g, img, col);
+        for (int beta = 0; beta <= 1; beta++) {
+            if (beta)
+                memcpy(dw, prev, (size_t)m * k * sizeof *dw);
+            else
+                gc_fill_nan(dw, (size_t)m * k); /* overwritten, not read */
+            cvae__implicit_dw(&g, img, dy, (float)beta, dw, work);
+            for (int o = 0; o < m; o++)
+                for (int p = 0; p < k; p++) {
+                    double want = beta ? prev[(size_t)o * k + p] : 0.0, mag = fabs(want);
+                    for (size_t j = 0; j < n; j++) {
+                        const double t = (double)dy[(size_t)o * n + j] * col[(size_t)p * n + j];
+                        want += t;
+                        mag += fabs(t);
+                    }
+                    const double d = fabs((double)dw[(size_t)o * k + p] - want);
+                    const double e = d / (mag + 1e-30);
+                    assert_true(e < 1e-5 || d < 1e-6);
+                    if (e > worst)
+                        worst = e;
+                }
+        }
+        free(img);
+        free(dy);
+        free(dw);
+        free(prev);
+        free(col);
+        free(work);
+    }
+    print_message("implicit weight gradient: max error %.2e relative to sum |dy x|\n", worst);
+}
+
 /* What the implicit path accepts: stride 1 with rows as wide as the input,
  * kernels up to 16. */
 static void test_implicit_ok(void **state)
@@ -205,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_im2col_definition),
         cmocka_unit_test(test_col2im_scratch),
         cmocka_unit_test(test_implicit_conv),
+        cmocka_unit_test(test_implicit_dw),
         cmocka_unit_test(test_implicit_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

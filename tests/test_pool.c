@@ -90,6 +90,7 @@ static void test_pool_forward_reference(void **state)
         /* n, c, h, w, k, stride */
         {2, 3, 8, 8, 2, 2}, {2, 2, 7, 9, 2, 2}, {1, 3, 7, 7, 3, 2},
         {2, 1, 5, 6, 3, 1}, {1, 2, 9, 4, 2, 3}, {3, 2, 28, 28, 2, 2},
+        {1, 2, 5, 71, 2, 2}, {2, 3, 14, 14, 2, 2}, {1, 1, 2, 64, 2, 2},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *q = shapes[s];

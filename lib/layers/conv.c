@@ -176,8 +176,9 @@ cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g)
 {
     cvae__conv_ws l;
     const size_t kk = (size_t)g->kh * (size_t)g->kw;
-    size_t ap = 0, bp = 0;
+    size_t ap = 0, bp = 0, dw = 0;
     if (cvae__conv_implicit_ok(g)) {
+        dw = cvae__implicit_dw_floats(g);
         ap = cvae__implicit_a_floats(g->c_out, g->c_in * g->kh * g->kw);
         if (adjoint_is_conv(g)) {
             const size_t adj = cvae__implicit_a_floats(g->c_in, g->c_out * g->kh * g->kw);
@@ -189,7 +190,8 @@ cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g)
     l.wf = round16(cvae__conv_col_floats(g));
     l.ap = l.wf + (adjoint_is_conv(g) ? round16((size_t)g->c_out * (size_t)g->c_in * kk) : 0);
     l.bp = l.ap + round16(ap);
-    l.total = l.bp + bp;
+    l.dw = l.bp + round16(bp);
+    l.total = l.dw + dw;
     return l;
 }
 
@@ -353,6 +355,12 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
     const int direct = cvae__conv_col_is_identity(g);
+    /* the weight gradient without an im2col matrix, where the forward pass
+     * runs without one too and there are taps for at least one full panel
+     * of 16 (the first layer's 9 would leave most of each gathered panel
+     * zero; the thin-product path of cvae__sgemm does it better) */
+    const int implicit_dw = cvae__conv_implicit_ok(g) && ckk >= 16;
+    const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (dbacc)
         for (int c = 0; c < g->c_out; c++)
             dbacc[c] = 0.0;
@@ -379,7 +387,9 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             for (int c = 0; c < g->c_out; c++)
                 dbacc[c] += cvae__conv_plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
         }
-        if (dw) {
+        if (dw && implicit_dw) {
+            cvae__implicit_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
+        } else if (dw) {
             const float *ci = xi;
             if (!direct) {
                 cvae__im2col(g, xi, col);

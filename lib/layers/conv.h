@@ -75,11 +75,11 @@ int cvae__conv_col_is_identity(const cvae__conv_geom *g);
 /* Whether the implicit im2col product runs for g (never for a 1x1 conv). */
 int cvae__conv_implicit_ok(const cvae__conv_geom *g);
 
-/* A layer's workspace: the im2col matrix (weight gradients, and the
- * explicit paths), rotated weights for an adjoint conv, packed weights and
- * one B panel for the implicit paths. Offsets in floats. */
+/* A layer's workspace: the im2col matrix (the explicit paths), rotated
+ * weights for an adjoint conv, packed weights and one B panel for the
+ * implicit paths, and the implicit weight gradient's. Offsets in floats. */
 typedef struct cvae__conv_ws {
-    size_t col, wf, ap, bp, total;
+    size_t col, wf, ap, bp, dw, total; /* dw: cvae__implicit_dw's workspace */
 } cvae__conv_ws;
 cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g);
 

@@ -39,4 +39,15 @@ void cvae__implicit_pack(const float *w, int m, int k, float *ap);
 void cvae__implicit_conv(const cvae__conv_geom *g, const float *img, const float *ap, float *bp,
                          float *y);
 
+/* Implicit im2col for the weight gradient: dw (c_out x c_in*kh*kw,
+ * row-major) = dy im2col(img)^T + beta dw for one image, dy its output
+ * gradient (c_out x h_out*w_out). The im2col matrix is again never stored:
+ * each panel of 16 taps over a block of output positions is gathered from
+ * img as the forward pass does and transposed in registers into the layout
+ * the micro-kernel reads. beta is 0 (overwrite) or 1 (accumulate). work:
+ * cvae__implicit_dw_floats(g) floats. Only where cvae__implicit_ok(g). */
+size_t cvae__implicit_dw_floats(const cvae__conv_geom *g);
+void cvae__implicit_dw(const cvae__conv_geom *g, const float *img, const float *dy, float beta,
+                       float *dw, float *work);
+
 #endif

@@ -39,6 +39,53 @@ cvae_status cvae__pool_geom_init(cvae__pool_geom *g, int c, int h_in, int w_in, 
     return CVAE_OK;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define POOL_X86 1
+
+/* One output row of the 2x2 stride-2 pool, 16 outputs at a time: the even
+ * and odd columns of both input rows are split by permutes, then the same
+ * strictly-greater comparisons as the scalar loop in the same order (so
+ * the same winner on ties, and a NaN never wins), as masked blends. */
+__attribute__((target("avx512f"))) static void pool2_row_avx512(const float *r0, const float *r1,
+                                                                int w_out, int base, int w_in,
+                                                                float *d, int32_t *ai)
+{
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
+                                         30);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int ox0 = 0; ox0 < w_out; ox0 += 16) {
+        const int n = w_out - ox0 < 16 ? w_out - ox0 : 16;
+        const int nin = 2 * n;
+        const __mmask16 lo = (__mmask16)(nin >= 16 ? 0xffffu : (1u << nin) - 1u);
+        const __mmask16 hi = (__mmask16)(nin > 16 ? (1u << (nin - 16)) - 1u : 0u);
+        const __mmask16 om = (__mmask16)(n == 16 ? 0xffffu : (1u << n) - 1u);
+        const float *a = r0 + 2 * ox0, *b = r1 + 2 * ox0;
+        const __m512 a0 = _mm512_maskz_loadu_ps(lo, a), a1 = _mm512_maskz_loadu_ps(hi, a + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(lo, b), b1 = _mm512_maskz_loadu_ps(hi, b + 16);
+        const __m512 v1 = _mm512_permutex2var_ps(a0, od, a1);
+        const __m512 v2 = _mm512_permutex2var_ps(b0, ev, b1);
+        const __m512 v3 = _mm512_permutex2var_ps(b0, od, b1);
+        __m512 bv = _mm512_permutex2var_ps(a0, ev, a1);
+        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(base + 2 * ox0), ev);
+        __m512i id = idx;
+        __mmask16 m = _mm512_cmp_ps_mask(v1, bv, _CMP_GT_OQ);
+        bv = _mm512_mask_mov_ps(bv, m, v1);
+        id = _mm512_mask_mov_epi32(id, m, _mm512_add_epi32(idx, _mm512_set1_epi32(1)));
+        m = _mm512_cmp_ps_mask(v2, bv, _CMP_GT_OQ);
+        bv = _mm512_mask_mov_ps(bv, m, v2);
+        id = _mm512_mask_mov_epi32(id, m, _mm512_add_epi32(idx, _mm512_set1_epi32(w_in)));
+        m = _mm512_cmp_ps_mask(v3, bv, _CMP_GT_OQ);
+        bv = _mm512_mask_mov_ps(bv, m, v3);
+        id = _mm512_mask_mov_epi32(id, m, _mm512_add_epi32(idx, _mm512_set1_epi32(w_in + 1)));
+        _mm512_mask_storeu_ps(d + ox0, om, bv);
+        _mm512_mask_storeu_epi32(ai + ox0, om, id);
+    }
+}
+#else
+#define POOL_X86 0
+#endif
+
 /* Planes [p0, p1) of the forward pass. */
 static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const float *x,
                            float *y, int32_t *argmax)
@@ -46,6 +93,9 @@ static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const
     const int k = g->k, s = g->stride, w_in = g->w_in;
     const size_t in_plane = (size_t)g->h_in * (size_t)w_in;
     const size_t out_plane = (size_t)g->h_out * (size_t)g->w_out;
+#if POOL_X86
+    const int avx512 = __builtin_cpu_supports("avx512f");
+#endif
     for (size_t p = p0; p < p1; p++) {
         const float *src = x + p * in_plane;
         float *dst = y + p * out_plane;
@@ -61,6 +111,12 @@ static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const
                 float *d = dst + (size_t)oy * (size_t)g->w_out;
                 int32_t *ai = am + (size_t)oy * (size_t)g->w_out;
                 const int base = 2 * oy * w_in;
+#if POOL_X86
+                if (avx512) {
+                    pool2_row_avx512(r0, r1, g->w_out, base, w_in, d, ai);
+                    continue;
+                }
+#endif
                 for (int ox = 0; ox < g->w_out; ox++) {
                     const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1];
                     const float v2 = r1[2 * ox], v3 = r1[2 * ox + 1];

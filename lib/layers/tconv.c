@@ -204,6 +204,9 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
     /* dx is g's forward conv of dy: implicit where possible (the im2col
      * matrix is then only built for dw). */
     const int implicit = dx && !patches && cvae__conv_implicit_ok(g);
+    /* dw = x dyc^T: the weight gradient of g's forward conv of dy with x
+     * as its output gradient, implicit as well where possible */
+    const int implicit_dw = dw && !patches && cvae__conv_implicit_ok(g) && ckk >= 16;
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (implicit)
         cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
@@ -213,7 +216,7 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
         const float *ci = dyi;
         if (implicit)
             cvae__implicit_conv(g, dyi, col + l.ap, col + l.bp, dx + (size_t)i * x_img);
-        if (!direct && (dw || !implicit)) {
+        if (!direct && ((dw && !implicit_dw) || (dx && !implicit))) {
             cvae__im2col(g, dyi, col);
             ci = col;
         }
@@ -224,7 +227,9 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
         if (dx && !implicit)
             cvae__sgemm(0, 0, g->c_out, hw_small, ckk, 1.0f, w, ckk, ci, hw_small, 0.0f,
                         dx + (size_t)i * x_img, hw_small);
-        if (dw)
+        if (implicit_dw)
+            cvae__implicit_dw(g, dyi, xi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
+        else if (dw)
             cvae__sgemm(0, 1, g->c_out, ckk, hw_small, 1.0f, xi, hw_small, ci, hw_small,
                         i == 0 ? 0.0f : 1.0f, dw, ckk);
     }
