@@ -15,26 +15,8 @@
 #include <stddef.h>
 
 #include "convvae.h"
+#include "layers/conv_geom.h"
 
-typedef struct cvae__conv_geom {
-    int c_in, h_in, w_in;
-    int c_out, h_out, w_out;
-    int kh, kw, stride;
-    int pad_top, pad_left; /* bottom/right padding is implied by h_out/w_out */
-} cvae__conv_geom;
-
-#define CVAE__PAD_SAME (-1)
-
-/* Forward-conv geometry. pad >= 0 pads pad zeros on every side;
- * CVAE__PAD_SAME gives h_out = ceil(h_in / stride) with the extra padding row
- * (for even kernels) at the bottom/right, as TensorFlow's "same".
- * Returns CVAE_E_INVALID_ARG (with message) for non-positive sizes, an output
- * smaller than 1x1, or sizes whose products overflow int. */
-cvae_status cvae__conv_geom_init(cvae__conv_geom *g, int c_in, int h_in, int w_in, int c_out,
-                                 int kh, int kw, int stride, int pad);
-
-/* Floats of the per-image im2col matrix: c_in*kh*kw * h_out*w_out. */
-size_t cvae__conv_col_floats(const cvae__conv_geom *g);
 /* Floats of the workspace `col` the layer functions below need: the im2col
  * matrix, plus room for rotated weights where the adjoint pass (conv dX,
  * transposed conv forward) runs as a conv of its own. */

@@ -1,6 +1,6 @@
-/* A convolution as a matrix product (lib/conv_im2col.c): the im2col matrix
- * of one image, stored or never stored, and its adjoint col2im. lib/conv.c
- * builds the layers on these.
+/* A convolution as a matrix product: the im2col matrix of one image, stored
+ * or never stored, and its adjoint col2im. The conv and transposed-conv
+ * layers (conv.c, tconv.c) build on these.
  *
  * The im2col matrix of an image [c_in][h_in][w_in] under geometry g has
  * c_in*kh*kw rows, one per kernel tap (c, ky, kx) in that order, of
@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "layers/conv.h"
+#include "layers/conv_geom.h"
 
 /* im2col / col2im of one image. col2im accumulates into img (caller
  * zeroes). */
