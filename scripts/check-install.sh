@@ -194,7 +194,7 @@ check_pkgconfig() {
     inc=$(pkg-config --variable=includedir convvae)
     [ "$(cd "$inc" && pwd -P)" = "$(cd "$prefix/include" && pwd -P)" ]
     [ -f "$(pkg-config --variable=libdir convvae)/libconvvae.so" ]
-    for l in -lconvvae -lblis -lm -lz -lpthread; do
+    for l in -lconvvae -lblis -larpack -lm -lz -lpthread; do
         [[ " $slibs " == *" $l "* ]] || { echo "static libs lack $l"; return 1; }
     done
     echo "=> $pcversion; --static --libs: $(echo "$slibs" | sed -e "s|$prefix|<prefix>|g" -e 's/ *$//')"
