@@ -215,7 +215,8 @@ int main(int argc, char **argv)
     float *y = malloc((size_t)n * dim * sizeof *y);
     int32_t *assign = malloc((size_t)n * sizeof *assign);
     double *accs = malloc((size_t)seeds * sizeof *accs);
-    if (!idx || !dist || !y || !assign || !accs)
+    int32_t *all = malloc((size_t)seeds * n * sizeof *all); /* every seed's clusters */
+    if (!idx || !dist || !y || !assign || !accs || !all)
         die("memory");
     double t0 = now(), c0 = cpu();
     if (cvae__knn(x, n, d, nb, idx, dist) != CVAE_OK)
@@ -266,6 +267,7 @@ int main(int argc, char **argv)
                info.epochs, (long long)info.edges, info.a, info.b, t_gmm, c_gmm, gi.loglik,
                gi.iterations, gi.converged ? "" : ", not converged", gi.best_start, peak_mib());
         metrics(labels, assign, n, "manifold + GMM", &accs[s]);
+        memcpy(all + (size_t)s * n, assign, (size_t)n * sizeof *assign);
         if (baseline) {
             cvae__rng r;
             cvae__rng_seed(&r, seed);
@@ -305,7 +307,24 @@ int main(int argc, char **argv)
         mean += accs[s] / seeds;
     printf("ACC over %d seeds: median %.4f  mean %.4f  min %.4f  max %.4f\n", seeds,
            accs[seeds / 2], mean, accs[0], accs[seeds - 1]);
+    if (seeds > 1) {
+        /* stability: agreement of the seeds' partitions with each other */
+        double sum = 0, lo = 1;
+        int pairs = 0;
+        for (int a = 0; a < seeds; a++)
+            for (int b = a + 1; b < seeds; b++) {
+                double ari;
+                if (cvae_cluster_metrics(all + (size_t)a * n, all + (size_t)b * n, n, NULL, NULL,
+                                         NULL, &ari) != CVAE_OK)
+                    die("metrics");
+                sum += ari, pairs++;
+                lo = ari < lo ? ari : lo;
+            }
+        printf("ARI between seeds' partitions: mean %.4f  min %.4f (%d pairs)\n", sum / pairs, lo,
+               pairs);
+    }
     printf("peak memory: %.1f MiB\n", peak_mib());
+    free(all);
     cvae__graph_free(&g);
     free(x), free(labels), free(idx), free(dist), free(y), free(assign), free(accs);
     return 0;
