@@ -7,6 +7,8 @@
 #ifndef CVAE_LOSS_H
 #define CVAE_LOSS_H
 
+#include <stdint.h>
+
 /* 0.5 * sum_p (x - xhat)^2 per image. dpre (n*P) receives the gradient of
  * wscale * sum of that w.r.t. the pre-sigmoid activation a, xhat = sigmoid(a):
  * dpre = wscale * (xhat - x) * xhat * (1 - xhat) (overwritten, not added). */
@@ -32,5 +34,15 @@ double cvae__loss_category(int n, int k, const float *q, float weight, float sca
 /* beta * sum_y qbar_y ln qbar_y with qbar the batch mean of q (a batch-level
  * term, returned as is). */
 double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq);
+
+/* weight * sum_d (mu_d - ref_d)^2, ref held fixed (no gradient): the
+ * consistency of the code of a transformed image with its clean one. */
+double cvae__loss_consistency(int n, int s, const float *mu, const float *ref, float weight,
+                              float scale, float *dmu);
+
+/* -weight * ln q_{label} for the rows whose label is >= 0 (rows with -1 add
+ * nothing but still count in the mean): cross-entropy on pseudo-labels. */
+double cvae__loss_pseudo(int n, int k, const float *q, const int32_t *labels, float weight,
+                         float scale, float *dq);
 
 #endif

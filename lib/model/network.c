@@ -107,12 +107,20 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
                                    dq, backward ? GRD(model->means) : NULL);
     double cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
     double bal = cvae__loss_balance(n, model->k, model->q, (float)c->balance_weight, dq);
+    /* The manifold recipe's terms, when the training loop set them. */
+    double extra = 0;
+    if (model->cons_ref && model->cons_weight > 0.0f)
+        extra += cvae__loss_consistency(n, model->s, model->mu, model->cons_ref,
+                                        model->cons_weight, scale, backward ? model->dmu : NULL);
+    if (model->pl_batch && model->pl_weight > 0.0f)
+        extra += cvae__loss_pseudo(n, model->k, model->q, model->pl_batch, model->pl_weight, scale,
+                                   dq);
 
     losses[CVAE_LOSS_RECON] = recon;
     losses[CVAE_LOSS_KL] = kl;
     losses[CVAE_LOSS_CATEGORY] = cat;
     losses[CVAE_LOSS_BALANCE] = bal;
-    losses[CVAE_LOSS_TOTAL] = c->lambda * recon + kl + cat + bal;
+    losses[CVAE_LOSS_TOTAL] = c->lambda * recon + kl + cat + bal + extra;
     if (!backward)
         return;
 
