@@ -251,7 +251,10 @@ CVAE_API const char *cvae_config_option_help(int index);
  *    4 x 4 with the side divisible by 2^branches (8x8 -> 1, 16x16, 28x28
  *    and 32x32 -> 2; 6x6 -> 0, a plain VAE);
  *  - latent_dim: C*H*W / 15 within [10, 50] (8x8 grey -> 10, 16x16 grey ->
- *    17, 28x28 grey and 32x32 RGB -> 50). */
+ *    17, 28x28 grey and 32x32 RGB -> 50);
+ *  - lambda: 2.5 * 784 / (C*H*W), so the reconstruction term (a sum over
+ *    pixels) keeps its weight against the KL term (8x8 grey -> 30.625,
+ *    16x16 grey -> 7.656, 28x28 grey -> 2.5, 32x32 RGB -> 0.638). */
 CVAE_API cvae_status cvae_config_set_input_shape(cvae_config *cfg, int channels, int height,
                                                  int width);
 CVAE_API cvae_status cvae_config_get_input_shape(const cvae_config *cfg, int *channels,
@@ -320,7 +323,8 @@ CVAE_API cvae_status cvae_config_get_recon_target(const cvae_config *cfg,
  * fixed (0: the paper's algorithm step 1 read literally). */
 CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);
 CVAE_API cvae_status cvae_config_get_conv_trainable(const cvae_config *cfg, int *trainable);
-/* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5),
+/* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5;
+ * see cvae_config_set_input_shape),
  * the balance weight (beta in the paper) on the batch balance term [0,1e6]
  * (option "balance_weight", default 1), and the weight of the
  * per-image category term sum_y q log q [-1e6,1e6] (default 1; a positive

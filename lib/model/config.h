@@ -51,6 +51,7 @@ struct cvae_config {
 
 #define CVAE__SET_BRANCHES 1u
 #define CVAE__SET_LATENT 2u
+#define CVAE__SET_LAMBDA 4u
 
 void cvae__config_defaults(struct cvae_config *cfg);
 
