@@ -232,6 +232,7 @@ static void test_disconnected_falls_back(void **state)
     cvae__embed_options o;
     cvae__embed_defaults(&o);
     o.dim = dim;
+    o.init = CVAE__EMBED_INIT_SPECTRAL; /* asked for, not possible */
     cvae__embed_info info;
     cvae__rng r;
     cvae__rng_seed(&r, 1);

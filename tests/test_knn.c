@@ -148,7 +148,7 @@ static void test_duplicates_and_self(void **state)
 static void test_threads_identical(void **state)
 {
     (void)state;
-    const int n = 2300, d = 33, k = 20;
+    const int n = 1300, d = 20, k = 20; /* two reference blocks, six query tiles */
     float *x = malloc((size_t)n * d * sizeof *x);
     int32_t *i1 = malloc((size_t)n * k * sizeof *i1), *i2 = malloc((size_t)n * k * sizeof *i2);
     int32_t *i3 = malloc((size_t)n * k * sizeof *i3);

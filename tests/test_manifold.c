@@ -18,7 +18,7 @@
 
 /* k blobs of `per` points in d dimensions (blob c centred at 6 e_c, unit
  * spread) plus, between consecutive blobs, a bridge of 5 points so that the
- * kNN graph is connected and the spectral start is used. Bridge points get
+ * kNN graph is connected, as real data's usually is. Bridge points get
  * label -1 (not scored). */
 static int make(int k, int per, int d, float *x, int32_t *lab, uint64_t seed)
 {

@@ -244,7 +244,7 @@ void cvae__embed_defaults(cvae__embed_options *o)
     o->learning_rate = 1.0;
     o->repulsion = 1.0;
     o->negative_rate = 5;
-    o->init = CVAE__EMBED_INIT_SPECTRAL;
+    o->init = CVAE__EMBED_INIT_RANDOM;
 }
 
 static uint64_t mix64(uint64_t z)

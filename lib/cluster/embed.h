@@ -61,7 +61,9 @@ typedef struct cvae__embed_options {
     double learning_rate;  /* 1, decayed linearly to 0 */
     double repulsion;      /* gamma, weight of the negative samples: 1 */
     int negative_rate;     /* negative samples per positive one: 5 */
-    cvae__embed_init init; /* SPECTRAL */
+    cvae__embed_init init; /* RANDOM: on MNIST and Fashion-MNIST (pixels and
+                              codes, 4-11 seeds each) the spectral start gave
+                              the same ACC and the same agreement between seeds */
 } cvae__embed_options;
 
 void cvae__embed_defaults(cvae__embed_options *o);

@@ -2,9 +2,9 @@
  * products: ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b with the a.b of a tile
  * of queries against a block of reference rows from one cvae__sgemm call.
  * Memory beyond the outputs is O(tile x block + tile x k) per thread and
- * never O(n^2); time is O(n^2 d), so this suits up to ~10^5 points (about
- * a minute per 10^5 points at d = 50 on one core). Far beyond that an
- * approximate index (nearest-neighbour descent, HNSW) is the tool. */
+ * never O(n^2); time is O(n^2 d), so this suits up to ~10^5 points
+ * (70,000 points of d = 50 take about 10 s of one core). Far beyond that
+ * an approximate index (nearest-neighbour descent, HNSW) is the tool. */
 #ifndef CVAE_KNN_H
 #define CVAE_KNN_H
 
