@@ -6,6 +6,7 @@
 
 #include "cluster/kmeans.h"
 #include "cluster/manifold.h"
+#include "cluster/metrics.h"
 #include "core/error.h"
 #include "model/inference.h"
 
@@ -72,6 +73,26 @@ cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *da
         }
         if (st)
             goto done;
+        /* A repeated step names its clusters as the last one did (the
+         * renaming that agrees on the most images), so the head and the
+         * class means are not asked to learn a permutation. */
+        int rename[CVAE_MAX_CLUSTERS];
+        for (int y = 0; y < k; y++)
+            rename[y] = y;
+        if (model->pl && model->pl_n == count) {
+            int64_t *w = calloc((size_t)k * k, sizeof *w);
+            if (!w) {
+                st = cvae__fail(CVAE_E_NOMEM, "cannot allocate the cluster renaming table");
+                goto done;
+            }
+            for (int64_t i = 0; i < count; i++)
+                if (model->pl[i] >= 0)
+                    w[(size_t)assign[i] * k + model->pl[i]]++;
+            st = cvae__hungarian_max(w, k, k, rename);
+            free(w);
+            if (st)
+                goto done;
+        }
         /* responsibility-weighted means, accumulated in double */
         double *acc = calloc((size_t)k * (s + 1), sizeof *acc);
         if (!acc) {
@@ -83,7 +104,7 @@ cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *da
                 double r = resp[(size_t)i * k + y];
                 if (r == 0.0)
                     continue;
-                double *a = acc + (size_t)y * (s + 1);
+                double *a = acc + (size_t)rename[y] * (s + 1);
                 a[s] += r;
                 for (int d = 0; d < s; d++)
                     a[d] += r * mu[(size_t)i * s + d];
@@ -96,7 +117,9 @@ cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *da
         }
         free(acc);
         for (int64_t i = 0; i < count; i++)
-            pl[i] = resp[(size_t)i * k + assign[i]] >= (float)c->pseudo_threshold ? assign[i] : -1;
+            pl[i] = resp[(size_t)i * k + assign[i]] >= (float)c->pseudo_threshold
+                        ? rename[assign[i]]
+                        : -1;
     }
     free(model->pl);
     model->pl = pl;

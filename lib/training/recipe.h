@@ -19,7 +19,9 @@ int cvae__recipe_step_due(const cvae_model *model, int64_t count);
 /* mu of every image of data (clean, z = mu) -> cvae__manifold_cluster ->
  * the class means (responsibility-weighted means of mu per cluster; a
  * cluster without weight keeps its mean) and model->pl (the assignment if
- * its responsibility reaches the threshold, else -1). With fewer images
+ * its responsibility reaches the threshold, else -1). A repeated step on
+ * the same images renames its clusters to agree most with the previous
+ * pseudo-labels (Hungarian matching). With fewer images
  * than the neighbour graph needs (count < 2k or count <= 2), k-means on mu
  * stands in; with fewer than k images every pseudo-label is -1. The random
  * draws come from the model's RNG. Allocates per call only. */
