@@ -131,6 +131,11 @@ try {
         check(cvae_config_set_latent_dim(cfg.get(), 8), "latent dim");
         check(cvae_config_set_batch_size(cfg.get(), 24), "batch size");
         check(cvae_config_set_learning_rate(cfg.get(), 3e-3), "learning rate");
+        // The paper's recipe, whose warm-up fits the few epochs run here
+        // (the default recipe clusters only after its pretraining epochs).
+        check(cvae_config_set_recipe(cfg.get(), CVAE_RECIPE_PAPER), "recipe");
+        check(cvae_config_set_branches(cfg.get(), 2), "branches");
+        check(cvae_config_set_lambda(cfg.get(), 2.5), "lambda");
         check(cvae_config_set_warmup_epochs(cfg.get(), 5), "warm-up");
         check(cvae_config_set_kmeans_init(cfg.get(), 1), "k-means init");
     }

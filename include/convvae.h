@@ -203,12 +203,19 @@ typedef enum cvae_optimizer_kind {
     CVAE_OPTIMIZER_SGD = 1
 } cvae_optimizer_kind;
 
+/* How cvae_model_train trains (see cvae_config_set_recipe). */
+typedef enum cvae_recipe {
+    CVAE_RECIPE_PAPER = 0,   /* the paper's loss from the first epoch (Yan 2020) */
+    CVAE_RECIPE_MANIFOLD = 1 /* pretraining, manifold clustering of the codes, fine-tuning */
+} cvae_recipe;
+
 /* The most branches / clusters a model may have. */
 #define CVAE_MAX_BRANCHES 4
 #define CVAE_MAX_CLUSTERS 1024
 
 /* An opaque, copyable bag of model and training options. A new config holds
- * the paper's best MNIST configuration; each setter below gives its default.
+ * the paper's best MNIST network trained by the manifold recipe
+ * (cvae_config_set_recipe); each setter below gives its default.
  * Setters validate their argument and return CVAE_E_INVALID_ARG (config
  * unchanged) when it is out of range; cross-option checks (e.g. image size
  * divisible by 2^branches) happen in cvae_model_create. */
@@ -236,7 +243,18 @@ CVAE_API const char *cvae_config_option_name(int index);
 CVAE_API const char *cvae_config_option_help(int index);
 
 /* Typed setters and getters, one pair per option. Ranges in brackets.
- * Input image: channels [1,64], height/width [1,4096] (default 1x28x28). */
+ * Input image: channels [1,64], height/width [1,4096] (default 1x28x28).
+ * Setting the shape (here or by the options input_channels, input_height,
+ * input_width) also picks the network that fits it, unless the caller set
+ * those options itself (before or after):
+ *  - branches: the most, up to 2, that keep the last feature map at least
+ *    4 x 4 with the side divisible by 2^branches (8x8 -> 1, 16x16, 28x28
+ *    and 32x32 -> 2; 6x6 -> 0, a plain VAE);
+ *  - latent_dim: C*H*W / 15 within [10, 50] (8x8 grey -> 10, 16x16 grey ->
+ *    17, 28x28 grey and 32x32 RGB -> 50);
+ *  - lambda: 2.5 * 784 / (C*H*W), so the reconstruction term (a sum over
+ *    pixels) keeps its weight against the KL term (8x8 grey -> 30.625,
+ *    16x16 grey -> 7.656, 28x28 grey -> 2.5, 32x32 RGB -> 0.638). */
 CVAE_API cvae_status cvae_config_set_input_shape(cvae_config *cfg, int channels, int height,
                                                  int width);
 CVAE_API cvae_status cvae_config_get_input_shape(const cvae_config *cfg, int *channels,
@@ -305,7 +323,8 @@ CVAE_API cvae_status cvae_config_get_recon_target(const cvae_config *cfg,
  * fixed (0: the paper's algorithm step 1 read literally). */
 CVAE_API cvae_status cvae_config_set_conv_trainable(cvae_config *cfg, int trainable);
 CVAE_API cvae_status cvae_config_get_conv_trainable(const cvae_config *cfg, int *trainable);
-/* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5),
+/* Loss weights: lambda on the reconstruction term [0,1e6] (default 2.5;
+ * see cvae_config_set_input_shape),
  * the balance weight (beta in the paper) on the batch balance term [0,1e6]
  * (option "balance_weight", default 1), and the weight of the
  * per-image category term sum_y q log q [-1e6,1e6] (default 1; a positive
@@ -324,6 +343,62 @@ CVAE_API cvae_status cvae_config_set_warmup_epochs(cvae_config *cfg, int epochs)
 CVAE_API cvae_status cvae_config_get_warmup_epochs(const cvae_config *cfg, int *epochs);
 CVAE_API cvae_status cvae_config_set_kmeans_init(cvae_config *cfg, int enable);
 CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *enable);
+/* Training recipe (option "recipe", default CVAE_RECIPE_MANIFOLD; a
+ * checkpoint written before this option existed loads as
+ * CVAE_RECIPE_PAPER, the recipe it was trained with).
+ *  - CVAE_RECIPE_PAPER: the loss above from the first epoch, with the
+ *    warm-up / k-means options; the options below are not used.
+ *  - CVAE_RECIPE_MANIFOLD: the first pretrain_epochs epochs train the VAE
+ *    with the standard prior on randomly transformed images (rotation,
+ *    shift, scale; the transform of an image is a function of the seed, the
+ *    epoch and its index in the data set, not of the batch order), plus
+ *    consistency_weight * |mu(transformed) - mu(clean)|^2 with the clean
+ *    code held fixed. Then the codes mu of the whole training set are
+ *    clustered on their neighbour graph (exact k nearest neighbours, a
+ *    UMAP-style embedding in embedding_dim dimensions, a full-covariance
+ *    Gaussian mixture): the class means M become the responsibility-
+ *    weighted means of mu per cluster, and every image whose responsibility
+ *    reaches pseudo_label_threshold keeps its cluster as a pseudo-label
+ *    (held by the model and its checkpoints, redone when training data of
+ *    another size is given). The remaining epochs train with the
+ *    configured prior (mixture by default, using those means) plus
+ *    pseudo_label_weight times the category head's cross-entropy on the
+ *    pseudo-labels, still on transformed images, so that cvae_model_predict
+ *    on new images carries the clustering. manifold_every > 0 redoes the
+ *    manifold step every that many fine-tuning epochs. warmup_epochs and
+ *    kmeans_init are not used. */
+CVAE_API cvae_status cvae_config_set_recipe(cvae_config *cfg, cvae_recipe recipe);
+CVAE_API cvae_status cvae_config_get_recipe(const cvae_config *cfg, cvae_recipe *recipe);
+/* Augmentation of the manifold recipe: on (1, default) or off (0), and its
+ * ranges: rotation [0,180] degrees (10), shift [0,0.5] of the side (0.1),
+ * scale change [0,0.5] (0.1). Getter outputs may be NULL. */
+CVAE_API cvae_status cvae_config_set_augment(cvae_config *cfg, int enable);
+CVAE_API cvae_status cvae_config_get_augment(const cvae_config *cfg, int *enable);
+CVAE_API cvae_status cvae_config_set_augment_ranges(cvae_config *cfg, double rotation,
+                                                    double shift, double scale);
+CVAE_API cvae_status cvae_config_get_augment_ranges(const cvae_config *cfg, double *rotation,
+                                                    double *shift, double *scale);
+/* Manifold recipe: consistency weight [0,1e6] (0), pretraining epochs
+ * [0,100000] (35), neighbours per code counting itself [2,1000] (20),
+ * embedding dimension [0,256] (0 = the cluster count), pseudo-label
+ * cross-entropy weight [0,1e6] (1) and responsibility threshold [0,1]
+ * (0.9), manifold step repeated every n fine-tuning epochs [0,100000] (0 =
+ * once). */
+CVAE_API cvae_status cvae_config_set_consistency_weight(cvae_config *cfg, double weight);
+CVAE_API cvae_status cvae_config_get_consistency_weight(const cvae_config *cfg, double *weight);
+CVAE_API cvae_status cvae_config_set_pretrain_epochs(cvae_config *cfg, int epochs);
+CVAE_API cvae_status cvae_config_get_pretrain_epochs(const cvae_config *cfg, int *epochs);
+CVAE_API cvae_status cvae_config_set_manifold_neighbors(cvae_config *cfg, int neighbors);
+CVAE_API cvae_status cvae_config_get_manifold_neighbors(const cvae_config *cfg, int *neighbors);
+CVAE_API cvae_status cvae_config_set_embedding_dim(cvae_config *cfg, int dim);
+CVAE_API cvae_status cvae_config_get_embedding_dim(const cvae_config *cfg, int *dim);
+CVAE_API cvae_status cvae_config_set_pseudo_label_weight(cvae_config *cfg, double weight);
+CVAE_API cvae_status cvae_config_get_pseudo_label_weight(const cvae_config *cfg, double *weight);
+CVAE_API cvae_status cvae_config_set_pseudo_label_threshold(cvae_config *cfg, double threshold);
+CVAE_API cvae_status cvae_config_get_pseudo_label_threshold(const cvae_config *cfg,
+                                                            double *threshold);
+CVAE_API cvae_status cvae_config_set_manifold_every(cvae_config *cfg, int epochs);
+CVAE_API cvae_status cvae_config_get_manifold_every(const cvae_config *cfg, int *epochs);
 /* Optimizer: kind (Adam), learning rate [1e-12,10] (1e-3), Adam betas
  * [0,0.999999] and [0,0.999999999] (0.9, 0.999), eps [1e-30,1] (1e-8), weight
  * decay [0,1] (0), SGD momentum [0,0.999999] (0.9). */
@@ -385,7 +460,8 @@ typedef struct cvae_model cvae_model;
 /* Indices into the loss arrays passed to progress callbacks and returned by
  * cvae_model_loss. Append-only. */
 typedef enum cvae_loss_term {
-    CVAE_LOSS_TOTAL = 0,     /* lambda*recon + kl + category + balance */
+    CVAE_LOSS_TOTAL = 0,     /* lambda*recon + kl + category + balance (+ the manifold
+                                recipe's consistency and pseudo-label terms) */
     CVAE_LOSS_RECON = 1,     /* 0.5 * sum of squared pixel errors (unweighted) */
     CVAE_LOSS_KL = 2,        /* KL term of the active prior */
     CVAE_LOSS_CATEGORY = 3,  /* weighted sum_y q log q */

@@ -195,7 +195,7 @@ check_pkgconfig() {
     inc=$(pkg-config --variable=includedir convvae)
     [ "$(cd "$inc" && pwd -P)" = "$(cd "$prefix/include" && pwd -P)" ]
     [ -f "$(pkg-config --variable=libdir convvae)/libconvvae.so" ]
-    local need=(-lconvvae -lblis -lm -lz -lpthread)
+    local need=(-lconvvae -lblis -larpack -lm -lz -lpthread)
     # An OpenMP libblis.a (Debian's) calls libgomp, which a static link must name.
     if blis_archive_needs_gomp; then need+=(-lgomp); fi
     for l in "${need[@]}"; do

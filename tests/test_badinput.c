@@ -1178,6 +1178,7 @@ ENUM_ADAPTER(category_input, cvae_category_input)
 ENUM_ADAPTER(prior, cvae_prior)
 ENUM_ADAPTER(recon_target, cvae_recon_target)
 ENUM_ADAPTER(optimizer, cvae_optimizer_kind)
+ENUM_ADAPTER(recipe, cvae_recipe)
 
 static const struct {
     const char *name;
@@ -1203,6 +1204,14 @@ static const struct {
     {"prior", prior_i, prior_g, 0, 1},
     {"recon_target", recon_target_i, recon_target_g, 0, 1},
     {"optimizer", optimizer_i, optimizer_g, 0, 1},
+    {"recipe", recipe_i, recipe_g, 0, 1},
+    {"augment", cvae_config_set_augment, cvae_config_get_augment, 0, 1},
+    {"pretrain_epochs", cvae_config_set_pretrain_epochs, cvae_config_get_pretrain_epochs, 0,
+     100000},
+    {"manifold_neighbors", cvae_config_set_manifold_neighbors,
+     cvae_config_get_manifold_neighbors, 2, 1000},
+    {"embedding_dim", cvae_config_set_embedding_dim, cvae_config_get_embedding_dim, 0, 256},
+    {"manifold_every", cvae_config_set_manifold_every, cvae_config_get_manifold_every, 0, 100000},
 };
 
 static const struct {
@@ -1219,6 +1228,12 @@ static const struct {
     {"adam_eps", cvae_config_set_adam_eps, cvae_config_get_adam_eps, 1e-30, 1},
     {"weight_decay", cvae_config_set_weight_decay, cvae_config_get_weight_decay, 0, 1},
     {"momentum", cvae_config_set_momentum, cvae_config_get_momentum, 0, 0.999999},
+    {"consistency_weight", cvae_config_set_consistency_weight,
+     cvae_config_get_consistency_weight, 0, 1e6},
+    {"pseudo_label_weight", cvae_config_set_pseudo_label_weight,
+     cvae_config_get_pseudo_label_weight, 0, 1e6},
+    {"pseudo_label_threshold", cvae_config_set_pseudo_label_threshold,
+     cvae_config_get_pseudo_label_threshold, 0, 1},
 };
 
 /* One failing accessor call: status, message, config unchanged. */
@@ -1298,8 +1313,25 @@ static void test_config_accessors(void **state)
                     "cfg NULL");
     plant_sentinel();
     expect_cfg_fail(cvae_config_set_seed(NULL, 1), "cvae_config_set_seed", "cfg NULL");
-    getters += 2;
-    setters += 1;
+    plant_sentinel();
+    expect_cfg_fail(cvae_config_get_augment_ranges(NULL, &x, &y, &x),
+                    "cvae_config_get_augment_ranges", "cfg NULL");
+    plant_sentinel();
+    expect_cfg_fail(cvae_config_set_augment_ranges(NULL, 10, 0.1, 0.1),
+                    "cvae_config_set_augment_ranges", "cfg NULL");
+    {
+        /* each of the three out of range, one at a time, and NaN */
+        static const double bad[][3] = {{-1, 0.1, 0.1}, {181, 0.1, 0.1}, {10, -0.1, 0.1},
+                                        {10, 0.6, 0.1}, {10, 0.1, -0.1}, {10, 0.1, 0.6},
+                                        {NAN, 0.1, 0.1}, {10, 0.1, INFINITY}};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            plant_sentinel();
+            expect_cfg_fail(cvae_config_set_augment_ranges(cfg, bad[i][0], bad[i][1], bad[i][2]),
+                            "cvae_config_set_augment_ranges", "out of range");
+        }
+    }
+    getters += 3;
+    setters += 2;
     print_message("typed accessors: %d setters and %d getters, %ld failing calls\n", setters,
                   getters, n_calls - calls0);
     assert_int_equal(n_failed, 0);

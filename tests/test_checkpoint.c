@@ -65,6 +65,7 @@ static cvae_model *small_model(const char *optimizer)
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
     assert_int_equal(cvae_config_set_input_shape(c, 1, 8, 8), CVAE_OK);
+    assert_int_equal(cvae_config_set_branches(c, 2), CVAE_OK);
     assert_int_equal(cvae_config_set_conv_branch(c, 1, 2, 3, 3), CVAE_OK);
     assert_int_equal(cvae_config_set_conv_branch(c, 2, 1, 4, 5), CVAE_OK);
     assert_int_equal(cvae_config_set_encoder_units(c, 16), CVAE_OK);

@@ -82,6 +82,18 @@ static const spec specs[] = {
     I("epochs", 1, 100000, "50", "7"),
     {"seed", T_U64, 0, 0, 0, 0, {NULL}, "1", "18446744073709551615"},
     I("threads", 1, 1024, "1", "2"),
+    E("recipe", "paper", "manifold", "manifold", "paper"),
+    I("augment", 0, 1, "1", "0"),
+    D("augment_rotation", 0, 180, 0, 0, "10", "15"),
+    D("augment_shift", 0, 0.5, 0, 0, "0.1", "0.2"),
+    D("augment_scale", 0, 0.5, 0, 0, "0.1", "0.05"),
+    D("consistency_weight", 0, 1e6, 0, 0, "0", "5"),
+    I("pretrain_epochs", 0, 100000, "35", "20"),
+    I("manifold_neighbors", 2, 1000, "20", "15"),
+    I("embedding_dim", 0, 256, "0", "5"),
+    D("pseudo_label_weight", 0, 1e6, 0, 0, "1", "2"),
+    D("pseudo_label_threshold", 0, 1, 0, 0, "0.9", "0.5"),
+    I("manifold_every", 0, 100000, "0", "3"),
 };
 #define NSPEC ((int)(sizeof specs / sizeof specs[0]))
 

@@ -567,6 +567,115 @@ static void test_zero_q_finite(void **state)
     assert_true(cvae__loss_category(1, K, q, 1.0f, 1.0f, NULL) == 0.0);
 }
 
+/* --------------------------------------------------------- consistency */
+
+static double ref_consistency(int n, int s, const float *mu, const float *ref, double w)
+{
+    double t = 0;
+    for (int i = 0; i < n * s; i++)
+        t += ((double)mu[i] - ref[i]) * ((double)mu[i] - ref[i]);
+    return w * t / n;
+}
+
+typedef struct cons_ctx {
+    int n, s;
+    float *mu, *ref, weight, scale;
+} cons_ctx;
+
+static double cons_value(void *vctx)
+{
+    cons_ctx *c = vctx;
+    /* the value is a mean over n: scale 1/n makes the gradient its own */
+    return cvae__loss_consistency(c->n, c->s, c->mu, c->ref, c->weight, c->scale, NULL);
+}
+
+static void test_consistency(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 505);
+    double worst = 0;
+    const float pre = 0.25f;
+    for (size_t t = 0; t < NSIZES; t++) {
+        const int n = sizes[t][0], s = sizes[t][1];
+        const size_t ns = (size_t)n * s;
+        cons_ctx c = {n, s, xcalloc(ns, 4), xcalloc(ns, 4), 2.5f, 1.0f / (float)n};
+        fill(&r, c.mu, ns, -2.0f, 2.0f);
+        fill(&r, c.ref, ns, -2.0f, 2.0f);
+        float *dmu = xcalloc(ns, 4);
+        fill_const(dmu, ns, pre); /* accumulated onto, not overwritten */
+        double v = cvae__loss_consistency(n, s, c.mu, c.ref, c.weight, c.scale, dmu);
+        assert_close(v, ref_consistency(n, s, c.mu, c.ref, c.weight), VAL_TOL);
+        double *a = minus_offset(dmu, ns, pre);
+        worst = fmax(worst, fd_check(cons_value, &c, c.mu, a, ns, FD_H_POLY));
+        free(a);
+        free(dmu);
+        free(c.mu);
+        free(c.ref);
+    }
+    print_message("consistency: max FD rel error %.3e\n", worst);
+    assert_true(worst < FD_TOL);
+}
+
+/* ------------------------------------------------------------ pseudo-label */
+
+static double ref_pseudo(int n, int k, const float *q, const int32_t *lab, double w)
+{
+    double t = 0;
+    for (int i = 0; i < n; i++)
+        if (lab[i] >= 0)
+            t -= log((double)q[i * k + lab[i]]);
+    return w * t / n;
+}
+
+typedef struct pl_ctx {
+    int n, k;
+    float *q;
+    int32_t *lab;
+    float weight, scale;
+} pl_ctx;
+
+static double pl_value(void *vctx)
+{
+    pl_ctx *c = vctx;
+    return cvae__loss_pseudo(c->n, c->k, c->q, c->lab, c->weight, c->scale, NULL);
+}
+
+static void test_pseudo(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 606);
+    double worst = 0;
+    const float pre = 0.125f;
+    for (size_t t = 0; t < NSIZES; t++) {
+        const int n = sizes[t][0], k = sizes[t][2];
+        const size_t nk = (size_t)n * k;
+        pl_ctx c = {n, k, xcalloc(nk, 4), xcalloc((size_t)n, sizeof(int32_t)), 1.5f,
+                    1.0f / (float)n};
+        fill_simplex(&r, c.q, n, k);
+        /* every third row without a label: it adds nothing, gets no gradient */
+        for (int i = 0; i < n; i++)
+            c.lab[i] = i % 3 == 2 ? -1 : (int32_t)cvae__rng_below(&r, (uint64_t)k);
+        float *dq = xcalloc(nk, 4);
+        fill_const(dq, nk, pre);
+        double v = cvae__loss_pseudo(n, k, c.q, c.lab, c.weight, c.scale, dq);
+        assert_close(v, ref_pseudo(n, k, c.q, c.lab, c.weight), VAL_TOL);
+        double *a = minus_offset(dq, nk, pre);
+        for (int i = 0; i < n; i++)
+            if (c.lab[i] < 0)
+                for (int y = 0; y < k; y++)
+                    assert_true(a[(size_t)i * k + y] == 0.0);
+        worst = fmax(worst, fd_check(pl_value, &c, c.q, a, nk, FD_H));
+        free(a);
+        free(dq);
+        free(c.q);
+        free(c.lab);
+    }
+    print_message("pseudo-label: max FD rel error %.3e\n", worst);
+    assert_true(worst < FD_TOL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +685,8 @@ int main(void)
         cmocka_unit_test(test_category),
         cmocka_unit_test(test_balance),
         cmocka_unit_test(test_zero_q_finite),
+        cmocka_unit_test(test_consistency),
+        cmocka_unit_test(test_pseudo),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     print_message("max FD relative error over all loss terms: %.3e (tol %.0e)\n", worst_fd,

@@ -155,6 +155,32 @@ static void test_grad_frozen_conv(void **state)
     grad_case_ex(2, 1, CVAE_PRIOR_MIXTURE, 0, 0, 0, "frozen");
 }
 
+/* The manifold recipe's extra terms wired through the whole network: the
+ * consistency pull of mu towards fixed codes (through the encoder and the
+ * conv branches) and the pseudo-label cross-entropy (through the category
+ * head into z), with one image unlabelled. */
+static void test_grad_recipe_terms(void **state)
+{
+    (void)state;
+    cvae_config *c = small_config(2, 1);
+    cvae_model *m;
+    assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+    float ref[5 * 4];
+    int32_t lab[5] = {0, 2, -1, 1, 2};
+    cvae__rng r;
+    cvae__rng_seed(&r, 7);
+    for (int i = 0; i < 5 * 4; i++)
+        ref[i] = cvae__rng_uniform(&r) - 0.5f;
+    m->cons_ref = ref;
+    m->cons_weight = 3.0f;
+    m->pl_batch = lab;
+    m->pl_weight = 2.0f;
+    check_gradients(m, 5, 1, 0, "recipe");
+    check_gradients(m, 5, 0, 0, "recipe-s");
+    cvae_model_destroy(m);
+    cvae_config_destroy(c);
+}
+
 /* conv_trainable = 0 keeps the random filters bit-identical through training
  * while everything else moves. */
 static void test_frozen_conv_unchanged(void **state)
@@ -223,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_grad_plain_vae),
         cmocka_unit_test(test_grad_recon_features),
         cmocka_unit_test(test_grad_frozen_conv),
+        cmocka_unit_test(test_grad_recipe_terms),
         cmocka_unit_test(test_frozen_conv_unchanged),
         cmocka_unit_test(test_create_errors),
     };

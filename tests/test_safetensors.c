@@ -839,9 +839,11 @@ static void test_checksums(void **state)
     assert_non_null(alt);
     cvae__st_file *f;
     assert_int_equal(cvae__st_parse(buf, len, &f), CVAE_OK);
-    const char *crcs = cvae__st_meta(f, "tensors_crc32");
-    assert_non_null(crcs);
-    assert_int_equal(strlen(crcs), 4 * 9 - 1);
+    const char *meta = cvae__st_meta(f, "tensors_crc32");
+    assert_non_null(meta);
+    assert_int_equal(strlen(meta), 4 * 9 - 1);
+    char crcs[4 * 9]; /* a copy: the metadata is freed with f */
+    memcpy(crcs, meta, sizeof crcs);
     cvae__st_free(f);
 
     /* every bit of the data, flipped one at a time */

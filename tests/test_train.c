@@ -51,6 +51,8 @@ static void test_short_training_run(void **state)
     cvae_model *model;
     assert_int_equal(cvae_config_create(&cfg), CVAE_OK);
     assert_int_equal(cvae_config_set_seed(cfg, 7), CVAE_OK);
+    /* the paper's recipe, whose warm-up and k-means options this exercises */
+    assert_int_equal(cvae_config_set_recipe(cfg, CVAE_RECIPE_PAPER), CVAE_OK);
     assert_int_equal(cvae_config_set_warmup_epochs(cfg, 1), CVAE_OK);
     assert_int_equal(cvae_config_set_kmeans_init(cfg, 1), CVAE_OK);
     assert_int_equal(cvae_model_create(cfg, &model), CVAE_OK);

@@ -70,6 +70,11 @@ try {
     check(cvae_config_set_decoder_units(cfg, 32), "decoder units");
     check(cvae_config_set_category_units(cfg, 16), "category units");
     check(cvae_config_set_batch_size(cfg, 24), "batch size");
+    // The paper's recipe with its warm-up schedule, on the network and loss
+    // weight it was tuned with (not the ones the image shape picks).
+    check(cvae_config_set_recipe(cfg, CVAE_RECIPE_PAPER), "recipe");
+    check(cvae_config_set_branches(cfg, 2), "branches");
+    check(cvae_config_set_lambda(cfg, 2.5), "lambda");
     check(cvae_config_set_warmup_epochs(cfg, 5), "warmup");
     check(cvae_config_set_kmeans_init(cfg, 1), "kmeans init");
     check(cvae_config_set_learning_rate(cfg, 3e-3), "learning rate");

@@ -83,11 +83,16 @@ cvae_status cvae_model_save(const cvae_model *model, const char *path)
     const struct cvae_optimizer *opt = saved_state(model);
     int kind = opt ? opt->kind : 0, slots = opt ? slots_of(kind) : 0;
     size_t nt = (size_t)model->nparam * (size_t)(1 + slots);
-    cvae__st_tensor *t = malloc(nt * sizeof *t);
+    /* The manifold recipe's pseudo-labels, one float per training image
+     * (-1 = none), so that a resumed run trains exactly as an unbroken one. */
+    const int has_pl = model->pl != NULL;
+    cvae__st_tensor *t = malloc((nt + (size_t)has_pl) * sizeof *t);
     char *names = slots ? malloc((size_t)model->nparam * (size_t)slots * NAME_LEN) : NULL;
-    if (!t || (slots && !names)) {
+    float *plf = has_pl ? malloc((size_t)model->pl_n * sizeof *plf) : NULL;
+    if (!t || (slots && !names) || (has_pl && !plf)) {
         free(t);
         free(names);
+        free(plf);
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate the checkpoint's tensor table");
     }
     for (int slot = -1; slot < slots; slot++) {
@@ -104,14 +109,27 @@ cvae_status cvae_model_save(const cvae_model *model, const char *path)
             ti->data = base + p->offset;
         }
     }
-    char config[4096], epochs[32], phase[8], rng[80], steps[32];
+    if (has_pl) {
+        for (int64_t i = 0; i < model->pl_n; i++)
+            plf[i] = (float)model->pl[i];
+        cvae__st_tensor *tp = &t[nt++];
+        tp->name = "pseudo_labels";
+        tp->ndim = 1;
+        tp->shape[0] = model->pl_n;
+        for (int d = 1; d < CVAE__ST_MAX_DIMS; d++)
+            tp->shape[d] = 1;
+        tp->data = plf;
+    }
+    char config[4096], epochs[32], phase[8], rng[80], steps[32], pl_epoch[32];
     char part[80], part_rng[80], part_sums[160];
     cvae_status st = cvae__config_to_json(&model->cfg, config, sizeof config);
     if (st) {
         free(t);
         free(names);
+        free(plf);
         return st;
     }
+    snprintf(pl_epoch, sizeof pl_epoch, "%d", model->pl_epoch);
     snprintf(epochs, sizeof epochs, "%d", model->epochs_done);
     snprintf(phase, sizeof phase, "%d", model->phase_mixture);
     format_rng(rng, sizeof rng, model->rng.s);
@@ -133,10 +151,11 @@ cvae_status cvae_model_save(const cvae_model *model, const char *path)
         memcpy(&bits, &model->rng.spare, sizeof bits);
         snprintf(spare, sizeof spare, "%08" PRIx32, bits);
     }
-    /* 7 always, 1 with optimizer state, 3 with a stopped epoch */
-    const char *keys[11] = {"format",        "library_version", "config",    "epochs_done",
+    /* 7 always, 1 with optimizer state, 3 with a stopped epoch, 1 with
+     * pseudo-labels */
+    const char *keys[12] = {"format",        "library_version", "config",    "epochs_done",
                             "mixture_phase", "rng_state",       "rng_spare"};
-    const char *vals[11] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng, spare};
+    const char *vals[12] = {FORMAT_NAME, cvae_version_string(), config, epochs, phase, rng, spare};
     size_t nmeta = 7;
     if (opt) { /* optimizer_steps only with the state it counts */
         keys[nmeta] = "optimizer_steps";
@@ -150,9 +169,14 @@ cvae_status cvae_model_save(const cvae_model *model, const char *path)
         keys[nmeta] = "epoch_part_sums";
         vals[nmeta++] = part_sums;
     }
+    if (has_pl) {
+        keys[nmeta] = "pseudo_label_epoch";
+        vals[nmeta++] = pl_epoch;
+    }
     st = cvae__st_save(path, t, nt, keys, vals, nmeta);
     free(t);
     free(names);
+    free(plf);
     return st;
 }
 
@@ -214,6 +238,37 @@ static cvae_status restore_part(const cvae__st_file *f, const char *path, cvae_m
     return CVAE_OK;
 }
 
+/* The manifold recipe's pseudo-labels: a vector of integers in [-1, k) and
+ * the epoch they were computed at. */
+static cvae_status restore_pseudo_labels(const cvae__st_file *f, const char *path,
+                                         const float *data, int ndim, const int64_t *shape,
+                                         cvae_model *model)
+{
+    int epoch;
+    if (ndim != 1 || shape[0] < 1 ||
+        parse_int(cvae__st_meta(f, "pseudo_label_epoch"), 0, 1 << 30, &epoch))
+        return cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has bad pseudo-labels", path);
+    int32_t *pl = malloc((size_t)shape[0] * sizeof *pl);
+    if (!pl)
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate %lld pseudo-labels",
+                          (long long)shape[0]);
+    for (int64_t i = 0; i < shape[0]; i++) {
+        float v = data[i];
+        if (!(v >= -1.0f && v < (float)model->k) || v != (float)(int32_t)v) {
+            free(pl);
+            return cvae__fail(CVAE_E_FORMAT,
+                              "checkpoint '%.200s': pseudo-label %lld = %g is not in [-1, %d)",
+                              path, (long long)i, (double)v, model->k);
+        }
+        pl[i] = (int32_t)v;
+    }
+    free(model->pl);
+    model->pl = pl;
+    model->pl_n = shape[0];
+    model->pl_epoch = epoch;
+    return CVAE_OK;
+}
+
 /* The model's own optimizer with the file's state: moments finite, Adam's
  * second moment >= 0 (anything else would turn the next update into NaN). */
 static cvae_status restore_optimizer(const cvae__st_file *f, const char *path, int64_t steps,
@@ -259,6 +314,9 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
     }
     struct cvae_config cfg;
     cvae__config_defaults(&cfg);
+    /* A checkpoint without the key was trained before recipes existed,
+     * that is by the paper's recipe. */
+    cfg.recipe = CVAE_RECIPE_PAPER;
     const char *cj = cvae__st_meta(f, "config");
     if (!cj) {
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has no config", path);
@@ -280,7 +338,11 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
             goto done;
         }
         slots = steps_s ? slots_of(cfg.opt) : 0;
-        size_t want = (size_t)model->nparam * (size_t)(1 + slots);
+        const float *pl_data = NULL;
+        int pl_ndim = 0;
+        int64_t pl_shape[CVAE__ST_MAX_DIMS] = {0};
+        pl_data = cvae__st_find(f, "pseudo_labels", &pl_ndim, pl_shape);
+        size_t want = (size_t)model->nparam * (size_t)(1 + slots) + (pl_data != NULL);
         if (cvae__st_count(f) != want) {
             st = cvae__fail(CVAE_E_FORMAT,
                             "checkpoint '%.200s' has %zu tensors, the model needs %zu%s", path,
@@ -305,6 +367,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
                     goto done;
                 }
             }
+        if (pl_data && (st = restore_pseudo_labels(f, path, pl_data, pl_ndim, pl_shape, model)))
+            goto done;
         st = cvae__model_alloc_params(model);
     }
     if (st) {

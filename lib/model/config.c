@@ -26,6 +26,7 @@ static const char *const prior_names[] = {"standard", "mixture", NULL};
 static const char *const catin_names[] = {"z", "features", NULL};
 static const char *const opt_names[] = {"adam", "sgd", NULL};
 static const char *const recon_names[] = {"image", "features", NULL};
+static const char *const recipe_names[] = {"paper", "manifold", NULL};
 
 #define OFF(f) offsetof(struct cvae_config, f)
 #define BR(i)                                                                                  \
@@ -81,6 +82,30 @@ static const option options[] = {
     {"epochs", "training epochs", K_INT, OFF(epochs), 1, 100000, NULL},
     {"seed", "random seed", K_U64, OFF(seed), 0, 0, NULL},
     {"threads", "GEMM threads", K_INT, OFF(threads), 1, 1024, NULL},
+    {"recipe", "training recipe: manifold|paper", K_ENUM,
+     OFF(recipe), 0, 1, recipe_names},
+    {"augment", "random affine augmentation of the training images (0|1)", K_INT, OFF(augment),
+     0, 1, NULL},
+    {"augment_rotation", "largest rotation of the augmentation, degrees", K_DOUBLE,
+     OFF(aug_rotation), 0, 180, NULL},
+    {"augment_shift", "largest shift of the augmentation, fraction of the side", K_DOUBLE,
+     OFF(aug_shift), 0, 0.5, NULL},
+    {"augment_scale", "largest scale change of the augmentation, fraction", K_DOUBLE,
+     OFF(aug_scale), 0, 0.5, NULL},
+    {"consistency_weight", "weight of |mu(augmented) - mu(clean)|^2 (manifold recipe)",
+     K_DOUBLE, OFF(consistency_weight), 0, 1e6, NULL},
+    {"pretrain_epochs", "epochs before the manifold step (manifold recipe)", K_INT,
+     OFF(pretrain), 0, 100000, NULL},
+    {"manifold_neighbors", "neighbours of each code in the manifold step, itself included",
+     K_INT, OFF(manifold_neighbors), 2, 1000, NULL},
+    {"embedding_dim", "dimension of the manifold embedding (0 = clusters)", K_INT,
+     OFF(embed_dim), 0, 256, NULL},
+    {"pseudo_label_weight", "weight of the category head's cross-entropy on pseudo-labels",
+     K_DOUBLE, OFF(pseudo_weight), 0, 1e6, NULL},
+    {"pseudo_label_threshold", "least mixture responsibility that keeps a pseudo-label",
+     K_DOUBLE, OFF(pseudo_threshold), 0, 1, NULL},
+    {"manifold_every", "repeat the manifold step every n fine-tuning epochs (0 = once)", K_INT,
+     OFF(manifold_every), 0, 100000, NULL},
 };
 #define NOPT ((int)(sizeof options / sizeof options[0]))
 
@@ -122,6 +147,50 @@ void cvae__config_defaults(struct cvae_config *c)
     c->epochs = 50;
     c->seed = 1;
     c->threads = 1;
+    c->recipe = CVAE_RECIPE_MANIFOLD;
+    c->augment = 1;
+    c->aug_rotation = 10.0;
+    c->aug_shift = 0.1;
+    c->aug_scale = 0.1;
+    c->consistency_weight = 0.0;
+    c->pretrain = 35;
+    c->manifold_neighbors = 20;
+    c->embed_dim = 0;
+    c->pseudo_weight = 1.0;
+    c->pseudo_threshold = 0.9;
+    c->manifold_every = 0;
+    c->explicit_set = 0;
+}
+
+/* The shape-dependent defaults (see cvae_config_set_input_shape): as many
+ * branches, up to 2, as keep the last feature map at least 4 x 4 (each
+ * branch halves it), and a latent size of one per 15 input values within
+ * [10, 50], unless the caller set those options. */
+static void shape_defaults(struct cvae_config *c)
+{
+    if (!(c->explicit_set & CVAE__SET_BRANCHES)) {
+        int b = 0;
+        while (b < 2) {
+            int d = 1 << (b + 1);
+            if (c->in_h % d || c->in_w % d || c->in_h / d < 4 || c->in_w / d < 4)
+                break;
+            b++;
+        }
+        c->branches = b;
+    }
+    if (!(c->explicit_set & CVAE__SET_LATENT)) {
+        long long p = (long long)c->in_c * c->in_h * c->in_w / 15;
+        c->latent = (int)(p < 10 ? 10 : p > 50 ? 50 : p);
+    }
+    /* The reconstruction term sums over pixels and the KL term over latent
+     * dimensions: with the weight fixed, small images let the KL term win
+     * and the codes collapse (8x8 MNIST: k-means on mu 0.36 at 2.5, 0.61 at
+     * 30). Scaling it by 784 / pixels keeps the balance the 28x28 default
+     * was chosen for. */
+    if (!(c->explicit_set & CVAE__SET_LAMBDA)) {
+        double l = 2.5 * 784.0 / ((double)c->in_c * c->in_h * c->in_w);
+        c->lambda = l > 1e6 ? 1e6 : l;
+    }
 }
 
 /* Option names accept dashes for underscores, so CLI flags map directly. */
@@ -149,6 +218,12 @@ static cvae_status set_int_opt(struct cvae_config *c, int i, long long v)
         v % 2 == 0)
         return cvae__fail(CVAE_E_INVALID_ARG, "option %s = %lld must be odd", o->name, v);
     *(int *)(void *)((char *)c + o->offset) = (int)v;
+    if (o->offset == OFF(branches))
+        c->explicit_set |= CVAE__SET_BRANCHES;
+    else if (o->offset == OFF(latent))
+        c->explicit_set |= CVAE__SET_LATENT;
+    else if (o->offset == OFF(in_c) || o->offset == OFF(in_h) || o->offset == OFF(in_w))
+        shape_defaults(c);
     return CVAE_OK;
 }
 
@@ -159,6 +234,8 @@ static cvae_status set_double_opt(struct cvae_config *c, int i, double v)
         return cvae__fail(CVAE_E_INVALID_ARG, "option %s = %g is outside [%g, %g]", o->name, v,
                           o->min, o->max);
     *(double *)(void *)((char *)c + o->offset) = v;
+    if (o->offset == OFF(lambda))
+        c->explicit_set |= CVAE__SET_LAMBDA;
     return CVAE_OK;
 }
 
@@ -440,6 +517,15 @@ ENUM_ACCESSORS(category_input, "category_input", cat_input, cvae_category_input)
 ENUM_ACCESSORS(prior, "prior", prior, cvae_prior)
 ENUM_ACCESSORS(optimizer, "optimizer", opt, cvae_optimizer_kind)
 ENUM_ACCESSORS(recon_target, "recon_target", recon_target, cvae_recon_target)
+ENUM_ACCESSORS(recipe, "recipe", recipe, cvae_recipe)
+INT_ACCESSORS(augment, "augment", augment)
+INT_ACCESSORS(pretrain_epochs, "pretrain_epochs", pretrain)
+INT_ACCESSORS(manifold_neighbors, "manifold_neighbors", manifold_neighbors)
+INT_ACCESSORS(embedding_dim, "embedding_dim", embed_dim)
+INT_ACCESSORS(manifold_every, "manifold_every", manifold_every)
+DOUBLE_ACCESSORS(consistency_weight, "consistency_weight", consistency_weight)
+DOUBLE_ACCESSORS(pseudo_label_weight, "pseudo_label_weight", pseudo_weight)
+DOUBLE_ACCESSORS(pseudo_label_threshold, "pseudo_label_threshold", pseudo_threshold)
 DOUBLE_ACCESSORS(lambda, "lambda", lambda)
 DOUBLE_ACCESSORS(balance_weight, "balance_weight", balance_weight)
 DOUBLE_ACCESSORS(category_weight, "category_weight", cat_weight)
@@ -566,6 +652,33 @@ cvae_status cvae_config_get_adam_betas(const cvae_config *cfg, double *beta1, do
         *beta1 = cfg->beta1;
     if (beta2)
         *beta2 = cfg->beta2;
+    return CVAE_OK;
+}
+
+cvae_status cvae_config_set_augment_ranges(cvae_config *cfg, double rotation, double shift,
+                                          double scale)
+{
+    CVAE__CHECK_PTR(cfg);
+    struct cvae_config t = *cfg;
+    cvae_status st;
+    if ((st = set_double_opt(&t, find_option("augment_rotation"), rotation)) ||
+        (st = set_double_opt(&t, find_option("augment_shift"), shift)) ||
+        (st = set_double_opt(&t, find_option("augment_scale"), scale)))
+        return st;
+    *cfg = t;
+    return CVAE_OK;
+}
+
+cvae_status cvae_config_get_augment_ranges(const cvae_config *cfg, double *rotation,
+                                          double *shift, double *scale)
+{
+    CVAE__CHECK_PTR(cfg);
+    if (rotation)
+        *rotation = cfg->aug_rotation;
+    if (shift)
+        *shift = cfg->aug_shift;
+    if (scale)
+        *scale = cfg->aug_scale;
     return CVAE_OK;
 }
 

@@ -34,7 +34,24 @@ struct cvae_config {
     int epochs;
     unsigned long long seed;
     int threads;
+    /* Training recipe and its options (see cvae_config_set_recipe). */
+    int recipe; /* cvae_recipe */
+    int augment;
+    double aug_rotation, aug_shift, aug_scale;
+    double consistency_weight;
+    int pretrain;
+    int manifold_neighbors;
+    int embed_dim;
+    double pseudo_weight, pseudo_threshold;
+    int manifold_every;
+    /* Not options: which shape-dependent options the caller set, so that
+     * setting the input shape leaves them alone (CVAE__SET_* bits). */
+    unsigned explicit_set;
 };
+
+#define CVAE__SET_BRANCHES 1u
+#define CVAE__SET_LATENT 2u
+#define CVAE__SET_LAMBDA 4u
 
 void cvae__config_defaults(struct cvae_config *cfg);
 

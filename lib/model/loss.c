@@ -134,3 +134,33 @@ double cvae__loss_balance_from_sums(int n, int k, const double *colsum, int64_t 
                 dq[(size_t)i * k + y] += beta * (float)((safe_log(qbar[y]) + 1.0) / (double)total);
     return beta * value;
 }
+
+double cvae__loss_consistency(int n, int s, const float *mu, const float *ref, float weight,
+                              float scale, float *dmu)
+{
+    double total = 0;
+    size_t ns = (size_t)n * s;
+    for (size_t i = 0; i < ns; i++) {
+        float d = mu[i] - ref[i];
+        total += (double)d * d;
+        if (dmu)
+            dmu[i] += 2.0f * weight * scale * d;
+    }
+    return weight * total / n;
+}
+
+double cvae__loss_pseudo(int n, int k, const float *q, const int32_t *labels, float weight,
+                         float scale, float *dq)
+{
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        int y = labels[i];
+        if (y < 0 || y >= k)
+            continue;
+        double qy = q[(size_t)i * k + y];
+        total -= safe_log(qy);
+        if (dq)
+            dq[(size_t)i * k + y] -= weight * scale / (float)(qy > 1e-30 ? qy : 1e-30);
+    }
+    return weight * total / n;
+}

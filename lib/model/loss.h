@@ -40,5 +40,14 @@ double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq);
  * gradient for this process's n rows (each image's share is 1/total). */
 double cvae__loss_balance_from_sums(int n, int k, const double *colsum, int64_t total, float beta,
                                     float *dq);
+/* weight * sum_d (mu_d - ref_d)^2, ref held fixed (no gradient): the
+ * consistency of the code of a transformed image with its clean one. */
+double cvae__loss_consistency(int n, int s, const float *mu, const float *ref, float weight,
+                              float scale, float *dmu);
+
+/* -weight * ln q_{label} for the rows whose label is >= 0 (rows with -1 add
+ * nothing but still count in the mean): cross-entropy on pseudo-labels. */
+double cvae__loss_pseudo(int n, int k, const float *q, const int32_t *labels, float weight,
+                         float scale, float *dq);
 
 #endif

@@ -405,6 +405,7 @@ void cvae_model_destroy(cvae_model *model)
     cvae__aligned_free(model->grads);
     cvae__arena_free(&model->ws);
     cvae_optimizer_destroy(model->own_opt);
+    free(model->pl);
     free(model);
 }
 

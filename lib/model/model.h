@@ -99,6 +99,20 @@ struct cvae_model {
 
     /* Data-parallel training (training/data_parallel.h); not saved. */
     cvae__dp par;
+    /* Manifold recipe: the pseudo-label of every training image (-1: none)
+     * from the last manifold step, the image count it ran over and the
+     * epoch count when it ran (NULL / 0 before the first step). */
+    int32_t *pl;
+    int64_t pl_n;
+    int pl_epoch;
+    /* Extra loss terms of the batch being trained, set by the training loop
+     * for one step (NULL / 0 otherwise): the fixed codes of the clean images
+     * the consistency term pulls mu towards (n x s), and the batch's
+     * pseudo-labels (n, -1 = none) for the category head's cross-entropy. */
+    const float *cons_ref;
+    float cons_weight;
+    const int32_t *pl_batch;
+    float pl_weight;
 };
 
 /* The encoder's input as column blocks of one row per image, never
@@ -129,10 +143,15 @@ static inline int cvae__conv_parts(const cvae_model *model)
     return t < model->cfg.threads ? t : model->cfg.threads;
 }
 
-/* Whether the mixture prior is in force: configured, and warm-up over. */
+/* Whether the mixture prior is in force: configured, and warm-up (paper
+ * recipe) or pretraining and the manifold step (manifold recipe) over. */
 static inline int cvae__mixture_active(const cvae_model *model)
 {
-    return model->cfg.prior == CVAE_PRIOR_MIXTURE && model->epochs_done >= model->cfg.warmup;
+    if (model->cfg.prior != CVAE_PRIOR_MIXTURE)
+        return 0;
+    if (model->cfg.recipe == CVAE_RECIPE_MANIFOLD)
+        return model->pl != NULL && model->epochs_done >= model->cfg.pretrain;
+    return model->epochs_done >= model->cfg.warmup;
 }
 
 /* Forward pass over n <= B images already in model->x. train == 1 samples

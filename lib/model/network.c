@@ -112,7 +112,7 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
     }
     float *dq = backward ? model->dq : NULL;
 
-    double recon = 0, kl = 0, cat = 0, bal;
+    double recon = 0, kl = 0, cat = 0, bal, extra = 0;
     if (n == 0) {
         /* an empty slice still takes part in the batch's reduction */
     } else if (model->D0 != model->Dimg) {
@@ -143,6 +143,16 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
                                        backward ? model->dlv : NULL, dq,
                                        backward ? GRD(model->means) : NULL);
         cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
+        /* The manifold recipe's terms, when the training loop set them.
+         * Per image, so each process adds its slice's share; the value
+         * reported in the total is this process's share only. */
+        if (model->cons_ref && model->cons_weight > 0.0f)
+            extra += cvae__loss_consistency(n, model->s, model->mu, model->cons_ref,
+                                            model->cons_weight, scale,
+                                            backward ? model->dmu : NULL);
+        if (model->pl_batch && model->pl_weight > 0.0f)
+            extra += cvae__loss_pseudo(n, model->k, model->q, model->pl_batch, model->pl_weight,
+                                       scale, dq);
     }
     if (shared)
         bal = shared_batch_terms(model, n, &recon, &kl, &cat, dq);
@@ -153,7 +163,7 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
     losses[CVAE_LOSS_KL] = kl;
     losses[CVAE_LOSS_CATEGORY] = cat;
     losses[CVAE_LOSS_BALANCE] = bal;
-    losses[CVAE_LOSS_TOTAL] = c->lambda * recon + kl + cat + bal;
+    losses[CVAE_LOSS_TOTAL] = c->lambda * recon + kl + cat + bal + extra;
     if (!backward || n == 0)
         return;
 

@@ -1,8 +1,8 @@
 /* Training epochs (cvae_model_train). All per-batch work runs in the
  * model's workspace, made sure of first (a loaded model gets it on first
  * use); the only allocations are per call (the workspace once, the shuffle
- * permutation, k-means scratch), never per batch. Inference is in
- * model/inference.c. */
+ * permutation, the manifold recipe's batch buffers, k-means and manifold
+ * scratch), never per batch. Inference is in model/inference.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +13,10 @@
 #include "io/dataset.h"
 #include "model/inference.h"
 #include "model/model.h"
+#include "training/augment.h"
 #include "training/optimizer.h"
 #include "training/data_parallel.h"
+#include "training/recipe.h"
 
 /* Class means from k-means++ on the training set's mu. Data-parallel,
  * each process encodes its part of the set and the codes are gathered
@@ -105,9 +107,29 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     if (cvae__threads_get() != model->cfg.threads)
         cvae__threads_set(model->cfg.threads);
 
+    const struct cvae_config *c = &model->cfg;
+    const int manifold = c->recipe == CVAE_RECIPE_MANIFOLD;
+    const int augment = manifold && c->augment;
+    const int consistency = manifold && c->consistency_weight > 0.0;
+    cvae__augment_params aug;
+    cvae__augment_defaults(&aug);
+    aug.max_rotation = (float)c->aug_rotation;
+    aug.max_shift = (float)c->aug_shift;
+    aug.max_scale = (float)c->aug_scale;
+    const uint64_t aug_seed = cvae__recipe_augment_seed(model);
+    const size_t bp = (size_t)model->B * (size_t)model->P;
     int64_t *perm = malloc((size_t)count * sizeof *perm);
-    if (!perm)
-        return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld", (long long)count);
+    float *xaug = augment ? malloc(bp * sizeof *xaug) : NULL;
+    float *ref = consistency ? malloc((size_t)model->B * model->s * sizeof *ref) : NULL;
+    int32_t *plb = manifold ? malloc((size_t)model->B * sizeof *plb) : NULL;
+    if (!perm || (augment && !xaug) || (consistency && !ref) || (manifold && !plb)) {
+        free(perm);
+        free(xaug);
+        free(ref);
+        free(plb);
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld and batch buffers",
+                          (long long)count);
+    }
     const int64_t batches = (count + model->B - 1) / model->B;
     /* Data-parallel: every process runs this same loop over the same
      * global batches (training/data_parallel.h). */
@@ -117,11 +139,22 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     if (par && (st = cvae__dp_agree(model, count, opt->steps, "training"))) {
         model->par.active = 0;
         free(perm);
+        free(xaug);
+        free(ref);
+        free(plb);
         return st;
     }
 
     for (int e = 0; e < epochs && !st; e++) {
+        /* The manifold step runs between epochs, never inside one: a
+         * stopped epoch is finished with the pseudo-labels it started with. */
+        int resume = e == 0 && model->part.batches > 0 && model->part.count == count;
+        if (!resume && cvae__recipe_step_due(model, count) &&
+            (st = cvae__recipe_manifold_step(model, data, count)))
+            break;
         int mixture = cvae__mixture_active(model);
+        const int finetune = manifold && model->pl && model->pl_n == count &&
+                             model->epochs_done >= c->pretrain;
         /* Each epoch's order is a shuffle of 0..count-1 keyed by the seed
          * and the epoch number alone (not drawn from the model's RNG, nor
          * from the previous order), so training in one call or in several,
@@ -134,13 +167,13 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
         int64_t b0 = 0, seen = 0;
         double sums[CVAE_LOSS_COUNT] = {0}, running[CVAE_LOSS_COUNT];
         uint64_t start_rng[4];
-        if (e == 0 && model->part.batches > 0 && model->part.count == count) {
+        if (resume) {
             memcpy(start_rng, model->part.rng, sizeof start_rng);
             b0 = model->part.batches;
             seen = model->part.seen;
             memcpy(sums, model->part.sums, sizeof sums);
         } else {
-            if (mixture && !model->phase_mixture) {
+            if (!manifold && mixture && !model->phase_mixture) {
                 if (model->cfg.kmeans && (st = kmeans_init(model, data, count)))
                     break;
                 model->phase_mixture = 1;
@@ -161,13 +194,38 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
                 cvae__shard(total, model->par.rank, model->par.size, &lo, &hi);
             const int n = (int)(hi - lo);
             model->par.total = total;
+            const int64_t *idx = perm + start + lo;
             if (n > 0) {
-                cvae__dataset_gather_f32(data, perm + start + lo, n, model->x);
-                fill_eps(model, perm + start + lo, n);
+                cvae__dataset_gather_f32(data, idx, n, model->x);
+                if (consistency) {
+                    /* The clean images' codes, the fixed targets of the
+                     * term: an inference pass, run before the noise of
+                     * the training pass is drawn. */
+                    cvae__forward(model, n, 0, 0);
+                    memcpy(ref, model->mu, (size_t)n * model->s * sizeof *ref);
+                    model->cons_ref = ref;
+                    model->cons_weight = (float)c->consistency_weight;
+                }
+                if (augment) {
+                    /* Keyed by the global image index, so the same image
+                     * gets the same transform on any number of processes. */
+                    (void)cvae__augment_f32(&aug, aug_seed, (uint64_t)model->epochs_done, idx, n,
+                                            c->in_c, c->in_h, c->in_w, model->x, xaug);
+                    memcpy(model->x, xaug, (size_t)n * model->P * sizeof *xaug);
+                }
+                if (finetune && c->pseudo_weight > 0.0) {
+                    for (int i = 0; i < n; i++)
+                        plb[i] = model->pl[idx[i]];
+                    model->pl_batch = plb;
+                    model->pl_weight = (float)c->pseudo_weight;
+                }
+                fill_eps(model, idx, n);
                 cvae__forward(model, n, CVAE__TRAIN_REUSE_EPS, 1);
             }
             double losses[CVAE_LOSS_COUNT];
             cvae__loss_and_backward(model, n, mixture, 1, losses);
+            model->cons_ref = NULL;
+            model->pl_batch = NULL;
             if (par && cvae__dp_reduce(&model->par, model->grads, model->nparams)) {
                 st = cvae__fail(CVAE_E_IO, "the reduce callback failed at epoch %d, batch %lld; "
                                            "the weights are those before this batch",
@@ -226,6 +284,9 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     }
     model->par.active = 0;
     free(perm);
+    free(xaug);
+    free(ref);
+    free(plb);
     return st;
 }
 

@@ -18,7 +18,7 @@ message).
 from . import _native
 from ._buffers import HAVE_NUMPY
 from .config import (MAX_BRANCHES, MAX_CLUSTERS, Activation, Branch, CategoryInput, Config,
-                     OptimizerKind, OptionInfo, Prior, ReconTarget)
+                     OptimizerKind, OptionInfo, Prior, Recipe, ReconTarget)
 from .dataset import Dataset
 from .errors import ConvVAEError, Status
 from .metrics import cluster_metrics
@@ -32,7 +32,7 @@ library_path = _native.library_path
 
 __all__ = ["Activation", "Branch", "CategoryInput", "Config", "ConvVAEError", "Dataset",
            "HAVE_NUMPY", "Losses", "MAX_BRANCHES", "MAX_CLUSTERS", "Model", "Optimizer",
-           "OptimizerKind", "OptionInfo", "Prior", "Progress", "ReconTarget", "Status",
+           "OptimizerKind", "OptionInfo", "Prior", "Progress", "Recipe", "ReconTarget", "Status",
            "cluster_metrics", "get_num_threads", "last_error", "library_path",
            "library_version", "library_version_number", "set_num_threads", "shard", "strerror"]
 

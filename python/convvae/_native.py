@@ -68,11 +68,14 @@ STATUS = "status"  # marker: returns cvae_status, checked by errcheck
 # Config options with one typed setter/getter pair: (C suffix, C type).
 CONFIG_INT_ACCESSORS = ("num_branches", "encoder_units", "decoder_units", "latent_dim",
                         "clusters", "category_units", "conv_trainable", "warmup_epochs",
-                        "kmeans_init", "batch_size", "epochs", "threads")
+                        "kmeans_init", "batch_size", "epochs", "threads", "augment",
+                        "pretrain_epochs", "manifold_neighbors", "embedding_dim",
+                        "manifold_every")
 CONFIG_ENUM_ACCESSORS = ("encoder_activation", "category_input", "prior", "recon_target",
-                         "optimizer")
+                         "optimizer", "recipe")
 CONFIG_DOUBLE_ACCESSORS = ("lambda", "balance_weight", "category_weight", "learning_rate",
-                           "adam_eps", "weight_decay", "momentum")
+                           "adam_eps", "weight_decay", "momentum", "consistency_weight",
+                           "pseudo_label_weight", "pseudo_label_threshold")
 
 
 def _prototypes():
@@ -134,6 +137,9 @@ def _prototypes():
         ("cvae_config_get_branches", STATUS, [ConfigP, c_int_p]),
         ("cvae_config_set_adam_betas", STATUS, [ConfigP, c_double, c_double]),
         ("cvae_config_get_adam_betas", STATUS, [ConfigP, c_double_p, c_double_p]),
+        ("cvae_config_set_augment_ranges", STATUS, [ConfigP, c_double, c_double, c_double]),
+        ("cvae_config_get_augment_ranges", STATUS,
+         [ConfigP, c_double_p, c_double_p, c_double_p]),
         ("cvae_config_set_seed", STATUS, [ConfigP, c_uint64]),
         ("cvae_config_get_seed", STATUS, [ConfigP, c_uint64_p]),
         # optimizers

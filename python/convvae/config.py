@@ -55,6 +55,11 @@ class ReconTarget(_TextEnum):
     FEATURES = 1
 
 
+class Recipe(_TextEnum):
+    PAPER = 0
+    MANIFOLD = 1
+
+
 class OptimizerKind(_TextEnum):
     ADAM = 0
     SGD = 1
@@ -80,6 +85,10 @@ _KINDS = {
     "optimizer": OptimizerKind, "learning_rate": float, "adam_beta1": float,
     "adam_beta2": float, "adam_eps": float, "weight_decay": float, "momentum": float,
     "batch_size": int, "epochs": int, "seed": "uint64", "threads": int,
+    "recipe": Recipe, "augment": bool, "augment_rotation": float, "augment_shift": float,
+    "augment_scale": float, "consistency_weight": float, "pretrain_epochs": int,
+    "manifold_neighbors": int, "embedding_dim": int, "pseudo_label_weight": float,
+    "pseudo_label_threshold": float, "manifold_every": int,
 }
 for _i in range(1, MAX_BRANCHES + 1):
     for _f in ("layers", "filters", "kernel"):

@@ -223,7 +223,7 @@ def test_rgb_model_end_to_end(tmp_path):
     with Dataset.from_images(tmp_path, size=(16, 16), channels=3) as ds, \
             convvae.Model(input_shape=(3, 16, 16), encoder_units=64, decoder_units=64,
                           category_units=32, latent_dim=8, clusters=2, batch_size=10,
-                          epochs=25) as model:
+                          epochs=25, recipe="paper") as model:
         model.train(ds)
         clusters = list(model.predict(ds))
         kinds = [0 if "class0" in os.path.basename(p) else 1 for p in ds.paths()]

@@ -16,6 +16,7 @@ CHECK(prior_pinned, CVAE_PRIOR_STANDARD == 0 && CVAE_PRIOR_MIXTURE == 1);
 CHECK(act_pinned, CVAE_ACT_RELU == 0 && CVAE_ACT_IDENTITY == 1);
 CHECK(catin_pinned, CVAE_CATEGORY_INPUT_Z == 0 && CVAE_CATEGORY_INPUT_FEATURES == 1);
 CHECK(opt_pinned, CVAE_OPTIMIZER_ADAM == 0 && CVAE_OPTIMIZER_SGD == 1);
+CHECK(recipe_pinned, CVAE_RECIPE_PAPER == 0 && CVAE_RECIPE_MANIFOLD == 1);
 CHECK(loss_pinned, CVAE_LOSS_TOTAL == 0 && CVAE_LOSS_RECON == 1 && CVAE_LOSS_KL == 2 &&
                        CVAE_LOSS_CATEGORY == 3 && CVAE_LOSS_BALANCE == 4 &&
                        CVAE_LOSS_COUNT >= 5);
