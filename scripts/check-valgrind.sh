@@ -12,9 +12,10 @@
 # line prints whatever possibly-lost bytes remain.
 #
 # Left out (valgrind runs code 20-50x slower): test_train, the real-MNIST
-# training run (seconds natively, minutes under valgrind); its code paths
-# are the ones test_model, test_robust and test_threads exercise on small
-# data. The executables run VALGRIND_JOBS at a time (default: one per core).
+# training run, and test_recipe_accuracy, the default recipe trained on
+# real images (seconds natively, tens of minutes under valgrind); their code
+# paths are the ones test_model, test_robust, test_threads, test_recipe and
+# test_manifold exercise on small data. The executables run VALGRIND_JOBS at a time (default: one per core).
 # VALGRIND_ARGS adds options (e.g. --track-origins=yes to find where an
 # uninitialised value came from; it doubles the run time).
 #
@@ -69,7 +70,7 @@ run_one() {
         "$verdict" >"$logs/$name.summary"
 }
 
-skipped=(test_train)
+skipped=(test_train test_recipe_accuracy)
 # Slowest first, so that the two job slots finish close together.
 exes=()
 for slow in test_gemm test_badinput test_model test_metrics; do
