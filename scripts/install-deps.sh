@@ -5,6 +5,8 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libblis-dev libarpack2-dev libcmocka-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev
+      # what a fully static link needs behind libarpack.a (check-install's -static consumers)
+      liblapack-dev libgfortran-12-dev
       python3 python3-numpy python3-pytest dataset-fashion-mnist ca-certificates
       # robustness jobs: clang build, libFuzzer and TSan runtimes, valgrind
       clang clang-14 libclang-rt-14-dev valgrind
