@@ -46,6 +46,7 @@ typedef struct member {
     int64_t calls;
     cvae_status st;
     double loss[CVAE_LOSS_COUNT]; /* cvae_model_loss computed by the group after training */
+    double last[CVAE_LOSS_COUNT]; /* the running training losses the callback saw last */
 } member;
 
 static int sim_reduce(float *buf, size_t n, void *user)
@@ -79,9 +80,9 @@ static int sim_reduce(float *buf, size_t n, void *user)
 static int stop_cb(void *user, int epoch, int64_t batch, int64_t batches, const double *l, int nl)
 {
     (void)batches;
-    (void)l;
-    (void)nl;
-    const member *m = user;
+    member *m = user;
+    for (int t = 0; t < nl && t < CVAE_LOSS_COUNT; t++)
+        m->last[t] = l[t];
     return m->stop_at && epoch == 1 && batch == m->stop_at;
 }
 
@@ -109,15 +110,28 @@ static cvae_dataset *make_data(void)
     return d;
 }
 
+/* When set, config() asks for the manifold recipe with every extra term:
+ * one epoch of pretraining with the consistency term, then fine-tuning on
+ * pseudo-labels. */
+static int manifold_terms;
+
 static cvae_config *config(void)
 {
     cvae_config *c = small_config(2, 1);
+    if (manifold_terms) {
+        assert_int_equal(cvae_config_set_pretrain_epochs(c, 1), CVAE_OK);
+        assert_int_equal(cvae_config_set_consistency_weight(c, 0.5), CVAE_OK);
+        assert_int_equal(cvae_config_set_manifold_neighbors(c, 8), CVAE_OK);
+    }
     assert_int_equal(cvae_config_set_batch_size(c, BATCH), CVAE_OK);
     assert_int_equal(cvae_config_set_warmup_epochs(c, 1), CVAE_OK);
     assert_int_equal(cvae_config_set_kmeans_init(c, 1), CVAE_OK);
     assert_int_equal(cvae_config_set_seed(c, 11), CVAE_OK);
     return c;
 }
+
+/* The last running losses each rank's callback saw in train_group. */
+static double group_last[MAXR][CVAE_LOSS_COUNT];
 
 /* When not 0, rank 1's model is created with this seed instead (a process
  * that does not hold the same model as the others). */
@@ -158,6 +172,8 @@ static cvae_model *train_group(int size, const char *from, const cvae_dataset *d
     for (int r = 0; r < size; r++)
         assert_int_equal(m[r].st, expect);
     int64_t calls = m[0].calls;
+    for (int r = 0; r < size; r++)
+        memcpy(group_last[r], m[r].last, sizeof m[r].last);
     for (int r = 1; r < size; r++) {
         assert_int_equal(m[r].calls, calls);
         if (!rank1_seed)
@@ -270,6 +286,117 @@ static void test_same_model_as_one_process(void **state)
     cvae_dataset_destroy(data);
 }
 
+/* A process holds activations for its slice of a batch, not for the whole
+ * batch: the workspace shrinks with the process count and is sized for the
+ * whole batch again when the model goes back to training alone. */
+static int sum_hook_never(float *buf, size_t n, void *user)
+{
+    (void)buf;
+    (void)n;
+    (void)user;
+    return 1; /* no call in this test reduces */
+}
+
+static void test_workspace_holds_a_slice(void **state)
+{
+    (void)state;
+    cvae_config *c = config();
+    assert_int_equal(cvae_config_set_batch_size(c, 30), CVAE_OK);
+    cvae_model *model;
+    assert_int_equal(cvae_model_create(c, &model), CVAE_OK);
+    cvae_config_destroy(c);
+    size_t alone = cvae__model_workspace_bytes(model);
+    assert_int_equal(cvae__model_workspace_rows(model), 30);
+    assert_int_equal(cvae_model_set_data_parallel(model, 1, 4, sum_hook_never, NULL), CVAE_OK);
+    assert_int_equal(cvae__model_workspace_rows(model), 8); /* ceil(30 / 4) */
+    size_t slice = cvae__model_workspace_bytes(model);
+    print_message("workspace for a batch of 30: %zu bytes alone, %zu on 4 processes\n", alone,
+                  slice);
+    /* what a model of batch 8 alone holds */
+    c = config();
+    assert_int_equal(cvae_config_set_batch_size(c, 8), CVAE_OK);
+    cvae_model *small;
+    assert_int_equal(cvae_model_create(c, &small), CVAE_OK);
+    cvae_config_destroy(c);
+    assert_true(slice < alone);
+    assert_int_equal(slice, cvae__model_workspace_bytes(small));
+    cvae_model_destroy(small);
+    /* inference on more images than the slice still sees every image */
+    cvae_dataset *data = make_data();
+    int64_t n;
+    assert_int_equal(cvae_dataset_shape(data, &n, NULL, NULL, NULL), CVAE_OK);
+    int32_t *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    float *pa = malloc((size_t)n * model->k * sizeof *pa);
+    float *pb = malloc((size_t)n * model->k * sizeof *pb);
+    assert_int_equal(cvae_model_predict_dataset(model, data, a, pa), CVAE_OK);
+    assert_int_equal(model->ws_rows, 8);
+    assert_int_equal(cvae_model_set_data_parallel(model, 0, 1, NULL, NULL), CVAE_OK);
+    assert_int_equal(cvae_model_predict_dataset(model, data, b, pb), CVAE_OK);
+    assert_int_equal(model->ws_rows, 30);
+    assert_memory_equal(a, b, (size_t)n * sizeof *a);
+    for (int64_t i = 0; i < n * model->k; i++)
+        assert_true(fabsf(pa[i] - pb[i]) <= 1e-6f);
+    free(a);
+    free(b);
+    free(pa);
+    free(pb);
+    cvae_dataset_destroy(data);
+    cvae_model_destroy(model);
+}
+
+static double alone_last[CVAE_LOSS_COUNT];
+
+static int record_cb(void *user, int epoch, int64_t batch, int64_t batches, const double *l, int nl)
+{
+    (void)user;
+    (void)epoch;
+    (void)batch;
+    (void)batches;
+    for (int t = 0; t < nl && t < CVAE_LOSS_COUNT; t++)
+        alone_last[t] = l[t];
+    return 0;
+}
+
+/* The manifold recipe's own terms (consistency, then pseudo-labels after
+ * the manifold step that every process runs alike) are summed over the
+ * processes like the others: every rank reports the loss one process
+ * reports. The group starts from one process's pretrained checkpoint, so
+ * that its manifold step sees the same codes: the embedding's stochastic
+ * descent would turn even last-bit differences of the codes into a
+ * different (equally good) partition. */
+static void test_manifold_terms_summed(void **state)
+{
+    (void)state;
+    manifold_terms = 1;
+    cvae_dataset *data = make_data();
+    cvae_config *c = config();
+    cvae_model *alone;
+    assert_int_equal(cvae_model_create(c, &alone), CVAE_OK);
+    cvae_config_destroy(c);
+    assert_int_equal(cvae_model_train(alone, data, 1, NULL, record_cb, NULL), CVAE_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/cvae_dp_manifold_%ld.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+    assert_int_equal(cvae_model_save(alone, path), CVAE_OK);
+    assert_int_equal(cvae_model_train(alone, data, 1, NULL, record_cb, NULL), CVAE_OK);
+    assert_non_null(alone->pl);
+    cvae_model *par = train_group(3, path, data, 1, NULL, 0, CVAE_OK);
+    remove(path);
+    manifold_terms = 0;
+    assert_non_null(par->pl);
+    assert_memory_equal(par->pl, alone->pl, (size_t)alone->pl_n * sizeof *alone->pl);
+    for (int r = 0; r < 3; r++) {
+        print_message("rank %d reports loss %.6f, one process %.6f\n", r,
+                      group_last[r][CVAE_LOSS_TOTAL], alone_last[CVAE_LOSS_TOTAL]);
+        for (int t = 0; t < CVAE_LOSS_COUNT; t++)
+            assert_true(fabs(group_last[r][t] - alone_last[t]) <= 1e-5 * (1.0 + fabs(alone_last[t])));
+    }
+    compare(par, alone, data, "manifold recipe from a pretrained checkpoint, 3 ranks");
+    cvae_model_destroy(par);
+    cvae_model_destroy(alone);
+    cvae_dataset_destroy(data);
+}
+
 static void test_resume_on_other_count(void **state)
 {
     (void)state;
@@ -334,6 +461,8 @@ int main(void)
         cmocka_unit_test(test_shard),
         cmocka_unit_test(test_item_streams),
         cmocka_unit_test(test_same_model_as_one_process),
+        cmocka_unit_test(test_workspace_holds_a_slice),
+        cmocka_unit_test(test_manifold_terms_summed),
         cmocka_unit_test(test_resume_on_other_count),
         cmocka_unit_test(test_failing_hook),
         cmocka_unit_test(test_processes_must_agree),

@@ -85,8 +85,9 @@ enum what { W_MU_LV, W_PROBA, W_CLUSTERS, W_RECON };
 static void run_inference(cvae_model *model, const source *src, enum what what, float *o1,
                           float *o2, int32_t *clusters)
 {
-    for (int64_t start = 0; start < src->count; start += model->B) {
-        int n = (int)(src->count - start < model->B ? src->count - start : model->B);
+    const int rows = model->ws_rows; /* per image: any chunk size gives the same result */
+    for (int64_t start = 0; start < src->count; start += rows) {
+        int n = (int)(src->count - start < rows ? src->count - start : rows);
         load_chunk(model, src, start, n);
         cvae__forward(model, n, 0, what == W_RECON);
         size_t ns = (size_t)n * model->s, nk = (size_t)n * model->k;
@@ -266,8 +267,9 @@ cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t count, u
     const float *mean = model->cfg.prior == CVAE_PRIOR_MIXTURE ? model->params + model->means +
                                                                  (size_t)cluster * model->s
                                                            : NULL;
-    for (int64_t start = 0; start < count; start += model->B) {
-        int n = (int)(count - start < model->B ? count - start : model->B);
+    const int rows = model->ws_rows;
+    for (int64_t start = 0; start < count; start += rows) {
+        int n = (int)(count - start < rows ? count - start : rows);
         for (int i = 0; i < n; i++)
             for (int d = 0; d < model->s; d++)
                 model->z[(size_t)i * model->s + d] = (mean ? mean[d] : 0.0f) + cvae__rng_normal(&r);

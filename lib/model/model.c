@@ -167,7 +167,7 @@ static size_t layout_workspace(cvae_model *model, int dry)
 {
     size_t total = 0;
     int overflow = 0;
-    const size_t B = (size_t)model->B;
+    const size_t B = (size_t)cvae__model_workspace_rows(model);
     /* count floats; per-image sizes are ints (the geometry checks them) */
 #define WSN(ptr, count)                                                                        \
     do {                                                                                       \
@@ -255,6 +255,12 @@ static size_t layout_workspace(cvae_model *model, int dry)
     return overflow ? SIZE_MAX : total;
 }
 
+int cvae__model_workspace_rows(const cvae_model *model)
+{
+    const int size = model->par.reduce ? model->par.size : 1;
+    return size > 1 ? (model->B + size - 1) / size : model->B;
+}
+
 size_t cvae__model_workspace_bytes(const cvae_model *model)
 {
     /* the dry pass only reads the model */
@@ -265,6 +271,7 @@ cvae_status cvae__model_ensure_workspace(cvae_model *model)
 {
     if (model->ws.base)
         return CVAE_OK;
+    model->ws_rows = cvae__model_workspace_rows(model);
     size_t bytes = layout_workspace(model, 1);
     if (bytes == SIZE_MAX)
         return cvae__fail(CVAE_E_NOMEM,

@@ -84,9 +84,13 @@ struct cvae_model {
         double sums[CVAE_LOSS_COUNT];
     } part;
 
-    /* Activation workspace for B images: every pointer below points into
-     * ws, and is NULL until cvae__model_ensure_workspace allocated it. */
+    /* Activation workspace for ws_rows images: every pointer below points
+     * into ws, and is NULL until cvae__model_ensure_workspace allocated it.
+     * ws_rows is the batch B, or in data-parallel training over N
+     * processes the largest slice of a batch, ceil(B / N) (each process
+     * computes only its slice). */
     int B;
+    int ws_rows;
     cvae__arena ws;
     float *x, *col;
     float *h, *dh, *mu, *dmu, *lv, *dlv, *z, *dz, *eps;
@@ -180,6 +184,9 @@ cvae_status cvae__model_alloc_params(cvae_model *model);
 cvae_status cvae__model_ensure_workspace(cvae_model *model);
 /* Bytes the workspace needs (SIZE_MAX if that overflows size_t). */
 size_t cvae__model_workspace_bytes(const cvae_model *model);
+/* The rows the workspace needs for the model's batch size and
+ * data-parallel setting (see ws_rows). */
+int cvae__model_workspace_rows(const cvae_model *model);
 /* A hash of the parameter layout, so optimizer state is never applied to a
  * differently shaped model. */
 uint64_t cvae__layout_id(const cvae_model *model);

@@ -64,16 +64,17 @@ static void backward_branches(cvae_model *model, int n)
 }
 
 /* A data-parallel step's batch-level terms: this process's loss values
- * (means over its n rows, turned into its share of the global means) and
- * its column sums of q are summed over all processes in one call; the
- * balance term and its gradient then use the global batch mean of q. */
+ * (means over its n rows, turned into its share of the global means; extra
+ * is the manifold recipe's consistency and pseudo-label terms) and its
+ * column sums of q are summed over all processes in one call; the balance
+ * term and its gradient then use the global batch mean of q. */
 static double shared_batch_terms(cvae_model *model, int n, double *recon, double *kl, double *cat,
-                                 float *dq)
+                                 double *extra, float *dq)
 {
     const int k = model->k;
     const int64_t total = model->par.total;
     const double share = (double)n / (double)total;
-    float buf[CVAE_MAX_CLUSTERS + 3];
+    float buf[CVAE_MAX_CLUSTERS + 4];
     for (int y = 0; y < k; y++) {
         float sum = 0;
         for (int i = 0; i < n; i++)
@@ -83,10 +84,12 @@ static double shared_batch_terms(cvae_model *model, int n, double *recon, double
     buf[k] = (float)(*recon * share);
     buf[k + 1] = (float)(*kl * share);
     buf[k + 2] = (float)(*cat * share);
-    cvae__dp_reduce(&model->par, buf, (size_t)k + 3);
+    buf[k + 3] = (float)(*extra * share);
+    cvae__dp_reduce(&model->par, buf, (size_t)k + 4);
     *recon = buf[k];
     *kl = buf[k + 1];
     *cat = buf[k + 2];
+    *extra = buf[k + 3];
     double colsum[CVAE_MAX_CLUSTERS];
     for (int y = 0; y < k; y++)
         colsum[y] = buf[y];
@@ -143,9 +146,9 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
                                        backward ? model->dlv : NULL, dq,
                                        backward ? GRD(model->means) : NULL);
         cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
-        /* The manifold recipe's terms, when the training loop set them.
-         * Per image, so each process adds its slice's share; the value
-         * reported in the total is this process's share only. */
+        /* The manifold recipe's terms, when the training loop set them:
+         * per image, so each process adds its slice's share of the
+         * gradient; their value is summed with the other batch terms. */
         if (model->cons_ref && model->cons_weight > 0.0f)
             extra += cvae__loss_consistency(n, model->s, model->mu, model->cons_ref,
                                             model->cons_weight, scale,
@@ -155,7 +158,7 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
                                        scale, dq);
     }
     if (shared)
-        bal = shared_batch_terms(model, n, &recon, &kl, &cat, dq);
+        bal = shared_batch_terms(model, n, &recon, &kl, &cat, &extra, dq);
     else
         bal = cvae__loss_balance(n, model->k, model->q, (float)c->balance_weight, dq);
 

@@ -71,6 +71,10 @@ cvae_status cvae_model_set_data_parallel(cvae_model *model, int rank, int size,
     model->par.size = size;
     model->par.reduce = reduce;
     model->par.user = user;
+    /* A process computes only its slice of each batch: the workspace is
+     * sized for that (allocated again on the next call that needs it). */
+    if (model->ws.base && model->ws_rows != cvae__model_workspace_rows(model))
+        cvae__arena_free(&model->ws);
     return CVAE_OK;
 }
 
