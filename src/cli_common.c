@@ -509,6 +509,7 @@ void cli_progress_begin(cli_progress *p)
 {
     p->t_start = cli_now();
     p->t_last = -1.0;
+    p->t_first = -1.0;
     p->drawn = 0;
     p->width = 0;
     p->have_losses = 0;
@@ -536,6 +537,8 @@ int cli_progress_cb(void *user, int epoch, int64_t batch, int64_t batches, const
         memcpy(p->losses, losses, sizeof p->losses);
         p->have_losses = 1;
     }
+    if (p->t_first < 0.0)
+        p->t_first = cli_now();
     if (cli_interrupted)
         return 1;
     if (!p->enabled || batches < 1)

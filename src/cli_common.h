@@ -170,6 +170,7 @@ typedef struct cli_progress {
     int64_t images;      /* training images per epoch */
     int batch_size;
     double t_start, t_last;
+    double t_first;      /* when the epoch's first batch was done (after any manifold step) */
     int drawn;           /* something is on the line */
     int width;           /* characters written last time, for padding */
     double losses[CVAE_LOSS_COUNT];

@@ -273,14 +273,33 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
            cfgv(cfg, "decoder_units", b[2], 64), cfgv(cfg, "latent_dim", b[3], 64),
            cfgv(cfg, "clusters", b[4], 64), cfgv(cfg, "category_units", b[5], 64),
            cfgv(cfg, "category_input", b[6], 64), cfgv(cfg, "prior", b[7], 64));
+    cvae_recipe recipe = CVAE_RECIPE_PAPER;
+    cvae_config_get_recipe(cfg, &recipe);
     printf("training: %s lr %s, batch %s, epochs %d, lambda %s, balance %s, category %s, "
-           "warmup %s, kmeans %s, seed %s, threads %s, %d process%s\n",
+           "seed %s, threads %s, %d process%s\n",
            cfgv(cfg, "optimizer", b[0], 64), cfgv(cfg, "learning_rate", b[1], 64),
            cfgv(cfg, "batch_size", b[2], 64), total, cfgv(cfg, "lambda", b[3], 64),
            cfgv(cfg, "balance_weight", b[4], 64), cfgv(cfg, "category_weight", b[5], 64),
-           cfgv(cfg, "warmup_epochs", b[6], 64), cfgv(cfg, "kmeans_init", b[7], 64),
            cfgv(cfg, "seed", b[8], 64), cfgv(cfg, "threads", b[9], 64), cli_mpi_size(),
            cli_mpi_size() == 1 ? "" : "es");
+    if (recipe == CVAE_RECIPE_MANIFOLD) {
+        int augment = 0;
+        cvae_config_get_augment(cfg, &augment);
+        char aug[256] = "off";
+        if (augment)
+            snprintf(aug, sizeof aug, "rotation %s, shift %s, scale %s",
+                     cfgv(cfg, "augment_rotation", b[0], 64), cfgv(cfg, "augment_shift", b[1], 64),
+                     cfgv(cfg, "augment_scale", b[2], 64));
+        int pretrain = 0;
+        cvae_config_get_pretrain_epochs(cfg, &pretrain);
+        printf("recipe:   manifold: %s epochs pretraining (augmentation %s), the manifold step "
+               "(%s neighbours, %s start), %d epochs fine-tuning on its pseudo-labels\n",
+               cfgv(cfg, "pretrain_epochs", b[3], 64), aug, cfgv(cfg, "manifold_neighbors", b[5], 64),
+               cfgv(cfg, "manifold_start", b[7], 64), total > pretrain ? total - pretrain : 0);
+    } else {
+        printf("recipe:   paper: warmup %s, kmeans %s\n", cfgv(cfg, "warmup_epochs", b[6], 64),
+               cfgv(cfg, "kmeans_init", b[7], 64));
+    }
     int64_t params = 0;
     cvae_model_num_params(model, &params);
     printf("params:   %lld\n", (long long)params);
@@ -397,6 +416,16 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
     cli_sigint_install();
     while (done < total && !cli_interrupted) {
         double t0 = cli_now();
+        int step = 0;
+        if ((st = cvae_model_manifold_step_due(model, train, &step))) {
+            rc = cli_lib_error(st);
+            break;
+        }
+        if (step && !o->quiet && cli_mpi_rank() == 0) {
+            printf("manifold step before epoch %d: clustering the codes of %lld training images "
+                   "(neighbour graph, embedding, Gaussian mixture)\n", done + 1, (long long)count);
+            fflush(stdout);
+        }
         cli_progress_begin(&prog);
         st = cvae_model_train(model, train, 1, NULL, cli_progress_cb, &prog);
         cli_progress_end(&prog);
@@ -427,7 +456,12 @@ static int run_training(cvae_model *model, const cvae_dataset *train, const cvae
         if (!o->quiet && (rc = epoch_metrics(model, train_eval, test, line, sizeof line)))
             break;
         size_t used = strlen(line);
-        snprintf(line + used, sizeof line - used, "  %.1f s", cli_now() - t0);
+        double t1 = cli_now();
+        if (step && prog.t_first >= t0)
+            snprintf(line + used, sizeof line - used, "  %.1f s (manifold step %.1f s)", t1 - t0,
+                     prog.t_first - t0);
+        else
+            snprintf(line + used, sizeof line - used, "  %.1f s", t1 - t0);
         if (!o->quiet) {
             printf("%s\n", line);
             fflush(stdout);
@@ -566,6 +600,18 @@ int cli_train(int argc, char **argv)
         rc = cli_lib_error(st);
         goto done;
     }
+    cvae_recipe recipe = CVAE_RECIPE_PAPER;
+    int pretrain = 0;
+    if ((st = cvae_config_get_recipe(cfg, &recipe)) ||
+        (st = cvae_config_get_pretrain_epochs(cfg, &pretrain))) {
+        rc = cli_lib_error(st);
+        goto done;
+    }
+    if (recipe == CVAE_RECIPE_MANIFOLD && total <= pretrain)
+        cli_warn("--epochs %d does not go past the %d pretraining epochs: the manifold step and "
+                 "the fine-tuning never run, so the category head is never taught and the "
+                 "clusters are close to random; train more epochs, lower --pretrain-epochs, or "
+                 "use --recipe paper", total, pretrain);
     if (!o.quiet) {
         print_summary(cfg, model, train, test, &o, out, done_epochs, total);
         /* Output that cannot be written (a full disk, /dev/full) is found

@@ -339,6 +339,7 @@ enum fn {
     F_M_LOAD,
     F_SHARD,
     F_M_SET_DP,
+    F_M_STEP_DUE,
     F_COUNT
 };
 
@@ -358,6 +359,7 @@ static const char *const fn_names[F_COUNT] = {
     "cvae_model_predict", "cvae_model_predict_proba", "cvae_model_reconstruct",
     "cvae_model_predict_dataset", "cvae_model_evaluate", "cvae_model_generate",
     "cvae_model_save", "cvae_model_load", "cvae_shard", "cvae_model_set_data_parallel",
+    "cvae_model_manifold_step_due",
 };
 
 /* A reduce hook for the data-parallel rows, which never reach it. */
@@ -658,6 +660,11 @@ static const row rows[] = {
     {F_M_EVALUATE, "wrong channels", E_ARG, .d = D_CHAN},
     {F_M_EVALUATE, "data set without labels", CVAE_E_STATE, .d = D_NOLAB},
     {F_M_EVALUATE, "labels above 65535", E_ARG, .d = D_BIGLAB},
+    {F_M_STEP_DUE, "model NULL", E_ARG, .null_arg = 1},
+    {F_M_STEP_DUE, "data NULL", E_ARG, .null_arg = 2},
+    {F_M_STEP_DUE, "due NULL", E_ARG, .null_arg = 3},
+    {F_M_STEP_DUE, "wrong image size", E_ARG, .d = D_BIG},
+    {F_M_STEP_DUE, "wrong channels", E_ARG, .d = D_CHAN},
     {F_M_GENERATE, "model NULL", E_ARG, .null_arg = 1, .i = {0}, .n = 2},
     {F_M_GENERATE, "out NULL", E_ARG, .null_arg = 2, .i = {0}, .n = 2},
     {F_M_GENERATE, "cluster -1", E_ARG, .i = {-1}, .n = 2},
@@ -1021,6 +1028,12 @@ static outcome run_row(const row *w)
         r.st = cvae_model_evaluate(na == 1 ? NULL : model, na == 2 ? NULL : d, &a, &pu, &nm, &ar);
         break;
     }
+    case F_M_STEP_DUE: {
+        int due;
+        r.st = cvae_model_manifold_step_due(na == 1 ? NULL : model, na == 2 ? NULL : d,
+                                            na == 3 ? NULL : &due);
+        break;
+    }
     case F_M_GENERATE:
         r.st = cvae_model_generate(na == 1 ? NULL : model, w->i[0], w->n, 5,
                                    na == 2 ? NULL : outbuf);
@@ -1179,6 +1192,7 @@ ENUM_ADAPTER(prior, cvae_prior)
 ENUM_ADAPTER(recon_target, cvae_recon_target)
 ENUM_ADAPTER(optimizer, cvae_optimizer_kind)
 ENUM_ADAPTER(recipe, cvae_recipe)
+ENUM_ADAPTER(manifold_start, cvae_manifold_start)
 
 static const struct {
     const char *name;
@@ -1205,6 +1219,7 @@ static const struct {
     {"recon_target", recon_target_i, recon_target_g, 0, 1},
     {"optimizer", optimizer_i, optimizer_g, 0, 1},
     {"recipe", recipe_i, recipe_g, 0, 1},
+    {"manifold_start", manifold_start_i, manifold_start_g, 0, 1},
     {"augment", cvae_config_set_augment, cvae_config_get_augment, 0, 1},
     {"pretrain_epochs", cvae_config_set_pretrain_epochs, cvae_config_get_pretrain_epochs, 0,
      100000},

@@ -166,6 +166,56 @@ static void test_phases(void **state)
     cvae_model_destroy(m);
 }
 
+/* cvae_model_manifold_step_due says what cvae_model_train then does, and
+ * the spectral start (the ARPACK path) reaches the same kind of result as
+ * the random one on these well separated blobs. */
+static void test_step_due_and_spectral_start(void **state)
+{
+    (void)state;
+    cvae_config *c = tiny_config();
+    assert_int_equal(cvae_config_set_manifold_start(c, CVAE_MANIFOLD_START_SPECTRAL), CVAE_OK);
+    cvae_manifold_start got = CVAE_MANIFOLD_START_RANDOM;
+    assert_int_equal(cvae_config_get_manifold_start(c, &got), CVAE_OK);
+    assert_int_equal(got, CVAE_MANIFOLD_START_SPECTRAL);
+    assert_int_equal(cvae_config_set_manifold_start(c, (cvae_manifold_start)2),
+                     CVAE_E_INVALID_ARG);
+    cvae_model *m;
+    assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+    cvae_dataset *d = blobs(N, 1), *d2 = blobs(45, 2);
+    int due = -1;
+    assert_int_equal(cvae_model_manifold_step_due(m, d, &due), CVAE_OK);
+    assert_int_equal(due, 0); /* pretraining */
+    assert_int_equal(cvae_model_train(m, d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_int_equal(cvae_model_manifold_step_due(m, d, &due), CVAE_OK);
+    assert_int_equal(due, 1);
+    assert_null(m->pl);
+    assert_int_equal(cvae_model_train(m, d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_non_null(m->pl);
+    assert_int_equal(cvae_model_manifold_step_due(m, d, &due), CVAE_OK);
+    assert_int_equal(due, 0);
+    assert_int_equal(cvae_model_manifold_step_due(m, d2, &due), CVAE_OK);
+    assert_int_equal(due, 1); /* another size: redone */
+    /* the spectral start's pseudo-labels follow the three patterns */
+    int agree = 0, labelled = 0;
+    for (int i = 0; i < N; i++)
+        if (m->pl[i] >= 0) {
+            labelled++;
+            for (int j = 0; j < N; j++)
+                if (j != i && m->pl[j] >= 0)
+                    agree += (m->pl[i] == m->pl[j]) == (i % 3 == j % 3);
+        }
+    print_message("spectral start: %d of %d labelled, pair agreement %.3f\n", labelled, N,
+                  (double)agree / ((double)labelled * (labelled - 1)));
+    assert_true(labelled > N / 2);
+    assert_true(agree * 10 >= 9 * labelled * (labelled - 1));
+    assert_int_equal(cvae_model_manifold_step_due(NULL, d, &due), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_model_manifold_step_due(m, d, NULL), CVAE_E_INVALID_ARG);
+    cvae_dataset_destroy(d2);
+    cvae_dataset_destroy(d);
+    cvae_model_destroy(m);
+    cvae_config_destroy(c);
+}
+
 static void test_manifold_every(void **state)
 {
     (void)state;
@@ -302,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_shape_defaults),
         cmocka_unit_test(test_phases),
         cmocka_unit_test(test_manifold_every),
+        cmocka_unit_test(test_step_due_and_spectral_start),
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_old_checkpoint_is_paper),
         cmocka_unit_test(test_paper_recipe_has_no_pseudo_labels),

@@ -27,6 +27,7 @@ static const char *const catin_names[] = {"z", "features", NULL};
 static const char *const opt_names[] = {"adam", "sgd", NULL};
 static const char *const recon_names[] = {"image", "features", NULL};
 static const char *const recipe_names[] = {"paper", "manifold", NULL};
+static const char *const start_names[] = {"random", "spectral", NULL};
 
 #define OFF(f) offsetof(struct cvae_config, f)
 #define BR(i)                                                                                  \
@@ -106,6 +107,8 @@ static const option options[] = {
      K_DOUBLE, OFF(pseudo_threshold), 0, 1, NULL},
     {"manifold_every", "repeat the manifold step every n fine-tuning epochs (0 = once)", K_INT,
      OFF(manifold_every), 0, 100000, NULL},
+    {"manifold_start", "start of the manifold embedding: random|spectral", K_ENUM,
+     OFF(manifold_start), 0, 1, start_names},
 };
 #define NOPT ((int)(sizeof options / sizeof options[0]))
 
@@ -159,6 +162,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->pseudo_weight = 1.0;
     c->pseudo_threshold = 0.9;
     c->manifold_every = 0;
+    c->manifold_start = CVAE_MANIFOLD_START_RANDOM;
     c->explicit_set = 0;
 }
 
@@ -518,6 +522,7 @@ ENUM_ACCESSORS(prior, "prior", prior, cvae_prior)
 ENUM_ACCESSORS(optimizer, "optimizer", opt, cvae_optimizer_kind)
 ENUM_ACCESSORS(recon_target, "recon_target", recon_target, cvae_recon_target)
 ENUM_ACCESSORS(recipe, "recipe", recipe, cvae_recipe)
+ENUM_ACCESSORS(manifold_start, "manifold_start", manifold_start, cvae_manifold_start)
 INT_ACCESSORS(augment, "augment", augment)
 INT_ACCESSORS(pretrain_epochs, "pretrain_epochs", pretrain)
 INT_ACCESSORS(manifold_neighbors, "manifold_neighbors", manifold_neighbors)

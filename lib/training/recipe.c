@@ -63,6 +63,9 @@ cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *da
             cvae__manifold_defaults(&o);
             o.neighbors = neighbors;
             o.embed.dim = c->embed_dim;
+            o.embed.init = c->manifold_start == CVAE_MANIFOLD_START_SPECTRAL
+                               ? CVAE__EMBED_INIT_SPECTRAL
+                               : CVAE__EMBED_INIT_RANDOM;
             o.seed = cvae__rng_next(&model->rng);
             st = cvae__manifold_cluster(mu, count, s, k, &o, assign, resp);
         } else {
@@ -133,4 +136,21 @@ done:
     free(pl);
     free(centers);
     return st;
+}
+
+cvae_status cvae_model_manifold_step_due(const cvae_model *model, const cvae_dataset *data,
+                                         int *due)
+{
+    CVAE__CHECK_PTR(model);
+    CVAE__CHECK_PTR(data);
+    CVAE__CHECK_PTR(due);
+    int64_t count;
+    cvae_status st = cvae__check_dataset(model, data, &count);
+    if (st)
+        return st;
+    /* as cvae_model_train decides: an epoch stopped part way on data of
+     * this size is finished first, without the step */
+    int resume = model->part.batches > 0 && model->part.count == count;
+    *due = !resume && cvae__recipe_step_due(model, count);
+    return CVAE_OK;
 }

@@ -18,7 +18,8 @@ message).
 from . import _native
 from ._buffers import HAVE_NUMPY
 from .config import (MAX_BRANCHES, MAX_CLUSTERS, Activation, Branch, CategoryInput, Config,
-                     OptimizerKind, OptionInfo, Prior, Recipe, ReconTarget)
+                     ManifoldStart, OptimizerKind, OptionInfo, Prior, Recipe,
+                     ReconTarget)
 from .dataset import Dataset
 from .errors import ConvVAEError, Status
 from .metrics import cluster_metrics
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 library_path = _native.library_path
 
 __all__ = ["Activation", "Branch", "CategoryInput", "Config", "ConvVAEError", "Dataset",
-           "HAVE_NUMPY", "Losses", "MAX_BRANCHES", "MAX_CLUSTERS", "Model", "Optimizer",
+           "HAVE_NUMPY", "Losses", "MAX_BRANCHES", "MAX_CLUSTERS", "ManifoldStart", "Model", "Optimizer",
            "OptimizerKind", "OptionInfo", "Prior", "Progress", "Recipe", "ReconTarget", "Status",
            "cluster_metrics", "get_num_threads", "last_error", "library_path",
            "library_version", "library_version_number", "set_num_threads", "shard", "strerror"]

@@ -72,7 +72,7 @@ CONFIG_INT_ACCESSORS = ("num_branches", "encoder_units", "decoder_units", "laten
                         "pretrain_epochs", "manifold_neighbors", "embedding_dim",
                         "manifold_every")
 CONFIG_ENUM_ACCESSORS = ("encoder_activation", "category_input", "prior", "recon_target",
-                         "optimizer", "recipe")
+                         "optimizer", "recipe", "manifold_start")
 CONFIG_DOUBLE_ACCESSORS = ("lambda", "balance_weight", "category_weight", "learning_rate",
                            "adam_eps", "weight_decay", "momentum", "consistency_weight",
                            "pseudo_label_weight", "pseudo_label_threshold")
@@ -155,6 +155,7 @@ def _prototypes():
         ("cvae_model_get_config", STATUS, [ModelP, POINTER(ConfigP)]),
         ("cvae_model_num_params", STATUS, [ModelP, c_int64_p]),
         ("cvae_model_epochs_done", STATUS, [ModelP, c_int_p]),
+        ("cvae_model_manifold_step_due", STATUS, [ModelP, DatasetP, c_int_p]),
         ("cvae_model_optimizer_steps", STATUS, [ModelP, POINTER(c_int64)]),
         ("cvae_model_clear_optimizer", STATUS, [ModelP]),
         ("cvae_model_train", STATUS,

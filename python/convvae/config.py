@@ -60,6 +60,11 @@ class Recipe(_TextEnum):
     MANIFOLD = 1
 
 
+class ManifoldStart(_TextEnum):
+    RANDOM = 0
+    SPECTRAL = 1
+
+
 class OptimizerKind(_TextEnum):
     ADAM = 0
     SGD = 1
@@ -88,7 +93,7 @@ _KINDS = {
     "recipe": Recipe, "augment": bool, "augment_rotation": float, "augment_shift": float,
     "augment_scale": float, "consistency_weight": float, "pretrain_epochs": int,
     "manifold_neighbors": int, "embedding_dim": int, "pseudo_label_weight": float,
-    "pseudo_label_threshold": float, "manifold_every": int,
+    "pseudo_label_threshold": float, "manifold_every": int, "manifold_start": ManifoldStart,
 }
 for _i in range(1, MAX_BRANCHES + 1):
     for _f in ("layers", "filters", "kernel"):

@@ -123,6 +123,15 @@ class Model(Handle):
         lib.cvae_model_epochs_done(self._p(), ctypes.byref(v))
         return v.value
 
+    def manifold_step_due(self, data):
+        """True when the next train() on this Dataset starts with the
+        manifold recipe's clustering step (it encodes and clusters the
+        whole data set, about as long as an epoch)."""
+        v = ctypes.c_int()
+        lib.cvae_model_manifold_step_due(self._p(), _dataset(data, "manifold_step_due()"),
+                                         ctypes.byref(v))
+        return bool(v.value)
+
     @property
     def optimizer_steps(self):
         """Steps taken by the model's own optimizer (restored by load()); 0
