@@ -367,7 +367,7 @@ CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *en
  *    reaches pseudo_label_threshold keeps its cluster as a pseudo-label
  *    (held by the model and its checkpoints, redone when training data of
  *    another size is given). The remaining epochs train with the
- *    configured prior (mixture by default, using those means) plus
+ *    fine-tuning prior (finetune_prior: the standard one by default) plus
  *    pseudo_label_weight times the category head's cross-entropy on the
  *    pseudo-labels, still on transformed images, so that cvae_model_predict
  *    on new images carries the clustering. manifold_every > 0 redoes the
@@ -414,6 +414,18 @@ CVAE_API cvae_status cvae_config_get_manifold_every(const cvae_config *cfg, int 
 CVAE_API cvae_status cvae_config_set_manifold_start(cvae_config *cfg, cvae_manifold_start start);
 CVAE_API cvae_status cvae_config_get_manifold_start(const cvae_config *cfg,
                                                     cvae_manifold_start *start);
+/* Prior of the manifold recipe's fine-tuning epochs (option
+ * "finetune_prior"): CVAE_PRIOR_STANDARD (default: the codes keep the
+ * geometry pretraining gave them and the category head learns the
+ * pseudo-labels; on MNIST this carries the manifold step's partition to
+ * new images better than the mixture prior does) or CVAE_PRIOR_MIXTURE
+ * (the mixture prior with the class means the manifold step set, as the
+ * paper's loss; only if the "prior" option is also the mixture). A
+ * checkpoint written before this option existed loads as
+ * CVAE_PRIOR_MIXTURE, the prior it was fine-tuned with. The "prior" option
+ * itself is the paper recipe's. */
+CVAE_API cvae_status cvae_config_set_finetune_prior(cvae_config *cfg, cvae_prior prior);
+CVAE_API cvae_status cvae_config_get_finetune_prior(const cvae_config *cfg, cvae_prior *prior);
 /* Optimizer: kind (Adam), learning rate [1e-12,10] (1e-3), Adam betas
  * [0,0.999999] and [0,0.999999999] (0.9, 0.999), eps [1e-30,1] (1e-8), weight
  * decay [0,1] (0), SGD momentum [0,0.999999] (0.9). */
@@ -578,8 +590,9 @@ CVAE_API cvae_status cvae_model_predict_dataset(cvae_model *model, const cvae_da
  * cvae_cluster_metrics. */
 CVAE_API cvae_status cvae_model_evaluate(cvae_model *model, const cvae_dataset *data,
                                          double *acc, double *purity, double *nmi, double *ari);
-/* Generate count images of cluster y in [0,k): decode z ~ N(M_y, I) (mixture
- * prior) or N(0, I) (standard prior), seeded (the model's own RNG is not
+/* Generate count images of cluster y in [0,k): decode z ~ N(M_y, I) when the
+ * model has class means (the paper recipe's mixture prior, or a manifold
+ * recipe model after its manifold step) or N(0, I) otherwise, seeded (the model's own RNG is not
  * touched, so generation does not change training). out: count*C*H*W. */
 CVAE_API cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t count,
                                          uint64_t seed, float *out);

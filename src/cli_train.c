@@ -293,9 +293,11 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
         int pretrain = 0;
         cvae_config_get_pretrain_epochs(cfg, &pretrain);
         printf("recipe:   manifold: %s epochs pretraining (augmentation %s), the manifold step "
-               "(%s neighbours, %s start), %d epochs fine-tuning on its pseudo-labels\n",
+               "(%s neighbours, %s start), %d epochs fine-tuning on its pseudo-labels (%s "
+               "prior)\n",
                cfgv(cfg, "pretrain_epochs", b[3], 64), aug, cfgv(cfg, "manifold_neighbors", b[5], 64),
-               cfgv(cfg, "manifold_start", b[7], 64), total > pretrain ? total - pretrain : 0);
+               cfgv(cfg, "manifold_start", b[7], 64), total > pretrain ? total - pretrain : 0,
+               cfgv(cfg, "finetune_prior", b[8], 64));
     } else {
         printf("recipe:   paper: warmup %s, kmeans %s\n", cfgv(cfg, "warmup_epochs", b[6], 64),
                cfgv(cfg, "kmeans_init", b[7], 64));

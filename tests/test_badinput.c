@@ -1193,6 +1193,7 @@ ENUM_ADAPTER(recon_target, cvae_recon_target)
 ENUM_ADAPTER(optimizer, cvae_optimizer_kind)
 ENUM_ADAPTER(recipe, cvae_recipe)
 ENUM_ADAPTER(manifold_start, cvae_manifold_start)
+ENUM_ADAPTER(finetune_prior, cvae_prior)
 
 static const struct {
     const char *name;
@@ -1220,6 +1221,7 @@ static const struct {
     {"optimizer", optimizer_i, optimizer_g, 0, 1},
     {"recipe", recipe_i, recipe_g, 0, 1},
     {"manifold_start", manifold_start_i, manifold_start_g, 0, 1},
+    {"finetune_prior", finetune_prior_i, finetune_prior_g, 0, 1},
     {"augment", cvae_config_set_augment, cvae_config_get_augment, 0, 1},
     {"pretrain_epochs", cvae_config_set_pretrain_epochs, cvae_config_get_pretrain_epochs, 0,
      100000},

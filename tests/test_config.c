@@ -95,6 +95,7 @@ static const spec specs[] = {
     D("pseudo_label_threshold", 0, 1, 0, 0, "0.9", "0.5"),
     I("manifold_every", 0, 100000, "0", "3"),
     E("manifold_start", "random", "spectral", "random", "spectral"),
+    E("finetune_prior", "standard", "mixture", "standard", "mixture"),
 };
 #define NSPEC ((int)(sizeof specs / sizeof specs[0]))
 

@@ -134,6 +134,36 @@ static void test_shape_defaults(void **state)
     cvae_config_destroy(c);
 }
 
+/* finetune_prior mixture: the mixture prior (with the means the manifold
+ * step set) is in force once pretraining and the step are done. */
+static void test_mixture_finetune(void **state)
+{
+    (void)state;
+    cvae_config *c = tiny_config();
+    assert_int_equal(cvae_config_set_finetune_prior(c, CVAE_PRIOR_MIXTURE), CVAE_OK);
+    cvae_prior p = CVAE_PRIOR_STANDARD;
+    assert_int_equal(cvae_config_get_finetune_prior(c, &p), CVAE_OK);
+    assert_int_equal(p, CVAE_PRIOR_MIXTURE);
+    cvae_model *m;
+    assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+    cvae_dataset *d = blobs(N, 1);
+    assert_int_equal(cvae_model_train(m, d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_false(cvae__mixture_active(m));
+    assert_int_equal(cvae_model_train(m, d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_true(cvae__mixture_active(m));
+    /* a standard "prior" option keeps it off whatever finetune_prior says */
+    assert_int_equal(cvae_config_set_prior(c, CVAE_PRIOR_STANDARD), CVAE_OK);
+    cvae_model *m2;
+    assert_int_equal(cvae_model_create(c, &m2), CVAE_OK);
+    assert_int_equal(cvae_model_train(m2, d, 2, NULL, NULL, NULL), CVAE_OK);
+    assert_non_null(m2->pl);
+    assert_false(cvae__mixture_active(m2));
+    cvae_model_destroy(m2);
+    cvae_dataset_destroy(d);
+    cvae_model_destroy(m);
+    cvae_config_destroy(c);
+}
+
 static void test_phases(void **state)
 {
     (void)state;
@@ -148,7 +178,8 @@ static void test_phases(void **state)
     assert_non_null(m->pl);
     assert_int_equal(m->pl_n, N);
     assert_int_equal(m->pl_epoch, 1);
-    assert_true(cvae__mixture_active(m));
+    /* fine-tuning keeps the standard prior by default */
+    assert_false(cvae__mixture_active(m));
     int labelled = 0;
     for (int i = 0; i < N; i++) {
         assert_true(m->pl[i] >= -1 && m->pl[i] < 3);
@@ -295,15 +326,20 @@ static void test_old_checkpoint_is_paper(void **state)
     static char buf[1 << 16];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     buf[n] = 0;
-    const char *key = ",\\\"recipe\\\":\\\"paper\\\"";
-    char *p = strstr(buf + 8, key);
-    assert_non_null(p);
-    memset(p, ' ', strlen(key));
+    const char *keys[] = {",\\\"recipe\\\":\\\"paper\\\"",
+                          ",\\\"finetune_prior\\\":\\\"standard\\\""};
+    for (int i = 0; i < 2; i++) {
+        char *p = strstr(buf + 8, keys[i]);
+        assert_non_null(p);
+        memset(p, ' ', strlen(keys[i]));
+    }
     rewind(f);
     assert_int_equal(fwrite(buf, 1, n, f), n);
     fclose(f);
     assert_int_equal(cvae_model_load(path, &l), CVAE_OK);
     assert_int_equal(l->cfg.recipe, CVAE_RECIPE_PAPER);
+    /* fine-tuned, if it was, with the mixture prior */
+    assert_int_equal(l->cfg.finetune_prior, CVAE_PRIOR_MIXTURE);
     /* and a fresh config defaults to the manifold recipe */
     cvae_config *fresh;
     cvae_recipe rc;
@@ -352,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_shape_defaults),
         cmocka_unit_test(test_phases),
         cmocka_unit_test(test_manifold_every),
+        cmocka_unit_test(test_mixture_finetune),
         cmocka_unit_test(test_step_due_and_spectral_start),
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_old_checkpoint_is_paper),

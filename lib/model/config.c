@@ -109,6 +109,8 @@ static const option options[] = {
      OFF(manifold_every), 0, 100000, NULL},
     {"manifold_start", "start of the manifold embedding: random|spectral", K_ENUM,
      OFF(manifold_start), 0, 1, start_names},
+    {"finetune_prior", "prior of the manifold recipe's fine-tuning: standard|mixture", K_ENUM,
+     OFF(finetune_prior), 0, 1, prior_names},
 };
 #define NOPT ((int)(sizeof options / sizeof options[0]))
 
@@ -163,6 +165,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->pseudo_threshold = 0.9;
     c->manifold_every = 0;
     c->manifold_start = CVAE_MANIFOLD_START_RANDOM;
+    c->finetune_prior = CVAE_PRIOR_STANDARD;
     c->explicit_set = 0;
 }
 
@@ -523,6 +526,7 @@ ENUM_ACCESSORS(optimizer, "optimizer", opt, cvae_optimizer_kind)
 ENUM_ACCESSORS(recon_target, "recon_target", recon_target, cvae_recon_target)
 ENUM_ACCESSORS(recipe, "recipe", recipe, cvae_recipe)
 ENUM_ACCESSORS(manifold_start, "manifold_start", manifold_start, cvae_manifold_start)
+ENUM_ACCESSORS(finetune_prior, "finetune_prior", finetune_prior, cvae_prior)
 INT_ACCESSORS(augment, "augment", augment)
 INT_ACCESSORS(pretrain_epochs, "pretrain_epochs", pretrain)
 INT_ACCESSORS(manifold_neighbors, "manifold_neighbors", manifold_neighbors)

@@ -264,7 +264,10 @@ cvae_status cvae_model_generate(cvae_model *model, int cluster, int64_t count, u
         return st;
     cvae__rng r;
     cvae__rng_seed(&r, seed);
-    const float *mean = model->cfg.prior == CVAE_PRIOR_MIXTURE ? model->params + model->means +
+    const int means = model->cfg.recipe == CVAE_RECIPE_MANIFOLD
+                          ? model->pl != NULL
+                          : model->cfg.prior == CVAE_PRIOR_MIXTURE;
+    const float *mean = means ? model->params + model->means +
                                                                  (size_t)cluster * model->s
                                                            : NULL;
     const int rows = model->ws_rows;

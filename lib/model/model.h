@@ -148,13 +148,15 @@ static inline int cvae__conv_parts(const cvae_model *model)
 }
 
 /* Whether the mixture prior is in force: configured, and warm-up (paper
- * recipe) or pretraining and the manifold step (manifold recipe) over. */
+ * recipe) or pretraining and the manifold step (manifold recipe, whose
+ * fine-tuning prior must be the mixture too) over. */
 static inline int cvae__mixture_active(const cvae_model *model)
 {
     if (model->cfg.prior != CVAE_PRIOR_MIXTURE)
         return 0;
     if (model->cfg.recipe == CVAE_RECIPE_MANIFOLD)
-        return model->pl != NULL && model->epochs_done >= model->cfg.pretrain;
+        return model->cfg.finetune_prior == CVAE_PRIOR_MIXTURE && model->pl != NULL &&
+               model->epochs_done >= model->cfg.pretrain;
     return model->epochs_done >= model->cfg.warmup;
 }
 

@@ -72,7 +72,8 @@ CONFIG_INT_ACCESSORS = ("num_branches", "encoder_units", "decoder_units", "laten
                         "pretrain_epochs", "manifold_neighbors", "embedding_dim",
                         "manifold_every")
 CONFIG_ENUM_ACCESSORS = ("encoder_activation", "category_input", "prior", "recon_target",
-                         "optimizer", "recipe", "manifold_start")
+                         "optimizer", "recipe", "manifold_start",
+                         "finetune_prior")
 CONFIG_DOUBLE_ACCESSORS = ("lambda", "balance_weight", "category_weight", "learning_rate",
                            "adam_eps", "weight_decay", "momentum", "consistency_weight",
                            "pseudo_label_weight", "pseudo_label_threshold")
