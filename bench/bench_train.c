@@ -28,6 +28,10 @@
  *                        (bench/torch_reference.py --trace DIR replays them)
  *     --trace-steps N    training steps of --trace                     [300]
  *     --seed S           model seed (weights, shuffles, noise)          [1]
+ *     --augment A        the default recipe's augmentation of each training
+ *                        image on (1) or off (0): its cost side by side   [1]
+ *     --micro M          compute each batch in parts of at most M images
+ *                        (cvae_model_set_micro_batch; 0 = at once)      [0]
  *
  * Results are printed as "RESULT key value" lines (bench/run.sh collects
  * them), everything else is commentary.
@@ -117,6 +121,7 @@ typedef struct options {
     const char *data, *dataset, *check, *trace;
     int latent, layers, units, batch, threads, warmup, batches, infer, latency, breakdown, gemm;
     int trace_steps, seed;
+    int augment, micro;
 } options;
 
 static void usage(void)
@@ -124,7 +129,8 @@ static void usage(void)
     fprintf(stderr, "usage: bench_train [--data DIR] [--dataset mnist|fashion-mnist] [--latent S]\n"
                     "       [--layers N] [--units M] [--batch B] [--threads T] [--warmup W]\n"
                     "       [--batches N] [--infer] [--latency K] [--breakdown R] [--gemm R]\n"
-                    "       [--cpu] [--check DIR] [--trace DIR] [--trace-steps N] [--seed S]\n");
+                    "       [--cpu] [--check DIR] [--trace DIR] [--trace-steps N] [--seed S]\n"
+                    "       [--augment 0|1] [--micro M]\n");
     exit(2);
 }
 
@@ -141,7 +147,8 @@ static void parse(int argc, char **argv, options *o)
                    .warmup = 5,
                    .batches = 100,
                    .trace_steps = 300,
-                   .seed = 1};
+                   .seed = 1,
+                   .augment = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -188,6 +195,10 @@ static void parse(int argc, char **argv, options *o)
             iv = &o->breakdown;
         else if (strcmp(a, "--gemm") == 0)
             iv = &o->gemm;
+        else if (strcmp(a, "--augment") == 0)
+            iv = &o->augment;
+        else if (strcmp(a, "--micro") == 0)
+            iv = &o->micro;
         else
             usage();
         if (iv) {
@@ -224,6 +235,7 @@ static cvae_config *make_config(const options *o, int batch)
     CHECK(cvae_config_set_batch_size(cfg, batch));
     CHECK(cvae_config_set_threads(cfg, o->threads));
     CHECK(cvae_config_set_seed(cfg, (uint64_t)o->seed));
+    CHECK(cvae_config_set_augment(cfg, o->augment ? 1 : 0));
     int branches;
     CHECK(cvae_config_get_branches(cfg, &branches));
     for (int b = 0; b < branches; b++) {
@@ -998,6 +1010,8 @@ int main(int argc, char **argv)
     cvae_config *cfg = make_config(&o, o.batch);
     cvae_model *m;
     CHECK(cvae_model_create(cfg, &m));
+    CHECK(cvae_model_set_micro_batch(m, o.micro));
+    printf("RESULT augment %d\nRESULT micro_batch %d\n", o.augment ? 1 : 0, o.micro);
     int64_t np;
     CHECK(cvae_model_num_params(m, &np));
     double fl = train_flops(m);

@@ -22,7 +22,8 @@ int cli_mpi_rank(void) { return g_rank; }
 int cli_mpi_size(void) { return g_size; }
 
 #ifdef CVAE_WITH_MPI
-static int g_mpi = 0; /* MPI_Init was called */
+static int g_mpi = 0;      /* MPI_Init was called */
+static int g_provided = 0; /* the thread support MPI granted */
 
 /* Started by a launcher? (OpenMPI's mpirun, MPICH's Hydra, PMIx / Slurm.)
  * A plain `convvae` stays a plain process: no MPI start-up cost or
@@ -73,8 +74,10 @@ void cli_mpi_init(int *argc, char ***argv)
 #ifdef CVAE_WITH_MPI
     if (!launched_by_mpi())
         return;
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
-        fprintf(stderr, "convvae: MPI_Init failed\n");
+    /* Serialized calls from any thread: the library's overlapped reduction
+     * calls the hook from a helper thread, never two calls at once. */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &g_provided) != MPI_SUCCESS) {
+        fprintf(stderr, "convvae: MPI_Init_thread failed\n");
         exit(CLI_EXIT_RUNTIME);
     }
     g_mpi = 1;
@@ -109,6 +112,24 @@ int cli_mpi_attach(cvae_model *model)
 #ifdef CVAE_WITH_MPI
     if (g_size > 1) {
         cvae_status st = cvae_model_set_data_parallel(model, g_rank, g_size, allreduce, NULL);
+        if (st)
+            return cli_lib_error(st);
+    }
+#else
+    (void)model;
+#endif
+    return CLI_EXIT_OK;
+}
+
+int cli_mpi_overlap(cvae_model *model)
+{
+#ifdef CVAE_WITH_MPI
+    if (g_size > 1) {
+        if (g_provided < MPI_THREAD_SERIALIZED)
+            return cli_usage_error("train", "--overlap-reduction needs an MPI library with "
+                                            "MPI_THREAD_SERIALIZED support; this one grants "
+                                            "level %d", g_provided);
+        cvae_status st = cvae_model_set_reduce_overlap(model, 1);
         if (st)
             return cli_lib_error(st);
     }

@@ -28,6 +28,12 @@ int cli_mpi_size(void);
  * single process). Returns an exit code (errors reported). */
 int cli_mpi_attach(cvae_model *model);
 
+/* Reduce the model's gradient in parts while the backward pass runs
+ * (cvae_model_set_reduce_overlap): needs the MPI library's
+ * MPI_THREAD_SERIALIZED, asked for at start-up; a usage error if MPI did
+ * not grant it. Nothing with a single process. Returns an exit code. */
+int cli_mpi_overlap(cvae_model *model);
+
 /* cvae_model_predict_dataset and cvae_model_evaluate over the whole data
  * set, each process computing its part (cvae_shard) and the parts gathered
  * on every process, in input order. proba may be NULL. */

@@ -30,6 +30,8 @@ typedef struct train_opts {
     int quiet;
     int progress;
     int weights_only;
+    long long micro_batch; /* 0: the whole batch at once */
+    int overlap;
     setting *settings;
     int nsettings;
 } train_opts;
@@ -71,6 +73,13 @@ static void train_help(void)
            "                        earlier and interrupted saves keep the state)\n"
            "  --resume PATH         continue a checkpoint up to --epochs in total; model\n"
            "                        options must match the checkpoint's\n"
+           "  --micro-batch N       compute a batch (under mpirun, each process's share of\n"
+           "                        it) in parts of at most N images and add their\n"
+           "                        gradients: the same training in the memory of N\n"
+           "                        images, so --batch-size can grow (gradient\n"
+           "                        accumulation; about a sixth more work per image)\n"
+           "  --overlap-reduction   under mpirun: sum the gradient over the processes in\n"
+           "                        parts while the backward pass runs\n"
            "  --progress            draw the progress bar even if stderr is not a terminal\n"
            "  --quiet               print nothing but errors and warnings: no summary, no\n"
            "                        per-epoch lines, no progress bar\n"
@@ -155,6 +164,11 @@ static int parse_train(int argc, char **argv, train_opts *o)
         } else if (cli_is(&a, "weights-only")) {
             rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
             o->weights_only = 1;
+        } else if (cli_is(&a, "micro-batch")) {
+            rc = cli_int(&a, 1, 65536, &o->micro_batch) ? CLI_EXIT_USAGE : 0;
+        } else if (cli_is(&a, "overlap-reduction")) {
+            rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
+            o->overlap = 1;
         } else if (cli_is(&a, "progress")) {
             rc = cli_no_value(&a) ? CLI_EXIT_USAGE : 0;
             o->progress = 1;
@@ -250,6 +264,12 @@ static int check_resume_settings(const cvae_config *ckpt, const train_opts *o, c
     return CLI_EXIT_OK;
 }
 
+static const char *cfgv_ll(long long v, char *buf, size_t size)
+{
+    snprintf(buf, size, "%lld", v);
+    return buf;
+}
+
 static void print_summary(const cvae_config *cfg, const cvae_model *model,
                           const cvae_dataset *train, const cvae_dataset *test,
                           const train_opts *o, const char *out, int epochs_done, int total)
@@ -293,15 +313,23 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
         int pretrain = 0;
         cvae_config_get_pretrain_epochs(cfg, &pretrain);
         printf("recipe:   manifold: %s epochs pretraining (augmentation %s), the manifold step "
-               "(%s neighbours, %s start), %d epochs fine-tuning on its pseudo-labels (%s "
-               "prior)\n",
+               "(%s neighbours, %s start, best of %s runs), %d epochs fine-tuning on its "
+               "pseudo-labels (%s prior)\n",
                cfgv(cfg, "pretrain_epochs", b[3], 64), aug, cfgv(cfg, "manifold_neighbors", b[5], 64),
-               cfgv(cfg, "manifold_start", b[7], 64), total > pretrain ? total - pretrain : 0,
-               cfgv(cfg, "finetune_prior", b[8], 64));
+               cfgv(cfg, "manifold_start", b[7], 64), cfgv(cfg, "manifold_runs", b[6], 64),
+               total > pretrain ? total - pretrain : 0, cfgv(cfg, "finetune_prior", b[8], 64));
     } else {
         printf("recipe:   paper: warmup %s, kmeans %s\n", cfgv(cfg, "warmup_epochs", b[6], 64),
                cfgv(cfg, "kmeans_init", b[7], 64));
     }
+    if (o->micro_batch || (o->overlap && cli_mpi_size() > 1))
+        printf("scaling:  %s%s%s\n",
+               o->micro_batch ? "each batch computed in parts of at most " : "",
+               o->micro_batch ? cfgv_ll(o->micro_batch, b[0], 64) : "",
+               o->overlap && cli_mpi_size() > 1
+                   ? (o->micro_batch ? " images, gradient reduced during the backward pass"
+                                     : "gradient reduced during the backward pass")
+                   : (o->micro_batch ? " images" : ""));
     int64_t params = 0;
     cvae_model_num_params(model, &params);
     printf("params:   %lld\n", (long long)params);
@@ -594,8 +622,12 @@ int cli_train(int argc, char **argv)
     }
     if ((rc = check_shape(cfg, train, "training")) || (test && (rc = check_shape(cfg, test, "test"))))
         goto done;
-    if ((rc = cli_mpi_attach(model)))
+    if ((rc = cli_mpi_attach(model)) || (o.overlap && (rc = cli_mpi_overlap(model))))
         goto done;
+    if (o.micro_batch && (st = cvae_model_set_micro_batch(model, (int)o.micro_batch))) {
+        rc = cli_lib_error(st);
+        goto done;
+    }
 
     int total = 0, done_epochs = 0;
     if ((st = cvae_config_get_epochs(cfg, &total)) || (st = cvae_model_epochs_done(model, &done_epochs))) {

@@ -340,6 +340,9 @@ enum fn {
     F_SHARD,
     F_M_SET_DP,
     F_M_STEP_DUE,
+    F_M_SET_MICRO,
+    F_M_GET_MICRO,
+    F_M_SET_OVERLAP,
     F_COUNT
 };
 
@@ -359,7 +362,8 @@ static const char *const fn_names[F_COUNT] = {
     "cvae_model_predict", "cvae_model_predict_proba", "cvae_model_reconstruct",
     "cvae_model_predict_dataset", "cvae_model_evaluate", "cvae_model_generate",
     "cvae_model_save", "cvae_model_load", "cvae_shard", "cvae_model_set_data_parallel",
-    "cvae_model_manifold_step_due",
+    "cvae_model_manifold_step_due", "cvae_model_set_micro_batch", "cvae_model_get_micro_batch",
+    "cvae_model_set_reduce_overlap",
 };
 
 /* A reduce hook for the data-parallel rows, which never reach it. */
@@ -608,6 +612,14 @@ static const row rows[] = {
     {F_M_SET_DP, "rank -1", E_ARG, .i = {-1, 2, 1}},
     {F_M_SET_DP, "rank == size", E_ARG, .i = {3, 3, 1}},
     {F_M_SET_DP, "size 2 without reduce", E_ARG, .i = {0, 2, 0}},
+    {F_M_SET_MICRO, "model NULL", E_ARG, .null_arg = 1, .i = {4}},
+    {F_M_SET_MICRO, "rows -1", E_ARG, .i = {-1}},
+    {F_M_SET_MICRO, "rows INT_MIN", E_ARG, .i = {INT_MIN}},
+    {F_M_GET_MICRO, "model NULL", E_ARG, .null_arg = 1},
+    {F_M_GET_MICRO, "rows NULL", E_ARG, .null_arg = 2},
+    {F_M_SET_OVERLAP, "model NULL", E_ARG, .null_arg = 1, .i = {1}},
+    {F_M_SET_OVERLAP, "on 2", E_ARG, .i = {2}},
+    {F_M_SET_OVERLAP, "on -1", E_ARG, .i = {-1}},
 
     /* models: training (must leave the model untouched when it fails) */
     {F_M_TRAIN, "model NULL", E_ARG, .null_arg = 1, .i = {1}},
@@ -996,6 +1008,17 @@ static outcome run_row(const row *w)
         r.st = cvae_model_set_data_parallel(na == 1 ? NULL : model, w->i[0], w->i[1],
                                             w->i[2] ? sum_nothing : NULL, NULL);
         break;
+    case F_M_SET_MICRO:
+        r.st = cvae_model_set_micro_batch(na == 1 ? NULL : model, w->i[0]);
+        break;
+    case F_M_GET_MICRO: {
+        int rows;
+        r.st = cvae_model_get_micro_batch(na == 1 ? NULL : model, na == 2 ? NULL : &rows);
+        break;
+    }
+    case F_M_SET_OVERLAP:
+        r.st = cvae_model_set_reduce_overlap(na == 1 ? NULL : model, w->i[0]);
+        break;
     case F_M_TRAIN:
         r.st = cvae_model_train(na == 1 ? NULL : model, na == 2 ? NULL : d, w->i[0],
                                 w->i[1] ? opt_other : NULL, NULL, NULL);
@@ -1229,6 +1252,7 @@ static const struct {
      cvae_config_get_manifold_neighbors, 2, 1000},
     {"embedding_dim", cvae_config_set_embedding_dim, cvae_config_get_embedding_dim, 0, 256},
     {"manifold_every", cvae_config_set_manifold_every, cvae_config_get_manifold_every, 0, 100000},
+    {"manifold_runs", cvae_config_set_manifold_runs, cvae_config_get_manifold_runs, 1, 64},
 };
 
 static const struct {

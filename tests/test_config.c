@@ -96,6 +96,7 @@ static const spec specs[] = {
     I("manifold_every", 0, 100000, "0", "3"),
     E("manifold_start", "random", "spectral", "random", "spectral"),
     E("finetune_prior", "standard", "mixture", "standard", "mixture"),
+    I("manifold_runs", 1, 64, "4", "2"),
 };
 #define NSPEC ((int)(sizeof specs / sizeof specs[0]))
 

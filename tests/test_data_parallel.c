@@ -6,7 +6,8 @@
  * difference is the order of float sums), same loss within 0.1%; every
  * rank holds bit-identical parameters; uneven batches (a rank with an empty
  * slice), resuming on another process count, a stop asked on one rank and
- * a failing hook. */
+ * a failing hook; batches computed in parts (gradient accumulation) and the
+ * gradient reduced bucket by bucket while the backward pass runs. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,6 +45,7 @@ typedef struct member {
     int64_t stop_at;  /* this rank's callback asks to stop at this batch of epoch 1 (0: never) */
     int64_t fail_call; /* this rank's hook fails at this call (0: never) */
     int64_t calls;
+    size_t biggest; /* the largest buffer the hook was given */
     cvae_status st;
     double loss[CVAE_LOSS_COUNT]; /* cvae_model_loss computed by the group after training */
     double last[CVAE_LOSS_COUNT]; /* the running training losses the callback saw last */
@@ -54,6 +56,8 @@ static int sim_reduce(float *buf, size_t n, void *user)
     member *m = user;
     group *g = m->g;
     m->calls++;
+    if (n > m->biggest)
+        m->biggest = n;
     const int fail = m->fail_call && m->calls >= m->fail_call;
     g->slot[m->rank] = buf;
     g->n[m->rank] = fail ? 0 : n;
@@ -130,6 +134,12 @@ static cvae_config *config(void)
     return c;
 }
 
+/* Gradient accumulation and overlapped reduction for the group's models
+ * (train_group) and for a model trained alone (train_alone_micro). */
+static int group_micro, group_overlap;
+/* The largest buffer rank 0's hook was given in the last train_group. */
+static size_t group_biggest;
+
 /* The last running losses each rank's callback saw in train_group. */
 static double group_last[MAXR][CVAE_LOSS_COUNT];
 
@@ -164,6 +174,10 @@ static cvae_model *train_group(int size, const char *from, const cvae_dataset *d
             cvae_config_destroy(other);
         }
     }
+    for (int r = 0; r < size; r++) {
+        assert_int_equal(cvae_model_set_micro_batch(m[r].model, group_micro), CVAE_OK);
+        assert_int_equal(cvae_model_set_reduce_overlap(m[r].model, group_overlap), CVAE_OK);
+    }
     for (int r = 0; r < size; r++)
         assert_int_equal(pthread_create(&t[r], NULL, run_member, &m[r]), 0);
     for (int r = 0; r < size; r++)
@@ -172,6 +186,7 @@ static cvae_model *train_group(int size, const char *from, const cvae_dataset *d
     for (int r = 0; r < size; r++)
         assert_int_equal(m[r].st, expect);
     int64_t calls = m[0].calls;
+    group_biggest = m[0].biggest;
     for (int r = 0; r < size; r++)
         memcpy(group_last[r], m[r].last, sizeof m[r].last);
     for (int r = 1; r < size; r++) {
@@ -193,14 +208,20 @@ static cvae_model *train_group(int size, const char *from, const cvae_dataset *d
     return m[0].model;
 }
 
-static cvae_model *train_alone(const cvae_dataset *data, int epochs)
+static cvae_model *train_alone_micro(const cvae_dataset *data, int epochs, int micro)
 {
     cvae_config *c = config();
     cvae_model *model;
     assert_int_equal(cvae_model_create(c, &model), CVAE_OK);
+    assert_int_equal(cvae_model_set_micro_batch(model, micro), CVAE_OK);
     assert_int_equal(cvae_model_train(model, data, epochs, NULL, NULL, NULL), CVAE_OK);
     cvae_config_destroy(c);
     return model;
+}
+
+static cvae_model *train_alone(const cvae_dataset *data, int epochs)
+{
+    return train_alone_micro(data, epochs, 0);
 }
 
 /* Largest |a - b| / (1e-3 + |b|) over the parameters. */
@@ -455,6 +476,153 @@ static void test_processes_must_agree(void **state)
     cvae_dataset_destroy(data);
 }
 
+/* A batch computed in parts of at most 3 images (7 = 3 + 3 + 1; the last
+ * batch of 1 in one piece) takes the one-pass steps, through warm-up and
+ * the mixture prior with k-means initialisation, with a workspace of 3
+ * rows. */
+static void test_micro_batch_alone(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    cvae_model *alone = train_alone(data, 3);
+    cvae_model *parts = train_alone_micro(data, 3, 3);
+    assert_int_equal(parts->ws_rows, 3);
+    assert_true(cvae__model_workspace_bytes(parts) < cvae__model_workspace_bytes(alone));
+    int m;
+    assert_int_equal(cvae_model_get_micro_batch(parts, &m), CVAE_OK);
+    assert_int_equal(m, 3);
+    compare(parts, alone, data, "alone, batch 7 in parts of 3");
+    /* a micro-batch as large as the batch changes nothing at all */
+    cvae_model *whole = train_alone_micro(data, 3, BATCH);
+    assert_memory_equal(whole->params, alone->params, alone->nparams * sizeof(float));
+    cvae_model_destroy(whole);
+    cvae_model_destroy(parts);
+    cvae_model_destroy(alone);
+    cvae_dataset_destroy(data);
+}
+
+/* The manifold recipe's terms (consistency in pretraining, pseudo-labels in
+ * fine-tuning) in parts of 2, from one pretrained checkpoint so that both
+ * manifold steps see the same codes. */
+static void test_micro_batch_manifold(void **state)
+{
+    (void)state;
+    manifold_terms = 1;
+    cvae_dataset *data = make_data();
+    cvae_config *c = config();
+    cvae_model *first;
+    assert_int_equal(cvae_model_create(c, &first), CVAE_OK);
+    cvae_config_destroy(c);
+    assert_int_equal(cvae_model_set_micro_batch(first, 2), CVAE_OK);
+    assert_int_equal(cvae_model_train(first, data, 1, NULL, NULL, NULL), CVAE_OK);
+    cvae_model *ref = train_alone(data, 1);
+    compare(first, ref, data, "pretraining with the consistency term, parts of 2");
+    cvae_model_destroy(ref);
+    char path[512];
+    snprintf(path, sizeof path, "%s/cvae_dp_micro_%ld.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+    assert_int_equal(cvae_model_save(first, path), CVAE_OK);
+    cvae_model *a, *b;
+    assert_int_equal(cvae_model_load(path, &a), CVAE_OK);
+    assert_int_equal(cvae_model_load(path, &b), CVAE_OK);
+    remove(path);
+    assert_int_equal(cvae_model_set_micro_batch(b, 2), CVAE_OK);
+    assert_int_equal(cvae_model_train(a, data, 2, NULL, NULL, NULL), CVAE_OK);
+    assert_int_equal(cvae_model_train(b, data, 2, NULL, NULL, NULL), CVAE_OK);
+    manifold_terms = 0;
+    assert_non_null(a->pl);
+    assert_non_null(b->pl);
+    assert_memory_equal(a->pl, b->pl, (size_t)a->pl_n * sizeof *a->pl);
+    compare(b, a, data, "fine-tuning on pseudo-labels, parts of 2");
+    cvae_model_destroy(first);
+    cvae_model_destroy(a);
+    cvae_model_destroy(b);
+    cvae_dataset_destroy(data);
+}
+
+/* Parts and processes together: slices of 4 and 3 in parts of 2. */
+static void test_micro_batch_group(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    cvae_model *alone = train_alone(data, 3);
+    group_micro = 2;
+    for (int size = 2; size <= 3; size++) {
+        cvae_model *par = train_group(size, NULL, data, 3, NULL, 0, CVAE_OK);
+        assert_int_equal(par->ws_rows, 2);
+        char what[64];
+        snprintf(what, sizeof what, "%d ranks in parts of 2", size);
+        compare(par, alone, data, what);
+        cvae_model_destroy(par);
+    }
+    group_micro = 0;
+    cvae_model_destroy(alone);
+    cvae_dataset_destroy(data);
+}
+
+/* The gradient reduced bucket by bucket from the helper thread while the
+ * backward pass goes on: never the whole buffer in one call, and the same
+ * model; also with parts, and with a hook that fails. */
+static void test_overlap(void **state)
+{
+    (void)state;
+    cvae_dataset *data = make_data();
+    cvae_model *alone = train_alone(data, 3);
+    group_overlap = 1;
+    cvae_model *par = train_group(3, NULL, data, 3, NULL, 0, CVAE_OK);
+    print_message("largest reduction %zu of %zu gradient floats\n", group_biggest,
+                  alone->nparams);
+    assert_true(group_biggest < alone->nparams);
+    compare(par, alone, data, "3 ranks, overlapped reduction");
+    cvae_model_destroy(par);
+    group_micro = 2;
+    par = train_group(2, NULL, data, 3, NULL, 0, CVAE_OK);
+    compare(par, alone, data, "2 ranks, overlapped reduction, parts of 2");
+    cvae_model_destroy(par);
+    group_micro = 0;
+    /* call 1 compares the processes, call 2 is the first step's batch
+     * terms: the weights stay as they were */
+    cvae_config *c = config();
+    cvae_model *fresh;
+    assert_int_equal(cvae_model_create(c, &fresh), CVAE_OK);
+    cvae_config_destroy(c);
+    for (int fail = 2; fail <= 4; fail++) {
+        par = train_group(2, NULL, data, 1, NULL, fail, CVAE_E_IO);
+        assert_memory_equal(par->params, fresh->params, fresh->nparams * sizeof(float));
+        cvae_model_destroy(par);
+    }
+    group_overlap = 0;
+    cvae_model_destroy(fresh);
+    cvae_model_destroy(alone);
+    cvae_dataset_destroy(data);
+}
+
+static void test_settings_checked(void **state)
+{
+    (void)state;
+    cvae_config *c = config();
+    cvae_model *model;
+    assert_int_equal(cvae_model_create(c, &model), CVAE_OK);
+    cvae_config_destroy(c);
+    int m = -5;
+    assert_int_equal(cvae_model_get_micro_batch(model, &m), CVAE_OK);
+    assert_int_equal(m, 0);
+    assert_int_equal(cvae_model_set_micro_batch(model, -1), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_model_set_micro_batch(NULL, 2), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_model_get_micro_batch(model, NULL), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_model_set_reduce_overlap(model, 2), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae_model_set_reduce_overlap(NULL, 1), CVAE_E_INVALID_ARG);
+    /* alone, overlap does nothing */
+    assert_int_equal(cvae_model_set_reduce_overlap(model, 1), CVAE_OK);
+    cvae_dataset *data = make_data();
+    assert_int_equal(cvae_model_train(model, data, 1, NULL, NULL, NULL), CVAE_OK);
+    cvae_model *alone = train_alone(data, 1);
+    assert_memory_equal(model->params, alone->params, alone->nparams * sizeof(float));
+    cvae_model_destroy(alone);
+    cvae_model_destroy(model);
+    cvae_dataset_destroy(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +634,11 @@ int main(void)
         cmocka_unit_test(test_resume_on_other_count),
         cmocka_unit_test(test_failing_hook),
         cmocka_unit_test(test_processes_must_agree),
+        cmocka_unit_test(test_micro_batch_alone),
+        cmocka_unit_test(test_micro_batch_manifold),
+        cmocka_unit_test(test_micro_batch_group),
+        cmocka_unit_test(test_overlap),
+        cmocka_unit_test(test_settings_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

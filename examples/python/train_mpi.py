@@ -44,6 +44,12 @@ def main():
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
 
     model.set_data_parallel(rank, size, allreduce)
+    # Sum the gradient while the backward pass runs (allreduce is then called
+    # from a helper thread; mpi4py initialises MPI for that), and compute
+    # each process's share of a batch in parts of at most 100 images.
+    if MPI.Query_thread() >= MPI.THREAD_SERIALIZED:
+        model.set_reduce_overlap(True)
+    model.micro_batch = 100
 
     def progress(p):
         if rank == 0 and p.batch == p.batches:

@@ -319,6 +319,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
     cfg.recipe = CVAE_RECIPE_PAPER;
     /* ... and one without this key was fine-tuned with the mixture prior. */
     cfg.finetune_prior = CVAE_PRIOR_MIXTURE;
+    /* ... and one without this key ran (or will run) a single manifold run. */
+    cfg.manifold_runs = 1;
     const char *cj = cvae__st_meta(f, "config");
     if (!cj) {
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has no config", path);

@@ -111,6 +111,8 @@ static const option options[] = {
      OFF(manifold_start), 0, 1, start_names},
     {"finetune_prior", "prior of the manifold recipe's fine-tuning: standard|mixture", K_ENUM,
      OFF(finetune_prior), 0, 1, prior_names},
+    {"manifold_runs", "embeddings and mixtures the manifold step fits; it keeps the partition "
+     "of highest modularity", K_INT, OFF(manifold_runs), 1, 64, NULL},
 };
 #define NOPT ((int)(sizeof options / sizeof options[0]))
 
@@ -166,6 +168,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->manifold_every = 0;
     c->manifold_start = CVAE_MANIFOLD_START_RANDOM;
     c->finetune_prior = CVAE_PRIOR_STANDARD;
+    c->manifold_runs = 4;
     c->explicit_set = 0;
 }
 
@@ -532,6 +535,7 @@ INT_ACCESSORS(pretrain_epochs, "pretrain_epochs", pretrain)
 INT_ACCESSORS(manifold_neighbors, "manifold_neighbors", manifold_neighbors)
 INT_ACCESSORS(embedding_dim, "embedding_dim", embed_dim)
 INT_ACCESSORS(manifold_every, "manifold_every", manifold_every)
+INT_ACCESSORS(manifold_runs, "manifold_runs", manifold_runs)
 DOUBLE_ACCESSORS(consistency_weight, "consistency_weight", consistency_weight)
 DOUBLE_ACCESSORS(pseudo_label_weight, "pseudo_label_weight", pseudo_weight)
 DOUBLE_ACCESSORS(pseudo_label_threshold, "pseudo_label_threshold", pseudo_threshold)

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/dataset.h"
+#include "model/loss.h"
 #include "model/vae_head.h"
 
 cvae_status cvae__check_dataset(const cvae_model *model, const cvae_dataset *data,
@@ -204,6 +205,55 @@ cvae_status cvae_model_evaluate(cvae_model *model, const cvae_dataset *data, dou
     return st;
 }
 
+/* The loss of one batch whose n images (this process's slice) are more
+ * than the workspace holds (cvae_model_set_micro_batch): computed in parts
+ * of ws_rows as shares of the batch's means, the balance term from the
+ * column sums of q over all parts; data-parallel, the column sums and the
+ * shares go through the hook in the one call the single-piece path makes. */
+static void loss_in_parts(cvae_model *model, const source *src, int64_t first, int n, int mixture,
+                          double *losses)
+{
+    const int k = model->k, m = model->ws_rows;
+    double share[4] = {0};
+    double *colsum = model->par.colsum;
+    for (int y = 0; y < k; y++)
+        colsum[y] = 0;
+    model->par.parts = 1;
+    for (int r0 = 0; r0 < n; r0 += m) {
+        const int rows = n - r0 < m ? n - r0 : m;
+        load_chunk(model, src, first + r0, rows);
+        cvae__forward(model, rows, 0, 1);
+        for (int i = 0; i < rows; i++)
+            for (int y = 0; y < k; y++)
+                colsum[y] += model->q[(size_t)i * k + y];
+        double l[CVAE_LOSS_COUNT];
+        cvae__loss_and_backward(model, rows, mixture, 0, l);
+        share[0] += l[CVAE_LOSS_RECON];
+        share[1] += l[CVAE_LOSS_KL];
+        share[2] += l[CVAE_LOSS_CATEGORY];
+    }
+    model->par.parts = 0;
+    if (cvae__dp_on(&model->par)) {
+        float buf[CVAE_MAX_CLUSTERS + 4];
+        for (int y = 0; y < k; y++)
+            buf[y] = (float)colsum[y];
+        for (int t = 0; t < 4; t++)
+            buf[k + t] = (float)share[t];
+        cvae__dp_reduce(&model->par, buf, (size_t)k + 4);
+        for (int y = 0; y < k; y++)
+            colsum[y] = buf[y];
+        for (int t = 0; t < 4; t++)
+            share[t] = buf[k + t];
+    }
+    const double bal = cvae__loss_balance_from_sums(0, k, colsum, model->par.total,
+                                                    (float)model->cfg.balance_weight, NULL);
+    losses[CVAE_LOSS_RECON] = share[0];
+    losses[CVAE_LOSS_KL] = share[1];
+    losses[CVAE_LOSS_CATEGORY] = share[2];
+    losses[CVAE_LOSS_BALANCE] = bal;
+    losses[CVAE_LOSS_TOTAL] = model->cfg.lambda * share[0] + share[1] + share[2] + bal;
+}
+
 cvae_status cvae_model_loss(cvae_model *model, const cvae_dataset *data, double *losses,
                             int num_losses)
 {
@@ -228,12 +278,16 @@ cvae_status cvae_model_loss(cvae_model *model, const cvae_dataset *data, double 
             cvae__shard(total, model->par.rank, model->par.size, &lo, &hi);
         const int n = (int)(hi - lo);
         model->par.total = total;
-        if (n > 0) {
-            load_chunk(model, &src, start + lo, n);
-            cvae__forward(model, n, 0, 1);
-        }
         double l[CVAE_LOSS_COUNT];
-        cvae__loss_and_backward(model, n, mixture, 0, l);
+        if (n > model->ws_rows) {
+            loss_in_parts(model, &src, start + lo, n, mixture, l);
+        } else {
+            if (n > 0) {
+                load_chunk(model, &src, start + lo, n);
+                cvae__forward(model, n, 0, 1);
+            }
+            cvae__loss_and_backward(model, n, mixture, 0, l);
+        }
         for (int t = 0; t < CVAE_LOSS_COUNT; t++)
             sums[t] += l[t] * total;
     }

@@ -258,7 +258,8 @@ static size_t layout_workspace(cvae_model *model, int dry)
 int cvae__model_workspace_rows(const cvae_model *model)
 {
     const int size = model->par.reduce ? model->par.size : 1;
-    return size > 1 ? (model->B + size - 1) / size : model->B;
+    const int slice = size > 1 ? (model->B + size - 1) / size : model->B;
+    return model->par.micro > 0 && model->par.micro < slice ? model->par.micro : slice;
 }
 
 size_t cvae__model_workspace_bytes(const cvae_model *model)

@@ -60,6 +60,7 @@ static void backward_branches(cvae_model *model, int n)
             cvae__conv2d_relu_backward(g, n, in, PRM(br->w[l]), br->act[l], br->dact[l], dx,
                                        GRD(br->w[l]), GRD(br->b[l]), model->col, cvae__conv_parts(model));
         }
+        cvae__dp_bucket_done(model, CVAE__BUCKET_BRANCH_LAST + (model->nb - 1 - b));
     }
 }
 
@@ -102,7 +103,7 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
     /* In a data-parallel step n is this process's slice (possibly empty) of
      * a global batch of par.total images, and every per-image gradient is
      * divided by the global count, so the processes' gradients add up. */
-    const int shared = model->par.active;
+    const int shared = model->par.active || model->par.parts;
     const float scale = 1.0f / (float)(shared ? model->par.total : n);
     const size_t ns = (size_t)n * model->s;
     float *dpre_image = model->ndec ? model->ddecact[model->ndec - 1] : model->ddslice;
@@ -157,7 +158,19 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
             extra += cvae__loss_pseudo(n, model->k, model->q, model->pl_batch, model->pl_weight,
                                        scale, dq);
     }
-    if (shared)
+    if (model->par.parts) {
+        /* One part of a slice: the balance term from the whole global
+         * batch's column sums of q (gathered by the training loop's first
+         * pass), the other terms as this part's share of the global means,
+         * which the loop adds up over the parts and the processes. */
+        const double share = (double)n / (double)model->par.total;
+        recon *= share;
+        kl *= share;
+        cat *= share;
+        extra *= share;
+        bal = cvae__loss_balance_from_sums(n, model->k, model->par.colsum, model->par.total,
+                                           (float)c->balance_weight, dq);
+    } else if (shared)
         bal = shared_batch_terms(model, n, &recon, &kl, &cat, &extra, dq);
     else
         bal = cvae__loss_balance(n, model->k, model->q, (float)c->balance_weight, dq);
@@ -170,8 +183,13 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
     if (!backward || n == 0)
         return;
 
+    /* The decoder's and the class means' gradients are final here; the
+     * buckets let a reduction of them run while the rest goes backward. */
+    cvae__dp_bucket_done(model, CVAE__BUCKET_DECODER);
     cvae__category_backward(model, n);
+    cvae__dp_bucket_done(model, CVAE__BUCKET_CATEGORY);
     cvae__vae_encoder_backward(model, n);
+    cvae__dp_bucket_done(model, CVAE__BUCKET_ENCODER);
     if (model->nb > 0 && c->conv_trainable)
         backward_branches(model, n);
 }

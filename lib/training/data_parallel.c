@@ -1,6 +1,7 @@
 /* Data-parallel support (see parallel.h). */
 #include "training/data_parallel.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,13 +34,195 @@ void cvae__item_rng(cvae__rng *r, uint64_t seed, uint64_t stream, uint64_t epoch
     cvae__rng_seed(r, h);
 }
 
+/* The helper thread that calls the hook while the backward pass goes on: a
+ * first-in first-out queue of buffers, each reduced in turn. Every process
+ * asks for the same reductions in the same order, so the hook sees the
+ * same sequence of calls everywhere, as it must. */
+#define COMM_QUEUE (CVAE_MAX_BRANCHES + 8)
+
+struct cvae__dp_comm {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    struct {
+        float *buf;
+        size_t n;
+    } q[COMM_QUEUE];
+    unsigned long asked, finished; /* reductions queued and done since start */
+    int quit;
+};
+
+static void *comm_main(void *arg)
+{
+    cvae__dp *p = arg;
+    struct cvae__dp_comm *c = p->comm;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->finished == c->asked && !c->quit)
+            pthread_cond_wait(&c->work, &c->mu);
+        if (c->finished == c->asked)
+            break; /* quit, and nothing left */
+        float *buf = c->q[c->finished % COMM_QUEUE].buf;
+        size_t n = c->q[c->finished % COMM_QUEUE].n;
+        int failed = p->failed;
+        pthread_mutex_unlock(&c->mu);
+        /* after a failure the rest are skipped: the step fails anyway */
+        int bad = !failed && p->reduce(buf, n, p->user) != 0;
+        pthread_mutex_lock(&c->mu);
+        if (bad)
+            p->failed = 1;
+        c->finished++;
+        pthread_cond_broadcast(&c->done);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Queue one reduction; returns its ticket. The queue never holds more than
+ * a step's buckets plus one synchronous call, well within COMM_QUEUE, but
+ * a full queue waits rather than overwrite. */
+static unsigned long comm_push(struct cvae__dp_comm *c, float *buf, size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->asked - c->finished >= COMM_QUEUE)
+        pthread_cond_wait(&c->done, &c->mu);
+    c->q[c->asked % COMM_QUEUE].buf = buf;
+    c->q[c->asked % COMM_QUEUE].n = n;
+    unsigned long ticket = ++c->asked;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->mu);
+    return ticket;
+}
+
+static int comm_wait(cvae__dp *p, unsigned long ticket)
+{
+    struct cvae__dp_comm *c = p->comm;
+    pthread_mutex_lock(&c->mu);
+    while (c->finished < ticket)
+        pthread_cond_wait(&c->done, &c->mu);
+    int failed = p->failed;
+    pthread_mutex_unlock(&c->mu);
+    return failed;
+}
+
+cvae_status cvae__dp_comm_start(cvae__dp *p)
+{
+    if (!p->overlap || !p->reduce || p->comm)
+        return CVAE_OK;
+    struct cvae__dp_comm *c = calloc(1, sizeof *c);
+    if (!c)
+        return cvae__fail(CVAE_E_NOMEM, "cannot allocate the reduction thread's state");
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_cond_init(&c->done, NULL);
+    p->comm = c;
+    if (pthread_create(&c->thread, NULL, comm_main, p) != 0) {
+        p->comm = NULL;
+        pthread_cond_destroy(&c->done);
+        pthread_cond_destroy(&c->work);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return cvae__fail(CVAE_E_INTERNAL, "cannot start the thread that overlaps the "
+                                           "gradient's reduction with the backward pass");
+    }
+    return CVAE_OK;
+}
+
+void cvae__dp_comm_stop(cvae__dp *p)
+{
+    struct cvae__dp_comm *c = p->comm;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->quit = 1;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    pthread_cond_destroy(&c->done);
+    pthread_cond_destroy(&c->work);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    p->comm = NULL;
+}
+
 int cvae__dp_reduce(cvae__dp *p, float *buf, size_t n)
 {
     if (!p->reduce || p->failed)
         return p->failed;
+    if (p->comm)
+        return comm_wait(p, comm_push(p->comm, buf, n));
     if (p->reduce(buf, n, p->user))
         p->failed = 1;
     return p->failed;
+}
+
+int cvae__dp_buckets(const cvae_model *model) { return CVAE__BUCKET_BRANCH_LAST + model->nb; }
+
+void cvae__dp_bucket_range(const cvae_model *model, int id, size_t *lo, size_t *hi)
+{
+    /* The parameter layout is branches, encoder (with mu and log-variance),
+     * decoder, category head, class means; a bucket runs to where the next
+     * part of the layout starts, padding included. */
+    const size_t enc = model->nb ? model->enc_w : 0;
+    if (id == CVAE__BUCKET_DECODER) {
+        *lo = model->d1_w;
+        *hi = model->c1_w;
+    } else if (id == CVAE__BUCKET_CATEGORY) {
+        *lo = model->c1_w;
+        *hi = model->nparams;
+    } else if (id == CVAE__BUCKET_ENCODER) {
+        *lo = enc;
+        *hi = model->d1_w;
+    } else {
+        const int b = model->nb - 1 - (id - CVAE__BUCKET_BRANCH_LAST);
+        *lo = b ? model->br[b].w[0] : 0;
+        *hi = b + 1 < model->nb ? model->br[b + 1].w[0] : enc;
+    }
+}
+
+static void push_bucket(cvae_model *model, int id)
+{
+    size_t lo, hi;
+    cvae__dp_bucket_range(model, id, &lo, &hi);
+    if (hi > lo)
+        (void)comm_push(model->par.comm, model->par.sum + lo, hi - lo);
+}
+
+void cvae__dp_bucket_done(cvae_model *model, int id)
+{
+    cvae__dp *p = &model->par;
+    if (p->adding) {
+        size_t lo, hi;
+        cvae__dp_bucket_range(model, id, &lo, &hi);
+        float *restrict dst = p->sum;
+        const float *restrict src = p->scratch;
+        for (size_t i = lo; i < hi; i++)
+            dst[i] += src[i];
+    }
+    if (p->push && p->comm) {
+        for (int b = p->next_bucket; b <= id; b++)
+            push_bucket(model, b);
+        p->next_bucket = id + 1;
+    }
+}
+
+int cvae__dp_grads_done(cvae_model *model)
+{
+    cvae__dp *p = &model->par;
+    if (!p->reduce)
+        return 0;
+    if (!p->comm)
+        return cvae__dp_reduce(p, model->grads, model->nparams);
+    /* buckets the backward pass did not reach (an empty slice, frozen
+     * filters) go now, in the same order as on every other process */
+    const int nbk = cvae__dp_buckets(model);
+    for (int b = p->next_bucket; b < nbk; b++)
+        push_bucket(model, b);
+    p->next_bucket = nbk;
+    pthread_mutex_lock(&p->comm->mu);
+    unsigned long last = p->comm->asked;
+    pthread_mutex_unlock(&p->comm->mu);
+    return comm_wait(p, last);
 }
 
 cvae_status cvae_shard(int64_t count, int rank, int size, int64_t *begin, int64_t *n)
@@ -75,6 +258,35 @@ cvae_status cvae_model_set_data_parallel(cvae_model *model, int rank, int size,
      * sized for that (allocated again on the next call that needs it). */
     if (model->ws.base && model->ws_rows != cvae__model_workspace_rows(model))
         cvae__arena_free(&model->ws);
+    return CVAE_OK;
+}
+
+cvae_status cvae_model_set_micro_batch(cvae_model *model, int rows)
+{
+    CVAE__CHECK_PTR(model);
+    if (rows < 0)
+        return cvae__fail(CVAE_E_INVALID_ARG, "the micro-batch must be >= 0 images (0: the "
+                                              "whole batch at once), got %d", rows);
+    model->par.micro = rows;
+    if (model->ws.base && model->ws_rows != cvae__model_workspace_rows(model))
+        cvae__arena_free(&model->ws);
+    return CVAE_OK;
+}
+
+cvae_status cvae_model_get_micro_batch(const cvae_model *model, int *rows)
+{
+    CVAE__CHECK_PTR(model);
+    CVAE__CHECK_PTR(rows);
+    *rows = model->par.micro;
+    return CVAE_OK;
+}
+
+cvae_status cvae_model_set_reduce_overlap(cvae_model *model, int on)
+{
+    CVAE__CHECK_PTR(model);
+    if (on != 0 && on != 1)
+        return cvae__fail(CVAE_E_INVALID_ARG, "reduce overlap is 0 or 1, got %d", on);
+    model->par.overlap = on;
     return CVAE_OK;
 }
 

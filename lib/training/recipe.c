@@ -67,7 +67,8 @@ cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *da
                                ? CVAE__EMBED_INIT_SPECTRAL
                                : CVAE__EMBED_INIT_RANDOM;
             o.seed = cvae__rng_next(&model->rng);
-            st = cvae__manifold_cluster(mu, count, s, k, &o, assign, resp);
+            o.runs = c->manifold_runs;
+            st = cvae__manifold_cluster(mu, count, s, k, &o, assign, resp, NULL);
         } else {
             st = cvae__kmeans(mu, count, s, k, 100, &model->rng, centers, assign, NULL);
             for (int64_t i = 0; !st && i < count; i++)

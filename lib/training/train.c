@@ -12,6 +12,7 @@
 #include "core/threads.h"
 #include "io/dataset.h"
 #include "model/inference.h"
+#include "model/loss.h"
 #include "model/model.h"
 #include "training/augment.h"
 #include "training/optimizer.h"
@@ -82,6 +83,162 @@ static void fill_eps(cvae_model *model, const int64_t *idx, int n)
     }
 }
 
+/* What a training step reads besides the model: the data, the recipe's
+ * per-image work for this epoch and the batch buffers. */
+typedef struct batch_ctx {
+    const cvae_dataset *data;
+    int augment, consistency, finetune;
+    cvae__augment_params aug;
+    uint64_t aug_seed;
+    float *xaug, *ref;
+    int32_t *plb;
+    int64_t batch; /* 1-based, for messages */
+} batch_ctx;
+
+/* Load n images (their data-set indices idx) into the workspace as the
+ * training pass sees them: gathered, augmented, with their sampling noise;
+ * with targets, also the recipe's per-image targets of this step (the clean
+ * images' codes for the consistency term, the pseudo-labels). */
+static void load_rows(cvae_model *model, const batch_ctx *bc, const int64_t *idx, int n,
+                      int targets)
+{
+    const struct cvae_config *c = &model->cfg;
+    cvae__dataset_gather_f32(bc->data, idx, n, model->x);
+    if (targets && bc->consistency) {
+        /* The clean images' codes, the fixed targets of the term: an
+         * inference pass, run before the noise of the training pass is
+         * drawn. */
+        cvae__forward(model, n, 0, 0);
+        memcpy(bc->ref, model->mu, (size_t)n * model->s * sizeof *bc->ref);
+        model->cons_ref = bc->ref;
+        model->cons_weight = (float)c->consistency_weight;
+    }
+    if (bc->augment) {
+        /* Keyed by the global image index, so the same image gets the same
+         * transform on any number of processes and in any part. */
+        (void)cvae__augment_f32(&bc->aug, bc->aug_seed, (uint64_t)model->epochs_done, idx, n,
+                                c->in_c, c->in_h, c->in_w, model->x, bc->xaug);
+        memcpy(model->x, bc->xaug, (size_t)n * model->P * sizeof *bc->xaug);
+    }
+    if (targets && bc->finetune && c->pseudo_weight > 0.0) {
+        for (int i = 0; i < n; i++)
+            bc->plb[i] = model->pl[idx[i]];
+        model->pl_batch = bc->plb;
+        model->pl_weight = (float)c->pseudo_weight;
+    }
+    fill_eps(model, idx, n);
+}
+
+static cvae_status reduce_failed(const cvae_model *model, const batch_ctx *bc)
+{
+    return cvae__fail(CVAE_E_IO, "the reduce callback failed at epoch %d, batch %lld; the "
+                                 "weights are those before this batch",
+                      model->epochs_done, (long long)bc->batch);
+}
+
+/* A step with this process's n images of the global batch in one pass. */
+static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int64_t *idx, int n,
+                              int mixture, double *losses)
+{
+    cvae__dp *p = &model->par;
+    p->sum = model->grads;
+    p->push = 1;
+    p->next_bucket = 0;
+    if (n > 0) {
+        load_rows(model, bc, idx, n, 1);
+        cvae__forward(model, n, CVAE__TRAIN_REUSE_EPS, 1);
+    }
+    cvae__loss_and_backward(model, n, mixture, 1, losses);
+    model->cons_ref = NULL;
+    model->pl_batch = NULL;
+    p->push = 0;
+    if (cvae__dp_on(p) && cvae__dp_grads_done(model))
+        return reduce_failed(model, bc);
+    return CVAE_OK;
+}
+
+/* A step whose n images (this process's slice) are computed in parts of at
+ * most micro rows, so the workspace holds a part, not the slice. The
+ * balance term needs the whole global batch's mean of q before any
+ * gradient, so a first pass computes q part by part (the encoder and the
+ * category head, no decoder: the same images, noise and weights as the
+ * second pass, so the same q); its column sums are reduced over the
+ * processes. The second pass runs forward and backward per part and adds
+ * the parts' gradients (the first part writes the sum, later ones a scratch
+ * buffer added bucket by bucket); the loss values are summed over the
+ * parts and then the processes. The update is the one-pass step's, up to
+ * the order of float sums. */
+static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const int64_t *idx,
+                                 int n, int mixture, double *losses)
+{
+    cvae__dp *p = &model->par;
+    const int k = model->k, m = model->ws_rows;
+    float *grads = model->grads;
+    p->sum = grads;
+    float buf[CVAE_MAX_CLUSTERS > 4 ? CVAE_MAX_CLUSTERS : 4];
+    for (int y = 0; y < k; y++)
+        p->colsum[y] = 0;
+    for (int r0 = 0; r0 < n; r0 += m) {
+        const int rows = n - r0 < m ? n - r0 : m;
+        load_rows(model, bc, idx + r0, rows, 0);
+        cvae__forward(model, rows, CVAE__TRAIN_REUSE_EPS, 0);
+        for (int i = 0; i < rows; i++)
+            for (int y = 0; y < k; y++)
+                p->colsum[y] += model->q[(size_t)i * k + y];
+    }
+    if (cvae__dp_on(p)) {
+        for (int y = 0; y < k; y++)
+            buf[y] = (float)p->colsum[y];
+        if (cvae__dp_reduce(p, buf, (size_t)k))
+            return reduce_failed(model, bc);
+        for (int y = 0; y < k; y++)
+            p->colsum[y] = buf[y];
+    }
+
+    double sums[CVAE_LOSS_COUNT] = {0}, part[CVAE_LOSS_COUNT];
+    p->parts = 1;
+    p->next_bucket = 0;
+    if (n == 0)
+        memset(grads, 0, model->nparams * sizeof *grads);
+    for (int r0 = 0; r0 < n; r0 += m) {
+        const int rows = n - r0 < m ? n - r0 : m;
+        load_rows(model, bc, idx + r0, rows, 1);
+        cvae__forward(model, rows, CVAE__TRAIN_REUSE_EPS, 1);
+        p->adding = r0 > 0;
+        p->push = r0 + rows >= n;
+        p->next_bucket = 0;
+        model->grads = r0 > 0 ? p->scratch : grads;
+        cvae__loss_and_backward(model, rows, mixture, 1, part);
+        model->grads = grads;
+        model->cons_ref = NULL;
+        model->pl_batch = NULL;
+        for (int t = 0; t < CVAE_LOSS_COUNT; t++)
+            sums[t] += part[t];
+    }
+    p->parts = 0;
+    p->adding = 0;
+    p->push = 0;
+    /* the loss values: this process's shares, summed over the processes
+     * (the balance term is the batch's already) */
+    buf[0] = (float)sums[CVAE_LOSS_RECON];
+    buf[1] = (float)sums[CVAE_LOSS_KL];
+    buf[2] = (float)sums[CVAE_LOSS_CATEGORY];
+    buf[3] = (float)(sums[CVAE_LOSS_TOTAL] - model->cfg.lambda * sums[CVAE_LOSS_RECON] -
+                     sums[CVAE_LOSS_KL] - sums[CVAE_LOSS_CATEGORY] - sums[CVAE_LOSS_BALANCE]);
+    if (cvae__dp_on(p) && cvae__dp_reduce(p, buf, 4))
+        return reduce_failed(model, bc);
+    const double bal = cvae__loss_balance_from_sums(0, k, p->colsum, p->total,
+                                                    (float)model->cfg.balance_weight, NULL);
+    losses[CVAE_LOSS_RECON] = buf[0];
+    losses[CVAE_LOSS_KL] = buf[1];
+    losses[CVAE_LOSS_CATEGORY] = buf[2];
+    losses[CVAE_LOSS_BALANCE] = bal;
+    losses[CVAE_LOSS_TOTAL] = model->cfg.lambda * buf[0] + buf[1] + buf[2] + bal + buf[3];
+    if (cvae__dp_on(p) && cvae__dp_grads_done(model))
+        return reduce_failed(model, bc);
+    return CVAE_OK;
+}
+
 cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int epochs,
                              cvae_optimizer *opt, cvae_progress_fn progress, void *user)
 {
@@ -109,39 +266,52 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
 
     const struct cvae_config *c = &model->cfg;
     const int manifold = c->recipe == CVAE_RECIPE_MANIFOLD;
-    const int augment = manifold && c->augment;
-    const int consistency = manifold && c->consistency_weight > 0.0;
-    cvae__augment_params aug;
-    cvae__augment_defaults(&aug);
-    aug.max_rotation = (float)c->aug_rotation;
-    aug.max_shift = (float)c->aug_shift;
-    aug.max_scale = (float)c->aug_scale;
-    const uint64_t aug_seed = cvae__recipe_augment_seed(model);
+    batch_ctx bc = {.data = data};
+    bc.augment = manifold && c->augment;
+    bc.consistency = manifold && c->consistency_weight > 0.0;
+    cvae__augment_defaults(&bc.aug);
+    bc.aug.max_rotation = (float)c->aug_rotation;
+    bc.aug.max_shift = (float)c->aug_shift;
+    bc.aug.max_scale = (float)c->aug_scale;
+    bc.aug_seed = cvae__recipe_augment_seed(model);
     const size_t bp = (size_t)model->B * (size_t)model->P;
     int64_t *perm = malloc((size_t)count * sizeof *perm);
-    float *xaug = augment ? malloc(bp * sizeof *xaug) : NULL;
-    float *ref = consistency ? malloc((size_t)model->B * model->s * sizeof *ref) : NULL;
-    int32_t *plb = manifold ? malloc((size_t)model->B * sizeof *plb) : NULL;
-    if (!perm || (augment && !xaug) || (consistency && !ref) || (manifold && !plb)) {
+    bc.xaug = bc.augment ? malloc(bp * sizeof *bc.xaug) : NULL;
+    bc.ref = bc.consistency ? malloc((size_t)model->B * model->s * sizeof *bc.ref) : NULL;
+    bc.plb = manifold ? malloc((size_t)model->B * sizeof *bc.plb) : NULL;
+    /* the gradient of a later part of a step computed in parts */
+    float *scratch = model->par.micro > 0 ? cvae__aligned_alloc(model->nparams * sizeof(float))
+                                          : NULL;
+    if (!perm || (bc.augment && !bc.xaug) || (bc.consistency && !bc.ref) ||
+        (manifold && !bc.plb) || (model->par.micro > 0 && !scratch)) {
         free(perm);
-        free(xaug);
-        free(ref);
-        free(plb);
+        free(bc.xaug);
+        free(bc.ref);
+        free(bc.plb);
+        cvae__aligned_free(scratch);
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld and batch buffers",
                           (long long)count);
     }
+    model->par.scratch = scratch;
     const int64_t batches = (count + model->B - 1) / model->B;
     /* Data-parallel: every process runs this same loop over the same
      * global batches (training/data_parallel.h). */
     const int par = cvae__dp_on(&model->par);
     model->par.active = par;
     model->par.failed = 0;
-    if (par && (st = cvae__dp_agree(model, count, opt->steps, "training"))) {
+    if (par)
+        st = cvae__dp_comm_start(&model->par);
+    if (par && !st)
+        st = cvae__dp_agree(model, count, opt->steps, "training");
+    if (st) {
+        cvae__dp_comm_stop(&model->par);
         model->par.active = 0;
+        model->par.scratch = NULL;
         free(perm);
-        free(xaug);
-        free(ref);
-        free(plb);
+        free(bc.xaug);
+        free(bc.ref);
+        free(bc.plb);
+        cvae__aligned_free(scratch);
         return st;
     }
 
@@ -153,8 +323,8 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
             (st = cvae__recipe_manifold_step(model, data, count)))
             break;
         int mixture = cvae__mixture_active(model);
-        const int finetune = manifold && model->pl && model->pl_n == count &&
-                             model->epochs_done >= c->pretrain;
+        bc.finetune = manifold && model->pl && model->pl_n == count &&
+                      model->epochs_done >= c->pretrain;
         /* Each epoch's order is a shuffle of 0..count-1 keyed by the seed
          * and the epoch number alone (not drawn from the model's RNG, nor
          * from the previous order), so training in one call or in several,
@@ -195,43 +365,18 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
             const int n = (int)(hi - lo);
             model->par.total = total;
             const int64_t *idx = perm + start + lo;
-            if (n > 0) {
-                cvae__dataset_gather_f32(data, idx, n, model->x);
-                if (consistency) {
-                    /* The clean images' codes, the fixed targets of the
-                     * term: an inference pass, run before the noise of
-                     * the training pass is drawn. */
-                    cvae__forward(model, n, 0, 0);
-                    memcpy(ref, model->mu, (size_t)n * model->s * sizeof *ref);
-                    model->cons_ref = ref;
-                    model->cons_weight = (float)c->consistency_weight;
-                }
-                if (augment) {
-                    /* Keyed by the global image index, so the same image
-                     * gets the same transform on any number of processes. */
-                    (void)cvae__augment_f32(&aug, aug_seed, (uint64_t)model->epochs_done, idx, n,
-                                            c->in_c, c->in_h, c->in_w, model->x, xaug);
-                    memcpy(model->x, xaug, (size_t)n * model->P * sizeof *xaug);
-                }
-                if (finetune && c->pseudo_weight > 0.0) {
-                    for (int i = 0; i < n; i++)
-                        plb[i] = model->pl[idx[i]];
-                    model->pl_batch = plb;
-                    model->pl_weight = (float)c->pseudo_weight;
-                }
-                fill_eps(model, idx, n);
-                cvae__forward(model, n, CVAE__TRAIN_REUSE_EPS, 1);
-            }
+            /* A slice larger than the micro-batch (decided from the global
+             * batch alone, so every process agrees) runs in parts. */
+            const int slice = par ? (int)((total + model->par.size - 1) / model->par.size) : total;
+            const int parts = model->par.micro > 0 && slice > model->par.micro;
             double losses[CVAE_LOSS_COUNT];
-            cvae__loss_and_backward(model, n, mixture, 1, losses);
-            model->cons_ref = NULL;
-            model->pl_batch = NULL;
-            if (par && cvae__dp_reduce(&model->par, model->grads, model->nparams)) {
-                st = cvae__fail(CVAE_E_IO, "the reduce callback failed at epoch %d, batch %lld; "
-                                           "the weights are those before this batch",
-                                model->epochs_done, (long long)b + 1);
+            bc.batch = b + 1;
+            if (parts)
+                st = step_in_parts(model, &bc, idx, n, mixture, losses);
+            else
+                st = step_whole(model, &bc, idx, n, mixture, losses);
+            if (st)
                 break;
-            }
             /* The whole gradient is checked before any of it is applied, so a
              * non-finite value leaves the weights and the optimizer state untouched. */
             if (!isfinite(losses[CVAE_LOSS_TOTAL]) || !cvae__all_finite(model->grads, model->nparams)) {
@@ -282,11 +427,14 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
             memcpy(model->part.sums, sums, sizeof sums);
         }
     }
+    cvae__dp_comm_stop(&model->par);
     model->par.active = 0;
+    model->par.scratch = NULL;
     free(perm);
-    free(xaug);
-    free(ref);
-    free(plb);
+    free(bc.xaug);
+    free(bc.ref);
+    free(bc.plb);
+    cvae__aligned_free(scratch);
     return st;
 }
 

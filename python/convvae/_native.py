@@ -70,7 +70,7 @@ CONFIG_INT_ACCESSORS = ("num_branches", "encoder_units", "decoder_units", "laten
                         "clusters", "category_units", "conv_trainable", "warmup_epochs",
                         "kmeans_init", "batch_size", "epochs", "threads", "augment",
                         "pretrain_epochs", "manifold_neighbors", "embedding_dim",
-                        "manifold_every")
+                        "manifold_every", "manifold_runs")
 CONFIG_ENUM_ACCESSORS = ("encoder_activation", "category_input", "prior", "recon_target",
                          "optimizer", "recipe", "manifold_start",
                          "finetune_prior")
@@ -175,6 +175,9 @@ def _prototypes():
         ("cvae_model_set_data_parallel", STATUS,
          [ModelP, c_int, c_int, REDUCE_FN, ctypes.c_void_p]),
         ("cvae_shard", STATUS, [c_int64, c_int, c_int, c_int64_p, c_int64_p]),
+        ("cvae_model_set_micro_batch", STATUS, [ModelP, c_int]),
+        ("cvae_model_get_micro_batch", STATUS, [ModelP, c_int_p]),
+        ("cvae_model_set_reduce_overlap", STATUS, [ModelP, c_int]),
     ]
     # C enums are passed as int: the header pins their values.
     for name in CONFIG_INT_ACCESSORS + CONFIG_ENUM_ACCESSORS:

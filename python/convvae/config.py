@@ -93,7 +93,7 @@ _KINDS = {
     "recipe": Recipe, "augment": bool, "augment_rotation": float, "augment_shift": float,
     "augment_scale": float, "consistency_weight": float, "pretrain_epochs": int,
     "manifold_neighbors": int, "embedding_dim": int, "pseudo_label_weight": float,
-    "pseudo_label_threshold": float, "manifold_every": int, "manifold_start": ManifoldStart,
+    "pseudo_label_threshold": float, "manifold_every": int, "manifold_runs": int, "manifold_start": ManifoldStart,
     "finetune_prior": Prior,
 }
 for _i in range(1, MAX_BRANCHES + 1):

@@ -208,6 +208,28 @@ class Model(Handle):
         lib.cvae_model_set_data_parallel(mp, rank, size, cb, None)
         self._reduce_cb = cb  # C calls it until it is replaced
 
+    @property
+    def micro_batch(self):
+        """Most images computed at once in training; a larger batch (or
+        data-parallel share of it) is computed in parts whose gradients are
+        added before the update (gradient accumulation; see
+        cvae_model_set_micro_batch). 0, the default: the whole batch at
+        once. Not saved in checkpoints."""
+        v = ctypes.c_int()
+        lib.cvae_model_get_micro_batch(self._p(), ctypes.byref(v))
+        return v.value
+
+    @micro_batch.setter
+    def micro_batch(self, rows):
+        lib.cvae_model_set_micro_batch(self._p(), to_int(rows, "micro_batch"))
+
+    def set_reduce_overlap(self, on=True):
+        """Sum the gradient over the processes in parts while the backward
+        pass runs (see cvae_model_set_reduce_overlap): ``reduce`` is then
+        called from a helper thread, one call at a time, which mpi4py's
+        default thread level allows."""
+        lib.cvae_model_set_reduce_overlap(self._p(), 1 if on else 0)
+
     def train(self, data, epochs=None, optimizer=None, progress=None):
         """Train for ``epochs`` more epochs (default: the config's epochs) on
         a Dataset whose images match the model's input shape.

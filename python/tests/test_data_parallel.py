@@ -5,6 +5,7 @@ import pytest
 
 import convvae
 from convvae import ConvVAEError, Status
+from helpers import TINY
 
 
 def test_shard_splits_evenly_in_order():
@@ -39,3 +40,36 @@ def test_failing_hook_is_an_io_error(model, dataset):
     assert e.value.status == Status.IO
     with pytest.raises(ConvVAEError):
         model.set_data_parallel(0, 2)  # two processes need a hook
+
+
+def test_micro_batch_trains_the_same_model(dataset):
+    with convvae.Model(TINY) as whole, convvae.Model(TINY) as parts:
+        _same_in_parts(whole, parts, dataset)
+
+
+def _same_in_parts(whole, parts, dataset):
+    assert parts.micro_batch == 0
+    parts.micro_batch = 3
+    assert parts.micro_batch == 3
+    whole.train(dataset, 1)
+    parts.train(dataset, 1)
+    a, b = whole.loss(dataset), parts.loss(dataset)
+    assert abs(a.total - b.total) <= 1e-4 * abs(a.total)
+    with pytest.raises(ConvVAEError) as e:
+        parts.micro_batch = -1
+    assert e.value.status == Status.INVALID_ARG
+
+
+def test_overlapped_hook_sees_the_gradient_in_parts(model, dataset):
+    sizes = []
+
+    def reduce(buf):
+        sizes.append(len(buf))
+
+    model.set_data_parallel(0, 1, reduce)
+    model.set_reduce_overlap(True)
+    assert model.train(dataset, 1) is True
+    # the buckets cover the gradient: none is all of it
+    assert max(sizes) < model.num_params
+    model.set_reduce_overlap(False)
+    model.set_data_parallel(0, 1)

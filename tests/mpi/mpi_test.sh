@@ -2,8 +2,9 @@
 # Tests of `mpirun -np N convvae ...` on tiny synthetic IDX data: N processes
 # train the model one process trains (same tensors within a tolerance, same
 # eval loss within 0.1%), with a global batch that does not split evenly,
-# resuming on another process count, and a failing or killed process ending
-# the job with an error.
+# resuming on another process count, gradient accumulation and the
+# overlapped reduction, and a failing or killed process ending the job with
+# an error.
 # Usage: mpi_test.sh CASE CONVVAE HELPER WORKDIR MPIEXEC WITH_MPI PYTHON
 # Exits 77 (ctest: skipped) with a message when mpirun or the MPI build is absent.
 set -u
@@ -139,6 +140,26 @@ resume)
     expect_rc 0 two.log mpi 2 "$CLI" train $DATA $SMALL --batch-size 20 --epochs 2 --out part.st
     expect_rc 0 three.log mpi 3 "$CLI" train $DATA --resume part.st --epochs 4 --quiet --out three.st
     same_tensors one.st three.st "2 epochs on 2 processes + 2 on 3 vs 4 on 1"
+    ;;
+accumulate)
+    # Gradient accumulation and the overlapped reduction: batch 20 on 2
+    # processes in parts of 4 (slices of 10 = 4 + 4 + 2), the gradient summed
+    # bucket by bucket during the backward pass; and on 3 processes (slices
+    # of 7 and 6) with overlap alone: the model one process trains.
+    expect_rc 0 one.log "$CLI" train $DATA $SMALL --batch-size 20 --epochs 3 --out one.st
+    expect_rc 0 two.log mpi 2 "$CLI" train $DATA $SMALL --batch-size 20 --epochs 3 \
+        --micro-batch 4 --overlap-reduction --out two.st
+    same_tensors one.st two.st "2 processes in parts of 4, overlapped reduction, vs 1"
+    expect_rc 0 three.log mpi 3 "$CLI" train $DATA $SMALL --batch-size 20 --epochs 3 \
+        --overlap-reduction --out three.st
+    same_tensors one.st three.st "3 processes, overlapped reduction, vs 1"
+    expect_rc 0 alone.log "$CLI" train $DATA $SMALL --batch-size 20 --epochs 3 --micro-batch 3 \
+        --out alone.st
+    same_tensors one.st alone.st "1 process in parts of 3 vs in one piece"
+    expect_rc 0 loud.log mpi 2 "$CLI" train $DATA $(echo "$SMALL" | sed 's/--quiet//') \
+        --batch-size 20 --epochs 1 --micro-batch 4 --overlap-reduction --out loud.st
+    grep -q '^scaling:  each batch computed in parts of at most 4 images, gradient reduced during the backward pass$' loud.log ||
+        { fail "the header does not name the parts and the overlap"; sed 's/^/  | /' loud.log >&2; }
     ;;
 fail)
     # One process cannot read its data (rank 1 gets a missing file): the job
