@@ -77,7 +77,7 @@ static void train_help(void)
            "                        it) in parts of at most N images and add their\n"
            "                        gradients: the same training in the memory of N\n"
            "                        images, so --batch-size can grow (gradient\n"
-           "                        accumulation; about a sixth more work per image)\n"
+           "                        accumulation; slower per image: for memory, not speed)\n"
            "  --overlap-reduction   under mpirun: sum the gradient over the processes in\n"
            "                        parts while the backward pass runs\n"
            "  --progress            draw the progress bar even if stderr is not a terminal\n"

@@ -91,7 +91,7 @@ static const spec specs[] = {
     I("pretrain_epochs", 0, 100000, "35", "20"),
     I("manifold_neighbors", 2, 1000, "20", "15"),
     I("embedding_dim", 0, 256, "0", "5"),
-    D("pseudo_label_weight", 0, 1e6, 0, 0, "1", "2"),
+    D("pseudo_label_weight", 0, 1e6, 0, 0, "5", "2"),
     D("pseudo_label_threshold", 0, 1, 0, 0, "0.9", "0.5"),
     I("manifold_every", 0, 100000, "0", "3"),
     E("manifold_start", "random", "spectral", "random", "spectral"),

@@ -1,6 +1,8 @@
 /* Accuracy regression of the default recipe on small image sets made from
  * the real data: 2,000 MNIST training images downsampled to 8x8 and 2,000
- * Fashion-MNIST images at 16x16, each model configured with its input shape
+ * Fashion-MNIST images at 16x16 (and, on request, 2,000 MNIST images
+ * padded to 32x32 and tinted: RGB, a random colour per image), each model
+ * configured with its input shape
  * only (everything else default: recipe, epochs, the network the shape
  * picks), then cvae_model_predict on 1,000 test images it never saw. The
  * baseline is k-means (k-means++ and Lloyd, best of 4 starts) on the raw
@@ -117,7 +119,26 @@ static double kmeans_acc(const float *train, const float *test, const int32_t *t
     return acc;
 }
 
-static void run_case(const char *set, int side, int pad)
+/* Grey images (n x side x side) as RGB (n x 3 x side x side, planes): each
+ * image's digit or garment in its own colour on black, a colour drawn per
+ * image (every channel in [0.3, 1]), so colour carries no class. */
+static float *tint(const float *grey, int64_t n, int side, uint64_t seed)
+{
+    const size_t hw = (size_t)side * side;
+    float *rgb = malloc((size_t)n * 3 * hw * sizeof *rgb);
+    assert_non_null(rgb);
+    cvae__rng r;
+    cvae__rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            const float k = 0.3f + 0.7f * cvae__rng_uniform(&r);
+            for (size_t p = 0; p < hw; p++)
+                rgb[((size_t)i * 3 + c) * hw + p] = k * grey[(size_t)i * hw + p];
+        }
+    return rgb;
+}
+
+static void run_case(const char *set, int side, int pad, int channels)
 {
     const char *dir = getenv("CONVVAE_DATA") ? getenv("CONVVAE_DATA") : CVAE_SOURCE_DIR "/data";
     int32_t *ltrain = malloc(NTRAIN * sizeof *ltrain), *ltest = malloc(NTEST * sizeof *ltest);
@@ -133,14 +154,23 @@ static void run_case(const char *set, int side, int pad)
         skip();
         return;
     }
-    const int d = side * side;
+    if (channels == 3) {
+        float *t = tint(train, NTRAIN, side, 1);
+        free(train);
+        train = t;
+        t = tint(test, NTEST, side, 2);
+        free(test);
+        test = t;
+    }
+    const int d = channels * side * side;
     double base = kmeans_acc(train, test, ltest, d);
 
     cvae_dataset *ds;
-    assert_int_equal(cvae_dataset_from_f32(train, NTRAIN, 1, side, side, NULL, &ds), CVAE_OK);
+    assert_int_equal(cvae_dataset_from_f32(train, NTRAIN, channels, side, side, NULL, &ds),
+                     CVAE_OK);
     cvae_config *cfg;
     assert_int_equal(cvae_config_create(&cfg), CVAE_OK);
-    assert_int_equal(cvae_config_set_input_shape(cfg, 1, side, side), CVAE_OK);
+    assert_int_equal(cvae_config_set_input_shape(cfg, channels, side, side), CVAE_OK);
     int epochs;
     assert_int_equal(cvae_config_get_epochs(cfg, &epochs), CVAE_OK);
     cvae_model *model;
@@ -150,9 +180,9 @@ static void run_case(const char *set, int side, int pad)
     assert_int_equal(cvae_model_predict(model, test, NTEST, pred), CVAE_OK);
     double acc, nmi;
     assert_int_equal(cvae_cluster_metrics(ltest, pred, NTEST, &acc, NULL, &nmi, NULL), CVAE_OK);
-    print_message("%s %dx%d: k-means on pixels ACC %.4f; default recipe (%d epochs) ACC %.4f "
-                  "NMI %.4f\n",
-                  set, side, side, base, epochs, acc, nmi);
+    print_message("%s %dx%dx%d: k-means on pixels ACC %.4f; default recipe (%d epochs) ACC "
+                  "%.4f NMI %.4f\n",
+                  set, channels, side, side, base, epochs, acc, nmi);
     assert_true(acc >= base + 0.05);
 
     cvae_model_destroy(model);
@@ -167,18 +197,32 @@ static void run_case(const char *set, int side, int pad)
 static void test_mnist_8x8(void **state)
 {
     (void)state;
-    run_case("mnist", 8, -2); /* 24x24 centre, 3x3 boxes */
+    run_case("mnist", 8, -2, 1); /* 24x24 centre, 3x3 boxes */
+}
+
+/* Not yet met, so not run by default: the defaults ended at ACC 0.504
+ * against k-means' 0.511 on these images (likely because the codes keep
+ * each image's colour, which carries no class, and the neighbour graph
+ * follows it; not checked).
+ * CVAE_ACCURACY_RGB=1 runs it (about a minute of CPU). */
+static void test_mnist_tinted_32x32(void **state)
+{
+    (void)state;
+    if (!getenv("CVAE_ACCURACY_RGB"))
+        skip();
+    run_case("mnist", 32, 2, 3); /* 32x32 padded, coloured */
 }
 
 static void test_fashion_16x16(void **state)
 {
     (void)state;
-    run_case("fashion-mnist", 16, 2); /* 32x32 padded, 2x2 boxes */
+    run_case("fashion-mnist", 16, 2, 1); /* 32x32 padded, 2x2 boxes */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mnist_8x8),
-                                       cmocka_unit_test(test_fashion_16x16)};
+                                       cmocka_unit_test(test_fashion_16x16),
+                                       cmocka_unit_test(test_mnist_tinted_32x32)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,7 +163,10 @@ void cvae__config_defaults(struct cvae_config *c)
     c->pretrain = 35;
     c->manifold_neighbors = 20;
     c->embed_dim = 0;
-    c->pseudo_weight = 1.0;
+    /* With 1 the head ended less accurate on MNIST's training images than
+     * the pseudo-labels it learnt from (0.959 against 0.973): it had not
+     * fitted them. */
+    c->pseudo_weight = 5.0;
     c->pseudo_threshold = 0.9;
     c->manifold_every = 0;
     c->manifold_start = CVAE_MANIFOLD_START_RANDOM;
