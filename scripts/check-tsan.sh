@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# ThreadSanitizer check of tests/test_threads.c: builds libconvvae and that
-# test with clang -fsanitize=thread in its own build directory and runs it.
-# Fails on any TSan report (halt_on_error=1, exit code 66).
+# ThreadSanitizer check of tests/test_threads.c (the worker pool) and
+# tests/test_data_parallel.c (ranks as threads, and the helper thread that
+# overlaps the gradient's reduction with the backward pass): builds
+# libconvvae and those tests with clang -fsanitize=thread in its own build
+# directory and runs them. Fails on any TSan report (halt_on_error=1, exit
+# code 66).
 #
 # All of the test runs, the 2-thread determinism test included: the
 # library's worker pool is plain pthreads, compiled with the instrumentation,
@@ -22,27 +25,29 @@ CC=$cc cmake -S "$here" -B "$build" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" \
     -DCVAE_WERROR=ON -DCVAE_BUILD_TOOL=OFF -DCVAE_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j2 --target test_threads >/dev/null
+cmake --build "$build" -j2 --target test_threads test_data_parallel >/dev/null
 
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-log="$build/tsan.log"
-set +e
-"$build/tests/test_threads" >"$log" 2>&1
-rc=$?
-if [ $rc -ne 0 ] && grep -q "unexpected memory mapping" "$log"; then
-    # clang 14's TSan cannot map its shadow with the high mmap randomisation
-    # of recent kernels; without ASLR it can.
-    setarch "$(uname -m)" -R "$build/tests/test_threads" >"$log" 2>&1
+for t in test_threads test_data_parallel; do
+    log="$build/tsan-$t.log"
+    set +e
+    "$build/tests/$t" >"$log" 2>&1
     rc=$?
-fi
-set -e
-cat "$log"
-if grep -q "WARNING: ThreadSanitizer" "$log"; then
-    echo "check-tsan: FAILED, ThreadSanitizer reported a problem (see above)" >&2
-    exit 1
-fi
-if [ $rc -ne 0 ]; then
-    echo "check-tsan: FAILED, test_threads exited with $rc" >&2
-    exit $rc
-fi
-echo "check-tsan: OK, no ThreadSanitizer reports"
+    if [ $rc -ne 0 ] && grep -q "unexpected memory mapping" "$log"; then
+        # clang 14's TSan cannot map its shadow with the high mmap
+        # randomisation of recent kernels; without ASLR it can.
+        setarch "$(uname -m)" -R "$build/tests/$t" >"$log" 2>&1
+        rc=$?
+    fi
+    set -e
+    cat "$log"
+    if grep -q "WARNING: ThreadSanitizer" "$log"; then
+        echo "check-tsan: FAILED, ThreadSanitizer reported a problem in $t (see above)" >&2
+        exit 1
+    fi
+    if [ $rc -ne 0 ]; then
+        echo "check-tsan: FAILED, $t exited with $rc" >&2
+        exit $rc
+    fi
+done
+echo "check-tsan: OK, no ThreadSanitizer reports (test_threads, test_data_parallel)"

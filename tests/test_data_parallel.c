@@ -591,6 +591,15 @@ static void test_overlap(void **state)
         assert_memory_equal(par->params, fresh->params, fresh->nparams * sizeof(float));
         cvae_model_destroy(par);
     }
+    /* in parts: call 2 is the column sums of q, 3-7 the buckets (queued
+     * while the loss values, call 8, are asked for) */
+    group_micro = 2;
+    for (int fail = 2; fail <= 8; fail += 3) {
+        par = train_group(2, NULL, data, 1, NULL, fail, CVAE_E_IO);
+        assert_memory_equal(par->params, fresh->params, fresh->nparams * sizeof(float));
+        cvae_model_destroy(par);
+    }
+    group_micro = 0;
     group_overlap = 0;
     cvae_model_destroy(fresh);
     cvae_model_destroy(alone);

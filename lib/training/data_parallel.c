@@ -147,10 +147,15 @@ void cvae__dp_comm_stop(cvae__dp *p)
 
 int cvae__dp_reduce(cvae__dp *p, float *buf, size_t n)
 {
-    if (!p->reduce || p->failed)
+    if (!p->reduce)
         return p->failed;
+    /* With the helper thread running, failed is its to write (under its
+     * lock), possibly right now for a bucket still on the way: only
+     * comm_wait reads it. */
     if (p->comm)
         return comm_wait(p, comm_push(p->comm, buf, n));
+    if (p->failed)
+        return 1;
     if (p->reduce(buf, n, p->user))
         p->failed = 1;
     return p->failed;
