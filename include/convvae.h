@@ -751,11 +751,14 @@ typedef int (*cvae_reduce_fn)(float *buf, size_t n, void *user);
  * of each global batch (cvae_shard of the batch) in the same order, and the
  * gradient, the balance term's batch mean of q and the loss values are
  * summed through reduce, so every process applies the same update and
- * reports the same losses. A training step makes three calls: k + 3
+ * reports the same losses. A training step makes three calls: k + 4
  * floats (batch statistics), the whole gradient (cvae_model_num_params
  * floats and the padding that aligns each tensor), and 1 float through
  * which a stop asked by any process's progress callback stops all of them
  * after the same batch; cvae_model_loss makes the first call per batch.
+ * (A step in parts, cvae_model_set_micro_batch, splits the first call in
+ * k and 4 floats; the overlapped reduction, cvae_model_set_reduce_overlap,
+ * splits the gradient in parts.)
  * Each cvae_model_train call starts with one more (4 floats per process)
  * that checks every process holds the same parameters, optimizer step count
  * and data set size, and otherwise fails on all of them with
