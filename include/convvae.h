@@ -358,8 +358,11 @@ CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *en
  *    with the standard prior on randomly transformed images (rotation,
  *    shift, scale; the transform of an image is a function of the seed, the
  *    epoch and its index in the data set, not of the batch order), plus
- *    consistency_weight * |mu(transformed) - mu(clean)|^2 with the clean
- *    code held fixed. Then the codes mu of the whole training set are
+ *    consistency_weight * |mu(transformed) - mu(clean)|^2, its gradient
+ *    reaching both codes (a step with it also runs the clean images
+ *    forward twice and back through the encoder; with the clean code held
+ *    fixed, shifts that push content out of the frame made the codes grow
+ *    without bound). Then the codes mu of the whole training set are
  *    clustered on their neighbour graph (exact k nearest neighbours, a
  *    UMAP-style embedding in embedding_dim dimensions, a full-covariance
  *    Gaussian mixture; manifold_runs embeddings and mixtures, keeping the

@@ -25,14 +25,18 @@ static double total_loss(cvae_model *m, int n, int mixture)
     return l[CVAE_LOSS_TOTAL];
 }
 
-/* Central differences in float parameters with the loss summed in double.
- * h = 1e-3: the loss is O(10) and float rounding of the forward pass gives
- * ~1e-6 relative noise, i.e. ~1e-2 absolute in the quotient at worst. A
- * larger h makes ReLU/max-pool kinks cross often (conv biases touch every
- * position): with h = 1e-2 conv gradients were off by up to 20%, shrinking
- * to ~2% at 1e-3 and 3e-4, which is what kinks (not a bug) look like. Accept |fd - an| <= 2e-2 * max(|fd|, |an|, 0.05); a
- * wrong or missing term is off by O(1). A small share of samples (kinks) may
- * miss; more than 2% fails. */
+typedef struct loss_ctx {
+    int n, mixture;
+} loss_ctx;
+
+static double ctx_loss(cvae_model *m, void *ctx)
+{
+    const loss_ctx *c = ctx;
+    return total_loss(m, c->n, c->mixture);
+}
+
+/* The gradient of the total loss on n random images against central
+ * differences (sm_check_gradient). */
 static void check_gradients(cvae_model *m, int n, int mixture, int skip_conv, const char *what)
 {
     cvae__rng r;
@@ -45,41 +49,9 @@ static void check_gradients(cvae_model *m, int n, int mixture, int skip_conv, co
     float *an = malloc(m->nparams * sizeof *an);
     assert_non_null(an);
     memcpy(an, m->grads, m->nparams * sizeof *an);
-
-    int checked = 0, bad = 0;
-    for (int t = 0; t < m->nparam; t++) {
-        const cvae__param *p = &m->ptab[t];
-        if (!p->trainable || (skip_conv && strncmp(p->name, "branch", 6) == 0))
-            continue;
-        double worst = 0;
-        int samples = p->count < 8 ? (int)p->count : 8;
-        for (int s = 0; s < samples; s++) {
-            size_t idx = p->offset + (size_t)cvae__rng_below(&r, p->count);
-            float keep = m->params[idx];
-            const float h = 1e-3f;
-            m->params[idx] = keep + h;
-            double lp = total_loss(m, n, mixture);
-            m->params[idx] = keep - h;
-            double lm = total_loss(m, n, mixture);
-            m->params[idx] = keep;
-            double fd = (lp - lm) / (2.0 * h);
-            double a = an[idx];
-            double scale = fmax(fmax(fabs(fd), fabs(a)), 0.05);
-            double err = fabs(fd - a) / scale;
-            if (err > worst)
-                worst = err;
-            checked++;
-            if (err > 2e-2) {
-                bad++;
-                print_message("%s: %s[%zu] analytic %.6g numeric %.6g\n", what, p->name,
-                              idx - p->offset, a, fd);
-            }
-        }
-        print_message("%-8s %-22s max rel err %.2e\n", what, p->name, worst);
-    }
+    loss_ctx c = {n, mixture};
+    sm_check_gradient(m, an, ctx_loss, &c, skip_conv, what);
     free(an);
-    assert_true(checked > 0);
-    assert_true(bad * 50 <= checked);
 }
 
 static void grad_case_ex(int branches, int layers, int prior, int cat_features, int recon_features,

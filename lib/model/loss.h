@@ -40,8 +40,9 @@ double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq);
  * gradient for this process's n rows (each image's share is 1/total). */
 double cvae__loss_balance_from_sums(int n, int k, const double *colsum, int64_t total, float beta,
                                     float *dq);
-/* weight * sum_d (mu_d - ref_d)^2, ref held fixed (no gradient): the
- * consistency of the code of a transformed image with its clean one. */
+/* weight * sum_d (mu_d - ref_d)^2, the gradient for mu only: the
+ * transformed image's side of the consistency of its code with the clean
+ * one (the clean side: cvae__consistency_backward). */
 double cvae__loss_consistency(int n, int s, const float *mu, const float *ref, float weight,
                               float scale, float *dmu);
 

@@ -198,6 +198,19 @@ uint64_t cvae__layout_id(const cvae_model *model);
  * mixture selects the prior actually used (warm-up uses the standard one). */
 void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses);
 
+/* The clean images' side of the consistency term w |mu(T x) - mu(x)|^2: with
+ * the last forward pass on the clean images x, the gradient of
+ * weight * scale * |mu - target|^2 summed over the n rows (target: the
+ * transformed images' codes) into model->grads, which it overwrites, through
+ * the encoder and the branches. The transformed side is
+ * cvae__loss_and_backward's term with cons_ref = mu(x); the two add up to
+ * the gradient of the term with both codes moving. Holding mu(x) fixed
+ * instead lets the network grow without bound when a transform shrinks the
+ * features (a shift that pushes content out of the frame): scaling every
+ * code up then brings mu(T x) nearer the fixed, larger mu(x). */
+void cvae__consistency_backward(cvae_model *model, int n, const float *target, float weight,
+                                float scale);
+
 /* Validate caller images (finite, in [0,1]); CVAE_E_NUMERIC names the index. */
 cvae_status cvae__check_images(const float *x, int64_t count);
 

@@ -97,6 +97,29 @@ static double shared_batch_terms(cvae_model *model, int n, double *recon, double
     return cvae__loss_balance_from_sums(n, k, colsum, total, (float)model->cfg.balance_weight, dq);
 }
 
+void cvae__consistency_backward(cvae_model *model, int n, const float *target, float weight,
+                                float scale)
+{
+    memset(model->grads, 0, model->nparams * sizeof(float));
+    const size_t ns = (size_t)n * model->s;
+    for (size_t i = 0; i < ns; i++) {
+        model->dmu[i] = 2.0f * weight * scale * (model->mu[i] - target[i]);
+        model->dlv[i] = 0.0f;
+        model->dz[i] = 0.0f;
+    }
+    /* Only mu carries a gradient: nothing reaches the decoder or the
+     * category head, whose buckets are empty, nor the branches through the
+     * head's feature input. */
+    if (model->cfg.cat_input == CVAE_CATEGORY_INPUT_FEATURES)
+        memset(model->dc1, 0, (size_t)n * model->cat_units * sizeof(float));
+    cvae__dp_bucket_done(model, CVAE__BUCKET_DECODER);
+    cvae__dp_bucket_done(model, CVAE__BUCKET_CATEGORY);
+    cvae__vae_encoder_backward(model, n);
+    cvae__dp_bucket_done(model, CVAE__BUCKET_ENCODER);
+    if (model->nb > 0 && model->cfg.conv_trainable)
+        backward_branches(model, n);
+}
+
 void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses)
 {
     const struct cvae_config *c = &model->cfg;

@@ -90,7 +90,7 @@ typedef struct batch_ctx {
     int augment, consistency, finetune;
     cvae__augment_params aug;
     uint64_t aug_seed;
-    float *xaug, *ref;
+    float *xaug, *ref, *mu_aug; /* mu_aug: the transformed images' codes */
     int32_t *plb;
     int64_t batch; /* 1-based, for messages */
 } batch_ctx;
@@ -136,13 +136,41 @@ static cvae_status reduce_failed(const cvae_model *model, const batch_ctx *bc)
                       model->epochs_done, (long long)bc->batch);
 }
 
+/* The clean images' side of the consistency term (see
+ * cvae__consistency_backward) for the n rows whose transformed pass was
+ * just trained, their codes still in model->mu: the clean images go
+ * forward again and the term's gradient through the encoder goes to the
+ * scratch buffer, added to the step's gradient bucket by bucket (and
+ * handed to the reduction as it goes when push). */
+static void consistency_clean_side(cvae_model *model, const batch_ctx *bc, const int64_t *idx,
+                                   int n, int push)
+{
+    cvae__dp *p = &model->par;
+    const int shared = p->active || p->parts;
+    const float scale = 1.0f / (float)(shared ? p->total : n);
+    memcpy(bc->mu_aug, model->mu, (size_t)n * model->s * sizeof *bc->mu_aug);
+    cvae__dataset_gather_f32(bc->data, idx, n, model->x);
+    cvae__forward(model, n, 0, 0);
+    float *grads = model->grads;
+    const int adding = p->adding;
+    model->grads = p->scratch;
+    p->adding = 1;
+    p->push = push;
+    p->next_bucket = 0;
+    cvae__consistency_backward(model, n, bc->mu_aug, (float)model->cfg.consistency_weight, scale);
+    model->grads = grads;
+    p->adding = adding;
+    p->push = 0;
+}
+
 /* A step with this process's n images of the global batch in one pass. */
 static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int64_t *idx, int n,
                               int mixture, double *losses)
 {
     cvae__dp *p = &model->par;
     p->sum = model->grads;
-    p->push = 1;
+    const int clean_side = bc->consistency && n > 0;
+    p->push = !clean_side;
     p->next_bucket = 0;
     if (n > 0) {
         load_rows(model, bc, idx, n, 1);
@@ -151,6 +179,8 @@ static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int6
     cvae__loss_and_backward(model, n, mixture, 1, losses);
     model->cons_ref = NULL;
     model->pl_batch = NULL;
+    if (clean_side)
+        consistency_clean_side(model, bc, idx, n, 1);
     p->push = 0;
     if (cvae__dp_on(p) && cvae__dp_grads_done(model))
         return reduce_failed(model, bc);
@@ -204,14 +234,17 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
         const int rows = n - r0 < m ? n - r0 : m;
         load_rows(model, bc, idx + r0, rows, 1);
         cvae__forward(model, rows, CVAE__TRAIN_REUSE_EPS, 1);
+        const int last = r0 + rows >= n;
         p->adding = r0 > 0;
-        p->push = r0 + rows >= n;
+        p->push = last && !bc->consistency;
         p->next_bucket = 0;
         model->grads = r0 > 0 ? p->scratch : grads;
         cvae__loss_and_backward(model, rows, mixture, 1, part);
         model->grads = grads;
         model->cons_ref = NULL;
         model->pl_batch = NULL;
+        if (bc->consistency)
+            consistency_clean_side(model, bc, idx + r0, rows, last);
         for (int t = 0; t < CVAE_LOSS_COUNT; t++)
             sums[t] += part[t];
     }
@@ -278,15 +311,18 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     int64_t *perm = malloc((size_t)count * sizeof *perm);
     bc.xaug = bc.augment ? malloc(bp * sizeof *bc.xaug) : NULL;
     bc.ref = bc.consistency ? malloc((size_t)model->B * model->s * sizeof *bc.ref) : NULL;
+    bc.mu_aug = bc.consistency ? malloc((size_t)model->B * model->s * sizeof *bc.mu_aug) : NULL;
     bc.plb = manifold ? malloc((size_t)model->B * sizeof *bc.plb) : NULL;
-    /* the gradient of a later part of a step computed in parts */
-    float *scratch = model->par.micro > 0 ? cvae__aligned_alloc(model->nparams * sizeof(float))
-                                          : NULL;
-    if (!perm || (bc.augment && !bc.xaug) || (bc.consistency && !bc.ref) ||
-        (manifold && !bc.plb) || (model->par.micro > 0 && !scratch)) {
+    /* the gradient of a later part of a step computed in parts, and of the
+     * consistency term's clean side */
+    const int want_scratch = model->par.micro > 0 || bc.consistency;
+    float *scratch = want_scratch ? cvae__aligned_alloc(model->nparams * sizeof(float)) : NULL;
+    if (!perm || (bc.augment && !bc.xaug) || (bc.consistency && (!bc.ref || !bc.mu_aug)) ||
+        (manifold && !bc.plb) || (want_scratch && !scratch)) {
         free(perm);
         free(bc.xaug);
         free(bc.ref);
+        free(bc.mu_aug);
         free(bc.plb);
         cvae__aligned_free(scratch);
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld and batch buffers",
@@ -310,6 +346,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
         free(perm);
         free(bc.xaug);
         free(bc.ref);
+        free(bc.mu_aug);
         free(bc.plb);
         cvae__aligned_free(scratch);
         return st;
@@ -433,6 +470,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     free(perm);
     free(bc.xaug);
     free(bc.ref);
+    free(bc.mu_aug);
     free(bc.plb);
     cvae__aligned_free(scratch);
     return st;
