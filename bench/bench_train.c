@@ -32,6 +32,8 @@
  *                        image on (1) or off (0): its cost side by side   [1]
  *     --micro M          compute each batch in parts of at most M images
  *                        (cvae_model_set_micro_batch; 0 = at once)      [0]
+ *     --consistency W    the consistency term at weight W (0 = off; whole
+ *                        numbers): its cost beside the augmented step    [0]
  *
  * Results are printed as "RESULT key value" lines (bench/run.sh collects
  * them), everything else is commentary.
@@ -121,7 +123,7 @@ typedef struct options {
     const char *data, *dataset, *check, *trace;
     int latent, layers, units, batch, threads, warmup, batches, infer, latency, breakdown, gemm;
     int trace_steps, seed;
-    int augment, micro;
+    int augment, micro, consistency;
 } options;
 
 static void usage(void)
@@ -130,7 +132,7 @@ static void usage(void)
                     "       [--layers N] [--units M] [--batch B] [--threads T] [--warmup W]\n"
                     "       [--batches N] [--infer] [--latency K] [--breakdown R] [--gemm R]\n"
                     "       [--cpu] [--check DIR] [--trace DIR] [--trace-steps N] [--seed S]\n"
-                    "       [--augment 0|1] [--micro M]\n");
+                    "       [--augment 0|1] [--micro M] [--consistency W]\n");
     exit(2);
 }
 
@@ -199,6 +201,8 @@ static void parse(int argc, char **argv, options *o)
             iv = &o->augment;
         else if (strcmp(a, "--micro") == 0)
             iv = &o->micro;
+        else if (strcmp(a, "--consistency") == 0)
+            iv = &o->consistency;
         else
             usage();
         if (iv) {
@@ -236,6 +240,7 @@ static cvae_config *make_config(const options *o, int batch)
     CHECK(cvae_config_set_threads(cfg, o->threads));
     CHECK(cvae_config_set_seed(cfg, (uint64_t)o->seed));
     CHECK(cvae_config_set_augment(cfg, o->augment ? 1 : 0));
+    CHECK(cvae_config_set_consistency_weight(cfg, o->consistency));
     int branches;
     CHECK(cvae_config_get_branches(cfg, &branches));
     for (int b = 0; b < branches; b++) {
@@ -1011,7 +1016,8 @@ int main(int argc, char **argv)
     cvae_model *m;
     CHECK(cvae_model_create(cfg, &m));
     CHECK(cvae_model_set_micro_batch(m, o.micro));
-    printf("RESULT augment %d\nRESULT micro_batch %d\n", o.augment ? 1 : 0, o.micro);
+    printf("RESULT augment %d\nRESULT micro_batch %d\nRESULT consistency %d\n", o.augment ? 1 : 0,
+           o.micro, o.consistency);
     int64_t np;
     CHECK(cvae_model_num_params(m, &np));
     double fl = train_flops(m);

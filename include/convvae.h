@@ -258,9 +258,9 @@ CVAE_API const char *cvae_config_option_help(int index);
  *    and 32x32 -> 2; 6x6 -> 0, a plain VAE);
  *  - latent_dim: C*H*W / 15 within [10, 50] (8x8 grey -> 10, 16x16 grey ->
  *    17, 28x28 grey and 32x32 RGB -> 50);
- *  - lambda: 2.5 * 784 / (C*H*W), so the reconstruction term (a sum over
- *    pixels) keeps its weight against the KL term (8x8 grey -> 30.625,
- *    16x16 grey -> 7.656, 28x28 grey -> 2.5, 32x32 RGB -> 0.638). */
+ *  - lambda: 2.5 * 784 / (H*W), so the reconstruction term (a sum over
+ *    pixels) keeps its weight against the KL term (8x8 -> 30.625, 16x16 ->
+ *    7.656, 28x28 -> 2.5, 32x32 -> 1.914, grey or colour alike). */
 CVAE_API cvae_status cvae_config_set_input_shape(cvae_config *cfg, int channels, int height,
                                                  int width);
 CVAE_API cvae_status cvae_config_get_input_shape(const cvae_config *cfg, int *channels,

@@ -112,7 +112,7 @@ static void test_shape_defaults(void **state)
     expect_shape(1, 8, 8, 1, 10, 2.5 * 784 / 64);
     expect_shape(1, 16, 16, 2, 17, 2.5 * 784 / 256);
     expect_shape(1, 28, 28, 2, 50, 2.5);
-    expect_shape(3, 32, 32, 2, 50, 2.5 * 784 / 3072);
+    expect_shape(3, 32, 32, 2, 50, 2.5 * 784 / 1024); /* per pixel, not per value */
     expect_shape(1, 6, 6, 0, 10, 2.5 * 784 / 36);
     /* explicit settings win, before or after the shape */
     cvae_config *c;
