@@ -215,6 +215,7 @@ static void loss_in_parts(cvae_model *model, const source *src, int64_t first, i
 {
     const int k = model->k, m = model->ws_rows;
     double share[4] = {0};
+    /* the balance term of each part's loss_and_backward reads them */
     double *colsum = model->par.colsum;
     for (int y = 0; y < k; y++)
         colsum[y] = 0;
@@ -234,16 +235,12 @@ static void loss_in_parts(cvae_model *model, const source *src, int64_t first, i
     }
     model->par.parts = 0;
     if (cvae__dp_on(&model->par)) {
-        float buf[CVAE_MAX_CLUSTERS + 4];
-        for (int y = 0; y < k; y++)
-            buf[y] = (float)colsum[y];
-        for (int t = 0; t < 4; t++)
-            buf[k + t] = (float)share[t];
-        cvae__dp_reduce(&model->par, buf, (size_t)k + 4);
-        for (int y = 0; y < k; y++)
-            colsum[y] = buf[y];
-        for (int t = 0; t < 4; t++)
-            share[t] = buf[k + t];
+        double v[CVAE__DP_TERMS]; /* column sums of q, then the terms */
+        memcpy(v, colsum, (size_t)k * sizeof *v);
+        memcpy(v + k, share, sizeof share);
+        cvae__dp_reduce_terms(&model->par, v, (size_t)k + 4);
+        memcpy(colsum, v, (size_t)k * sizeof *v);
+        memcpy(share, v + k, sizeof share);
     }
     const double bal = cvae__loss_balance_from_sums(0, k, colsum, model->par.total,
                                                     (float)model->cfg.balance_weight, NULL);

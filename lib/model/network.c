@@ -75,26 +75,23 @@ static double shared_batch_terms(cvae_model *model, int n, double *recon, double
     const int k = model->k;
     const int64_t total = model->par.total;
     const double share = (double)n / (double)total;
-    float buf[CVAE_MAX_CLUSTERS + 4];
+    double v[CVAE__DP_TERMS]; /* column sums of q, then the four terms */
     for (int y = 0; y < k; y++) {
         float sum = 0;
         for (int i = 0; i < n; i++)
             sum += model->q[(size_t)i * k + y];
-        buf[y] = sum;
+        v[y] = sum;
     }
-    buf[k] = (float)(*recon * share);
-    buf[k + 1] = (float)(*kl * share);
-    buf[k + 2] = (float)(*cat * share);
-    buf[k + 3] = (float)(*extra * share);
-    cvae__dp_reduce(&model->par, buf, (size_t)k + 4);
-    *recon = buf[k];
-    *kl = buf[k + 1];
-    *cat = buf[k + 2];
-    *extra = buf[k + 3];
-    double colsum[CVAE_MAX_CLUSTERS];
-    for (int y = 0; y < k; y++)
-        colsum[y] = buf[y];
-    return cvae__loss_balance_from_sums(n, k, colsum, total, (float)model->cfg.balance_weight, dq);
+    v[k] = *recon * share;
+    v[k + 1] = *kl * share;
+    v[k + 2] = *cat * share;
+    v[k + 3] = *extra * share;
+    cvae__dp_reduce_terms(&model->par, v, (size_t)k + 4);
+    *recon = v[k];
+    *kl = v[k + 1];
+    *cat = v[k + 2];
+    *extra = v[k + 3];
+    return cvae__loss_balance_from_sums(n, k, v, total, (float)model->cfg.balance_weight, dq);
 }
 
 void cvae__consistency_backward(cvae_model *model, int n, const float *target, float weight,

@@ -145,6 +145,19 @@ void cvae__dp_comm_stop(cvae__dp *p)
     p->comm = NULL;
 }
 
+int cvae__dp_reduce_terms(cvae__dp *p, double *v, size_t n)
+{
+    float buf[CVAE__DP_TERMS];
+    if (n > CVAE__DP_TERMS)
+        n = CVAE__DP_TERMS; /* callers pass at most k + 4 */
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (float)v[i];
+    const int rc = cvae__dp_reduce(p, buf, n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = buf[i];
+    return rc;
+}
+
 int cvae__dp_reduce(cvae__dp *p, float *buf, size_t n)
 {
     if (!p->reduce)

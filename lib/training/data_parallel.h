@@ -69,6 +69,13 @@ static inline int cvae__dp_on(const cvae__dp *p) { return p->reduce != NULL; }
  * 0, or non-zero (and records it in p->failed) if the hook failed. */
 int cvae__dp_reduce(cvae__dp *p, float *buf, size_t n);
 
+/* The batch-level numbers a step or a loss evaluation sums over the
+ * processes (the column sums of q, the loss terms' shares: at most
+ * CVAE__DP_TERMS of them), as floats through the hook, in place. Same
+ * return as cvae__dp_reduce. */
+#define CVAE__DP_TERMS (CVAE_MAX_CLUSTERS + 4)
+int cvae__dp_reduce_terms(cvae__dp *p, double *v, size_t n);
+
 /* Gradient buckets: ranges of the flat gradient that the backward pass
  * finishes one after the other, in this order: the decoder, the category
  * head with the class means, the encoder, then the convolution branches

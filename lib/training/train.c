@@ -205,7 +205,6 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
     const int k = model->k, m = model->ws_rows;
     float *grads = model->grads;
     p->sum = grads;
-    float buf[CVAE_MAX_CLUSTERS > 4 ? CVAE_MAX_CLUSTERS : 4];
     for (int y = 0; y < k; y++)
         p->colsum[y] = 0;
     for (int r0 = 0; r0 < n; r0 += m) {
@@ -216,14 +215,8 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
             for (int y = 0; y < k; y++)
                 p->colsum[y] += model->q[(size_t)i * k + y];
     }
-    if (cvae__dp_on(p)) {
-        for (int y = 0; y < k; y++)
-            buf[y] = (float)p->colsum[y];
-        if (cvae__dp_reduce(p, buf, (size_t)k))
-            return reduce_failed(model, bc);
-        for (int y = 0; y < k; y++)
-            p->colsum[y] = buf[y];
-    }
+    if (cvae__dp_on(p) && cvae__dp_reduce_terms(p, p->colsum, (size_t)k))
+        return reduce_failed(model, bc);
 
     double sums[CVAE_LOSS_COUNT] = {0}, part[CVAE_LOSS_COUNT];
     p->parts = 1;
@@ -253,20 +246,18 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
     p->push = 0;
     /* the loss values: this process's shares, summed over the processes
      * (the balance term is the batch's already) */
-    buf[0] = (float)sums[CVAE_LOSS_RECON];
-    buf[1] = (float)sums[CVAE_LOSS_KL];
-    buf[2] = (float)sums[CVAE_LOSS_CATEGORY];
-    buf[3] = (float)(sums[CVAE_LOSS_TOTAL] - model->cfg.lambda * sums[CVAE_LOSS_RECON] -
-                     sums[CVAE_LOSS_KL] - sums[CVAE_LOSS_CATEGORY] - sums[CVAE_LOSS_BALANCE]);
-    if (cvae__dp_on(p) && cvae__dp_reduce(p, buf, 4))
+    double t[4] = {sums[CVAE_LOSS_RECON], sums[CVAE_LOSS_KL], sums[CVAE_LOSS_CATEGORY],
+                   sums[CVAE_LOSS_TOTAL] - model->cfg.lambda * sums[CVAE_LOSS_RECON] -
+                       sums[CVAE_LOSS_KL] - sums[CVAE_LOSS_CATEGORY] - sums[CVAE_LOSS_BALANCE]};
+    if (cvae__dp_on(p) && cvae__dp_reduce_terms(p, t, 4))
         return reduce_failed(model, bc);
     const double bal = cvae__loss_balance_from_sums(0, k, p->colsum, p->total,
                                                     (float)model->cfg.balance_weight, NULL);
-    losses[CVAE_LOSS_RECON] = buf[0];
-    losses[CVAE_LOSS_KL] = buf[1];
-    losses[CVAE_LOSS_CATEGORY] = buf[2];
+    losses[CVAE_LOSS_RECON] = t[0];
+    losses[CVAE_LOSS_KL] = t[1];
+    losses[CVAE_LOSS_CATEGORY] = t[2];
     losses[CVAE_LOSS_BALANCE] = bal;
-    losses[CVAE_LOSS_TOTAL] = model->cfg.lambda * buf[0] + buf[1] + buf[2] + bal + buf[3];
+    losses[CVAE_LOSS_TOTAL] = model->cfg.lambda * t[0] + t[1] + t[2] + bal + t[3];
     if (cvae__dp_on(p) && cvae__dp_grads_done(model))
         return reduce_failed(model, bc);
     return CVAE_OK;
