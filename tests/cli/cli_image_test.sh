@@ -54,9 +54,13 @@ images_data)
 images_train)
     # A folder of mixed sizes with the defaults for the input (32x32 RGB).
     # The paper's recipe: 25 epochs of 48 images are fewer than the manifold
-    # recipe's pretraining, and this test is about the image path.
+    # recipe's pretraining, and this test is about the image path. Seed 2:
+    # on these 48 images about one seed in six puts every image in one
+    # cluster (seeds 1-6: seed 6 at lambda 0.64, seed 1 at the default 1.91;
+    # the manifold recipe, seeds 1-8: seed 4), which the checks below would
+    # take for a broken image path; seed 2 separates the classes at both.
     run 0 train --images-dir "$W/two" --recipe paper --epochs 25 --batch-size 16 --encoder-units 64 \
-        --decoder-units 64 --category-units 32 --latent-dim 8 --clusters 2 --out "$M" &&
+        --decoder-units 64 --category-units 32 --latent-dim 8 --clusters 2 --seed 2 --out "$M" &&
         expect_in "$T/out" "train: +$((2 * N)) images 3x32x32, unlabelled" "train summary"
     [ -s "$M" ] || fail "no model written"
     run 0 info --model "$M" && expect_in "$T/out" "input_channels.*3" "RGB model"
