@@ -44,6 +44,25 @@ static SM_UNUSED cvae_config *small_config(int branches, int layers)
     return c;
 }
 
+/* n random 8x8 images (uniform in [0, 1), from seed) as a data set; the
+ * pixels go to *x_out (malloc'd) when it is not NULL. */
+static SM_UNUSED cvae_dataset *small_data_seeded(int n, uint64_t seed, float **x_out)
+{
+    float *x = malloc((size_t)n * 64 * sizeof *x);
+    assert_non_null(x);
+    cvae__rng r;
+    cvae__rng_seed(&r, seed);
+    for (int i = 0; i < n * 64; i++)
+        x[i] = cvae__rng_uniform(&r);
+    cvae_dataset *d;
+    assert_int_equal(cvae_dataset_from_f32(x, n, 1, 8, 8, NULL, &d), CVAE_OK);
+    if (x_out)
+        *x_out = x;
+    else
+        free(x);
+    return d;
+}
+
 /* small_config made into a model with its workspace. */
 static SM_UNUSED cvae_model *small_model(int branches)
 {

@@ -143,13 +143,8 @@ static void test_consistency_step_gradient(void **state)
     cvae_model *m;
     assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
     cvae_config_destroy(c);
-    float x[N * 64];
-    cvae__rng r;
-    cvae__rng_seed(&r, 5);
-    for (int i = 0; i < N * 64; i++)
-        x[i] = cvae__rng_uniform(&r);
-    cvae_dataset *d;
-    assert_int_equal(cvae_dataset_from_f32(x, N, 1, 8, 8, NULL, &d), CVAE_OK);
+    float *x;
+    cvae_dataset *d = small_data_seeded(N, 5, &x);
 
     /* one epoch of one batch: the hook sees the step's gradient */
     float *before = malloc(m->nparams * sizeof *before), *an = malloc(m->nparams * sizeof *an);
@@ -186,6 +181,7 @@ static void test_consistency_step_gradient(void **state)
 
     free(before);
     free(an);
+    free(x);
     cvae_dataset_destroy(d);
     cvae_model_destroy(m);
 }

@@ -198,6 +198,15 @@ uint64_t cvae__layout_id(const cvae_model *model);
  * mixture selects the prior actually used (warm-up uses the standard one). */
 void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses);
 
+/* What every per-image gradient of a step is divided by: the global batch
+ * in a data-parallel step or a step in parts (so the processes' and the
+ * parts' gradients add up), else the n rows at hand. */
+static inline float cvae__grad_scale(const cvae_model *model, int n)
+{
+    const int shared = model->par.active || model->par.parts;
+    return 1.0f / (float)(shared ? model->par.total : n);
+}
+
 /* The clean images' side of the consistency term w |mu(T x) - mu(x)|^2: with
  * the last forward pass on the clean images x, the gradient of
  * weight * scale * |mu - target|^2 summed over the n rows (target: the

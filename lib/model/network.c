@@ -124,7 +124,7 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
      * a global batch of par.total images, and every per-image gradient is
      * divided by the global count, so the processes' gradients add up. */
     const int shared = model->par.active || model->par.parts;
-    const float scale = 1.0f / (float)(shared ? model->par.total : n);
+    const float scale = cvae__grad_scale(model, n);
     const size_t ns = (size_t)n * model->s;
     float *dpre_image = model->ndec ? model->ddecact[model->ndec - 1] : model->ddslice;
 

@@ -146,8 +146,7 @@ static void consistency_clean_side(cvae_model *model, const batch_ctx *bc, const
                                    int n, int push)
 {
     cvae__dp *p = &model->par;
-    const int shared = p->active || p->parts;
-    const float scale = 1.0f / (float)(shared ? p->total : n);
+    const float scale = cvae__grad_scale(model, n);
     memcpy(bc->mu_aug, model->mu, (size_t)n * model->s * sizeof *bc->mu_aug);
     cvae__dataset_gather_f32(bc->data, idx, n, model->x);
     cvae__forward(model, n, 0, 0);
