@@ -375,8 +375,10 @@ CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *en
  *    fine-tuning prior (finetune_prior: the standard one by default) plus
  *    pseudo_label_weight times the category head's cross-entropy on the
  *    pseudo-labels, still on transformed images, so that cvae_model_predict
- *    on new images carries the clustering. manifold_every > 0 redoes the
- *    manifold step every that many fine-tuning epochs. warmup_epochs and
+ *    on new images carries the clustering. Every manifold_every (3)
+ *    fine-tuning epochs the step runs again on the codes the fine-tuning
+ *    has shaped, keeping the clusters' names where they agree with the
+ *    last pseudo-labels (0: the step runs once). warmup_epochs and
  *    kmeans_init are not used. */
 CVAE_API cvae_status cvae_config_set_recipe(cvae_config *cfg, cvae_recipe recipe);
 CVAE_API cvae_status cvae_config_get_recipe(const cvae_config *cfg, cvae_recipe *recipe);
@@ -395,8 +397,9 @@ CVAE_API cvae_status cvae_config_get_augment_ranges(const cvae_config *cfg, doub
  * cross-entropy weight [0,1e6] (5: with 1, on MNIST, the head ended less
  * accurate on the training images than the pseudo-labels it learnt from,
  * 0.959 against 0.973, so it had not fitted them) and responsibility
- * threshold [0,1] (0.9), manifold step repeated every n fine-tuning epochs [0,100000] (0 =
- * once). */
+ * threshold [0,1] (0.9), manifold step repeated every n fine-tuning epochs
+ * [0,100000] (3; 0 = once: on the 8x8 and 16x16 image sets of the accuracy
+ * test, repeating it every 3 epochs lifted ACC by 6 and 2 points). */
 CVAE_API cvae_status cvae_config_set_consistency_weight(cvae_config *cfg, double weight);
 CVAE_API cvae_status cvae_config_get_consistency_weight(const cvae_config *cfg, double *weight);
 CVAE_API cvae_status cvae_config_set_pretrain_epochs(cvae_config *cfg, int epochs);

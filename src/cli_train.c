@@ -310,14 +310,19 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
             snprintf(aug, sizeof aug, "rotation %s, shift %s, scale %s",
                      cfgv(cfg, "augment_rotation", b[0], 64), cfgv(cfg, "augment_shift", b[1], 64),
                      cfgv(cfg, "augment_scale", b[2], 64));
-        int pretrain = 0;
+        int pretrain = 0, every = 0;
         cvae_config_get_pretrain_epochs(cfg, &pretrain);
+        cvae_config_get_manifold_every(cfg, &every);
+        char again[64] = "";
+        if (every > 0)
+            snprintf(again, sizeof again, ", the step redone every %d epochs", every);
         printf("recipe:   manifold: %s epochs pretraining (augmentation %s), the manifold step "
                "(%s neighbours, %s start, best of %s runs), %d epochs fine-tuning on its "
-               "pseudo-labels (%s prior)\n",
+               "pseudo-labels (%s prior%s)\n",
                cfgv(cfg, "pretrain_epochs", b[3], 64), aug, cfgv(cfg, "manifold_neighbors", b[5], 64),
                cfgv(cfg, "manifold_start", b[7], 64), cfgv(cfg, "manifold_runs", b[6], 64),
-               total > pretrain ? total - pretrain : 0, cfgv(cfg, "finetune_prior", b[8], 64));
+               total > pretrain ? total - pretrain : 0, cfgv(cfg, "finetune_prior", b[8], 64),
+               again);
     } else {
         printf("recipe:   paper: warmup %s, kmeans %s\n", cfgv(cfg, "warmup_epochs", b[6], 64),
                cfgv(cfg, "kmeans_init", b[7], 64));

@@ -93,7 +93,7 @@ static const spec specs[] = {
     I("embedding_dim", 0, 256, "0", "5"),
     D("pseudo_label_weight", 0, 1e6, 0, 0, "5", "2"),
     D("pseudo_label_threshold", 0, 1, 0, 0, "0.9", "0.5"),
-    I("manifold_every", 0, 100000, "0", "3"),
+    I("manifold_every", 0, 100000, "3", "0"),
     E("manifold_start", "random", "spectral", "random", "spectral"),
     E("finetune_prior", "standard", "mixture", "standard", "mixture"),
     I("manifold_runs", 1, 64, "4", "2"),

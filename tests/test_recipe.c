@@ -327,8 +327,9 @@ static void test_old_checkpoint_is_paper(void **state)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     buf[n] = 0;
     const char *keys[] = {",\\\"recipe\\\":\\\"paper\\\"",
-                          ",\\\"finetune_prior\\\":\\\"standard\\\""};
-    for (int i = 0; i < 2; i++) {
+                          ",\\\"finetune_prior\\\":\\\"standard\\\"",
+                          ",\\\"manifold_every\\\":3"};
+    for (int i = 0; i < 3; i++) {
         char *p = strstr(buf + 8, keys[i]);
         assert_non_null(p);
         memset(p, ' ', strlen(keys[i]));
@@ -340,12 +341,17 @@ static void test_old_checkpoint_is_paper(void **state)
     assert_int_equal(l->cfg.recipe, CVAE_RECIPE_PAPER);
     /* fine-tuned, if it was, with the mixture prior */
     assert_int_equal(l->cfg.finetune_prior, CVAE_PRIOR_MIXTURE);
+    /* and ran its manifold step once */
+    assert_int_equal(l->cfg.manifold_every, 0);
     /* and a fresh config defaults to the manifold recipe */
     cvae_config *fresh;
     cvae_recipe rc;
     assert_int_equal(cvae_config_create(&fresh), CVAE_OK);
     assert_int_equal(cvae_config_get_recipe(fresh, &rc), CVAE_OK);
     assert_int_equal(rc, CVAE_RECIPE_MANIFOLD);
+    int every = 0;
+    assert_int_equal(cvae_config_get_manifold_every(fresh, &every), CVAE_OK);
+    assert_int_equal(every, 3);
     cvae_config_destroy(fresh);
     cvae_model_destroy(m);
     cvae_model_destroy(l);

@@ -321,6 +321,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
     cfg.finetune_prior = CVAE_PRIOR_MIXTURE;
     /* ... and one without this key ran (or will run) a single manifold run. */
     cfg.manifold_runs = 1;
+    /* ... and one without this key ran the step once. */
+    cfg.manifold_every = 0;
     const char *cj = cvae__st_meta(f, "config");
     if (!cj) {
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has no config", path);
