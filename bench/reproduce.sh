@@ -131,9 +131,10 @@ run_row() {
     "$bin" eval --model "$ck" --dataset "$ds" --split train >"$runs/$tag.train"
     "$bin" eval --model "$ck" --dataset "$ds" --split test >"$runs/$tag.test"
     # Seconds per epoch: mean of the per-epoch times the tool printed (they
-    # include its evaluation of train and test ACC after every epoch).
+    # include its evaluation of train and test ACC after every epoch, and an
+    # epoch after a manifold step, "T s (manifold step M s)", its step).
     local spe
-    spe=$(awk '/^epoch [0-9]+\// { t += $NF == "s" ? $(NF-1) : 0; c++ } END { if (c) printf "%.1f", t / c }' "$log")
+    spe=$(awk '/^epoch [0-9]+\// { t += $NF == "s" ? $(NF-1) : $NF == "s)" ? $(NF-5) : 0; c++ } END { if (c) printf "%.1f", t / c }' "$log")
     local tr=$runs/$tag.train te=$runs/$tag.test
     local rec
     rec="$id,$ds,$s,$n,$m,$variant,$seed,$epochs,$(field "$tr" loss),$(field "$te" loss),$(field "$tr" acc),$(field "$te" acc),$(field "$tr" purity),$(field "$te" purity),$(field "$te" nmi),$(field "$te" ari),$spe,$(git rev-parse --short HEAD 2>/dev/null || echo unknown),$(date -u +%Y-%m-%d),$lambda"
