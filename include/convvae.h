@@ -415,6 +415,20 @@ CVAE_API cvae_status cvae_config_get_pseudo_label_threshold(const cvae_config *c
                                                             double *threshold);
 CVAE_API cvae_status cvae_config_set_manifold_every(cvae_config *cfg, int epochs);
 CVAE_API cvae_status cvae_config_get_manifold_every(const cvae_config *cfg, int *epochs);
+/* The consistency term's form: temperature [0,1e6] (0). At 0 the term is
+ * consistency_weight * |mu(T x) - mu(x)|^2. Above 0 it is contrastive:
+ * with logits -|mu(T x_i) - mu(x_j)|^2 / temperature between every
+ * transformed image i and clean image j of the batch, consistency_weight
+ * times the mean of the cross-entropies that pick each image's own pair,
+ * by rows and by columns (symmetric InfoNCE). It pulls an image's two codes
+ * together as the plain term at weight consistency_weight / temperature
+ * does, and pushes the other images' codes away, so the codes cannot
+ * shrink together. In a step computed in parts
+ * (cvae_model_set_micro_batch) or over several processes, the other images
+ * are those of the same part. */
+CVAE_API cvae_status cvae_config_set_contrast_temperature(cvae_config *cfg, double temperature);
+CVAE_API cvae_status cvae_config_get_contrast_temperature(const cvae_config *cfg,
+                                                          double *temperature);
 /* Start of the manifold step's embedding (option "manifold_start", default
  * CVAE_MANIFOLD_START_RANDOM). The spectral start (ARPACK's Lanczos solver
  * on the normalised graph Laplacian) is UMAP's own default; on MNIST and

@@ -1271,6 +1271,8 @@ static const struct {
     {"momentum", cvae_config_set_momentum, cvae_config_get_momentum, 0, 0.999999},
     {"consistency_weight", cvae_config_set_consistency_weight,
      cvae_config_get_consistency_weight, 0, 1e6},
+    {"contrast_temperature", cvae_config_set_contrast_temperature,
+     cvae_config_get_contrast_temperature, 0, 1e6},
     {"pseudo_label_weight", cvae_config_set_pseudo_label_weight,
      cvae_config_get_pseudo_label_weight, 0, 1e6},
     {"pseudo_label_threshold", cvae_config_set_pseudo_label_threshold,

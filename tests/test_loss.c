@@ -617,6 +617,90 @@ static void test_consistency(void **state)
     assert_true(worst < FD_TOL);
 }
 
+/* ------------------------------------------------ contrastive consistency */
+
+/* The definition written out: for every transformed code a_i the softmax
+ * over the clean codes c_j of -|a_i - c_j|^2 / tau must pick c_i, and for
+ * every c_j the softmax over the a_i must pick a_j; the value is the mean
+ * of the two cross-entropies per image, times the weight. */
+static double ref_contrast(int n, int s, const float *a, const float *c, double tau, double w)
+{
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        double row = 0, col = 0, own = 0;
+        for (int j = 0; j < n; j++) {
+            double dr = 0, dcol = 0;
+            for (int t = 0; t < s; t++) {
+                dr += ((double)a[i * s + t] - c[j * s + t]) * ((double)a[i * s + t] - c[j * s + t]);
+                dcol += ((double)a[j * s + t] - c[i * s + t]) * ((double)a[j * s + t] - c[i * s + t]);
+            }
+            row += exp(-dr / tau);
+            col += exp(-dcol / tau);
+            if (i == j)
+                own = exp(-dr / tau);
+        }
+        total += 0.5 * (-log(own / row)) + 0.5 * (-log(own / col));
+    }
+    return w * total / n;
+}
+
+typedef struct contrast_ctx {
+    int n, s;
+    float *a, *c, tau, weight, scale;
+    double *work;
+} contrast_ctx;
+
+static double contrast_value(void *vctx)
+{
+    contrast_ctx *x = vctx;
+    return cvae__loss_contrast(x->n, x->s, x->a, x->c, x->tau, x->weight, x->scale, x->work, NULL,
+                               NULL);
+}
+
+static void test_contrast(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 707);
+    double worst = 0;
+    const float pre = 0.25f;
+    for (size_t t = 0; t < NSIZES; t++) {
+        const int n = sizes[t][0], s = sizes[t][1];
+        const size_t ns = (size_t)n * s;
+        contrast_ctx x = {n, s, xcalloc(ns, 4), xcalloc(ns, 4), 1.5f, 2.5f, 1.0f / (float)n,
+                          xcalloc(2 * (size_t)n * n, sizeof(double))};
+        fill(&r, x.c, ns, -1.0f, 1.0f);
+        /* each transformed code near its clean one, as training makes them */
+        for (size_t i = 0; i < ns; i++)
+            x.a[i] = x.c[i] + 0.3f * (cvae__rng_uniform(&r) - 0.5f);
+        float *da = xcalloc(ns, 4), *dc = xcalloc(ns, 4);
+        fill_const(da, ns, pre); /* accumulated onto */
+        fill_const(dc, ns, 7.0f); /* overwritten */
+        double v = cvae__loss_contrast(n, s, x.a, x.c, x.tau, x.weight, x.scale, x.work, da, dc);
+        assert_close(v, ref_contrast(n, s, x.a, x.c, x.tau, x.weight), VAL_TOL);
+        double *ga = minus_offset(da, ns, pre), *gc = minus_offset(dc, ns, 0.0f);
+        worst = fmax(worst, fd_check(contrast_value, &x, x.a, ga, ns, FD_H));
+        worst = fmax(worst, fd_check(contrast_value, &x, x.c, gc, ns, FD_H));
+        free(ga);
+        free(gc);
+        free(da);
+        free(dc);
+        free(x.a);
+        free(x.c);
+        free(x.work);
+    }
+    /* Far-apart pairs: the exponentials of a plain softmax underflow to 0
+     * and its log to -inf; the shifted sums stay finite. */
+    {
+        float a[2] = {0.0f, 300.0f}, c[2] = {0.5f, 300.5f}, da[2] = {0, 0}, dc[2];
+        double work[8];
+        double v = cvae__loss_contrast(2, 1, a, c, 0.01f, 1.0f, 0.5f, work, da, dc);
+        assert_true(isfinite(v) && isfinite(da[0]) && isfinite(dc[1]));
+    }
+    print_message("contrast: max FD rel error %.3e\n", worst);
+    assert_true(worst < FD_TOL);
+}
+
 /* ------------------------------------------------------------ pseudo-label */
 
 static double ref_pseudo(int n, int k, const float *q, const int32_t *lab, double w)
@@ -686,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_balance),
         cmocka_unit_test(test_zero_q_finite),
         cmocka_unit_test(test_consistency),
+        cmocka_unit_test(test_contrast),
         cmocka_unit_test(test_pseudo),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
-/* The gradient a training step applies with the consistency term on
- * (both images' codes move), against central differences of the step's
- * loss; and a short training run on a real slice of MNIST: the first 2,000 training
- * images, 4 epochs (1 warm-up epoch, k-means init of the class means, 3 with
- * the mixture prior), fixed seed, evaluated on the first 1,000 test images.
+/* The gradient a training step applies with the consistency term on, in its
+ * plain and its contrastive form (both images' codes move), against central
+ * differences of the step's loss; and a short training run on a real slice
+ * of MNIST: the first 2,000 training images, 4 epochs (1 warm-up epoch,
+ * k-means init of the class means, 3 with the mixture prior), fixed seed,
+ * evaluated on the first 1,000 test images.
  *
  * Floor: test ACC >= 0.28. The untrained model's ACC is measured too and must
  * stay below 0.25 (seen: 0.23; a random clustering scores ~0.11-0.15 with
@@ -105,9 +106,15 @@ static double step_loss(cvae_model *m, void *ctx)
     cvae__forward(m, in->n, CVAE__TRAIN_REUSE_EPS, 1);
     m->cons_ref = in->ref;
     m->cons_weight = (float)m->cfg.consistency_weight;
+    double work[2 * 8 * 8];
+    assert_true(in->n <= 8);
+    m->cons_tau = (float)m->cfg.contrast_temperature;
+    m->cons_work = work;
     double l[CVAE_LOSS_COUNT];
     cvae__loss_and_backward(m, in->n, 0, 0, l);
     m->cons_ref = NULL;
+    m->cons_tau = 0.0f;
+    m->cons_work = NULL;
     return l[CVAE_LOSS_TOTAL];
 }
 
@@ -133,12 +140,12 @@ static int grab_gradient(float *buf, size_t n, void *user)
  * frame grow the codes without bound (Fashion-MNIST at weight 5: the KL
  * term reached 1e4 in one epoch); that gradient misses this check by
  * O(1) on the encoder and branch tensors. */
-static void test_consistency_step_gradient(void **state)
+static void check_step_gradient(double temperature)
 {
-    (void)state;
     enum { N = 6 };
     cvae_config *c = small_config(2, 1);
     assert_int_equal(cvae_config_set_consistency_weight(c, 3.0), CVAE_OK);
+    assert_int_equal(cvae_config_set_contrast_temperature(c, temperature), CVAE_OK);
     assert_int_equal(cvae_config_set_augment_ranges(c, 20.0, 0.25, 0.2), CVAE_OK);
     cvae_model *m;
     assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
@@ -177,7 +184,7 @@ static void test_consistency_step_gradient(void **state)
                                        tx),
                      CVAE_OK);
     step_inputs in = {N, x, tx, eps, ref};
-    sm_check_gradient(m, an, step_loss, &in, 0, "step");
+    sm_check_gradient(m, an, step_loss, &in, 0, temperature > 0 ? "contrastive step" : "step");
 
     free(before);
     free(an);
@@ -186,9 +193,24 @@ static void test_consistency_step_gradient(void **state)
     cvae_model_destroy(m);
 }
 
+static void test_consistency_step_gradient(void **state)
+{
+    (void)state;
+    check_step_gradient(0.0);
+}
+
+/* The contrastive form: the transformed pass's loss leaves the clean codes'
+ * gradient for the clean pass, which must carry it through the encoder. */
+static void test_contrast_step_gradient(void **state)
+{
+    (void)state;
+    check_step_gradient(2.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_consistency_step_gradient),
+                                       cmocka_unit_test(test_contrast_step_gradient),
                                        cmocka_unit_test(test_short_training_run)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,10 @@ static const option options[] = {
      OFF(aug_scale), 0, 0.5, NULL},
     {"consistency_weight", "weight of |mu(augmented) - mu(clean)|^2 (manifold recipe)",
      K_DOUBLE, OFF(consistency_weight), 0, 1e6, NULL},
+    {"contrast_temperature",
+     "> 0: the consistency term contrasts each image with the batch's others, at this "
+     "temperature (0 = plain squared distance)",
+     K_DOUBLE, OFF(contrast_temperature), 0, 1e6, NULL},
     {"pretrain_epochs", "epochs before the manifold step (manifold recipe)", K_INT,
      OFF(pretrain), 0, 100000, NULL},
     {"manifold_neighbors", "neighbours of each code in the manifold step, itself included",
@@ -160,6 +164,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->aug_shift = 0.1;
     c->aug_scale = 0.1;
     c->consistency_weight = 0.0;
+    c->contrast_temperature = 0.0;
     c->pretrain = 35;
     c->manifold_neighbors = 20;
     c->embed_dim = 0;
@@ -548,6 +553,7 @@ INT_ACCESSORS(embedding_dim, "embedding_dim", embed_dim)
 INT_ACCESSORS(manifold_every, "manifold_every", manifold_every)
 INT_ACCESSORS(manifold_runs, "manifold_runs", manifold_runs)
 DOUBLE_ACCESSORS(consistency_weight, "consistency_weight", consistency_weight)
+DOUBLE_ACCESSORS(contrast_temperature, "contrast_temperature", contrast_temperature)
 DOUBLE_ACCESSORS(pseudo_label_weight, "pseudo_label_weight", pseudo_weight)
 DOUBLE_ACCESSORS(pseudo_label_threshold, "pseudo_label_threshold", pseudo_threshold)
 DOUBLE_ACCESSORS(lambda, "lambda", lambda)

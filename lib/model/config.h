@@ -39,6 +39,7 @@ struct cvae_config {
     int augment;
     double aug_rotation, aug_shift, aug_scale;
     double consistency_weight;
+    double contrast_temperature;
     int pretrain;
     int manifold_neighbors;
     int embed_dim;

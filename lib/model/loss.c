@@ -149,6 +149,69 @@ double cvae__loss_consistency(int n, int s, const float *mu, const float *ref, f
     return weight * total / n;
 }
 
+/* log sum_t exp(v[t * stride]) over t < n, shifted by the largest value. */
+static double log_sum_exp(const double *v, int n, size_t stride)
+{
+    double top = v[0];
+    for (int t = 1; t < n; t++)
+        top = v[t * stride] > top ? v[t * stride] : top;
+    double sum = 0;
+    for (int t = 0; t < n; t++)
+        sum += exp(v[t * stride] - top);
+    return top + log(sum);
+}
+
+double cvae__loss_contrast(int n, int s, const float *a, const float *c, float tau, float weight,
+                           float scale, double *work, float *da, float *dc)
+{
+    if (n <= 0)
+        return 0;
+    double *S = work, *G = work + (size_t)n * n; /* logits; dvalue/dS times n */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double d2 = 0;
+            for (int t = 0; t < s; t++) {
+                double d = (double)a[(size_t)i * s + t] - c[(size_t)j * s + t];
+                d2 += d * d;
+            }
+            S[(size_t)i * n + j] = -d2 / tau;
+        }
+    /* half the row cross-entropy and half the column one per image; the
+     * softmax less the one-hot target is each cross-entropy's gradient */
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const double *row = S + (size_t)i * n;
+        const double lse = log_sum_exp(row, n, 1);
+        total += 0.5 * (lse - row[i]);
+        for (int j = 0; j < n; j++)
+            G[(size_t)i * n + j] = 0.5 * (exp(row[j] - lse) - (i == j ? 1.0 : 0.0));
+    }
+    for (int j = 0; j < n; j++) {
+        const double lse = log_sum_exp(S + j, n, (size_t)n);
+        total += 0.5 * (lse - S[(size_t)j * n + j]);
+        for (int i = 0; i < n; i++)
+            G[(size_t)i * n + j] += 0.5 * (exp(S[(size_t)i * n + j] - lse) - (i == j ? 1.0 : 0.0));
+    }
+    /* dS_ij/da_i = -2 (a_i - c_j) / tau = -dS_ij/dc_j; each sum over the
+     * other images is taken in double, as its terms nearly cancel */
+    const double f = 2.0 * (double)weight * (double)scale / tau;
+    for (int i = 0; i < n && da; i++)
+        for (int t = 0; t < s; t++) {
+            double sum = 0;
+            for (int j = 0; j < n; j++)
+                sum += G[(size_t)i * n + j] * ((double)a[(size_t)i * s + t] - c[(size_t)j * s + t]);
+            da[(size_t)i * s + t] -= (float)(f * sum);
+        }
+    for (int j = 0; j < n && dc; j++)
+        for (int t = 0; t < s; t++) {
+            double sum = 0;
+            for (int i = 0; i < n; i++)
+                sum += G[(size_t)i * n + j] * ((double)a[(size_t)i * s + t] - c[(size_t)j * s + t]);
+            dc[(size_t)j * s + t] = (float)(f * sum);
+        }
+    return weight * total / n;
+}
+
 double cvae__loss_pseudo(int n, int k, const float *q, const int32_t *labels, float weight,
                          float scale, float *dq)
 {

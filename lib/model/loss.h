@@ -40,6 +40,15 @@ double cvae__loss_balance(int n, int k, const float *q, float beta, float *dq);
  * gradient for this process's n rows (each image's share is 1/total). */
 double cvae__loss_balance_from_sums(int n, int k, const double *colsum, int64_t total, float beta,
                                     float *dq);
+/* The contrastive form of the consistency term (a: the n transformed
+ * images' codes, c: the clean ones, n x s each): logits
+ * S_ij = -|a_i - c_j|^2 / tau, value weight * (1/n) * sum_i of the mean of
+ * the row and column cross-entropies -log softmax(S)_ii. Adds
+ * weight * scale * dvalue/da to da and writes that of c to dc (both may be
+ * NULL for the value only). work: 2 n^2 doubles. */
+double cvae__loss_contrast(int n, int s, const float *a, const float *c, float tau, float weight,
+                           float scale, double *work, float *da, float *dc);
+
 /* weight * sum_d (mu_d - ref_d)^2, the gradient for mu only: the
  * transformed image's side of the consistency of its code with the clean
  * one (the clean side: cvae__consistency_backward). */

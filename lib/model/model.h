@@ -115,6 +115,13 @@ struct cvae_model {
      * pseudo-labels (n, -1 = none) for the category head's cross-entropy. */
     const float *cons_ref;
     float cons_weight;
+    /* The contrastive form of the consistency term (contrast_temperature
+     * > 0), set for a whole training call: its temperature, its gradient for
+     * the clean codes (n x s, written by the transformed pass's loss, read
+     * by cvae__consistency_backward) and its workspace (2 n^2 doubles). */
+    float cons_tau;
+    float *cons_dclean;
+    double *cons_work;
     const int32_t *pl_batch;
     float pl_weight;
 };
@@ -207,7 +214,9 @@ static inline float cvae__grad_scale(const cvae_model *model, int n)
     return 1.0f / (float)(shared ? model->par.total : n);
 }
 
-/* The clean images' side of the consistency term w |mu(T x) - mu(x)|^2: with
+/* The clean images' side of the consistency term w |mu(T x) - mu(x)|^2 (or,
+ * with cons_tau > 0, of its contrastive form, whose gradient for the clean
+ * codes the transformed pass left in cons_dclean): with
  * the last forward pass on the clean images x, the gradient of
  * weight * scale * |mu - target|^2 summed over the n rows (target: the
  * transformed images' codes) into model->grads, which it overwrites, through

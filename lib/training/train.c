@@ -91,9 +91,27 @@ typedef struct batch_ctx {
     cvae__augment_params aug;
     uint64_t aug_seed;
     float *xaug, *ref, *mu_aug; /* mu_aug: the transformed images' codes */
+    float *dclean;              /* the contrastive form's buffers (model.h) */
+    double *cwork;
     int32_t *plb;
     int64_t batch; /* 1-based, for messages */
 } batch_ctx;
+
+static void free_batch_buffers(cvae_model *model, batch_ctx *bc, int64_t *perm, float *scratch)
+{
+    model->par.scratch = NULL;
+    model->cons_tau = 0.0f;
+    model->cons_dclean = NULL;
+    model->cons_work = NULL;
+    free(perm);
+    free(bc->xaug);
+    free(bc->ref);
+    free(bc->mu_aug);
+    free(bc->dclean);
+    free(bc->cwork);
+    free(bc->plb);
+    cvae__aligned_free(scratch);
+}
 
 /* Load n images (their data-set indices idx) into the workspace as the
  * training pass sees them: gathered, augmented, with their sampling noise;
@@ -302,23 +320,29 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     bc.xaug = bc.augment ? malloc(bp * sizeof *bc.xaug) : NULL;
     bc.ref = bc.consistency ? malloc((size_t)model->B * model->s * sizeof *bc.ref) : NULL;
     bc.mu_aug = bc.consistency ? malloc((size_t)model->B * model->s * sizeof *bc.mu_aug) : NULL;
+    const int contrast = bc.consistency && c->contrast_temperature > 0.0;
+    if (contrast) {
+        bc.dclean = malloc((size_t)model->B * model->s * sizeof *bc.dclean);
+        bc.cwork = malloc((size_t)2 * model->B * model->B * sizeof *bc.cwork);
+    }
     bc.plb = manifold ? malloc((size_t)model->B * sizeof *bc.plb) : NULL;
     /* the gradient of a later part of a step computed in parts, and of the
      * consistency term's clean side */
     const int want_scratch = model->par.micro > 0 || bc.consistency;
     float *scratch = want_scratch ? cvae__aligned_alloc(model->nparams * sizeof(float)) : NULL;
     if (!perm || (bc.augment && !bc.xaug) || (bc.consistency && (!bc.ref || !bc.mu_aug)) ||
-        (manifold && !bc.plb) || (want_scratch && !scratch)) {
-        free(perm);
-        free(bc.xaug);
-        free(bc.ref);
-        free(bc.mu_aug);
-        free(bc.plb);
-        cvae__aligned_free(scratch);
+        (contrast && (!bc.dclean || !bc.cwork)) || (manifold && !bc.plb) ||
+        (want_scratch && !scratch)) {
+        free_batch_buffers(model, &bc, perm, scratch);
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld and batch buffers",
                           (long long)count);
     }
     model->par.scratch = scratch;
+    if (contrast) {
+        model->cons_tau = (float)c->contrast_temperature;
+        model->cons_dclean = bc.dclean;
+        model->cons_work = bc.cwork;
+    }
     const int64_t batches = (count + model->B - 1) / model->B;
     /* Data-parallel: every process runs this same loop over the same
      * global batches (training/data_parallel.h). */
@@ -332,13 +356,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     if (st) {
         cvae__dp_comm_stop(&model->par);
         model->par.active = 0;
-        model->par.scratch = NULL;
-        free(perm);
-        free(bc.xaug);
-        free(bc.ref);
-        free(bc.mu_aug);
-        free(bc.plb);
-        cvae__aligned_free(scratch);
+        free_batch_buffers(model, &bc, perm, scratch);
         return st;
     }
 
@@ -456,13 +474,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     }
     cvae__dp_comm_stop(&model->par);
     model->par.active = 0;
-    model->par.scratch = NULL;
-    free(perm);
-    free(bc.xaug);
-    free(bc.ref);
-    free(bc.mu_aug);
-    free(bc.plb);
-    cvae__aligned_free(scratch);
+    free_batch_buffers(model, &bc, perm, scratch);
     return st;
 }
 
