@@ -34,6 +34,8 @@
  *                        (cvae_model_set_micro_batch; 0 = at once)      [0]
  *     --consistency W    the consistency term at weight W (0 = off; whole
  *                        numbers): its cost beside the augmented step    [0]
+ *     --contrast T       the term's contrastive form at temperature T
+ *                        (0 = the plain form; whole numbers)            [0]
  *
  * Results are printed as "RESULT key value" lines (bench/run.sh collects
  * them), everything else is commentary.
@@ -123,7 +125,7 @@ typedef struct options {
     const char *data, *dataset, *check, *trace;
     int latent, layers, units, batch, threads, warmup, batches, infer, latency, breakdown, gemm;
     int trace_steps, seed;
-    int augment, micro, consistency;
+    int augment, micro, consistency, contrast;
 } options;
 
 static void usage(void)
@@ -132,7 +134,7 @@ static void usage(void)
                     "       [--layers N] [--units M] [--batch B] [--threads T] [--warmup W]\n"
                     "       [--batches N] [--infer] [--latency K] [--breakdown R] [--gemm R]\n"
                     "       [--cpu] [--check DIR] [--trace DIR] [--trace-steps N] [--seed S]\n"
-                    "       [--augment 0|1] [--micro M] [--consistency W]\n");
+                    "       [--augment 0|1] [--micro M] [--consistency W] [--contrast T]\n");
     exit(2);
 }
 
@@ -203,6 +205,8 @@ static void parse(int argc, char **argv, options *o)
             iv = &o->micro;
         else if (strcmp(a, "--consistency") == 0)
             iv = &o->consistency;
+        else if (strcmp(a, "--contrast") == 0)
+            iv = &o->contrast;
         else
             usage();
         if (iv) {
@@ -241,6 +245,7 @@ static cvae_config *make_config(const options *o, int batch)
     CHECK(cvae_config_set_seed(cfg, (uint64_t)o->seed));
     CHECK(cvae_config_set_augment(cfg, o->augment ? 1 : 0));
     CHECK(cvae_config_set_consistency_weight(cfg, o->consistency));
+    CHECK(cvae_config_set_contrast_temperature(cfg, o->contrast));
     int branches;
     CHECK(cvae_config_get_branches(cfg, &branches));
     for (int b = 0; b < branches; b++) {
@@ -1016,8 +1021,8 @@ int main(int argc, char **argv)
     cvae_model *m;
     CHECK(cvae_model_create(cfg, &m));
     CHECK(cvae_model_set_micro_batch(m, o.micro));
-    printf("RESULT augment %d\nRESULT micro_batch %d\nRESULT consistency %d\n", o.augment ? 1 : 0,
-           o.micro, o.consistency);
+    printf("RESULT augment %d\nRESULT micro_batch %d\nRESULT consistency %d\nRESULT contrast %d\n",
+           o.augment ? 1 : 0, o.micro, o.consistency, o.contrast);
     int64_t np;
     CHECK(cvae_model_num_params(m, &np));
     double fl = train_flops(m);
