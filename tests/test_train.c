@@ -108,12 +108,10 @@ static double step_loss(cvae_model *m, void *ctx)
     m->cons_weight = (float)m->cfg.consistency_weight;
     double work[2 * 8 * 8];
     assert_true(in->n <= 8);
-    m->cons_tau = (float)m->cfg.contrast_temperature;
     m->cons_work = work;
     double l[CVAE_LOSS_COUNT];
     cvae__loss_and_backward(m, in->n, 0, 0, l);
     m->cons_ref = NULL;
-    m->cons_tau = 0.0f;
     m->cons_work = NULL;
     return l[CVAE_LOSS_TOTAL];
 }

@@ -166,7 +166,8 @@ double cvae__loss_contrast(int n, int s, const float *a, const float *c, float t
 {
     if (n <= 0)
         return 0;
-    double *S = work, *G = work + (size_t)n * n; /* logits; dvalue/dS times n */
+    /* logits, then the value's gradient for them times n / weight */
+    double *S = work, *G = work + (size_t)n * n;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
             double d2 = 0;
@@ -175,22 +176,22 @@ double cvae__loss_contrast(int n, int s, const float *a, const float *c, float t
                 d2 += d * d;
             }
             S[(size_t)i * n + j] = -d2 / tau;
+            G[(size_t)i * n + j] = 0;
         }
-    /* half the row cross-entropy and half the column one per image; the
-     * softmax less the one-hot target is each cross-entropy's gradient */
+    /* half the row cross-entropy and half the column one per image (pass 0
+     * walks the rows of S, pass 1 its columns); the softmax less the
+     * one-hot target is each cross-entropy's gradient */
     double total = 0;
-    for (int i = 0; i < n; i++) {
-        const double *row = S + (size_t)i * n;
-        const double lse = log_sum_exp(row, n, 1);
-        total += 0.5 * (lse - row[i]);
-        for (int j = 0; j < n; j++)
-            G[(size_t)i * n + j] = 0.5 * (exp(row[j] - lse) - (i == j ? 1.0 : 0.0));
-    }
-    for (int j = 0; j < n; j++) {
-        const double lse = log_sum_exp(S + j, n, (size_t)n);
-        total += 0.5 * (lse - S[(size_t)j * n + j]);
-        for (int i = 0; i < n; i++)
-            G[(size_t)i * n + j] += 0.5 * (exp(S[(size_t)i * n + j] - lse) - (i == j ? 1.0 : 0.0));
+    for (int pass = 0; pass < 2; pass++) {
+        const size_t along = pass ? (size_t)n : 1, across = pass ? 1 : (size_t)n;
+        for (int i = 0; i < n; i++) {
+            const double *v = S + i * across;
+            double *g = G + i * across;
+            const double lse = log_sum_exp(v, n, along);
+            total += 0.5 * (lse - v[i * along]);
+            for (int j = 0; j < n; j++)
+                g[j * along] += 0.5 * (exp(v[j * along] - lse) - (i == j ? 1.0 : 0.0));
+        }
     }
     /* dS_ij/da_i = -2 (a_i - c_j) / tau = -dS_ij/dc_j; each sum over the
      * other images is taken in double, as its terms nearly cancel */

@@ -115,11 +115,10 @@ struct cvae_model {
      * pseudo-labels (n, -1 = none) for the category head's cross-entropy. */
     const float *cons_ref;
     float cons_weight;
-    /* The contrastive form of the consistency term (contrast_temperature
-     * > 0), set for a whole training call: its temperature, its gradient for
-     * the clean codes (n x s, written by the transformed pass's loss, read
-     * by cvae__consistency_backward) and its workspace (2 n^2 doubles). */
-    float cons_tau;
+    /* The contrastive form of the consistency term (cfg.contrast_temperature
+     * > 0), set for a whole training call: its gradient for the clean codes
+     * (n x s, written by the transformed pass's loss, read by
+     * cvae__consistency_backward) and its workspace (2 n^2 doubles). */
     float *cons_dclean;
     double *cons_work;
     const int32_t *pl_batch;
@@ -215,7 +214,7 @@ static inline float cvae__grad_scale(const cvae_model *model, int n)
 }
 
 /* The clean images' side of the consistency term w |mu(T x) - mu(x)|^2 (or,
- * with cons_tau > 0, of its contrastive form, whose gradient for the clean
+ * with contrast_temperature > 0, of its contrastive form, whose gradient for the clean
  * codes the transformed pass left in cons_dclean): with
  * the last forward pass on the clean images x, the gradient of
  * weight * scale * |mu - target|^2 summed over the n rows (target: the

@@ -100,7 +100,7 @@ void cvae__consistency_backward(cvae_model *model, int n, const float *target, f
     memset(model->grads, 0, model->nparams * sizeof(float));
     const size_t ns = (size_t)n * model->s;
     for (size_t i = 0; i < ns; i++) {
-        model->dmu[i] = model->cons_tau > 0.0f
+        model->dmu[i] = model->cfg.contrast_temperature > 0.0
                             ? model->cons_dclean[i]
                             : 2.0f * weight * scale * (model->mu[i] - target[i]);
         model->dlv[i] = 0.0f;
@@ -172,8 +172,9 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
         /* The manifold recipe's terms, when the training loop set them:
          * per image, so each process adds its slice's share of the
          * gradient; their value is summed with the other batch terms. */
-        if (model->cons_ref && model->cons_weight > 0.0f && model->cons_tau > 0.0f)
-            extra += cvae__loss_contrast(n, model->s, model->mu, model->cons_ref, model->cons_tau,
+        if (model->cons_ref && model->cons_weight > 0.0f && c->contrast_temperature > 0.0)
+            extra += cvae__loss_contrast(n, model->s, model->mu, model->cons_ref,
+                                         (float)c->contrast_temperature,
                                          model->cons_weight, scale, model->cons_work,
                                          backward ? model->dmu : NULL,
                                          backward ? model->cons_dclean : NULL);

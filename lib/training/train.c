@@ -100,7 +100,6 @@ typedef struct batch_ctx {
 static void free_batch_buffers(cvae_model *model, batch_ctx *bc, int64_t *perm, float *scratch)
 {
     model->par.scratch = NULL;
-    model->cons_tau = 0.0f;
     model->cons_dclean = NULL;
     model->cons_work = NULL;
     free(perm);
@@ -338,11 +337,8 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
                           (long long)count);
     }
     model->par.scratch = scratch;
-    if (contrast) {
-        model->cons_tau = (float)c->contrast_temperature;
-        model->cons_dclean = bc.dclean;
-        model->cons_work = bc.cwork;
-    }
+    model->cons_dclean = bc.dclean;
+    model->cons_work = bc.cwork;
     const int64_t batches = (count + model->B - 1) / model->B;
     /* Data-parallel: every process runs this same loop over the same
      * global batches (training/data_parallel.h). */
