@@ -429,6 +429,11 @@ CVAE_API cvae_status cvae_config_get_manifold_every(const cvae_config *cfg, int 
 CVAE_API cvae_status cvae_config_set_contrast_temperature(cvae_config *cfg, double temperature);
 CVAE_API cvae_status cvae_config_get_contrast_temperature(const cvae_config *cfg,
                                                           double *temperature);
+/* Whether the consistency term stays on in the fine-tuning epochs after the
+ * manifold step (1, default) or shapes the codes in pretraining only (0;
+ * those epochs then cost what a step without the term does). */
+CVAE_API cvae_status cvae_config_set_consistency_finetune(cvae_config *cfg, int enable);
+CVAE_API cvae_status cvae_config_get_consistency_finetune(const cvae_config *cfg, int *enable);
 /* Start of the manifold step's embedding (option "manifold_start", default
  * CVAE_MANIFOLD_START_RANDOM). The spectral start (ARPACK's Lanczos solver
  * on the normalised graph Laplacian) is UMAP's own default; on MNIST and

@@ -313,16 +313,28 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
         int pretrain = 0, every = 0;
         cvae_config_get_pretrain_epochs(cfg, &pretrain);
         cvae_config_get_manifold_every(cfg, &every);
-        char again[64] = "";
+        char again[96] = "";
+        double weight = 0, temperature = 0;
+        int keep = 1;
+        cvae_config_get_consistency_weight(cfg, &weight);
+        cvae_config_get_contrast_temperature(cfg, &temperature);
+        cvae_config_get_consistency_finetune(cfg, &keep);
+        char cons[256] = "";
+        if (weight > 0)
+            snprintf(cons, sizeof cons, ", consistency term %s%s%s", cfgv(cfg, "consistency_weight", b[10], 64),
+                     temperature > 0 ? " contrastive at temperature " : " squared distance",
+                     temperature > 0 ? cfgv(cfg, "contrast_temperature", b[11], 64) : "");
+        snprintf(again, sizeof again, "%s%s", weight > 0 && !keep ? ", no consistency term" : "",
+                 every > 0 ? ", the step redone every " : "");
         if (every > 0)
-            snprintf(again, sizeof again, ", the step redone every %d epochs", every);
-        printf("recipe:   manifold: %s epochs pretraining (augmentation %s), the manifold step "
+            snprintf(again + strlen(again), sizeof again - strlen(again), "%d epochs", every);
+        printf("recipe:   manifold: %s epochs pretraining (augmentation %s%s), the manifold step "
                "(%s neighbours, %s start, best of %s runs), %d epochs fine-tuning on its "
                "pseudo-labels (%s prior%s)\n",
-               cfgv(cfg, "pretrain_epochs", b[3], 64), aug, cfgv(cfg, "manifold_neighbors", b[5], 64),
-               cfgv(cfg, "manifold_start", b[7], 64), cfgv(cfg, "manifold_runs", b[6], 64),
-               total > pretrain ? total - pretrain : 0, cfgv(cfg, "finetune_prior", b[8], 64),
-               again);
+               cfgv(cfg, "pretrain_epochs", b[3], 64), aug, cons,
+               cfgv(cfg, "manifold_neighbors", b[5], 64), cfgv(cfg, "manifold_start", b[7], 64),
+               cfgv(cfg, "manifold_runs", b[6], 64), total > pretrain ? total - pretrain : 0,
+               cfgv(cfg, "finetune_prior", b[8], 64), again);
     } else {
         printf("recipe:   paper: warmup %s, kmeans %s\n", cfgv(cfg, "warmup_epochs", b[6], 64),
                cfgv(cfg, "kmeans_init", b[7], 64));

@@ -1253,6 +1253,8 @@ static const struct {
     {"embedding_dim", cvae_config_set_embedding_dim, cvae_config_get_embedding_dim, 0, 256},
     {"manifold_every", cvae_config_set_manifold_every, cvae_config_get_manifold_every, 0, 100000},
     {"manifold_runs", cvae_config_set_manifold_runs, cvae_config_get_manifold_runs, 1, 64},
+    {"consistency_finetune", cvae_config_set_consistency_finetune,
+     cvae_config_get_consistency_finetune, 0, 1},
 };
 
 static const struct {

@@ -89,6 +89,7 @@ static const spec specs[] = {
     D("augment_scale", 0, 0.5, 0, 0, "0.1", "0.05"),
     D("consistency_weight", 0, 1e6, 0, 0, "0", "5"),
     D("contrast_temperature", 0, 1e6, 0, 0, "0", "4"),
+    I("consistency_finetune", 0, 1, "1", "0"),
     I("pretrain_epochs", 0, 100000, "35", "20"),
     I("manifold_neighbors", 2, 1000, "20", "15"),
     I("embedding_dim", 0, 256, "0", "5"),

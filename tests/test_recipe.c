@@ -277,6 +277,43 @@ static void test_manifold_every(void **state)
     cvae_config_destroy(c);
 }
 
+/* consistency_finetune 0: the term shapes pretraining only. Pretraining is
+ * the same as with it on; the fine-tuning epoch is the one a model whose
+ * term is switched off after pretraining takes, bit for bit, and differs
+ * from the one that keeps the term. */
+static void test_consistency_pretraining_only(void **state)
+{
+    (void)state;
+    cvae_model *m[3];
+    for (int i = 0; i < 3; i++) {
+        cvae_config *c = tiny_config();
+        assert_int_equal(cvae_config_set_consistency_finetune(c, i == 0 ? 0 : 1), CVAE_OK);
+        assert_int_equal(cvae_model_create(c, &m[i]), CVAE_OK);
+        cvae_config_destroy(c);
+    }
+    cvae_config *got;
+    assert_int_equal(cvae_model_get_config(m[0], &got), CVAE_OK);
+    int on = -1;
+    assert_int_equal(cvae_config_get_consistency_finetune(got, &on), CVAE_OK);
+    assert_int_equal(on, 0);
+    cvae_config_destroy(got);
+    cvae_dataset *d = blobs(N, 1);
+    const size_t bytes = m[0]->nparams * sizeof(float);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cvae_model_train(m[i], d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_memory_equal(m[0]->params, m[1]->params, bytes);
+    assert_memory_equal(m[0]->params, m[2]->params, bytes);
+    m[1]->cfg.consistency_weight = 0.0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cvae_model_train(m[i], d, 1, NULL, NULL, NULL), CVAE_OK);
+    assert_non_null(m[0]->pl);
+    assert_memory_equal(m[0]->params, m[1]->params, bytes);
+    assert_memory_not_equal(m[0]->params, m[2]->params, bytes);
+    cvae_dataset_destroy(d);
+    for (int i = 0; i < 3; i++)
+        cvae_model_destroy(m[i]);
+}
+
 static char dir[64];
 
 static void test_resume_exact(void **state)
@@ -394,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_shape_defaults),
         cmocka_unit_test(test_phases),
         cmocka_unit_test(test_manifold_every),
+        cmocka_unit_test(test_consistency_pretraining_only),
         cmocka_unit_test(test_mixture_finetune),
         cmocka_unit_test(test_step_due_and_spectral_start),
         cmocka_unit_test(test_resume_exact),

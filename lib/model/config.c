@@ -99,6 +99,9 @@ static const option options[] = {
      "> 0: the consistency term contrasts each image with the batch's others, at this "
      "temperature (0 = plain squared distance)",
      K_DOUBLE, OFF(contrast_temperature), 0, 1e6, NULL},
+    {"consistency_finetune",
+     "keep the consistency term in the fine-tuning epochs after the manifold step (0|1)", K_INT,
+     OFF(consistency_finetune), 0, 1, NULL},
     {"pretrain_epochs", "epochs before the manifold step (manifold recipe)", K_INT,
      OFF(pretrain), 0, 100000, NULL},
     {"manifold_neighbors", "neighbours of each code in the manifold step, itself included",
@@ -165,6 +168,7 @@ void cvae__config_defaults(struct cvae_config *c)
     c->aug_scale = 0.1;
     c->consistency_weight = 0.0;
     c->contrast_temperature = 0.0;
+    c->consistency_finetune = 1;
     c->pretrain = 35;
     c->manifold_neighbors = 20;
     c->embed_dim = 0;
@@ -552,6 +556,7 @@ INT_ACCESSORS(manifold_neighbors, "manifold_neighbors", manifold_neighbors)
 INT_ACCESSORS(embedding_dim, "embedding_dim", embed_dim)
 INT_ACCESSORS(manifold_every, "manifold_every", manifold_every)
 INT_ACCESSORS(manifold_runs, "manifold_runs", manifold_runs)
+INT_ACCESSORS(consistency_finetune, "consistency_finetune", consistency_finetune)
 DOUBLE_ACCESSORS(consistency_weight, "consistency_weight", consistency_weight)
 DOUBLE_ACCESSORS(contrast_temperature, "contrast_temperature", contrast_temperature)
 DOUBLE_ACCESSORS(pseudo_label_weight, "pseudo_label_weight", pseudo_weight)

@@ -40,6 +40,7 @@ struct cvae_config {
     double aug_rotation, aug_shift, aug_scale;
     double consistency_weight;
     double contrast_temperature;
+    int consistency_finetune;
     int pretrain;
     int manifold_neighbors;
     int embed_dim;

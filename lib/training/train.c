@@ -308,7 +308,9 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     const int manifold = c->recipe == CVAE_RECIPE_MANIFOLD;
     batch_ctx bc = {.data = data};
     bc.augment = manifold && c->augment;
-    bc.consistency = manifold && c->consistency_weight > 0.0;
+    /* cons: the term is used in some epoch of this call, so its buffers are
+     * needed; bc.consistency says whether it is on in the current epoch. */
+    const int cons = manifold && c->consistency_weight > 0.0;
     cvae__augment_defaults(&bc.aug);
     bc.aug.max_rotation = (float)c->aug_rotation;
     bc.aug.max_shift = (float)c->aug_shift;
@@ -317,9 +319,9 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     const size_t bp = (size_t)model->B * (size_t)model->P;
     int64_t *perm = malloc((size_t)count * sizeof *perm);
     bc.xaug = bc.augment ? malloc(bp * sizeof *bc.xaug) : NULL;
-    bc.ref = bc.consistency ? malloc((size_t)model->B * model->s * sizeof *bc.ref) : NULL;
-    bc.mu_aug = bc.consistency ? malloc((size_t)model->B * model->s * sizeof *bc.mu_aug) : NULL;
-    const int contrast = bc.consistency && c->contrast_temperature > 0.0;
+    bc.ref = cons ? malloc((size_t)model->B * model->s * sizeof *bc.ref) : NULL;
+    bc.mu_aug = cons ? malloc((size_t)model->B * model->s * sizeof *bc.mu_aug) : NULL;
+    const int contrast = cons && c->contrast_temperature > 0.0;
     if (contrast) {
         bc.dclean = malloc((size_t)model->B * model->s * sizeof *bc.dclean);
         bc.cwork = malloc((size_t)2 * model->B * model->B * sizeof *bc.cwork);
@@ -327,9 +329,9 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     bc.plb = manifold ? malloc((size_t)model->B * sizeof *bc.plb) : NULL;
     /* the gradient of a later part of a step computed in parts, and of the
      * consistency term's clean side */
-    const int want_scratch = model->par.micro > 0 || bc.consistency;
+    const int want_scratch = model->par.micro > 0 || cons;
     float *scratch = want_scratch ? cvae__aligned_alloc(model->nparams * sizeof(float)) : NULL;
-    if (!perm || (bc.augment && !bc.xaug) || (bc.consistency && (!bc.ref || !bc.mu_aug)) ||
+    if (!perm || (bc.augment && !bc.xaug) || (cons && (!bc.ref || !bc.mu_aug)) ||
         (contrast && (!bc.dclean || !bc.cwork)) || (manifold && !bc.plb) ||
         (want_scratch && !scratch)) {
         free_batch_buffers(model, &bc, perm, scratch);
@@ -366,6 +368,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
         int mixture = cvae__mixture_active(model);
         bc.finetune = manifold && model->pl && model->pl_n == count &&
                       model->epochs_done >= c->pretrain;
+        bc.consistency = cons && (c->consistency_finetune || model->epochs_done < c->pretrain);
         /* Each epoch's order is a shuffle of 0..count-1 keyed by the seed
          * and the epoch number alone (not drawn from the model's RNG, nor
          * from the previous order), so training in one call or in several,

@@ -70,7 +70,7 @@ CONFIG_INT_ACCESSORS = ("num_branches", "encoder_units", "decoder_units", "laten
                         "clusters", "category_units", "conv_trainable", "warmup_epochs",
                         "kmeans_init", "batch_size", "epochs", "threads", "augment",
                         "pretrain_epochs", "manifold_neighbors", "embedding_dim",
-                        "manifold_every", "manifold_runs")
+                        "manifold_every", "manifold_runs", "consistency_finetune")
 CONFIG_ENUM_ACCESSORS = ("encoder_activation", "category_input", "prior", "recon_target",
                          "optimizer", "recipe", "manifold_start",
                          "finetune_prior")
