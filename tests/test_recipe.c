@@ -365,8 +365,9 @@ static void test_old_checkpoint_is_paper(void **state)
     buf[n] = 0;
     const char *keys[] = {",\\\"recipe\\\":\\\"paper\\\"",
                           ",\\\"finetune_prior\\\":\\\"standard\\\"",
-                          ",\\\"manifold_every\\\":3"};
-    for (int i = 0; i < 3; i++) {
+                          ",\\\"manifold_every\\\":3", ",\\\"contrast_temperature\\\":0",
+                          ",\\\"consistency_finetune\\\":1"};
+    for (int i = 0; i < 5; i++) {
         char *p = strstr(buf + 8, keys[i]);
         assert_non_null(p);
         memset(p, ' ', strlen(keys[i]));
@@ -380,6 +381,9 @@ static void test_old_checkpoint_is_paper(void **state)
     assert_int_equal(l->cfg.finetune_prior, CVAE_PRIOR_MIXTURE);
     /* and ran its manifold step once */
     assert_int_equal(l->cfg.manifold_every, 0);
+    /* with the plain consistency term (if any) in every epoch */
+    assert_true(l->cfg.contrast_temperature == 0.0);
+    assert_int_equal(l->cfg.consistency_finetune, 1);
     /* and a fresh config defaults to the manifold recipe */
     cvae_config *fresh;
     cvae_recipe rc;

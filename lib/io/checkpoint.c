@@ -323,6 +323,10 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
     cfg.manifold_runs = 1;
     /* ... and one without this key ran the step once. */
     cfg.manifold_every = 0;
+    /* ... and one without these used the plain consistency term, kept in
+     * the fine-tuning epochs. */
+    cfg.contrast_temperature = 0.0;
+    cfg.consistency_finetune = 1;
     const char *cj = cvae__st_meta(f, "config");
     if (!cj) {
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has no config", path);
