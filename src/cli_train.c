@@ -321,13 +321,15 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
         cvae_config_get_consistency_finetune(cfg, &keep);
         char cons[256] = "";
         if (weight > 0)
-            snprintf(cons, sizeof cons, ", consistency term %s%s%s", cfgv(cfg, "consistency_weight", b[10], 64),
+            snprintf(cons, sizeof cons, ", consistency term %s%s%s",
+                     cfgv(cfg, "consistency_weight", b[10], 64),
                      temperature > 0 ? " contrastive at temperature " : " squared distance",
                      temperature > 0 ? cfgv(cfg, "contrast_temperature", b[11], 64) : "");
-        snprintf(again, sizeof again, "%s%s", weight > 0 && !keep ? ", no consistency term" : "",
-                 every > 0 ? ", the step redone every " : "");
+        int used = snprintf(again, sizeof again, "%s",
+                            weight > 0 && !keep ? ", no consistency term" : "");
         if (every > 0)
-            snprintf(again + strlen(again), sizeof again - strlen(again), "%d epochs", every);
+            snprintf(again + used, sizeof again - (size_t)used, ", the step redone every %d epochs",
+                     every);
         printf("recipe:   manifold: %s epochs pretraining (augmentation %s%s), the manifold step "
                "(%s neighbours, %s start, best of %s runs), %d epochs fine-tuning on its "
                "pseudo-labels (%s prior%s)\n",
