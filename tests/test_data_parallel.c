@@ -115,8 +115,11 @@ static cvae_dataset *make_data(void)
 }
 
 /* When set, config() asks for the manifold recipe with every extra term:
- * one epoch of pretraining with the consistency term, then fine-tuning on
- * pseudo-labels. */
+ * one epoch of pretraining, then fine-tuning on pseudo-labels, both with
+ * the consistency term in its plain form (MANIFOLD_PLAIN) or its
+ * contrastive one (MANIFOLD_CONTRAST, which couples the images of a batch,
+ * so it is computed on the whole global batch). */
+enum { MANIFOLD_OFF, MANIFOLD_PLAIN, MANIFOLD_CONTRAST };
 static int manifold_terms;
 
 static cvae_config *config(void)
@@ -125,6 +128,10 @@ static cvae_config *config(void)
     if (manifold_terms) {
         assert_int_equal(cvae_config_set_pretrain_epochs(c, 1), CVAE_OK);
         assert_int_equal(cvae_config_set_consistency_weight(c, 0.5), CVAE_OK);
+        assert_int_equal(
+            cvae_config_set_contrast_temperature(c, manifold_terms == MANIFOLD_CONTRAST ? 4.0 : 0.0),
+            CVAE_OK);
+        assert_int_equal(cvae_config_set_consistency_finetune(c, 1), CVAE_OK);
         assert_int_equal(cvae_config_set_manifold_neighbors(c, 8), CVAE_OK);
     }
     assert_int_equal(cvae_config_set_batch_size(c, BATCH), CVAE_OK);
@@ -385,10 +392,9 @@ static int record_cb(void *user, int epoch, int64_t batch, int64_t batches, cons
  * that its manifold step sees the same codes: the embedding's stochastic
  * descent would turn even last-bit differences of the codes into a
  * different (equally good) partition. */
-static void test_manifold_terms_summed(void **state)
+static void manifold_terms_summed(int form)
 {
-    (void)state;
-    manifold_terms = 1;
+    manifold_terms = form;
     cvae_dataset *data = make_data();
     cvae_config *c = config();
     cvae_model *alone;
@@ -403,7 +409,7 @@ static void test_manifold_terms_summed(void **state)
     assert_non_null(alone->pl);
     cvae_model *par = train_group(3, path, data, 1, NULL, 0, CVAE_OK);
     remove(path);
-    manifold_terms = 0;
+    manifold_terms = MANIFOLD_OFF;
     assert_non_null(par->pl);
     assert_memory_equal(par->pl, alone->pl, (size_t)alone->pl_n * sizeof *alone->pl);
     for (int r = 0; r < 3; r++) {
@@ -416,6 +422,13 @@ static void test_manifold_terms_summed(void **state)
     cvae_model_destroy(par);
     cvae_model_destroy(alone);
     cvae_dataset_destroy(data);
+}
+
+static void test_manifold_terms_summed(void **state)
+{
+    (void)state;
+    manifold_terms_summed(MANIFOLD_PLAIN);
+    manifold_terms_summed(MANIFOLD_CONTRAST);
 }
 
 static void test_resume_on_other_count(void **state)
@@ -504,10 +517,9 @@ static void test_micro_batch_alone(void **state)
 /* The manifold recipe's terms (consistency in pretraining, pseudo-labels in
  * fine-tuning) in parts of 2, from one pretrained checkpoint so that both
  * manifold steps see the same codes. */
-static void test_micro_batch_manifold(void **state)
+static void micro_batch_manifold(int form)
 {
-    (void)state;
-    manifold_terms = 1;
+    manifold_terms = form;
     cvae_dataset *data = make_data();
     cvae_config *c = config();
     cvae_model *first;
@@ -529,7 +541,7 @@ static void test_micro_batch_manifold(void **state)
     assert_int_equal(cvae_model_set_micro_batch(b, 2), CVAE_OK);
     assert_int_equal(cvae_model_train(a, data, 2, NULL, NULL, NULL), CVAE_OK);
     assert_int_equal(cvae_model_train(b, data, 2, NULL, NULL, NULL), CVAE_OK);
-    manifold_terms = 0;
+    manifold_terms = MANIFOLD_OFF;
     assert_non_null(a->pl);
     assert_non_null(b->pl);
     assert_memory_equal(a->pl, b->pl, (size_t)a->pl_n * sizeof *a->pl);
@@ -538,6 +550,13 @@ static void test_micro_batch_manifold(void **state)
     cvae_model_destroy(a);
     cvae_model_destroy(b);
     cvae_dataset_destroy(data);
+}
+
+static void test_micro_batch_manifold(void **state)
+{
+    (void)state;
+    micro_batch_manifold(MANIFOLD_PLAIN);
+    micro_batch_manifold(MANIFOLD_CONTRAST);
 }
 
 /* Parts and processes together: slices of 4 and 3 in parts of 2. */

@@ -25,6 +25,7 @@
 
 #include "convvae.h"
 #include "core/rng.h"
+#include "model/loss.h"
 #include "model/model.h"
 #include "small_model.h"
 #include "training/augment.h"
@@ -104,16 +105,22 @@ static double step_loss(cvae_model *m, void *ctx)
     memcpy(m->x, in->tx, (size_t)in->n * m->P * sizeof *m->x);
     memcpy(m->eps, in->eps, ns * sizeof *m->eps);
     cvae__forward(m, in->n, CVAE__TRAIN_REUSE_EPS, 1);
-    m->cons_ref = in->ref;
+    const int contrast = m->cfg.contrast_temperature > 0.0;
+    m->cons_ref = contrast ? NULL : in->ref;
     m->cons_weight = (float)m->cfg.consistency_weight;
-    double work[2 * 8 * 8];
-    assert_true(in->n <= 8);
-    m->cons_work = work;
     double l[CVAE_LOSS_COUNT];
     cvae__loss_and_backward(m, in->n, 0, 0, l);
     m->cons_ref = NULL;
-    m->cons_work = NULL;
-    return l[CVAE_LOSS_TOTAL];
+    double extra = 0;
+    if (contrast) {
+        /* the whole batch's term, which the training loop adds */
+        double work[2 * 8 * 8];
+        assert_true(in->n <= 8);
+        extra = cvae__loss_contrast(in->n, m->s, m->mu, in->ref,
+                                    (float)m->cfg.contrast_temperature,
+                                    (float)m->cfg.consistency_weight, 1.0f, work, NULL, NULL);
+    }
+    return l[CVAE_LOSS_TOTAL] + extra;
 }
 
 typedef struct grabbed {

@@ -116,11 +116,15 @@ struct cvae_model {
     const float *cons_ref;
     float cons_weight;
     /* The contrastive form of the consistency term (cfg.contrast_temperature
-     * > 0), set for a whole training call: its gradient for the clean codes
-     * (n x s, written by the transformed pass's loss, read by
-     * cvae__consistency_backward) and its workspace (2 n^2 doubles). */
-    float *cons_dclean;
-    double *cons_work;
+     * > 0) couples the images of a batch, so the training loop computes it
+     * over the whole global batch before the backward pass and sets, for
+     * the n rows being trained: its gradient for their transformed codes
+     * (cons_dmu, added to dmu), for their clean codes (cons_dclean, read by
+     * cvae__consistency_backward) and the term's value for the whole batch
+     * (cons_value; the step's loss sums take each part's share of it). */
+    const float *cons_dmu;
+    const float *cons_dclean;
+    double cons_value;
     const int32_t *pl_batch;
     float pl_weight;
 };

@@ -172,13 +172,11 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
         /* The manifold recipe's terms, when the training loop set them:
          * per image, so each process adds its slice's share of the
          * gradient; their value is summed with the other batch terms. */
-        if (model->cons_ref && model->cons_weight > 0.0f && c->contrast_temperature > 0.0)
-            extra += cvae__loss_contrast(n, model->s, model->mu, model->cons_ref,
-                                         (float)c->contrast_temperature,
-                                         model->cons_weight, scale, model->cons_work,
-                                         backward ? model->dmu : NULL,
-                                         backward ? model->cons_dclean : NULL);
-        else if (model->cons_ref && model->cons_weight > 0.0f)
+        if (model->cons_dmu) {
+            extra += model->cons_value;
+            for (size_t i = 0; backward && i < ns; i++)
+                model->dmu[i] += model->cons_dmu[i];
+        } else if (model->cons_ref && model->cons_weight > 0.0f)
             extra += cvae__loss_consistency(n, model->s, model->mu, model->cons_ref,
                                             model->cons_weight, scale,
                                             backward ? model->dmu : NULL);

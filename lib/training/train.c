@@ -87,26 +87,32 @@ static void fill_eps(cvae_model *model, const int64_t *idx, int n)
  * per-image work for this epoch and the batch buffers. */
 typedef struct batch_ctx {
     const cvae_dataset *data;
-    int augment, consistency, finetune;
+    int augment, consistency, contrast, finetune;
     cvae__augment_params aug;
     uint64_t aug_seed;
     float *xaug, *ref, *mu_aug; /* mu_aug: the transformed images' codes */
-    float *dclean;              /* the contrastive form's buffers (model.h) */
+    /* The contrastive form (see contrast_solve): the global batch's
+     * transformed codes then its clean codes (B x s each, the second at
+     * B x s), their gradients in the same layout, and the term's
+     * workspace (2 B^2 doubles). */
+    float *gcodes, *gdcodes;
     double *cwork;
     int32_t *plb;
     int64_t batch; /* 1-based, for messages */
+    int64_t lo;    /* this process's slice starts at row lo of the batch */
 } batch_ctx;
 
 static void free_batch_buffers(cvae_model *model, batch_ctx *bc, int64_t *perm, float *scratch)
 {
     model->par.scratch = NULL;
+    model->cons_dmu = NULL;
     model->cons_dclean = NULL;
-    model->cons_work = NULL;
     free(perm);
     free(bc->xaug);
     free(bc->ref);
     free(bc->mu_aug);
-    free(bc->dclean);
+    free(bc->gcodes);
+    free(bc->gdcodes);
     free(bc->cwork);
     free(bc->plb);
     cvae__aligned_free(scratch);
@@ -117,18 +123,19 @@ static void free_batch_buffers(cvae_model *model, batch_ctx *bc, int64_t *perm, 
  * with targets, also the recipe's per-image targets of this step (the clean
  * images' codes for the consistency term, the pseudo-labels). */
 static void load_rows(cvae_model *model, const batch_ctx *bc, const int64_t *idx, int n,
-                      int targets)
+                      int targets, int clean)
 {
     const struct cvae_config *c = &model->cfg;
     cvae__dataset_gather_f32(bc->data, idx, n, model->x);
-    if (targets && bc->consistency) {
-        /* The clean images' codes, the fixed targets of the term: an
-         * inference pass, run before the noise of the training pass is
-         * drawn. */
+    if (clean) {
+        /* The clean images' codes, the targets of the term: an inference
+         * pass, run before the noise of the training pass is drawn. */
         cvae__forward(model, n, 0, 0);
         memcpy(bc->ref, model->mu, (size_t)n * model->s * sizeof *bc->ref);
-        model->cons_ref = bc->ref;
-        model->cons_weight = (float)c->consistency_weight;
+        if (!bc->contrast) {
+            model->cons_ref = bc->ref;
+            model->cons_weight = (float)c->consistency_weight;
+        }
     }
     if (bc->augment) {
         /* Keyed by the global image index, so the same image gets the same
@@ -151,6 +158,43 @@ static cvae_status reduce_failed(const cvae_model *model, const batch_ctx *bc)
     return cvae__fail(CVAE_E_IO, "the reduce callback failed at epoch %d, batch %lld; the "
                                  "weights are those before this batch",
                       model->epochs_done, (long long)bc->batch);
+}
+
+/* The contrastive term couples every image of a batch with the others, so
+ * it is computed on the global batch, whatever part of it a process or a
+ * part of a step trains: each puts its rows' transformed and clean codes
+ * at their place in the batch (row off), the sum over the processes
+ * gathers them (the other rows are zero), and every process computes the
+ * same term and gradients, then trains its rows with their share. */
+static void contrast_put(const cvae_model *model, const batch_ctx *bc, int64_t off, int n,
+                         const float *tcodes, const float *ccodes)
+{
+    const size_t s = (size_t)model->s, half = (size_t)model->B * s;
+    memcpy(bc->gcodes + (size_t)off * s, tcodes, (size_t)n * s * sizeof *tcodes);
+    memcpy(bc->gcodes + half + (size_t)off * s, ccodes, (size_t)n * s * sizeof *ccodes);
+}
+
+static int contrast_solve(cvae_model *model, const batch_ctx *bc)
+{
+    const size_t s = (size_t)model->s, half = (size_t)model->B * s;
+    const int total = (int)model->par.total;
+    if (cvae__dp_on(&model->par) && cvae__dp_reduce(&model->par, bc->gcodes, 2 * half))
+        return -1;
+    memset(bc->gdcodes, 0, 2 * half * sizeof *bc->gdcodes);
+    model->cons_value = cvae__loss_contrast(total, model->s, bc->gcodes, bc->gcodes + half,
+                                            (float)model->cfg.contrast_temperature,
+                                            (float)model->cfg.consistency_weight,
+                                            1.0f / (float)total, bc->cwork, bc->gdcodes,
+                                            bc->gdcodes + half);
+    return 0;
+}
+
+/* Point the model at the term's gradients for the n rows from row off. */
+static void contrast_rows(cvae_model *model, const batch_ctx *bc, int64_t off)
+{
+    const size_t s = (size_t)model->s, half = (size_t)model->B * s;
+    model->cons_dmu = bc->gdcodes + (size_t)off * s;
+    model->cons_dclean = bc->gdcodes + half + (size_t)off * s;
 }
 
 /* The clean images' side of the consistency term (see
@@ -189,11 +233,19 @@ static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int6
     p->push = !clean_side;
     p->next_bucket = 0;
     if (n > 0) {
-        load_rows(model, bc, idx, n, 1);
+        load_rows(model, bc, idx, n, 1, bc->consistency);
         cvae__forward(model, n, CVAE__TRAIN_REUSE_EPS, 1);
+    }
+    if (bc->contrast) {
+        memset(bc->gcodes, 0, 2 * (size_t)model->B * model->s * sizeof *bc->gcodes);
+        contrast_put(model, bc, bc->lo, n, model->mu, bc->ref);
+        if (contrast_solve(model, bc))
+            return reduce_failed(model, bc);
+        contrast_rows(model, bc, bc->lo);
     }
     cvae__loss_and_backward(model, n, mixture, 1, losses);
     model->cons_ref = NULL;
+    model->cons_dmu = NULL;
     model->pl_batch = NULL;
     if (clean_side)
         consistency_clean_side(model, bc, idx, n, 1);
@@ -223,15 +275,21 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
     p->sum = grads;
     for (int y = 0; y < k; y++)
         p->colsum[y] = 0;
+    if (bc->contrast)
+        memset(bc->gcodes, 0, 2 * (size_t)model->B * model->s * sizeof *bc->gcodes);
     for (int r0 = 0; r0 < n; r0 += m) {
         const int rows = n - r0 < m ? n - r0 : m;
-        load_rows(model, bc, idx + r0, rows, 0);
+        load_rows(model, bc, idx + r0, rows, 0, bc->contrast);
         cvae__forward(model, rows, CVAE__TRAIN_REUSE_EPS, 0);
         for (int i = 0; i < rows; i++)
             for (int y = 0; y < k; y++)
                 p->colsum[y] += model->q[(size_t)i * k + y];
+        if (bc->contrast)
+            contrast_put(model, bc, bc->lo + r0, rows, model->mu, bc->ref);
     }
     if (cvae__dp_on(p) && cvae__dp_reduce_terms(p, p->colsum, (size_t)k))
+        return reduce_failed(model, bc);
+    if (bc->contrast && contrast_solve(model, bc))
         return reduce_failed(model, bc);
 
     double sums[CVAE_LOSS_COUNT] = {0}, part[CVAE_LOSS_COUNT];
@@ -241,8 +299,10 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
         memset(grads, 0, model->nparams * sizeof *grads);
     for (int r0 = 0; r0 < n; r0 += m) {
         const int rows = n - r0 < m ? n - r0 : m;
-        load_rows(model, bc, idx + r0, rows, 1);
+        load_rows(model, bc, idx + r0, rows, 1, bc->consistency && !bc->contrast);
         cvae__forward(model, rows, CVAE__TRAIN_REUSE_EPS, 1);
+        if (bc->contrast)
+            contrast_rows(model, bc, bc->lo + r0);
         const int last = r0 + rows >= n;
         p->adding = r0 > 0;
         p->push = last && !bc->consistency;
@@ -251,6 +311,7 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
         cvae__loss_and_backward(model, rows, mixture, 1, part);
         model->grads = grads;
         model->cons_ref = NULL;
+        model->cons_dmu = NULL;
         model->pl_batch = NULL;
         if (bc->consistency)
             consistency_clean_side(model, bc, idx + r0, rows, last);
@@ -323,7 +384,8 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     bc.mu_aug = cons ? malloc((size_t)model->B * model->s * sizeof *bc.mu_aug) : NULL;
     const int contrast = cons && c->contrast_temperature > 0.0;
     if (contrast) {
-        bc.dclean = malloc((size_t)model->B * model->s * sizeof *bc.dclean);
+        bc.gcodes = malloc((size_t)2 * model->B * model->s * sizeof *bc.gcodes);
+        bc.gdcodes = malloc((size_t)2 * model->B * model->s * sizeof *bc.gdcodes);
         bc.cwork = malloc((size_t)2 * model->B * model->B * sizeof *bc.cwork);
     }
     bc.plb = manifold ? malloc((size_t)model->B * sizeof *bc.plb) : NULL;
@@ -332,15 +394,13 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     const int want_scratch = model->par.micro > 0 || cons;
     float *scratch = want_scratch ? cvae__aligned_alloc(model->nparams * sizeof(float)) : NULL;
     if (!perm || (bc.augment && !bc.xaug) || (cons && (!bc.ref || !bc.mu_aug)) ||
-        (contrast && (!bc.dclean || !bc.cwork)) || (manifold && !bc.plb) ||
+        (contrast && (!bc.gcodes || !bc.gdcodes || !bc.cwork)) || (manifold && !bc.plb) ||
         (want_scratch && !scratch)) {
         free_batch_buffers(model, &bc, perm, scratch);
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld and batch buffers",
                           (long long)count);
     }
     model->par.scratch = scratch;
-    model->cons_dclean = bc.dclean;
-    model->cons_work = bc.cwork;
     const int64_t batches = (count + model->B - 1) / model->B;
     /* Data-parallel: every process runs this same loop over the same
      * global batches (training/data_parallel.h). */
@@ -369,6 +429,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
         bc.finetune = manifold && model->pl && model->pl_n == count &&
                       model->epochs_done >= c->pretrain;
         bc.consistency = cons && (c->consistency_finetune || model->epochs_done < c->pretrain);
+        bc.contrast = bc.consistency && contrast;
         /* Each epoch's order is a shuffle of 0..count-1 keyed by the seed
          * and the epoch number alone (not drawn from the model's RNG, nor
          * from the previous order), so training in one call or in several,
@@ -415,6 +476,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
             const int parts = model->par.micro > 0 && slice > model->par.micro;
             double losses[CVAE_LOSS_COUNT];
             bc.batch = b + 1;
+            bc.lo = lo;
             if (parts)
                 st = step_in_parts(model, &bc, idx, n, mixture, losses);
             else
