@@ -42,9 +42,10 @@ mkdir -p "$reports"
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export CONVVAE_DATA=${CONVVAE_DATA:-$here/data}
-# test_recipe_accuracy's 32x32 RGB case takes minutes under ASan and checks
-# accuracy, which the plain ctest run already does.
-export CVAE_ACCURACY_RGB=0
+# test_recipe_accuracy checks accuracy, which the plain ctest run already
+# does; here its 8x8 case alone runs the default recipe's whole path (its
+# other cases take minutes under ASan and run the same code on other shapes).
+export CVAE_ACCURACY_QUICK=1
 
 log="$build/ctest.log"
 set +e
