@@ -189,6 +189,69 @@ static void test_frozen_conv_unchanged(void **state)
     cvae_config_destroy(c);
 }
 
+/* The second set of encoder activations (the consistency term keeps its
+ * clean images' pass there): a pass in it leaves the main set alone, and
+ * the encoder's backward from it gives the gradient of the same images
+ * run forward again in the main set, bit for bit. */
+static void test_second_encoder_set(void **state)
+{
+    (void)state;
+    cvae_model *m = small_model(2);
+    m->cfg.contrast_temperature = 0.0; /* the plain term's gradient */
+    assert_int_equal(cvae__model_alt_workspace(m), CVAE_OK);
+    const int n = m->ws_rows < 4 ? m->ws_rows : 4;
+    const size_t px = (size_t)n * m->P, ns = (size_t)n * m->s;
+    float *a = malloc(px * sizeof *a), *b = malloc(px * sizeof *b);
+    float *mu_a = malloc(ns * sizeof *mu_a), *target = malloc(ns * sizeof *target);
+    float *g_kept = malloc(m->nparams * sizeof *g_kept);
+    for (size_t i = 0; i < px; i++) {
+        a[i] = (float)((i * 7919u) % 256u) / 255.0f;
+        b[i] = (float)((i * 104729u + 13u) % 256u) / 255.0f;
+    }
+    for (size_t i = 0; i < ns; i++)
+        target[i] = 0.1f * (float)(i % 5);
+    float *const main_mu = m->mu, *const main_act = m->br[0].act[0];
+
+    /* images b in the second set, then images a in the main set */
+    cvae__model_swap_encoder(m);
+    assert_ptr_not_equal(m->mu, main_mu);
+    assert_ptr_not_equal(m->br[0].act[0], main_act);
+    memcpy(m->x, b, px * sizeof *b);
+    cvae__forward(m, n, 0, 0);
+    cvae__model_swap_encoder(m);
+    assert_ptr_equal(m->mu, main_mu);
+    assert_ptr_equal(m->br[0].act[0], main_act);
+    memcpy(m->x, a, px * sizeof *a);
+    cvae__forward(m, n, 0, 0);
+    memcpy(mu_a, m->mu, ns * sizeof *mu_a);
+
+    /* backward from the kept pass of b */
+    cvae__model_swap_encoder(m);
+    cvae__consistency_backward(m, n, target, 2.0f, 0.25f);
+    cvae__model_swap_encoder(m);
+    memcpy(g_kept, m->grads, m->nparams * sizeof *g_kept);
+    assert_memory_equal(m->mu, mu_a, ns * sizeof *mu_a);
+
+    /* the reference: b run forward again in the main set */
+    memcpy(m->x, b, px * sizeof *b);
+    cvae__forward(m, n, 0, 0);
+    cvae__consistency_backward(m, n, target, 2.0f, 0.25f);
+    assert_memory_equal(m->grads, g_kept, m->nparams * sizeof *g_kept);
+    double norm = 0;
+    for (size_t i = 0; i < m->nparams; i++)
+        norm += fabs(g_kept[i]);
+    assert_true(norm > 0.0);
+
+    cvae__model_alt_free(m);
+    assert_null(m->alt.mu);
+    free(a);
+    free(b);
+    free(mu_a);
+    free(target);
+    free(g_kept);
+    cvae_model_destroy(m);
+}
+
 static void test_create_errors(void **state)
 {
     (void)state;
@@ -226,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_grad_frozen_conv),
         cmocka_unit_test(test_grad_recipe_terms),
         cmocka_unit_test(test_frozen_conv_unchanged),
+        cmocka_unit_test(test_second_encoder_set),
         cmocka_unit_test(test_create_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -255,6 +255,71 @@ static size_t layout_workspace(cvae_model *model, int dry)
     return overflow ? SIZE_MAX : total;
 }
 
+/* The floats of each encoder activation the second set holds, in one
+ * order for its layout and for the swap. */
+#define ALT_EACH(m, F)                                                                         \
+    do {                                                                                       \
+        F((m)->x, (m)->alt.x, (m)->P);                                                         \
+        for (int b_ = 0; b_ < (m)->nb; b_++) {                                                 \
+            cvae__branch *br_ = &(m)->br[b_];                                                  \
+            for (int l_ = 0; l_ < br_->layers; l_++)                                           \
+                F(br_->act[l_], (m)->alt.act[b_][l_],                                          \
+                  br_->conv[l_].c_out * br_->conv[l_].h_out * br_->conv[l_].w_out);            \
+            F(br_->pooled, (m)->alt.pooled[b_], br_->out_size);                                \
+            F(br_->argmax, (m)->alt.argmax[b_], br_->out_size);                                \
+        }                                                                                      \
+        F((m)->h, (m)->alt.h, (m)->enc_units);                                                 \
+        F((m)->mu, (m)->alt.mu, (m)->s);                                                       \
+        F((m)->lv, (m)->alt.lv, (m)->s);                                                       \
+        F((m)->z, (m)->alt.z, (m)->s);                                                         \
+        F((m)->eps, (m)->alt.eps, (m)->s);                                                     \
+    } while (0)
+
+cvae_status cvae__model_alt_workspace(cvae_model *model)
+{
+    cvae__model_alt_free(model);
+    const size_t rows = (size_t)model->ws_rows;
+    size_t bytes = 0;
+    int overflow = 0;
+    /* the workspace's own sizes passed its overflow checks for these rows */
+#define ALT_COUNT(cur, alt_ptr, per_image)                                                     \
+    do {                                                                                       \
+        size_t b_ = cvae__arena_bytes_for(rows * (size_t)(per_image));                         \
+        overflow |= b_ == SIZE_MAX || bytes > SIZE_MAX - b_;                                   \
+        bytes = overflow ? 0 : bytes + b_;                                                     \
+    } while (0)
+    ALT_EACH(model, ALT_COUNT);
+#undef ALT_COUNT
+    if (overflow || cvae__arena_init(&model->ws_alt, bytes) != CVAE_OK)
+        return cvae__fail(CVAE_E_NOMEM,
+                          "cannot allocate the consistency term's second activation set (%zu bytes)",
+                          bytes);
+#define ALT_CARVE(cur, alt_ptr, per_image)                                                     \
+    ((alt_ptr) = (void *)cvae__arena_floats(&model->ws_alt, rows * (size_t)(per_image)))
+    ALT_EACH(model, ALT_CARVE);
+#undef ALT_CARVE
+    return CVAE_OK;
+}
+
+void cvae__model_alt_free(cvae_model *model)
+{
+    cvae__arena_free(&model->ws_alt);
+    memset(&model->alt, 0, sizeof model->alt);
+}
+
+void cvae__model_swap_encoder(cvae_model *model)
+{
+#define ALT_SWAP(cur, alt_ptr, per_image)                                                      \
+    do {                                                                                       \
+        void *t_ = (void *)(cur);                                                              \
+        (cur) = (void *)(alt_ptr);                                                             \
+        (alt_ptr) = t_;                                                                        \
+        (void)(per_image);                                                                     \
+    } while (0)
+    ALT_EACH(model, ALT_SWAP);
+#undef ALT_SWAP
+}
+
 int cvae__model_workspace_rows(const cvae_model *model)
 {
     const int size = model->par.reduce ? model->par.size : 1;
@@ -412,6 +477,7 @@ void cvae_model_destroy(cvae_model *model)
     cvae__aligned_free(model->params);
     cvae__aligned_free(model->grads);
     cvae__arena_free(&model->ws);
+    cvae__arena_free(&model->ws_alt);
     cvae_optimizer_destroy(model->own_opt);
     free(model->pl);
     free(model);

@@ -98,6 +98,20 @@ struct cvae_model {
     float *featcat, *imgin; /* recon_target = features: target rows, image decoder input */
     float *decact[CVAE__MAX_LAYERS], *ddecact[CVAE__MAX_LAYERS]; /* last = x_hat */
     float *c1, *dc1, *q, *dq, *dlogit;
+    /* A second set of the encoder's forward activations for ws_rows images
+     * (what its backward reads: the input, the branches' activations, pooled
+     * outputs and argmax, h, mu, lv, z, eps), which cvae__model_swap_encoder
+     * exchanges with the ones above. The consistency term keeps its clean
+     * images' pass there while the transformed images go forward and back,
+     * so that the clean side's backward needs no second forward pass.
+     * Allocated for a training call (cvae__model_alt_workspace); empty
+     * otherwise. */
+    cvae__arena ws_alt;
+    struct {
+        float *x, *act[CVAE_MAX_BRANCHES][CVAE__MAX_LAYERS], *pooled[CVAE_MAX_BRANCHES];
+        int32_t *argmax[CVAE_MAX_BRANCHES];
+        float *h, *mu, *lv, *z, *eps;
+    } alt;
 
     struct cvae_optimizer *own_opt;
 
@@ -194,6 +208,14 @@ cvae_status cvae__model_alloc_params(cvae_model *model);
  * allocation fails or the size overflows, leaving the model as it was
  * (usable; a later call retries). */
 cvae_status cvae__model_ensure_workspace(cvae_model *model);
+/* The second set of encoder activations (see ws_alt), for the current
+ * ws_rows: CVAE_E_NOMEM if it cannot be allocated. Freed by
+ * cvae__model_alt_free and by cvae_model_destroy. */
+cvae_status cvae__model_alt_workspace(cvae_model *model);
+void cvae__model_alt_free(cvae_model *model);
+/* Exchange the encoder's activations with the second set; twice restores
+ * them. */
+void cvae__model_swap_encoder(cvae_model *model);
 /* Bytes the workspace needs (SIZE_MAX if that overflows size_t). */
 size_t cvae__model_workspace_bytes(const cvae_model *model);
 /* The rows the workspace needs for the model's batch size and

@@ -116,22 +116,31 @@ static void free_batch_buffers(cvae_model *model, batch_ctx *bc, int64_t *perm, 
     free(bc->cwork);
     free(bc->plb);
     cvae__aligned_free(scratch);
+    cvae__model_alt_free(model);
 }
 
 /* Load n images (their data-set indices idx) into the workspace as the
  * training pass sees them: gathered, augmented, with their sampling noise;
  * with targets, also the recipe's per-image targets of this step (the clean
- * images' codes for the consistency term, the pseudo-labels). */
+ * images' codes for the consistency term, the pseudo-labels). With keep,
+ * the clean images' pass stays in the second activation set for
+ * consistency_clean_side. */
 static void load_rows(cvae_model *model, const batch_ctx *bc, const int64_t *idx, int n,
-                      int targets, int clean)
+                      int targets, int clean, int keep)
 {
     const struct cvae_config *c = &model->cfg;
     cvae__dataset_gather_f32(bc->data, idx, n, model->x);
     if (clean) {
         /* The clean images' codes, the targets of the term: an inference
          * pass, run before the noise of the training pass is drawn. */
+        if (keep) {
+            memcpy(model->alt.x, model->x, (size_t)n * model->P * sizeof *model->x);
+            cvae__model_swap_encoder(model);
+        }
         cvae__forward(model, n, 0, 0);
         memcpy(bc->ref, model->mu, (size_t)n * model->s * sizeof *bc->ref);
+        if (keep)
+            cvae__model_swap_encoder(model);
         if (!bc->contrast) {
             model->cons_ref = bc->ref;
             model->cons_weight = (float)c->consistency_weight;
@@ -199,18 +208,23 @@ static void contrast_rows(cvae_model *model, const batch_ctx *bc, int64_t off)
 
 /* The clean images' side of the consistency term (see
  * cvae__consistency_backward) for the n rows whose transformed pass was
- * just trained, their codes still in model->mu: the clean images go
- * forward again and the term's gradient through the encoder goes to the
- * scratch buffer, added to the step's gradient bucket by bucket (and
- * handed to the reduction as it goes when push). */
+ * just trained, their codes still in model->mu: the clean images' pass
+ * (kept by load_rows, or with !kept run again) and the term's gradient
+ * through the encoder goes to the scratch buffer, added to the step's
+ * gradient bucket by bucket (and handed to the reduction as it goes when
+ * push). */
 static void consistency_clean_side(cvae_model *model, const batch_ctx *bc, const int64_t *idx,
-                                   int n, int push)
+                                   int n, int push, int kept)
 {
     cvae__dp *p = &model->par;
     const float scale = cvae__grad_scale(model, n);
     memcpy(bc->mu_aug, model->mu, (size_t)n * model->s * sizeof *bc->mu_aug);
-    cvae__dataset_gather_f32(bc->data, idx, n, model->x);
-    cvae__forward(model, n, 0, 0);
+    if (kept) {
+        cvae__model_swap_encoder(model);
+    } else {
+        cvae__dataset_gather_f32(bc->data, idx, n, model->x);
+        cvae__forward(model, n, 0, 0);
+    }
     float *grads = model->grads;
     const int adding = p->adding;
     model->grads = p->scratch;
@@ -218,6 +232,8 @@ static void consistency_clean_side(cvae_model *model, const batch_ctx *bc, const
     p->push = push;
     p->next_bucket = 0;
     cvae__consistency_backward(model, n, bc->mu_aug, (float)model->cfg.consistency_weight, scale);
+    if (kept)
+        cvae__model_swap_encoder(model);
     model->grads = grads;
     p->adding = adding;
     p->push = 0;
@@ -230,10 +246,12 @@ static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int6
     cvae__dp *p = &model->par;
     p->sum = model->grads;
     const int clean_side = bc->consistency && n > 0;
+    /* the clean pass kept in the second activation set, when there is one */
+    const int keep = clean_side && model->ws_alt.base != NULL;
     p->push = !clean_side;
     p->next_bucket = 0;
     if (n > 0) {
-        load_rows(model, bc, idx, n, 1, bc->consistency);
+        load_rows(model, bc, idx, n, 1, bc->consistency, keep);
         cvae__forward(model, n, CVAE__TRAIN_REUSE_EPS, 1);
     }
     if (bc->contrast) {
@@ -248,7 +266,7 @@ static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int6
     model->cons_dmu = NULL;
     model->pl_batch = NULL;
     if (clean_side)
-        consistency_clean_side(model, bc, idx, n, 1);
+        consistency_clean_side(model, bc, idx, n, 1, keep);
     p->push = 0;
     if (cvae__dp_on(p) && cvae__dp_grads_done(model))
         return reduce_failed(model, bc);
@@ -279,7 +297,7 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
         memset(bc->gcodes, 0, 2 * (size_t)model->B * model->s * sizeof *bc->gcodes);
     for (int r0 = 0; r0 < n; r0 += m) {
         const int rows = n - r0 < m ? n - r0 : m;
-        load_rows(model, bc, idx + r0, rows, 0, bc->contrast);
+        load_rows(model, bc, idx + r0, rows, 0, bc->contrast, 0);
         cvae__forward(model, rows, CVAE__TRAIN_REUSE_EPS, 0);
         for (int i = 0; i < rows; i++)
             for (int y = 0; y < k; y++)
@@ -299,7 +317,7 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
         memset(grads, 0, model->nparams * sizeof *grads);
     for (int r0 = 0; r0 < n; r0 += m) {
         const int rows = n - r0 < m ? n - r0 : m;
-        load_rows(model, bc, idx + r0, rows, 1, bc->consistency && !bc->contrast);
+        load_rows(model, bc, idx + r0, rows, 1, bc->consistency && !bc->contrast, 0);
         cvae__forward(model, rows, CVAE__TRAIN_REUSE_EPS, 1);
         if (bc->contrast)
             contrast_rows(model, bc, bc->lo + r0);
@@ -314,7 +332,7 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
         model->cons_dmu = NULL;
         model->pl_batch = NULL;
         if (bc->consistency)
-            consistency_clean_side(model, bc, idx + r0, rows, last);
+            consistency_clean_side(model, bc, idx + r0, rows, last, 0);
         for (int t = 0; t < CVAE_LOSS_COUNT; t++)
             sums[t] += part[t];
     }
@@ -399,6 +417,13 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
         free_batch_buffers(model, &bc, perm, scratch);
         return cvae__fail(CVAE_E_NOMEM, "cannot allocate a permutation of %lld and batch buffers",
                           (long long)count);
+    }
+    /* The consistency term's clean pass, kept for its backward (about 12 MB
+     * for the default model's batch of 100) so that a step over the whole
+     * slice does not run it twice; a step in parts runs it again. */
+    if (cons && (st = cvae__model_alt_workspace(model)) != CVAE_OK) {
+        free_batch_buffers(model, &bc, perm, scratch);
+        return st;
     }
     model->par.scratch = scratch;
     const int64_t batches = (count + model->B - 1) / model->B;
