@@ -3,10 +3,13 @@
 # side by side in one run: bench/bench_train's training throughput on the
 # default MNIST model at 1 thread for
 #   plain      the step without the augmentation (--augment 0)
-#   augmented  the default recipe's pretraining step (a random affine warp of
+#   augmented  the default recipe's fine-tuning step (a random affine warp of
 #              every image)
-#   consistency the augmented step with the consistency term (weight 5): the
-#              clean images forward twice and back through the encoder
+#   contrastive the default recipe's pretraining step: the augmented step
+#              with the contrastive consistency term (weight 10, temperature
+#              4): the clean images forward twice and back through the
+#              encoder
+#   consistency the augmented step with the plain consistency term (weight 5)
 #   parts      the augmented step with each batch of 100 computed in parts of
 #              25 (cvae_model_set_micro_batch), as gradient accumulation does
 #   batch 400  a batch of 400 in parts of 100: the memory of the 100 batch
@@ -30,10 +33,11 @@ if [ ! -x "$build/bench/bench_train" ]; then
     cmake --build "$build" --target bench_train -j2 >/dev/null
 fi
 bt=$build/bench/bench_train
-names="plain augmented consistency parts batch400"
+names="plain augmented contrastive consistency parts batch400"
 args_plain="--augment 0"
 args_augmented="--augment 1"
-args_consistency="--augment 1 --consistency 5"
+args_contrastive="--augment 1 --consistency 10 --contrast 4"
+args_consistency="--augment 1 --consistency 5 --contrast 0"
 args_parts="--augment 1 --micro 25"
 args_batch400="--augment 1 --batch 400 --micro 100"
 tmp=$(mktemp -d)
