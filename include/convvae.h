@@ -364,8 +364,8 @@ CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *en
  *    consistency_weight (10); at temperature 0 the plain
  *    consistency_weight * |mu(transformed) - mu(clean)|^2. Its gradient
  *    reaches both codes (a step with it also runs the clean images
- *    forward twice and back through the encoder, about 1.9x the time of
- *    one without; with the clean code held fixed, shifts that push content
+ *    forward and back through the encoder, about 1.8x the time of one
+ *    without; with the clean code held fixed, shifts that push content
  *    out of the frame made the codes grow without bound). Then the codes
  *    mu of the whole training set are
  *    clustered on their neighbour graph (exact k nearest neighbours, a
