@@ -7,8 +7,8 @@
 #              every image)
 #   contrastive the default recipe's pretraining step: the augmented step
 #              with the contrastive consistency term (weight 10, temperature
-#              4): the clean images forward twice and back through the
-#              encoder
+#              4): the clean images forward once more and back through
+#              the encoder
 #   consistency the augmented step with the plain consistency term (weight 5)
 #   parts      the augmented step with each batch of 100 computed in parts of
 #              25 (cvae_model_set_micro_batch), as gradient accumulation does

@@ -163,6 +163,15 @@ static cvae_status build_layout(cvae_model *model)
 /* One pass computes the workspace size (dry), the next hands out pointers,
  * so the two can never disagree. The dry pass returns SIZE_MAX if the size
  * overflows size_t (a batch of large images on a 32-bit target). */
+/* Add the arena bytes of n floats to *total; past SIZE_MAX, *overflow is
+ * set and *total stays 0. */
+static void count_floats(size_t *total, int *overflow, size_t n)
+{
+    const size_t b = cvae__arena_bytes_for(n);
+    *overflow |= b == SIZE_MAX || *total > SIZE_MAX - b;
+    *total = *overflow ? 0 : *total + b;
+}
+
 static size_t layout_workspace(cvae_model *model, int dry)
 {
     size_t total = 0;
@@ -173,9 +182,7 @@ static size_t layout_workspace(cvae_model *model, int dry)
     do {                                                                                       \
         size_t n_ = (count);                                                                   \
         if (dry) {                                                                             \
-            size_t b_ = cvae__arena_bytes_for(n_);                                             \
-            overflow |= b_ == SIZE_MAX || total > SIZE_MAX - b_;                               \
-            total = overflow ? 0 : total + b_;                                                 \
+            count_floats(&total, &overflow, n_);                                               \
         } else {                                                                               \
             (ptr) = (void *)cvae__arena_floats(&model->ws, n_);                                    \
         }                                                                                      \
@@ -283,11 +290,7 @@ cvae_status cvae__model_alt_workspace(cvae_model *model)
     int overflow = 0;
     /* the workspace's own sizes passed its overflow checks for these rows */
 #define ALT_COUNT(cur, alt_ptr, per_image)                                                     \
-    do {                                                                                       \
-        size_t b_ = cvae__arena_bytes_for(rows * (size_t)(per_image));                         \
-        overflow |= b_ == SIZE_MAX || bytes > SIZE_MAX - b_;                                   \
-        bytes = overflow ? 0 : bytes + b_;                                                     \
-    } while (0)
+    count_floats(&bytes, &overflow, rows * (size_t)(per_image))
     ALT_EACH(model, ALT_COUNT);
 #undef ALT_COUNT
     if (overflow || cvae__arena_init(&model->ws_alt, bytes) != CVAE_OK)

@@ -175,6 +175,11 @@ static cvae_status reduce_failed(const cvae_model *model, const batch_ctx *bc)
  * at their place in the batch (row off), the sum over the processes
  * gathers them (the other rows are zero), and every process computes the
  * same term and gradients, then trains its rows with their share. */
+static void contrast_clear(const cvae_model *model, const batch_ctx *bc)
+{
+    memset(bc->gcodes, 0, 2 * (size_t)model->B * model->s * sizeof *bc->gcodes);
+}
+
 static void contrast_put(const cvae_model *model, const batch_ctx *bc, int64_t off, int n,
                          const float *tcodes, const float *ccodes)
 {
@@ -245,17 +250,17 @@ static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int6
 {
     cvae__dp *p = &model->par;
     p->sum = model->grads;
+    /* With the term, the training call allocated the second activation
+     * set: the clean pass is kept there for the clean side. */
     const int clean_side = bc->consistency && n > 0;
-    /* the clean pass kept in the second activation set, when there is one */
-    const int keep = clean_side && model->ws_alt.base != NULL;
     p->push = !clean_side;
     p->next_bucket = 0;
     if (n > 0) {
-        load_rows(model, bc, idx, n, 1, bc->consistency, keep);
+        load_rows(model, bc, idx, n, 1, bc->consistency, clean_side);
         cvae__forward(model, n, CVAE__TRAIN_REUSE_EPS, 1);
     }
     if (bc->contrast) {
-        memset(bc->gcodes, 0, 2 * (size_t)model->B * model->s * sizeof *bc->gcodes);
+        contrast_clear(model, bc);
         contrast_put(model, bc, bc->lo, n, model->mu, bc->ref);
         if (contrast_solve(model, bc))
             return reduce_failed(model, bc);
@@ -266,7 +271,7 @@ static cvae_status step_whole(cvae_model *model, const batch_ctx *bc, const int6
     model->cons_dmu = NULL;
     model->pl_batch = NULL;
     if (clean_side)
-        consistency_clean_side(model, bc, idx, n, 1, keep);
+        consistency_clean_side(model, bc, idx, n, 1, 1);
     p->push = 0;
     if (cvae__dp_on(p) && cvae__dp_grads_done(model))
         return reduce_failed(model, bc);
@@ -294,7 +299,7 @@ static cvae_status step_in_parts(cvae_model *model, const batch_ctx *bc, const i
     for (int y = 0; y < k; y++)
         p->colsum[y] = 0;
     if (bc->contrast)
-        memset(bc->gcodes, 0, 2 * (size_t)model->B * model->s * sizeof *bc->gcodes);
+        contrast_clear(model, bc);
     for (int r0 = 0; r0 < n; r0 += m) {
         const int rows = n - r0 < m ? n - r0 : m;
         load_rows(model, bc, idx + r0, rows, 0, bc->contrast, 0);
