@@ -305,11 +305,11 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
     if (recipe == CVAE_RECIPE_MANIFOLD) {
         int augment = 0;
         cvae_config_get_augment(cfg, &augment);
-        char aug[256] = "off";
+        char aug[320] = "off";
         if (augment)
-            snprintf(aug, sizeof aug, "rotation %s, shift %s, scale %s",
+            snprintf(aug, sizeof aug, "rotation %s, shift %s, scale %s, gain %s",
                      cfgv(cfg, "augment_rotation", b[0], 64), cfgv(cfg, "augment_shift", b[1], 64),
-                     cfgv(cfg, "augment_scale", b[2], 64));
+                     cfgv(cfg, "augment_scale", b[2], 64), cfgv(cfg, "augment_gain", b[3], 64));
         int pretrain = 0, every = 0;
         cvae_config_get_pretrain_epochs(cfg, &pretrain);
         cvae_config_get_manifold_every(cfg, &every);

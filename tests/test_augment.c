@@ -45,7 +45,8 @@ static void test_identity_exact(void **state)
             assert_true(out[i] == (float)u8[i] / 255.0f);
     }
     /* zero ranges: every drawn transform is the identity */
-    cvae__augment_params p = {0, 0, 0, CVAE__FILL_ZERO};
+    cvae__augment_params p = {.max_rotation = 0, .max_shift = 0, .max_scale = 0,
+                              .max_gain = 0, .fill = CVAE__FILL_ZERO};
     int64_t idx[1] = {12345};
     assert_int_equal(cvae__augment_f32(&p, 9, 3, idx, 1, c, h, w, in, out), CVAE_OK);
     assert_memory_equal(in, out, sizeof in);
@@ -225,6 +226,56 @@ static void test_draw_ranges(void **state)
     assert_true(txmin >= -2.8 - 1e-9 && txmax <= 2.8 + 1e-9 && txmin < -2.7 && txmax > 2.7);
 }
 
+/* The intensity gain: drawn per image in [1 - g, 1 + g] and covering it;
+ * it multiplies every value after the geometry, lifted values stop at 1,
+ * and the geometry of a seed is the one drawn without the gain. */
+static void test_gain(void **state)
+{
+    (void)state;
+    cvae__augment_params p;
+    cvae__augment_defaults(&p);
+    p.max_gain = 0.5f;
+    double gmin = 1e9, gmax = -1e9;
+    for (int i = 0; i < 4000; i++) {
+        const double g = cvae__augment_gain(&p, 7, 2, (uint64_t)i);
+        gmin = fmin(gmin, g), gmax = fmax(gmax, g);
+    }
+    assert_true(gmin >= 0.5 - 1e-6 && gmax <= 1.5 + 1e-6 && gmin < 0.51 && gmax > 1.49);
+
+    const int c = 2, h = 7, w = 6, n = 64, img = c * h * w;
+    float *in = malloc((size_t)n * img * sizeof *in), *plain = malloc((size_t)n * img * sizeof *in),
+          *lit = malloc((size_t)n * img * sizeof *in);
+    assert_non_null(in), assert_non_null(plain), assert_non_null(lit);
+    fill_random(in, n * img, 5);
+    in[3] = 1.25f; /* above the [0, 1] range: a gain above 1 must not lower it */
+    int64_t idx[64];
+    for (int i = 0; i < n; i++)
+        idx[i] = 1000 + 3 * i;
+    cvae__augment_params q = p;
+    q.max_gain = 0;
+    assert_int_equal(cvae__augment_f32(&q, 11, 4, idx, n, c, h, w, in, plain), CVAE_OK);
+    assert_int_equal(cvae__augment_f32(&p, 11, 4, idx, n, c, h, w, in, lit), CVAE_OK);
+    int clipped = 0, lowered = 0;
+    for (int i = 0; i < n; i++) {
+        const float g = cvae__augment_gain(&p, 11, 4, (uint64_t)idx[i]);
+        for (int k = 0; k < img; k++) {
+            const float v = plain[(size_t)i * img + k], want = v * g;
+            const float got = lit[(size_t)i * img + k];
+            if (want > 1.0f) {
+                assert_true(got == (v > 1.0f ? v : 1.0f));
+                clipped++;
+            } else {
+                assert_true(got == want);
+                lowered += g < 1.0f && v > 0;
+            }
+        }
+    }
+    assert_true(clipped > 0 && lowered > 0);
+    /* a gain of 0 leaves the draw of the geometry alone: the same output */
+    assert_true(cvae__augment_gain(&q, 11, 4, 5) == 1.0f);
+    free(in), free(plain), free(lit);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -244,6 +295,11 @@ static void test_bad_args(void **state)
     p.max_rotation = NAN;
     assert_int_equal(cvae__augment_f32(&p, 1, 0, idx, 1, 1, 2, 2, in, out), CVAE_E_INVALID_ARG);
     cvae__augment_defaults(&p);
+    p.max_gain = 1;
+    assert_int_equal(cvae__augment_f32(&p, 1, 0, idx, 1, 1, 2, 2, in, out), CVAE_E_INVALID_ARG);
+    p.max_gain = -0.1f;
+    assert_int_equal(cvae__augment_f32(&p, 1, 0, idx, 1, 1, 2, 2, in, out), CVAE_E_INVALID_ARG);
+    cvae__augment_defaults(&p);
     p.fill = (cvae__fill)2;
     assert_int_equal(cvae__augment_f32(&p, 1, 0, idx, 1, 1, 2, 2, in, out), CVAE_E_INVALID_ARG);
     p.fill = CVAE__FILL_EDGE;
@@ -259,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_random_transform_reference),
         cmocka_unit_test(test_counter_based),
         cmocka_unit_test(test_draw_ranges),
+        cmocka_unit_test(test_gain),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1275,6 +1275,7 @@ static const struct {
      cvae_config_get_consistency_weight, 0, 1e6},
     {"contrast_temperature", cvae_config_set_contrast_temperature,
      cvae_config_get_contrast_temperature, 0, 1e6},
+    {"augment_gain", cvae_config_set_augment_gain, cvae_config_get_augment_gain, 0, 0.9},
     {"pseudo_label_weight", cvae_config_set_pseudo_label_weight,
      cvae_config_get_pseudo_label_weight, 0, 1e6},
     {"pseudo_label_threshold", cvae_config_set_pseudo_label_threshold,

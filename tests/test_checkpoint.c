@@ -59,8 +59,9 @@ static cvae_dataset *small_data(float **x_out)
     return d;
 }
 
-/* A small two-branch model, untrained, with the given optimizer. */
-static cvae_model *small_model(const char *optimizer)
+/* A small two-branch model, untrained, with the given optimizer and the
+ * augmentation's intensity gain (< 0: the default). */
+static cvae_model *small_model_gain(const char *optimizer, double gain)
 {
     cvae_config *c;
     assert_int_equal(cvae_config_create(&c), CVAE_OK);
@@ -76,11 +77,15 @@ static cvae_model *small_model(const char *optimizer)
     assert_int_equal(cvae_config_set_batch_size(c, 16), CVAE_OK);
     assert_int_equal(cvae_config_set(c, "learning-rate", "0.003"), CVAE_OK);
     assert_int_equal(cvae_config_set(c, "optimizer", optimizer), CVAE_OK);
+    if (gain >= 0)
+        assert_int_equal(cvae_config_set_augment_gain(c, gain), CVAE_OK);
     cvae_model *m;
     assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
     cvae_config_destroy(c);
     return m;
 }
+
+static cvae_model *small_model(const char *optimizer) { return small_model_gain(optimizer, -1); }
 
 static cvae_model *small_trained_model(cvae_dataset **data_out, float **x_out)
 {
@@ -665,6 +670,52 @@ static void strip_checksum(unsigned char *buf, size_t len)
     fail_msg("no checksum key in the checkpoint");
 }
 
+/* A checkpoint from before an option existed loads with the value its
+ * training had: here the augmentation's intensity gain, whose key (blanked
+ * to spaces, still valid JSON) such a file lacks, is 0. */
+static void test_missing_gain_key_is_no_gain(void **state)
+{
+    (void)state;
+    cvae_model *m = small_model_gain("adam", 0.5);
+    char path[128], bad[128];
+    snprintf(path, sizeof path, "%s/gain.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/gain-bad.safetensors", dir);
+    assert_int_equal(cvae_model_save(m, path), CVAE_OK);
+    cvae_model_destroy(m);
+    size_t len;
+    unsigned char *buf = read_file(path, &len);
+    cvae_config *c;
+    double g = -1;
+    cvae_model *r = NULL;
+    assert_int_equal(cvae_model_load(path, &r), CVAE_OK);
+    assert_int_equal(cvae_model_get_config(r, &c), CVAE_OK);
+    assert_int_equal(cvae_config_get_augment_gain(c, &g), CVAE_OK);
+    assert_true(g == 0.5); /* what it was saved with */
+    cvae_config_destroy(c);
+    cvae_model_destroy(r);
+
+    static const char key[] = "\\\"augment_gain\\\":";
+    size_t at = 0;
+    for (size_t i = 8; i + sizeof key - 1 <= len && !at; i++)
+        if (memcmp(buf + i, key, sizeof key - 1) == 0)
+            at = i;
+    assert_true(at > 0);
+    size_t end = at + sizeof key - 1;
+    while (end < len && buf[end] != ',')
+        end++;
+    memset(buf + at, ' ', end + 1 - at);
+    write_file(bad, buf, len);
+    assert_int_equal(cvae_model_load(bad, &r), CVAE_OK);
+    assert_int_equal(cvae_model_get_config(r, &c), CVAE_OK);
+    assert_int_equal(cvae_config_get_augment_gain(c, &g), CVAE_OK);
+    assert_true(g == 0);
+    cvae_config_destroy(c);
+    cvae_model_destroy(r);
+    free(buf);
+    unlink(path);
+    unlink(bad);
+}
+
 /* Damage is found: one flipped bit in any tensor (the checksum names it),
  * and a NaN or infinity in a weight, whether the file has checksums (saved
  * from a model holding it) or not (written by another tool). A file
@@ -942,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_optimizer_state_contents),
         cmocka_unit_test(test_bad_optimizer_state_rejected),
         cmocka_unit_test(test_damaged_weights_rejected),
+        cmocka_unit_test(test_missing_gain_key_is_no_gain),
         cmocka_unit_test(test_stopped_epoch_is_finished_exactly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

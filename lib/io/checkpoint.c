@@ -327,6 +327,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
      * the fine-tuning epochs. */
     cfg.contrast_temperature = 0.0;
     cfg.consistency_finetune = 1;
+    /* ... and one without this key augmented without an intensity gain. */
+    cfg.aug_gain = 0.0;
     const char *cj = cvae__st_meta(f, "config");
     if (!cj) {
         st = cvae__fail(CVAE_E_FORMAT, "checkpoint '%.200s' has no config", path);

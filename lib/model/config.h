@@ -37,7 +37,7 @@ struct cvae_config {
     /* Training recipe and its options (see cvae_config_set_recipe). */
     int recipe; /* cvae_recipe */
     int augment;
-    double aug_rotation, aug_shift, aug_scale;
+    double aug_rotation, aug_shift, aug_scale, aug_gain;
     double consistency_weight;
     double contrast_temperature;
     int consistency_finetune;

@@ -10,6 +10,7 @@ void cvae__augment_defaults(cvae__augment_params *p)
     p->max_rotation = 10.0f;
     p->max_shift = 0.1f;
     p->max_scale = 0.1f;
+    p->max_gain = 0.0f;
     p->fill = CVAE__FILL_ZERO;
 }
 
@@ -39,17 +40,40 @@ static uint64_t mix64(uint64_t z)
 /* Uniform in [-1, 1) from 53 bits. */
 static double sym_uniform(uint64_t h) { return (double)(h >> 11) * (2.0 / 9007199254740992.0) - 1; }
 
+/* chained so that (seed, epoch, index) and (seed, epoch', index') with
+ * swapped roles give unrelated streams */
+static uint64_t image_key(uint64_t seed, uint64_t epoch, uint64_t index)
+{
+    return mix64(mix64(mix64(seed) ^ epoch) ^ index);
+}
+
 void cvae__augment_draw(const cvae__augment_params *p, uint64_t seed, uint64_t epoch,
                         uint64_t index, int h, int w, cvae__affine *t)
 {
-    /* chained so that (seed, epoch, index) and (seed, epoch', index') with
-     * swapped roles give unrelated streams */
-    const uint64_t key = mix64(mix64(mix64(seed) ^ epoch) ^ index);
+    const uint64_t key = image_key(seed, epoch, index);
     const double angle = sym_uniform(mix64(key + 1)) * p->max_rotation * (3.14159265358979323846 / 180);
     const double scale = 1 + sym_uniform(mix64(key + 2)) * p->max_scale;
     const double tx = sym_uniform(mix64(key + 3)) * p->max_shift * w;
     const double ty = sym_uniform(mix64(key + 4)) * p->max_shift * h;
     cvae__affine_make(angle, scale, tx, ty, h, w, t);
+}
+
+float cvae__augment_gain(const cvae__augment_params *p, uint64_t seed, uint64_t epoch,
+                         uint64_t index)
+{
+    /* its own draw (key + 5), so the geometry of a seed is the same with
+     * and without the gain */
+    if (p->max_gain == 0)
+        return 1.0f;
+    return (float)(1 + sym_uniform(mix64(image_key(seed, epoch, index) + 5)) * p->max_gain);
+}
+
+void cvae__gain_apply(float gain, int64_t n, float *v)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float g = v[i] * gain;
+        v[i] = g > 1.0f ? (v[i] > 1.0f ? v[i] : 1.0f) : g;
+    }
 }
 
 /* Bilinear sampling of one output pixel: the four taps' positions and
@@ -148,6 +172,9 @@ static void aug_part(void *ctx, int part, int parts)
         else
             cvae__affine_apply_u8(&t, j->p->fill, j->c, j->h, j->w, j->inu + i * img,
                                   j->out + i * img);
+        if (j->p->max_gain != 0)
+            cvae__gain_apply(cvae__augment_gain(j->p, j->seed, j->epoch, (uint64_t)j->index[i]),
+                             img, j->out + i * img);
     }
 }
 
@@ -163,10 +190,12 @@ static cvae_status run(aug_job *j)
                           (long long)j->n, j->c, j->h, j->w);
     if (!(p->max_rotation >= 0) || !isfinite(p->max_rotation) || !(p->max_shift >= 0) ||
         !isfinite(p->max_shift) || !(p->max_scale >= 0) || !(p->max_scale < 1) ||
+        !(p->max_gain >= 0) || !(p->max_gain < 1) ||
         (p->fill != CVAE__FILL_ZERO && p->fill != CVAE__FILL_EDGE))
         return cvae__fail(CVAE_E_INVALID_ARG,
-                          "augment: bad parameters (rotation %g, shift %g, scale %g, fill %d)",
-                          p->max_rotation, p->max_shift, p->max_scale, (int)p->fill);
+                          "augment: bad parameters (rotation %g, shift %g, scale %g, gain %g, fill %d)",
+                          p->max_rotation, p->max_shift, p->max_scale, p->max_gain,
+                          (int)p->fill);
     int parts = cvae__parallel_threads();
     if (parts > j->n)
         parts = (int)j->n;

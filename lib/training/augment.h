@@ -18,7 +18,14 @@
  * background of dark-background images such as MNIST and the choice of
  * DEC-DA and torchvision's RandomAffine) or the nearest edge pixel
  * (FILL_EDGE, for images whose border is not black). Identity, integer
- * shifts and quarter turns of a square image reproduce pixels exactly. */
+ * shifts and quarter turns of a square image reproduce pixels exactly.
+ *
+ * After the geometry, an intensity gain g uniform in [1 - max_gain,
+ * 1 + max_gain] multiplies every value of the image (drawn from the same
+ * key); a value the gain lifts above 1 stops at 1, the top of the [0, 1]
+ * range images come in (a value already above it keeps its own). A garment
+ * or a stroke drawn lighter or darker is the same object, so the codes
+ * should not follow the overall brightness. */
 #ifndef CVAE_AUGMENT_H
 #define CVAE_AUGMENT_H
 
@@ -35,6 +42,7 @@ typedef struct cvae__augment_params {
     float max_rotation; /* degrees: angle uniform in [-max, max]; 10 */
     float max_shift;    /* fraction of W (tx) and H (ty): uniform in [-max, max]; 0.1 */
     float max_scale;    /* s uniform in [1 - max, 1 + max]; 0.1; < 1 */
+    float max_gain;     /* intensity gain uniform in [1 - max, 1 + max]; 0 (off); < 1 */
     cvae__fill fill;    /* CVAE__FILL_ZERO */
 } cvae__augment_params;
 
@@ -44,7 +52,8 @@ typedef struct cvae__affine {
     double o[2];
 } cvae__affine;
 
-/* 10 degrees, 10 % shift, 10 % scale, zero fill (DEC-DA's ranges). */
+/* 10 degrees, 10 % shift, 10 % scale, zero fill (DEC-DA's ranges); no
+ * gain. */
 void cvae__augment_defaults(cvae__augment_params *p);
 
 /* The affine map with the given angle (radians), scale (> 0) and shift
@@ -56,6 +65,15 @@ void cvae__affine_make(double angle, double scale, double tx, double ty, int h, 
 void cvae__augment_draw(const cvae__augment_params *p, uint64_t seed, uint64_t epoch,
                         uint64_t index, int h, int w, cvae__affine *t);
 
+/* The intensity gain of image `index` in `epoch` under `seed` (1 when
+ * max_gain is 0). */
+float cvae__augment_gain(const cvae__augment_params *p, uint64_t seed, uint64_t epoch,
+                         uint64_t index);
+
+/* Multiplies the n values of v by gain; a value lifted above 1 stops at
+ * 1 (one already above 1 keeps its own). */
+void cvae__gain_apply(float gain, int64_t n, float *v);
+
 /* Applies t to one c x h x w image (every channel alike); out must not
  * overlap in. uint8 input is read as v / 255 (as data sets convert it). */
 void cvae__affine_apply_f32(const cvae__affine *t, cvae__fill fill, int c, int h, int w,
@@ -64,10 +82,10 @@ void cvae__affine_apply_u8(const cvae__affine *t, cvae__fill fill, int c, int h,
                            const uint8_t *in, float *out);
 
 /* Augments n images (in: n x c x h x w, contiguous) into out, image i with
- * the transform of global index index[i]; images run in parallel on the
+ * the transform and gain of global index index[i]; images run in parallel on the
  * library's threads. No allocation. CVAE_E_INVALID_ARG (NULL pointers,
- * sizes < 1, parameters negative, non-finite, or max_scale >= 1, an unknown
- * fill). */
+ * sizes < 1, parameters negative, non-finite, or max_scale or max_gain >= 1,
+ * an unknown fill). */
 cvae_status cvae__augment_f32(const cvae__augment_params *p, uint64_t seed, uint64_t epoch,
                               const int64_t *index, int64_t n, int c, int h, int w,
                               const float *in, float *out);

@@ -76,7 +76,7 @@ CONFIG_ENUM_ACCESSORS = ("encoder_activation", "category_input", "prior", "recon
                          "finetune_prior")
 CONFIG_DOUBLE_ACCESSORS = ("lambda", "balance_weight", "category_weight", "learning_rate",
                            "adam_eps", "weight_decay", "momentum", "consistency_weight",
-                           "contrast_temperature", "pseudo_label_weight",
+                           "contrast_temperature", "augment_gain", "pseudo_label_weight",
                            "pseudo_label_threshold")
 
 

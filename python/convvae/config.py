@@ -91,7 +91,7 @@ _KINDS = {
     "adam_beta2": float, "adam_eps": float, "weight_decay": float, "momentum": float,
     "batch_size": int, "epochs": int, "seed": "uint64", "threads": int,
     "recipe": Recipe, "augment": bool, "augment_rotation": float, "augment_shift": float,
-    "augment_scale": float, "consistency_weight": float,
+    "augment_scale": float, "augment_gain": float, "consistency_weight": float,
     "contrast_temperature": float, "consistency_finetune": bool, "pretrain_epochs": int,
     "manifold_neighbors": int, "embedding_dim": int, "pseudo_label_weight": float,
     "pseudo_label_threshold": float, "manifold_every": int, "manifold_runs": int, "manifold_start": ManifoldStart,
