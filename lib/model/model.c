@@ -160,9 +160,6 @@ static cvae_status build_layout(cvae_model *model)
     return CVAE_OK;
 }
 
-/* One pass computes the workspace size (dry), the next hands out pointers,
- * so the two can never disagree. The dry pass returns SIZE_MAX if the size
- * overflows size_t (a batch of large images on a 32-bit target). */
 /* Add the arena bytes of n floats to *total; past SIZE_MAX, *overflow is
  * set and *total stays 0. */
 static void count_floats(size_t *total, int *overflow, size_t n)
@@ -171,6 +168,10 @@ static void count_floats(size_t *total, int *overflow, size_t n)
     *overflow |= b == SIZE_MAX || *total > SIZE_MAX - b;
     *total = *overflow ? 0 : *total + b;
 }
+
+/* One pass computes the workspace size (dry), the next hands out pointers,
+ * so the two can never disagree. The dry pass returns SIZE_MAX if the size
+ * overflows size_t (a batch of large images on a 32-bit target). */
 
 static size_t layout_workspace(cvae_model *model, int dry)
 {

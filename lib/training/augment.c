@@ -62,9 +62,7 @@ float cvae__augment_gain(const cvae__augment_params *p, uint64_t seed, uint64_t 
                          uint64_t index)
 {
     /* its own draw (key + 5), so the geometry of a seed is the same with
-     * and without the gain */
-    if (p->max_gain == 0)
-        return 1.0f;
+     * and without the gain; exactly 1 when max_gain is 0 */
     return (float)(1 + sym_uniform(mix64(image_key(seed, epoch, index) + 5)) * p->max_gain);
 }
 
