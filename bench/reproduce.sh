@@ -3,7 +3,9 @@
 # standard-prior ablation with libconvvae, one configuration at a time; rows
 # 19-20 are the library's default recipe (--recipe manifold) beside them,
 # 21-22 the default recipe until 2026-12-05 (no consistency term, the
-# manifold step redone every 3 fine-tuning epochs).
+# manifold step redone every 3 fine-tuning epochs), 23-24 the default recipe
+# without the augmentation's intensity gain (the default for a day after
+# that).
 #
 #   bench/reproduce.sh --list                 the rows and what is recorded
 #   bench/reproduce.sh --row N [--seed S] [--epochs E]
@@ -61,6 +63,8 @@ rows() {
 20|fashion-mnist|50|1|512|default recipe|||||
 21|mnist|50|1|512|earlier default|||||--consistency-weight 0 --manifold-every 3
 22|fashion-mnist|50|1|512|earlier default|||||--consistency-weight 0 --manifold-every 3
+23|mnist|50|1|512|no gain|||||--augment-gain 0
+24|fashion-mnist|50|1|512|no gain|||||--augment-gain 0
 EOF
 }
 
@@ -117,9 +121,9 @@ run_row() {
             args+=(--resume "$ck")
         else
             # Table 1 is the paper's recipe; the library's default is another
-            # (the "default recipe" and "earlier default" rows).
+            # (the "default recipe", "earlier default" and "no gain" rows).
             case $variant in
-                "default recipe" | "earlier default") ;;
+                "default recipe" | "earlier default" | "no gain") ;;
                 *) args+=(--recipe paper) ;;
             esac
             args+=(--seed "$seed" --latent-dim "$s" --encoder-units "$m" --decoder-units "$m")
@@ -189,6 +193,7 @@ make_report() {
             if ($6 == "standard prior") model = model ", standard prior"
             if ($6 == "default recipe") model = model ", default recipe"
             if ($6 == "earlier default") model = model ", default recipe until 2026-12-05"
+            if ($6 == "no gain") model = model ", default recipe without the intensity gain"
             paper = $10 == "" ? "n/a" : $10
             ng = split(groups[$1], g, " ")
             if (ng == 0) {

@@ -396,10 +396,11 @@ CVAE_API cvae_status cvae_config_set_augment_ranges(cvae_config *cfg, double rot
                                                     double shift, double scale);
 CVAE_API cvae_status cvae_config_get_augment_ranges(const cvae_config *cfg, double *rotation,
                                                     double *shift, double *scale);
-/* Intensity gain of the augmentation, [0,0.9] (0): each transformed
+/* Intensity gain of the augmentation, [0,0.9] (0.3): each transformed
  * image's values are multiplied by a factor uniform in [1 - gain,
  * 1 + gain], a value lifted above 1 stopping at 1; 0 turns it off. A
- * checkpoint from before this option loads with 0. */
+ * checkpoint from before this option loads with 0, the value it was
+ * trained with. */
 CVAE_API cvae_status cvae_config_set_augment_gain(cvae_config *cfg, double gain);
 CVAE_API cvae_status cvae_config_get_augment_gain(const cvae_config *cfg, double *gain);
 /* Manifold recipe: consistency weight [0,1e6] (10), pretraining epochs

@@ -87,7 +87,7 @@ static const spec specs[] = {
     D("augment_rotation", 0, 180, 0, 0, "10", "15"),
     D("augment_shift", 0, 0.5, 0, 0, "0.1", "0.2"),
     D("augment_scale", 0, 0.5, 0, 0, "0.1", "0.05"),
-    D("augment_gain", 0, 0.9, 0, 0, "0", "0.3"),
+    D("augment_gain", 0, 0.9, 0, 0, "0.3", "0"),
     D("consistency_weight", 0, 1e6, 0, 0, "10", "5"),
     D("contrast_temperature", 0, 1e6, 0, 0, "4", "2"),
     I("consistency_finetune", 0, 1, "0", "1"),

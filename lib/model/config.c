@@ -168,11 +168,12 @@ void cvae__config_defaults(struct cvae_config *c)
     c->aug_rotation = 10.0;
     c->aug_shift = 0.1;
     c->aug_scale = 0.1;
-    /* Off until whole runs show what it gives: in 10-epoch screens a gain
-     * of 0.3 made the codes' neighbours share a label more often
-     * (Fashion-MNIST 0.826 of 19 against 0.816, MNIST 0.955 against
-     * 0.952). */
-    c->aug_gain = 0.0;
+    /* An image drawn lighter or darker is the same object: asking the
+     * contrastive term for codes that do not follow brightness made their
+     * neighbours share a label more often (Fashion-MNIST 0.826 of 19
+     * against 0.816 after 10 epochs) and raised Fashion-MNIST's NMI on
+     * each of three seeds (median 0.716 against 0.677) while MNIST held. */
+    c->aug_gain = 0.3;
     /* The contrastive term in pretraining only: codes every dimension of
      * which is in use and whose neighbours share a label more often (on
      * Fashion-MNIST 0.81 of 19 against 0.76 without), so the manifold step
