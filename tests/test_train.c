@@ -192,11 +192,7 @@ static void check_step_gradient(double temperature)
     float tx[N * 64], eps[N * 4], ref[N * 4];
     assert_int_equal(m->s, 4);
     cvae__augment_params ap;
-    cvae__augment_defaults(&ap);
-    ap.max_rotation = (float)m->cfg.aug_rotation;
-    ap.max_shift = (float)m->cfg.aug_shift;
-    ap.max_scale = (float)m->cfg.aug_scale;
-    ap.max_gain = (float)m->cfg.aug_gain;
+    cvae__recipe_augment_params(m, &ap);
     int64_t idx[N];
     for (int i = 0; i < N; i++) {
         idx[i] = i;

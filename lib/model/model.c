@@ -172,7 +172,6 @@ static void count_floats(size_t *total, int *overflow, size_t n)
 /* One pass computes the workspace size (dry), the next hands out pointers,
  * so the two can never disagree. The dry pass returns SIZE_MAX if the size
  * overflows size_t (a batch of large images on a 32-bit target). */
-
 static size_t layout_workspace(cvae_model *model, int dry)
 {
     size_t total = 0;

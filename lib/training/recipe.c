@@ -29,6 +29,16 @@ uint64_t cvae__recipe_augment_seed(const cvae_model *model)
     return z ^ (z >> 31);
 }
 
+void cvae__recipe_augment_params(const cvae_model *model, cvae__augment_params *p)
+{
+    const struct cvae_config *c = &model->cfg;
+    cvae__augment_defaults(p);
+    p->max_rotation = (float)c->aug_rotation;
+    p->max_shift = (float)c->aug_shift;
+    p->max_scale = (float)c->aug_scale;
+    p->max_gain = (float)c->aug_gain;
+}
+
 cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *data,
                                        int64_t count)
 {

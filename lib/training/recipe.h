@@ -10,6 +10,7 @@
 
 #include "convvae.h"
 #include "model/model.h"
+#include "training/augment.h"
 
 /* Whether the manifold step must run before the next epoch on a data set of
  * count images: pretraining is over and there are no pseudo-labels yet,
@@ -31,5 +32,10 @@ cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *da
 /* The augmentation seed: a function of the configured seed only, so the
  * transform of an image depends on (seed, epoch, index) and nothing else. */
 uint64_t cvae__recipe_augment_seed(const cvae_model *model);
+
+/* The augmentation's ranges from the model's configuration (rotation,
+ * shift, scale, gain), the rest at their defaults: the one place the
+ * options map to the transform, so every caller builds the same one. */
+void cvae__recipe_augment_params(const cvae_model *model, cvae__augment_params *p);
 
 #endif

@@ -395,11 +395,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     /* cons: the term is used in some epoch of this call, so its buffers are
      * needed; bc.consistency says whether it is on in the current epoch. */
     const int cons = manifold && c->consistency_weight > 0.0;
-    cvae__augment_defaults(&bc.aug);
-    bc.aug.max_rotation = (float)c->aug_rotation;
-    bc.aug.max_shift = (float)c->aug_shift;
-    bc.aug.max_scale = (float)c->aug_scale;
-    bc.aug.max_gain = (float)c->aug_gain;
+    cvae__recipe_augment_params(model, &bc.aug);
     bc.aug_seed = cvae__recipe_augment_seed(model);
     const size_t bp = (size_t)model->B * (size_t)model->P;
     int64_t *perm = malloc((size_t)count * sizeof *perm);
