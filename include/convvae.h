@@ -462,11 +462,11 @@ CVAE_API cvae_status cvae_config_get_consistency_finetune(const cvae_config *cfg
  * edges with the same degrees would put there). A run's stochastic layout
  * can merge two groups and split a third; on one MNIST model's codes half
  * of 16 single runs did (ACC 0.83-0.86 against 0.971), and every such
- * partition had a lower modularity than every correct one. On
- * Fashion-MNIST's codes 8 runs instead of 4 kept a partition of higher
- * modularity on three models of three and raised their test ACC (mean
- * 0.664 to 0.683) but lowered their NMI (median 0.716 to 0.684): more
- * runs suit a user who scores by ACC. Each run costs about a third of a
+ * partition had a lower modularity than every correct one. On six
+ * Fashion-MNIST models 16 runs instead of 4 kept a partition of higher
+ * modularity on every one, which raised its test ACC (mean 0.664 to
+ * 0.690) and lowered its NMI (median 0.716 to 0.695): more runs suit a
+ * user who scores by ACC. Each run costs about a third of a
  * minute of CPU on 60,000 codes. A checkpoint written before this option
  * existed loads with 1. */
 CVAE_API cvae_status cvae_config_set_manifold_runs(cvae_config *cfg, int runs);
