@@ -463,14 +463,11 @@ CVAE_API cvae_status cvae_config_get_consistency_finetune(const cvae_config *cfg
  * can merge two groups and split a third; on one MNIST model's codes half
  * of 16 single runs did (ACC 0.83-0.86 against 0.971), and every such
  * partition had a lower modularity than every correct one. On six
- * Fashion-MNIST models 16 runs instead of 4 kept a partition of higher
- * modularity on every one, which raised its test ACC (mean 0.664 to
- * 0.690) and lowered its NMI (median 0.716 to 0.695); yet over 16 other
- * draws per model, scored on the training labels, the best of 16 was no
- * better on average than the best of 4 (ACC 0.674 against 0.672), so more
- * runs buy little. Each run costs about a third of a
- * minute of CPU on 60,000 codes. A checkpoint written before this option
- * existed loads with 1. */
+ * Fashion-MNIST models 16 runs instead of 4 raised the test ACC (mean
+ * 0.664 to 0.690) and lowered the NMI (median 0.716 to 0.695); scored on
+ * the training labels over other draws, 16 were no better on average.
+ * Each run costs about a third of a minute of CPU on 60,000 codes. A
+ * checkpoint written before this option existed loads with 1. */
 CVAE_API cvae_status cvae_config_set_manifold_runs(cvae_config *cfg, int runs);
 CVAE_API cvae_status cvae_config_get_manifold_runs(const cvae_config *cfg, int *runs);
 CVAE_API cvae_status cvae_config_set_manifold_start(cvae_config *cfg, cvae_manifold_start start);
