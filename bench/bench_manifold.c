@@ -16,7 +16,9 @@
  * --save-embedding FILE (float32, last seed) --save-assign FILE (int32, every
  * seed's clusters one after the other) --runs R (also report, for each R
  * consecutive seeds, the ACC of the one whose partition has the highest
- * modularity: what the manifold step's manifold_runs = R keeps). */
+ * modularity: what the manifold step's manifold_runs = R keeps) --extra E
+ * (fit K + E components and merge them to K by modularity, as the manifold
+ * step's extra clusters do; the embedding's dimension 0 then means K + E). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
@@ -107,6 +109,8 @@ int main(int argc, char **argv)
             k = atoi(v);
         else if (ARG("--neighbors"))
             o.neighbors = atoi(v);
+        else if (ARG("--extra"))
+            o.extra = atoi(v);
         else if (ARG("--embed-dim"))
             o.embed.dim = atoi(v);
         else if (ARG("--init"))
@@ -209,9 +213,10 @@ int main(int argc, char **argv)
     }
     if (limit > 0 && limit < n)
         n = limit;
-    const int dim = o.embed.dim ? o.embed.dim : k;
-    printf("data: n %lld  d %d  k %d  neighbors %d  embed dim %d  init %s  threads %d\n",
-           (long long)n, d, k, o.neighbors, dim,
+    const int kk = k + o.extra;
+    const int dim = o.embed.dim ? o.embed.dim : kk;
+    printf("data: n %lld  d %d  k %d  extra %d  neighbors %d  embed dim %d  init %s  threads %d\n",
+           (long long)n, d, k, o.extra, o.neighbors, dim,
            o.embed.init == CVAE__EMBED_INIT_RANDOM ? "random" : "spectral", threads);
     printf("  peak memory after loading: %.1f MiB\n", peak_mib());
 
@@ -266,9 +271,17 @@ int main(int argc, char **argv)
         const double t_embed = now() - t0, c_embed = cpu() - c0;
         cvae__gmm_info gi;
         t0 = now(), c0 = cpu();
-        if (cvae__gmm_fit(y, n, dim, k, &o.gmm, &rng, NULL, NULL, NULL, NULL, assign, &gi) !=
+        if (cvae__gmm_fit(y, n, dim, kk, &o.gmm, &rng, NULL, NULL, NULL, NULL, assign, &gi) !=
             CVAE_OK)
             die("gmm");
+        if (o.extra > 0) {
+            int group[2 * CVAE_MAX_CLUSTERS];
+            if (kk > 2 * CVAE_MAX_CLUSTERS ||
+                cvae__merge_by_modularity(&g, assign, kk, k, group) != CVAE_OK)
+                die("merge");
+            for (int64_t i = 0; i < n; i++)
+                assign[i] = group[assign[i]];
+        }
         const double t_gmm = now() - t0, c_gmm = cpu() - c0;
         printf("seed %llu: embed %.2f s (cpu %.2f s; init %s, %d components, %d epochs, %lld "
                "edges, a %.4f b %.4f)  gmm %.2f s (cpu %.2f s; loglik %.4f, %d iterations%s, "

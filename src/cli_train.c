@@ -330,12 +330,18 @@ static void print_summary(const cvae_config *cfg, const cvae_model *model,
         if (every > 0)
             snprintf(again + used, sizeof again - (size_t)used, ", the step redone every %d epochs",
                      every);
+        double over = 1;
+        cvae_config_get_manifold_overcluster(cfg, &over);
+        char merge[128] = "";
+        if (over > 1)
+            snprintf(merge, sizeof merge, ", %s components per cluster merged by modularity",
+                     cfgv(cfg, "manifold_overcluster", b[12], 64));
         printf("recipe:   manifold: %s epochs pretraining (augmentation %s%s), the manifold step "
-               "(%s neighbours, %s start, best of %s runs), %d epochs fine-tuning on its "
+               "(%s neighbours, %s start%s, best of %s runs), %d epochs fine-tuning on its "
                "pseudo-labels (%s prior%s)\n",
                cfgv(cfg, "pretrain_epochs", b[3], 64), aug, cons,
                cfgv(cfg, "manifold_neighbors", b[5], 64), cfgv(cfg, "manifold_start", b[7], 64),
-               cfgv(cfg, "manifold_runs", b[6], 64), total > pretrain ? total - pretrain : 0,
+               merge, cfgv(cfg, "manifold_runs", b[6], 64), total > pretrain ? total - pretrain : 0,
                cfgv(cfg, "finetune_prior", b[8], 64), again);
     } else {
         printf("recipe:   paper: warmup %s, kmeans %s\n", cfgv(cfg, "warmup_epochs", b[6], 64),

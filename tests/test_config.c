@@ -100,6 +100,7 @@ static const spec specs[] = {
     E("manifold_start", "random", "spectral", "random", "spectral"),
     E("finetune_prior", "standard", "mixture", "standard", "mixture"),
     I("manifold_runs", 1, 64, "4", "2"),
+    D("manifold_overcluster", 1, 4, 0, 0, "1.3", "1.5"),
 };
 #define NSPEC ((int)(sizeof specs / sizeof specs[0]))
 
@@ -351,7 +352,8 @@ static void test_set_get_every_option(void **state)
             } else {
                 snprintf(v, sizeof v, "%.17g", s->lo);
                 expect_set_ok(c, s, v);
-                snprintf(v, sizeof v, "%.17g", s->lo * 1.000001);
+                /* just below the bound, whichever its sign */
+                snprintf(v, sizeof v, "%.17g", s->lo - fabs(s->lo) * 1e-6);
                 expect_set_rejected(c, s, v);
             }
             if (s->hi_open) {
@@ -524,6 +526,7 @@ static void test_typed_scalar_setters(void **state)
     CHECK_DBL(adam_eps, 0, 1, 1, 0);
     CHECK_DBL(weight_decay, 0, 1, 0, 0);
     CHECK_DBL(momentum, 0, 1, 0, 1);
+    CHECK_DBL(manifold_overcluster, 1, 4, 0, 0);
 }
 
 static void test_typed_enum_setters(void **state)

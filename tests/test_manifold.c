@@ -3,7 +3,9 @@
  * recovered, the responsibilities agree with the assignments, the result is
  * the same with 1 and 2 threads, and arguments are checked; the modularity
  * that picks among several runs, against a dense reference, and that the
- * run it picks is the best one. */
+ * run it picks is the best one; the merge of spare clusters against a
+ * greedy search that rescores every candidate partition from scratch, and
+ * spare components merged back to the blobs. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +46,48 @@ static int make(int k, int per, int d, float *x, int32_t *lab, uint64_t seed)
     return n;
 }
 
+/* The defaults with a smaller graph, layout and mixture search, as small
+ * test sets need. */
+static cvae__manifold_options small_options(int neighbors, int epochs, int starts)
+{
+    cvae__manifold_options o;
+    cvae__manifold_defaults(&o);
+    o.neighbors = neighbors;
+    o.embed.epochs = epochs;
+    o.gmm.starts = starts;
+    return o;
+}
+
+/* Checks a partition of make()'s points: labels in [0, k), one cluster per
+ * blob (bridges not scored), responsibility rows summing to 1. Returns how
+ * many points' largest responsibility is their assigned cluster's. */
+static int check_partition(int n, int k, const int32_t *a, const float *resp,
+                           const int32_t *lab)
+{
+    int map[16], agree = 0;
+    assert_true(k <= 16);
+    for (int c = 0; c < k; c++)
+        map[c] = -1;
+    for (int i = 0; i < n; i++) {
+        assert_true(a[i] >= 0 && a[i] < k);
+        double s = 0;
+        int best = 0;
+        for (int c = 0; c < k; c++) {
+            s += resp[i * k + c];
+            if (resp[i * k + c] > resp[i * k + best])
+                best = c;
+        }
+        assert_true(fabs(s - 1) < 1e-5);
+        agree += best == a[i];
+        if (lab[i] < 0)
+            continue;
+        if (map[a[i]] < 0)
+            map[a[i]] = lab[i];
+        assert_int_equal(map[a[i]], lab[i]); /* one cluster, one blob */
+    }
+    return agree;
+}
+
 static void test_blobs(void **state)
 {
     (void)state;
@@ -54,11 +98,7 @@ static void test_blobs(void **state)
     int32_t *a2 = malloc((size_t)cap * sizeof *a2);
     assert_true(x && resp && lab && a1 && a2);
     const int n = make(k, per, d, x, lab, 3);
-    cvae__manifold_options o;
-    cvae__manifold_defaults(&o);
-    o.neighbors = 10;
-    o.embed.epochs = 200;
-    o.gmm.starts = 2;
+    cvae__manifold_options o = small_options(10, 200, 2);
     const int before = cvae_get_num_threads();
     assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
     assert_int_equal(cvae__manifold_cluster(x, n, d, k, &o, a1, resp, NULL), CVAE_OK);
@@ -66,44 +106,24 @@ static void test_blobs(void **state)
     assert_int_equal(cvae__manifold_cluster(x, n, d, k, &o, a2, NULL, NULL), CVAE_OK);
     assert_int_equal(cvae_set_num_threads(before), CVAE_OK);
     assert_memory_equal(a1, a2, (size_t)n * sizeof *a1);
-    int map[5] = {-1, -1, -1, -1, -1};
-    for (int i = 0; i < n; i++) {
-        assert_true(a1[i] >= 0 && a1[i] < k);
-        double s = 0;
-        int best = 0;
-        for (int c = 0; c < k; c++) {
-            s += resp[i * k + c];
-            if (resp[i * k + c] > resp[i * k + best])
-                best = c;
-        }
-        assert_true(fabs(s - 1) < 1e-5);
-        assert_int_equal(best, a1[i]);
-        if (lab[i] < 0)
-            continue;
-        if (map[a1[i]] < 0)
-            map[a1[i]] = lab[i];
-        assert_int_equal(map[a1[i]], lab[i]); /* one cluster, one blob */
-    }
+    assert_int_equal(check_partition(n, k, a1, resp, lab), n);
     free(x), free(resp), free(lab), free(a1), free(a2);
 }
 
-/* Modularity against the textbook double sum over a dense adjacency
- * matrix, Q = 1/W sum_ij [A_ij - d_i d_j / W] [c_i == c_j], on a random
- * weighted graph. */
-static void test_modularity_reference(void **state)
+enum { N = 14 };
+
+/* A random symmetric weighted graph on N nodes (edge probability 0.4),
+ * dense in A (the float weights) and sparse in the arrays. */
+static cvae__graph random_graph(cvae__rng *r, double A[N][N], int64_t rowptr[N + 1],
+                                int32_t col[N * N], float w[N * N])
 {
-    (void)state;
-    enum { N = 14, K = 3 };
-    double A[N][N] = {{0}};
-    cvae__rng r;
-    cvae__rng_seed(&r, 9);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            A[i][j] = 0;
     for (int i = 0; i < N; i++)
         for (int j = i + 1; j < N; j++)
-            if (cvae__rng_uniform(&r) < 0.4)
-                A[i][j] = A[j][i] = 0.05 + cvae__rng_uniform(&r);
-    int64_t rowptr[N + 1];
-    int32_t col[N * N];
-    float w[N * N];
+            if (cvae__rng_uniform(r) < 0.4)
+                A[i][j] = A[j][i] = 0.05 + cvae__rng_uniform(r);
     int64_t e = 0;
     for (int i = 0; i < N; i++) {
         rowptr[i] = e;
@@ -116,7 +136,23 @@ static void test_modularity_reference(void **state)
             }
     }
     rowptr[N] = e;
-    cvae__graph g = {N, rowptr, col, w};
+    return (cvae__graph){N, rowptr, col, w};
+}
+
+/* Modularity against the textbook double sum over a dense adjacency
+ * matrix, Q = 1/W sum_ij [A_ij - d_i d_j / W] [c_i == c_j], on a random
+ * weighted graph. */
+static void test_modularity_reference(void **state)
+{
+    (void)state;
+    enum { K = 3 };
+    double A[N][N];
+    cvae__rng r;
+    cvae__rng_seed(&r, 9);
+    int64_t rowptr[N + 1];
+    int32_t col[N * N];
+    float w[N * N];
+    cvae__graph g = random_graph(&r, A, rowptr, col, w);
     int32_t c[N];
     for (int trial = 0; trial < 5; trial++) {
         for (int i = 0; i < N; i++)
@@ -151,11 +187,7 @@ static void test_runs_keep_the_best(void **state)
     int32_t *one = malloc((size_t)cap * sizeof *one);
     assert_true(x && lab && best && one);
     const int n = make(k, per, d, x, lab, 5);
-    cvae__manifold_options o;
-    cvae__manifold_defaults(&o);
-    o.neighbors = 8;
-    o.embed.epochs = 3;
-    o.gmm.starts = 1;
+    cvae__manifold_options o = small_options(8, 3, 1);
     o.seed = 77;
     o.runs = 5;
     double q;
@@ -190,6 +222,93 @@ static void test_runs_keep_the_best(void **state)
     free(x), free(lab), free(best), free(one), free(first);
 }
 
+/* The greedy merge against a reference that, at every step, rescores each
+ * candidate pair's merged partition from scratch with
+ * cvae__graph_modularity (itself checked against the dense formula above)
+ * and keeps the best: the same groups, numbered by their smallest
+ * cluster. */
+static void test_merge_reference(void **state)
+{
+    (void)state;
+    enum { KF = 6 };
+    double A[N][N];
+    int64_t rowptr[N + 1];
+    int32_t col[N * N];
+    float w[N * N];
+    cvae__rng r;
+    cvae__rng_seed(&r, 21);
+    for (int trial = 0; trial < 6; trial++) {
+        cvae__graph g = random_graph(&r, A, rowptr, col, w);
+        int32_t c[N];
+        for (int i = 0; i < N; i++)
+            c[i] = i < KF ? (int32_t)i : (int32_t)(cvae__rng_next(&r) % KF); /* none empty */
+        for (int k_to = 1; k_to <= KF; k_to++) {
+            int group[KF], rep[KF];
+            assert_int_equal(cvae__merge_by_modularity(&g, c, KF, k_to, group), CVAE_OK);
+            for (int a = 0; a < KF; a++)
+                rep[a] = a;
+            for (int groups = KF; groups > k_to; groups--) {
+                double best = -INFINITY;
+                int ba = -1, bb = -1;
+                for (int a = 0; a < KF; a++)
+                    for (int b = a + 1; b < KF; b++) {
+                        if (rep[a] != a || rep[b] != b)
+                            continue;
+                        int32_t m[N];
+                        for (int i = 0; i < N; i++)
+                            m[i] = rep[c[i]] == b ? a : rep[c[i]];
+                        const double q = cvae__graph_modularity(&g, m, KF);
+                        if (q > best + 1e-12)
+                            best = q, ba = a, bb = b;
+                    }
+                for (int a = 0; a < KF; a++)
+                    if (rep[a] == bb)
+                        rep[a] = ba;
+            }
+            int next = 0, want[KF];
+            for (int a = 0; a < KF; a++)
+                if (rep[a] == a)
+                    want[a] = next++;
+            assert_int_equal(next, k_to);
+            for (int a = 0; a < KF; a++)
+                assert_int_equal(group[a], want[rep[a]]);
+        }
+    }
+    int group[3];
+    int32_t c[N] = {0};
+    cvae__graph g = random_graph(&r, A, rowptr, col, w);
+    assert_int_equal(cvae__merge_by_modularity(&g, c, 2, 3, group), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae__merge_by_modularity(&g, c, 2, 0, group), CVAE_E_INVALID_ARG);
+    assert_int_equal(cvae__merge_by_modularity(NULL, c, 2, 1, group), CVAE_E_INVALID_ARG);
+}
+
+/* Spare components: k + extra components on k blobs of unequal size cut
+ * some blob; the merge joins the pieces again, so each cluster is one blob,
+ * and the responsibilities, summed per group, still sum to 1 and agree
+ * with the assignments. */
+static void test_extra_merged_back(void **state)
+{
+    (void)state;
+    const int k = 4, per = 150, d = 12;
+    const int cap = k * per + 5 * k;
+    float *x = malloc((size_t)cap * d * sizeof *x), *resp = malloc((size_t)cap * k * sizeof *resp);
+    int32_t *lab = malloc((size_t)cap * sizeof *lab), *a = malloc((size_t)cap * sizeof *a);
+    assert_true(x && resp && lab && a);
+    const int n = make(k, per, d, x, lab, 11);
+    cvae__manifold_options o = small_options(10, 200, 2);
+    o.extra = 3;
+    o.runs = 2;
+    assert_int_equal(cvae__manifold_cluster(x, n, d, k, &o, a, resp, NULL), CVAE_OK);
+    /* a point's merged group can outweigh its own component's group only
+     * where components overlap: on the bridges at most */
+    assert_true(check_partition(n, k, a, resp, lab) >= n - 5 * (k - 1));
+    o.extra = -1;
+    assert_int_equal(cvae__manifold_cluster(x, n, d, k, &o, a, NULL, NULL), CVAE_E_INVALID_ARG);
+    o.extra = n - k + 1;
+    assert_int_equal(cvae__manifold_cluster(x, n, d, k, &o, a, NULL, NULL), CVAE_E_INVALID_ARG);
+    free(x), free(resp), free(lab), free(a);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -216,6 +335,8 @@ int main(void)
         cmocka_unit_test(test_blobs),
         cmocka_unit_test(test_modularity_reference),
         cmocka_unit_test(test_runs_keep_the_best),
+        cmocka_unit_test(test_merge_reference),
+        cmocka_unit_test(test_extra_merged_back),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -321,6 +321,8 @@ static cvae_status model_from_st(const cvae__st_file *f, const char *path, cvae_
     cfg.finetune_prior = CVAE_PRIOR_MIXTURE;
     /* ... and one without this key ran (or will run) a single manifold run. */
     cfg.manifold_runs = 1;
+    /* ... and one without this key fitted as many components as clusters. */
+    cfg.manifold_overcluster = 1.0;
     /* ... and one without this key ran the step once. */
     cfg.manifold_every = 0;
     /* ... and one without these used the plain consistency term, kept in

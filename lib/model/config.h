@@ -49,6 +49,7 @@ struct cvae_config {
     int manifold_start; /* cvae_manifold_start */
     int finetune_prior; /* cvae_prior */
     int manifold_runs;
+    double manifold_overcluster;
     /* Not options: which shape-dependent options the caller set, so that
      * setting the input shape leaves them alone (CVAE__SET_* bits). */
     unsigned explicit_set;

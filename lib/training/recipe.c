@@ -1,6 +1,7 @@
 /* The manifold recipe's clustering step (see recipe.h). */
 #include "training/recipe.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,12 @@ cvae_status cvae__recipe_manifold_step(cvae_model *model, const cvae_dataset *da
                                : CVAE__EMBED_INIT_RANDOM;
             o.seed = cvae__rng_next(&model->rng);
             o.runs = c->manifold_runs;
+            /* the components, rounded up (less a hair, so 1.3 x 10 is 13,
+             * not 14), at most half the images, so each keeps a few */
+            int64_t kk = (int64_t)ceil(c->manifold_overcluster * k - 1e-9);
+            if (kk > count / 2)
+                kk = count / 2;
+            o.extra = kk > k ? (int)(kk - k) : 0;
             st = cvae__manifold_cluster(mu, count, s, k, &o, assign, resp, NULL);
         } else {
             st = cvae__kmeans(mu, count, s, k, 100, &model->rng, centers, assign, NULL);

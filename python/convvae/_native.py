@@ -77,7 +77,7 @@ CONFIG_ENUM_ACCESSORS = ("encoder_activation", "category_input", "prior", "recon
 CONFIG_DOUBLE_ACCESSORS = ("lambda", "balance_weight", "category_weight", "learning_rate",
                            "adam_eps", "weight_decay", "momentum", "consistency_weight",
                            "contrast_temperature", "augment_gain", "pseudo_label_weight",
-                           "pseudo_label_threshold")
+                           "pseudo_label_threshold", "manifold_overcluster")
 
 
 def _prototypes():

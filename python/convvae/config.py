@@ -94,7 +94,8 @@ _KINDS = {
     "augment_scale": float, "augment_gain": float, "consistency_weight": float,
     "contrast_temperature": float, "consistency_finetune": bool, "pretrain_epochs": int,
     "manifold_neighbors": int, "embedding_dim": int, "pseudo_label_weight": float,
-    "pseudo_label_threshold": float, "manifold_every": int, "manifold_runs": int, "manifold_start": ManifoldStart,
+    "pseudo_label_threshold": float, "manifold_every": int, "manifold_runs": int,
+    "manifold_overcluster": float, "manifold_start": ManifoldStart,
     "finetune_prior": Prior,
 }
 for _i in range(1, MAX_BRANCHES + 1):
