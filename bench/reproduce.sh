@@ -5,7 +5,8 @@
 # 21-22 the default recipe until 2026-12-05 (no consistency term, the
 # manifold step redone every 3 fine-tuning epochs), 23-24 the default recipe
 # without the augmentation's intensity gain (the default for a day after
-# that).
+# that), 25-26 the default recipe without the manifold step's spare
+# components (the default until later on 2026-12-05).
 #
 #   bench/reproduce.sh --list                 the rows and what is recorded
 #   bench/reproduce.sh --row N [--seed S] [--epochs E]
@@ -65,6 +66,8 @@ rows() {
 22|fashion-mnist|50|1|512|earlier default|||||--consistency-weight 0 --manifold-every 3
 23|mnist|50|1|512|no gain|||||--augment-gain 0
 24|fashion-mnist|50|1|512|no gain|||||--augment-gain 0
+25|mnist|50|1|512|no merge|||||--manifold-overcluster 1
+26|fashion-mnist|50|1|512|no merge|||||--manifold-overcluster 1
 EOF
 }
 
@@ -121,9 +124,10 @@ run_row() {
             args+=(--resume "$ck")
         else
             # Table 1 is the paper's recipe; the library's default is another
-            # (the "default recipe", "earlier default" and "no gain" rows).
+            # (the "default recipe", "earlier default", "no gain" and "no
+            # merge" rows).
             case $variant in
-                "default recipe" | "earlier default" | "no gain") ;;
+                "default recipe" | "earlier default" | "no gain" | "no merge") ;;
                 *) args+=(--recipe paper) ;;
             esac
             args+=(--seed "$seed" --latent-dim "$s" --encoder-units "$m" --decoder-units "$m")
@@ -194,6 +198,7 @@ make_report() {
             if ($6 == "default recipe") model = model ", default recipe"
             if ($6 == "earlier default") model = model ", default recipe until 2026-12-05"
             if ($6 == "no gain") model = model ", default recipe without the intensity gain"
+            if ($6 == "no merge") model = model ", default recipe without spare components (the default before them)"
             paper = $10 == "" ? "n/a" : $10
             ng = split(groups[$1], g, " ")
             if (ng == 0) {
