@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "convvae.h"
@@ -340,6 +341,65 @@ static void test_parallel_runs_every_part_once(void **state)
     assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
 }
 
+/* Many short jobs posted back to back (a worker may still be finishing or
+ * just waking for the previous one when the next is posted), and jobs
+ * after pauses in which the workers have gone back to sleep: every part of
+ * every job runs exactly once, whoever takes it. */
+typedef struct seq_job {
+    int round;
+    int runs[3];
+    int stale; /* a part that saw another round's context */
+} seq_job;
+
+static void seq_part(void *ctx, int part, int parts)
+{
+    seq_job *j = ctx;
+    (void)parts;
+    j->runs[part]++;
+    if (j->runs[part] != j->round)
+        j->stale++;
+}
+
+static void test_back_to_back_and_paused_jobs(void **state)
+{
+    (void)state;
+    assert_int_equal(cvae_set_num_threads(2), CVAE_OK);
+    seq_job j = {0};
+    int missed = 0;
+    for (int r = 1; r <= 20000; r++) {
+        /* before round r every count is r - 1; its parts 0..r%3 each take
+         * it to r, the others are not run */
+        j.round = r;
+        cvae__parallel(r % 3 + 1, seq_part, &j);
+        for (int p = 0; p < 3; p++) {
+            missed += j.runs[p] != (p <= r % 3 ? r : r - 1);
+            j.runs[p] = r;
+        }
+        if (r % 5000 == 0) {
+            struct timespec pause = {0, 2000000}; /* 2 ms */
+            nanosleep(&pause, NULL);
+        }
+    }
+    assert_int_equal(j.stale, 0);
+    assert_int_equal(missed, 0);
+    /* the same with a count per part that is not rebased */
+    count_job *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    for (int r = 0; r < 3000; r++) {
+        cvae__parallel(2, count_part, c);
+        if (r % 1000 == 999) {
+            struct timespec pause = {0, 2000000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    assert_int_equal(c->runs[0], 3000);
+    assert_int_equal(c->runs[1], 3000);
+    assert_int_equal(c->runs[2], 0);
+    assert_int_equal(c->nested_outside, 0);
+    free(c);
+    assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Determinism                                                              */
 /* ------------------------------------------------------------------------ */
@@ -445,6 +505,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_count_api),
         cmocka_unit_test(test_parallel_runs_every_part_once),
+        cmocka_unit_test(test_back_to_back_and_paused_jobs),
         cmocka_unit_test(test_concurrent_equals_sequential),
         cmocka_unit_test(test_same_seed_one_thread),
         cmocka_unit_test(test_same_seed_two_gemm_threads),
