@@ -34,12 +34,12 @@ if [ ! -x "$build/bench/bench_train" ]; then
 fi
 bt=$build/bench/bench_train
 names="plain augmented contrastive consistency parts batch400"
-args_plain="--recipe manifold --augment 0"
-args_augmented="--recipe manifold --augment 1"
-args_contrastive="--recipe manifold --augment 1 --consistency 10 --contrast 4"
-args_consistency="--recipe manifold --augment 1 --consistency 5 --contrast 0"
-args_parts="--recipe manifold --augment 1 --micro 25"
-args_batch400="--recipe manifold --augment 1 --batch 400 --micro 100"
+args_plain="--augment 0"
+args_augmented="--augment 1"
+args_contrastive="--augment 1 --consistency 10 --contrast 4"
+args_consistency="--augment 1 --consistency 5 --contrast 0"
+args_parts="--augment 1 --micro 25"
+args_batch400="--augment 1 --batch 400 --micro 100"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -50,8 +50,9 @@ for r in $(seq "$reps"); do
         [ "$n" = batch400 ] && w=2
         b=$batches
         [ "$n" = batch400 ] && b=$((batches / 4))
+        # every variant is a step of the default (manifold) recipe
         # shellcheck disable=SC2086
-        "$bt" --threads 1 --warmup $w --batches $b $a |
+        "$bt" --recipe manifold --threads 1 --warmup $w --batches $b $a |
             awk '$1 == "RESULT" && $2 == "train_img_s" { print $3 }' >>"$tmp/$n"
     done
 done
