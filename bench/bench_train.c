@@ -488,7 +488,7 @@ static void s_deconv_fwd(seg_ctx *c)
 static void s_zero_grads(seg_ctx *c)
 {
     cvae_model *m = c->m;
-    memset(m->grads, 0, m->nparams * sizeof(float));
+    cvae__grads_clear_unwritten(m, c->n);
     memset(m->dq, 0, (size_t)c->n * m->k * sizeof(float));
     memset(m->dmu, 0, (size_t)c->n * m->s * sizeof(float));
     memset(m->dlv, 0, (size_t)c->n * m->s * sizeof(float));
@@ -668,7 +668,7 @@ static void breakdown(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
     for (int l = 0; l < m->ndec; l++)
         fdec += n * conv_flops(&m->dec[l]);
     ns = add_seg(s, ns, "image decoder fwd (+sigmoid)", s_deconv_fwd, 0, 0, fdec);
-    ns = add_seg(s, ns, "zero grads", s_zero_grads, 0, 0, 0);
+    ns = add_seg(s, ns, "clear unwritten grads", s_zero_grads, 0, 0, 0);
     ns = add_seg(s, ns, "losses (+their gradients)", s_losses, 0, 0, 0);
     ns = add_seg(s, ns, "image decoder bwd", s_deconv_bwd, 0, 0, 2 * fdec);
     ns = add_seg(s, ns, "decoder bwd (d2, d1)", s_decoder_bwd, 0, 0,

@@ -389,6 +389,31 @@ static void test_conv_relu_fused(void **state)
             check_relu_fused(&specs[k], parts, &r);
 }
 
+/* The plane sums behind every bias gradient: eight partial sums in double,
+ * element j to sum j % 8, combined pairwise, the tail added to a ninth;
+ * whichever way the library vectorises them, the same value to the bit. */
+static void test_plane_sum_order(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 23);
+    float v[203];
+    for (size_t i = 0; i < 203; i++)
+        v[i] = (cvae__rng_uniform(&r) - 0.5f) * (i % 7 == 0 ? 1e6f : 1.0f);
+    for (size_t len = 0; len <= 203; len++) {
+        double acc[8] = {0}, t = 0.0;
+        const size_t body = len / 8 * 8;
+        for (size_t j = 0; j < body; j++)
+            acc[j % 8] += (double)v[j];
+        for (size_t j = body; j < len; j++)
+            t += (double)v[j];
+        const double want =
+            t + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        const double got = cvae__conv_plane_sum(v, len);
+        assert_memory_equal(&got, &want, sizeof got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_batch_accumulation),
         cmocka_unit_test(test_conv_relu_fused),
+        cmocka_unit_test(test_plane_sum_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "convvae.h"
+#include "core/threads.h"
 #include "model/model.h"
 #include "small_model.h"
 
@@ -35,6 +36,26 @@ static double ctx_loss(cvae_model *m, void *ctx)
     return total_loss(m, c->n, c->mixture);
 }
 
+/* The backward pass clears only the gradients it does not write, so one
+ * from a buffer holding NaN in every tensor (a stale or garbage gradient)
+ * must equal, bit for bit, the one computed from a cleared buffer. A
+ * tensor whose writer added instead of overwriting keeps a NaN. */
+static void check_overwritten(cvae_model *m, int n, int mixture, const float *want,
+                              const char *what)
+{
+    for (int t = 0; t < m->nparam; t++)
+        for (size_t i = 0; i < m->ptab[t].count; i++)
+            m->grads[m->ptab[t].offset + i] = NAN;
+    double l[CVAE_LOSS_COUNT];
+    cvae__forward(m, n, CVAE__TRAIN_REUSE_EPS, 1);
+    cvae__loss_and_backward(m, n, mixture, 1, l);
+    for (int t = 0; t < m->nparam; t++) {
+        const cvae__param *p = &m->ptab[t];
+        if (memcmp(m->grads + p->offset, want + p->offset, p->count * sizeof(float)) != 0)
+            fail_msg("%s: the gradient of %s depends on what the buffer held", what, p->name);
+    }
+}
+
 /* The gradient of the total loss on n random images against central
  * differences (sm_check_gradient). */
 static void check_gradients(cvae_model *m, int n, int mixture, int skip_conv, const char *what)
@@ -49,6 +70,7 @@ static void check_gradients(cvae_model *m, int n, int mixture, int skip_conv, co
     float *an = malloc(m->nparams * sizeof *an);
     assert_non_null(an);
     memcpy(an, m->grads, m->nparams * sizeof *an);
+    check_overwritten(m, n, mixture, an, what);
     loss_ctx c = {n, mixture};
     sm_check_gradient(m, an, ctx_loss, &c, skip_conv, what);
     free(an);
@@ -119,6 +141,23 @@ static void test_grad_recon_features(void **state)
 {
     (void)state;
     grad_case_ex(2, 2, CVAE_PRIOR_MIXTURE, 0, 1, 1, "featrec");
+}
+
+/* The conv layers split the batch over two threads, each with its own
+ * weight-gradient partial, summed after. */
+static void test_grad_two_threads(void **state)
+{
+    (void)state;
+    cvae_config *c = small_config(2, 2);
+    assert_int_equal(cvae_config_set_threads(c, 2), CVAE_OK);
+    cvae_model *m;
+    assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+    cvae__threads_set(2);
+    assert_int_equal(cvae__conv_parts(m), 2);
+    check_gradients(m, 5, 1, 0, "threads2");
+    cvae__threads_set(1);
+    cvae_model_destroy(m);
+    cvae_config_destroy(c);
 }
 
 static void test_grad_frozen_conv(void **state)
@@ -287,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_grad_plain_vae),
         cmocka_unit_test(test_grad_recon_features),
         cmocka_unit_test(test_grad_frozen_conv),
+        cmocka_unit_test(test_grad_two_threads),
         cmocka_unit_test(test_grad_recipe_terms),
         cmocka_unit_test(test_frozen_conv_unchanged),
         cmocka_unit_test(test_second_encoder_set),

@@ -230,6 +230,11 @@ uint64_t cvae__layout_id(const cvae_model *model);
  * mixture selects the prior actually used (warm-up uses the standard one). */
 void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses);
 
+/* Clears the gradients cvae__loss_and_backward's backward pass of n rows
+ * does not write (it overwrites the rest): the class means, the frozen
+ * tensors, and on an empty slice (n == 0) the whole buffer. */
+void cvae__grads_clear_unwritten(cvae_model *model, int n);
+
 /* What every per-image gradient of a step is divided by: the global batch
  * in a data-parallel step or a step in parts (so the processes' and the
  * parts' gradients add up), else the n rows at hand. */

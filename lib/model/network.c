@@ -94,6 +94,27 @@ static double shared_batch_terms(cvae_model *model, int n, double *recon, double
     return cvae__loss_balance_from_sums(n, k, v, total, (float)model->cfg.balance_weight, dq);
 }
 
+/* The backward pass below writes (rather than adds to) the gradient of
+ * every trainable weight and bias: the products run with beta 0, the conv
+ * layers' with beta 0 on their first image. Clearing the whole buffer, a
+ * pass over every parameter's float each step, is then needed only on an
+ * empty slice; otherwise only the class means (the mixture prior's KL adds
+ * to them, and without it nothing writes them) and the frozen tensors
+ * (frozen conv filters, an image decoder no loss reaches) are cleared.
+ * Padding between tensors is never written and stays as allocated: zero. */
+void cvae__grads_clear_unwritten(cvae_model *model, int n)
+{
+    if (n == 0) {
+        memset(model->grads, 0, model->nparams * sizeof(float));
+        return;
+    }
+    for (int i = 0; i < model->nparam; i++) {
+        const cvae__param *p = &model->ptab[i];
+        if (!p->trainable || p->offset == model->means)
+            memset(GRD(p->offset), 0, p->count * sizeof(float));
+    }
+}
+
 void cvae__consistency_backward(cvae_model *model, int n, const float *target, float weight,
                                 float scale)
 {
@@ -131,7 +152,7 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
     float *dpre_image = model->ndec ? model->ddecact[model->ndec - 1] : model->ddslice;
 
     if (backward) {
-        memset(model->grads, 0, model->nparams * sizeof(float));
+        cvae__grads_clear_unwritten(model, n);
         memset(model->dq, 0, (size_t)n * model->k * sizeof(float));
         memset(model->dmu, 0, ns * sizeof(float));
         memset(model->dlv, 0, ns * sizeof(float));

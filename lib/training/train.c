@@ -427,6 +427,10 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
         free_batch_buffers(model, &bc, perm, scratch);
         return st;
     }
+    /* zeroed once: the backward pass never writes the padding between
+     * tensors, and the parts' buckets add it in */
+    if (scratch)
+        memset(scratch, 0, model->nparams * sizeof *scratch);
     model->par.scratch = scratch;
     const int64_t batches = (count + model->B - 1) / model->B;
     /* Data-parallel: every process runs this same loop over the same

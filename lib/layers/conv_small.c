@@ -1,0 +1,175 @@
+/* Single-channel small-kernel convolution (see conv_small.h). Rows of one
+ * or two 16-float vectors, read from a zero-padded copy of the image so
+ * that no position needs a bounds test. The forward pass sums each output
+ * over the taps in order, as the GEMM does over its inner dimension; the
+ * weight gradient multiplies each output gradient row into every tap's
+ * accumulator with the image row that tap reads, summed in vector lanes
+ * and then across them: the im2col GEMM's products in another order. */
+#include "layers/conv_small.h"
+
+#include <string.h>
+
+#define SMALL_MAX_TAPS 15
+#define SMALL_MAX_W 32
+
+static int padded_w(const cvae__conv_geom *g) { return g->w_in + g->kw - 1; }
+static int padded_h(const cvae__conv_geom *g) { return g->h_in + g->kh - 1; }
+
+size_t cvae__conv_small_work_floats(const cvae__conv_geom *g)
+{
+    /* + 32: a masked row load may start past the last row's end */
+    return (size_t)padded_h(g) * (size_t)padded_w(g) + SMALL_MAX_W;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+int cvae__conv_small_ok(const cvae__conv_geom *g)
+{
+    return g->c_in == 1 && g->stride == 1 && g->kh % 2 == 1 && g->kw % 2 == 1 &&
+           g->kh * g->kw <= SMALL_MAX_TAPS && g->pad_top == (g->kh - 1) / 2 &&
+           g->pad_left == (g->kw - 1) / 2 && g->h_out == g->h_in && g->w_out == g->w_in &&
+           g->w_in <= SMALL_MAX_W && __builtin_cpu_supports("avx512f");
+}
+
+__attribute__((target("avx512f"))) static void small_dw_avx512(const cvae__conv_geom *g,
+                                                               const float *xp, const float *dy,
+                                                               float beta, float *dw)
+{
+    const int w = g->w_out, h = g->h_out, wp = padded_w(g), taps = g->kh * g->kw;
+    const __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffffu : (1u << w) - 1u);
+    const __mmask16 m1 = (__mmask16)(w > 16 ? (w >= 32 ? 0xffffu : (1u << (w - 16)) - 1u) : 0u);
+    for (int c = 0; c < g->c_out; c++) {
+        __m512 acc[SMALL_MAX_TAPS];
+        for (int t = 0; t < taps; t++)
+            acc[t] = _mm512_setzero_ps();
+        const float *d = dy + (size_t)c * (size_t)h * (size_t)w;
+        for (int r = 0; r < h; r++) {
+            const __m512 d0 = _mm512_maskz_loadu_ps(m0, d + (size_t)r * (size_t)w);
+            const __m512 d1 = _mm512_maskz_loadu_ps(m1, d + (size_t)r * (size_t)w + 16);
+            for (int t = 0; t < taps; t++) {
+                const float *s = xp + (size_t)(r + t / g->kw) * (size_t)wp + (size_t)(t % g->kw);
+                acc[t] = _mm512_fmadd_ps(d0, _mm512_maskz_loadu_ps(m0, s), acc[t]);
+                acc[t] = _mm512_fmadd_ps(d1, _mm512_maskz_loadu_ps(m1, s + 16), acc[t]);
+            }
+        }
+        float *o = dw + (size_t)c * (size_t)taps;
+        for (int t = 0; t < taps; t++) {
+            const float v = _mm512_reduce_add_ps(acc[t]);
+            o[t] = beta == 0.0f ? v : beta * o[t] + v;
+        }
+    }
+}
+
+/* Eight channels at a time: one row of each (two vectors) stays in
+ * registers while every tap's shifted image row is loaded once and
+ * multiplied into all of them. */
+#define SMALL_GROUP 8
+
+__attribute__((target("avx512f"))) static void small_fwd_avx512(const cvae__conv_geom *g,
+                                                                const float *xp, const float *w,
+                                                                const float *b, int relu,
+                                                                float *y)
+{
+    const int wd = g->w_out, h = g->h_out, wp = padded_w(g), taps = g->kh * g->kw;
+    const size_t plane = (size_t)h * (size_t)wd;
+    const __mmask16 m0 = (__mmask16)(wd >= 16 ? 0xffffu : (1u << wd) - 1u);
+    const __mmask16 m1 =
+        (__mmask16)(wd > 16 ? (wd >= 32 ? 0xffffu : (1u << (wd - 16)) - 1u) : 0u);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c0 = 0; c0 < g->c_out; c0 += SMALL_GROUP) {
+        const int nc = g->c_out - c0 < SMALL_GROUP ? g->c_out - c0 : SMALL_GROUP;
+        /* the group's weights tap by tap, zero for channels past the last,
+         * so every loop over the group has the constant trip count that
+         * keeps its accumulators in registers */
+        float wg[SMALL_MAX_TAPS][SMALL_GROUP], bg[SMALL_GROUP];
+        for (int c = 0; c < SMALL_GROUP; c++) {
+            for (int t = 0; t < taps; t++)
+                wg[t][c] = c < nc ? w[(size_t)(c0 + c) * (size_t)taps + t] : 0.0f;
+            bg[c] = c < nc && b ? b[c0 + c] : 0.0f;
+        }
+        for (int r = 0; r < h; r++) {
+            __m512 a0[SMALL_GROUP], a1[SMALL_GROUP];
+            for (int c = 0; c < SMALL_GROUP; c++)
+                a0[c] = a1[c] = zero;
+            for (int t = 0; t < taps; t++) {
+                const float *s = xp + (size_t)(r + t / g->kw) * (size_t)wp + (size_t)(t % g->kw);
+                const __m512 x0 = _mm512_maskz_loadu_ps(m0, s);
+                const __m512 x1 = _mm512_maskz_loadu_ps(m1, s + 16);
+                for (int c = 0; c < SMALL_GROUP; c++) {
+                    const __m512 wt = _mm512_set1_ps(wg[t][c]);
+                    a0[c] = _mm512_fmadd_ps(wt, x0, a0[c]);
+                    a1[c] = _mm512_fmadd_ps(wt, x1, a1[c]);
+                }
+            }
+            for (int c = 0; c < SMALL_GROUP; c++) {
+                if (c >= nc)
+                    break;
+                const __m512 bc = _mm512_set1_ps(bg[c]);
+                __m512 v0 = _mm512_add_ps(a0[c], bc), v1 = _mm512_add_ps(a1[c], bc);
+                if (relu) {
+                    /* v < 0 ? 0 : v, keeping a NaN, as cvae__conv_bias_relu */
+                    v0 = _mm512_mask_mov_ps(v0, _mm512_cmp_ps_mask(v0, zero, _CMP_LT_OQ), zero);
+                    v1 = _mm512_mask_mov_ps(v1, _mm512_cmp_ps_mask(v1, zero, _CMP_LT_OQ), zero);
+                }
+                float *o = y + (size_t)(c0 + c) * plane + (size_t)r * (size_t)wd;
+                _mm512_mask_storeu_ps(o, m0, v0);
+                _mm512_mask_storeu_ps(o + 16, m1, v1);
+            }
+        }
+    }
+}
+
+/* The zero-padded copy of one image in work. */
+static void pad_image(const cvae__conv_geom *g, const float *x, float *work)
+{
+    const int wp = padded_w(g);
+    memset(work, 0, cvae__conv_small_work_floats(g) * sizeof *work);
+    for (int r = 0; r < g->h_in; r++)
+        memcpy(work + (size_t)(r + g->pad_top) * (size_t)wp + (size_t)g->pad_left,
+               x + (size_t)r * (size_t)g->w_in, (size_t)g->w_in * sizeof *x);
+}
+
+void cvae__conv_small_forward(const cvae__conv_geom *g, const float *x, const float *w,
+                              const float *b, int relu, float *y, float *work)
+{
+    pad_image(g, x, work);
+    small_fwd_avx512(g, work, w, b, relu, y);
+}
+
+void cvae__conv_small_dw(const cvae__conv_geom *g, const float *x, const float *dy, float beta,
+                         float *dw, float *work)
+{
+    pad_image(g, x, work);
+    small_dw_avx512(g, work, dy, beta, dw);
+}
+#else
+int cvae__conv_small_ok(const cvae__conv_geom *g)
+{
+    (void)g;
+    return 0;
+}
+
+void cvae__conv_small_forward(const cvae__conv_geom *g, const float *x, const float *w,
+                              const float *b, int relu, float *y, float *work)
+{
+    (void)g;
+    (void)x;
+    (void)w;
+    (void)b;
+    (void)relu;
+    (void)y;
+    (void)work;
+}
+
+void cvae__conv_small_dw(const cvae__conv_geom *g, const float *x, const float *dy, float beta,
+                         float *dw, float *work)
+{
+    (void)g;
+    (void)x;
+    (void)dy;
+    (void)beta;
+    (void)dw;
+    (void)work;
+}
+#endif
