@@ -21,6 +21,30 @@ void cvae__dense_forward(int n, int in, int out, const float *x, const float *w,
     }
 }
 
+/* db[j] = sum over the n rows of dy[i][j], each column summed in double
+ * in row order. A block of columns at a time, walked row by row: the loads
+ * are contiguous and vectorise, where a column-by-column walk strides a
+ * whole row per element (a wide layer's rows are kilobytes apart). Each
+ * column's additions happen in the same order either way. */
+#define COLSUM_BLOCK 256
+
+static void column_sums(int n, int out, const float *dy, float *db)
+{
+    for (int j0 = 0; j0 < out; j0 += COLSUM_BLOCK) {
+        const int nb = out - j0 < COLSUM_BLOCK ? out - j0 : COLSUM_BLOCK;
+        double acc[COLSUM_BLOCK];
+        for (int j = 0; j < nb; j++)
+            acc[j] = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *row = dy + (size_t)i * (size_t)out + (size_t)j0;
+            for (int j = 0; j < nb; j++)
+                acc[j] += (double)row[j];
+        }
+        for (int j = 0; j < nb; j++)
+            db[j0 + j] = (float)acc[j];
+    }
+}
+
 void cvae__dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
                           float *dx, float *dw, float *db)
 {
@@ -32,16 +56,8 @@ void cvae__dense_backward(int n, int in, int out, const float *x, const float *w
         else if (out > 0 && in > 0)
             memset(dw, 0, (size_t)out * (size_t)in * sizeof *dw);
     }
-    if (db) {
-        /* Summed in double per column: batches are small (n ~ 100) so the
-         * strided walk costs little next to the two GEMMs above. */
-        for (int j = 0; j < out; j++) {
-            double acc = 0.0;
-            for (int i = 0; i < n; i++)
-                acc += dy[(size_t)i * (size_t)out + (size_t)j];
-            db[j] = (float)acc;
-        }
-    }
+    if (db)
+        column_sums(n, out, dy, db);
 }
 
 void cvae__dense_blocks_forward(int n, int out, int nblk, const float *const *blk,
