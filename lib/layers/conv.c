@@ -191,12 +191,6 @@ double cvae__conv_plane_sum(const float *p, size_t len)
     return plane_sum(NULL, (float *)(uintptr_t)p, len);
 }
 
-/* As cvae__conv_plane_sum, first applying the ReLU derivative in place. */
-static double plane_relu_sum(const float *y, float *dy, size_t len)
-{
-    return plane_sum(y, dy, len);
-}
-
 /* db[c] = sum over images and positions of dy[n][c][:], accumulated in
  * double because a batch of feature maps sums 1e5-1e6 terms. */
 void cvae__conv_channel_sums(int n, int channels, size_t plane, const float *dy, float *db)
@@ -330,7 +324,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             const float *yi = y + (size_t)i * y_img;
             for (int c = 0; c < g->c_out; c++) {
                 const size_t o = (size_t)c * (size_t)hw_out;
-                const double sum = plane_relu_sum(yi + o, dyi + o, (size_t)hw_out);
+                const double sum = plane_sum(yi + o, dyi + o, (size_t)hw_out);
                 if (dbacc)
                     dbacc[c] += sum;
             }

@@ -32,13 +32,20 @@ int cvae__conv_small_ok(const cvae__conv_geom *g)
            g->w_in <= SMALL_MAX_W && __builtin_cpu_supports("avx512f");
 }
 
+/* The lanes of a row of w floats (w <= 32) in the vector starting at
+ * float `from` (0 or 16). */
+static __mmask16 row_mask(int w, int from)
+{
+    const int n = w - from;
+    return (__mmask16)(n >= 16 ? 0xffffu : n > 0 ? (1u << n) - 1u : 0u);
+}
+
 __attribute__((target("avx512f"))) static void small_dw_avx512(const cvae__conv_geom *g,
                                                                const float *xp, const float *dy,
                                                                float beta, float *dw)
 {
     const int w = g->w_out, h = g->h_out, wp = padded_w(g), taps = g->kh * g->kw;
-    const __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffffu : (1u << w) - 1u);
-    const __mmask16 m1 = (__mmask16)(w > 16 ? (w >= 32 ? 0xffffu : (1u << (w - 16)) - 1u) : 0u);
+    const __mmask16 m0 = row_mask(w, 0), m1 = row_mask(w, 16);
     for (int c = 0; c < g->c_out; c++) {
         __m512 acc[SMALL_MAX_TAPS];
         for (int t = 0; t < taps; t++)
@@ -73,9 +80,7 @@ __attribute__((target("avx512f"))) static void small_fwd_avx512(const cvae__conv
 {
     const int wd = g->w_out, h = g->h_out, wp = padded_w(g), taps = g->kh * g->kw;
     const size_t plane = (size_t)h * (size_t)wd;
-    const __mmask16 m0 = (__mmask16)(wd >= 16 ? 0xffffu : (1u << wd) - 1u);
-    const __mmask16 m1 =
-        (__mmask16)(wd > 16 ? (wd >= 32 ? 0xffffu : (1u << (wd - 16)) - 1u) : 0u);
+    const __mmask16 m0 = row_mask(wd, 0), m1 = row_mask(wd, 16);
     const __m512 zero = _mm512_setzero_ps();
     for (int c0 = 0; c0 < g->c_out; c0 += SMALL_GROUP) {
         const int nc = g->c_out - c0 < SMALL_GROUP ? g->c_out - c0 : SMALL_GROUP;
