@@ -143,12 +143,17 @@ static void test_implicit_conv(void **state)
         assert_non_null(img);
         gc_fill_uniform(&r, img, ni, -1, 1);
         float *w = gc_alloc((size_t)m * k), *ap = gc_alloc(cvae__implicit_a_floats(m, k));
-        float *bp = gc_alloc(CVAE__IMPLICIT_B_FLOATS), *y = gc_alloc((size_t)m * n);
-        float *col = gc_alloc((size_t)k * n);
+        float *bp = gc_alloc(cvae__implicit_b_floats(&g)), *y = gc_alloc((size_t)m * n);
+        float *col = gc_alloc((size_t)k * n), *yg = gc_alloc((size_t)m * n);
         gc_fill_uniform(&r, w, (size_t)m * k, -1, 1);
         gc_fill_nan(y, (size_t)m * n); /* overwritten, not accumulated */
+        gc_fill_nan(yg, (size_t)m * n);
         cvae__implicit_pack(w, m, k, ap);
         cvae__implicit_conv(&g, img, ap, bp, y);
+        /* the gathered panels, which the direct reads (conv_direct.c)
+         * replace on some of these geometries, give the same floats */
+        cvae__implicit_conv_gathered(&g, img, ap, bp, yg);
+        assert_memory_equal(yg, y, (size_t)m * n * sizeof *y);
         ref_im2col(&g, img, col);
         for (int o = 0; o < m; o++)
             for (size_t j = 0; j < n; j++) {
@@ -168,6 +173,7 @@ static void test_implicit_conv(void **state)
         free(ap);
         free(bp);
         free(y);
+        free(yg);
         free(col);
     }
     print_message("implicit im2col: max error %.2e relative to sum |w x| (MR %d)\n", worst,

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/threads.h"
+#include "layers/conv_direct.h"
 #include "layers/conv_small.h"
 #include "layers/im2col.h"
 
@@ -77,12 +78,19 @@ cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g)
     size_t ap = 0, bp = 0, dw = 0;
     if (cvae__conv_implicit_ok(g)) {
         dw = cvae__implicit_dw_floats(g);
+        if (cvae__conv_direct_ok(g) && cvae__conv_direct_dw_floats(g) > dw)
+            dw = cvae__conv_direct_dw_floats(g);
         ap = cvae__implicit_a_floats(g->c_out, g->c_in * g->kh * g->kw);
         if (adjoint_is_conv(g)) {
             const size_t adj = cvae__implicit_a_floats(g->c_in, g->c_out * g->kh * g->kw);
             ap = adj > ap ? adj : ap;
         }
-        bp = CVAE__IMPLICIT_B_FLOATS;
+        bp = cvae__implicit_b_floats(g);
+        if (adjoint_is_conv(g)) {
+            const cvae__conv_geom a = adjoint_geom(g);
+            const size_t adj = cvae__implicit_b_floats(&a);
+            bp = adj > bp ? adj : bp;
+        }
     }
     l.col = 0;
     size_t col = cvae__conv_col_floats(g);
@@ -297,14 +305,16 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
     const int direct = cvae__conv_col_is_identity(g);
-    /* the weight gradient without an im2col matrix, where the forward pass
-     * runs without one too and there are taps for at least one full panel
-     * of 16 (the first layer's 9 would leave most of each gathered panel
-     * zero); a single-channel first layer by dot products over its rows
-     * (conv_small.c); else im2col and the thin-product path of
-     * cvae__sgemm */
-    const int implicit_dw = cvae__conv_implicit_ok(g) && ckk >= 16;
-    const int small_dw = !implicit_dw && cvae__conv_small_ok(g);
+    /* the weight gradient read straight from the image where it has
+     * channels for a full block of 16 (conv_direct.c); else without an
+     * im2col matrix, where the forward pass runs without one too and there
+     * are taps for at least one full panel of 16 (the first layer's 9 would
+     * leave most of each gathered panel zero); a single-channel first layer
+     * by dot products over its rows (conv_small.c); else im2col and the
+     * thin-product path of cvae__sgemm */
+    const int direct_dw = cvae__conv_direct_dw_ok(g);
+    const int implicit_dw = !direct_dw && cvae__conv_implicit_ok(g) && ckk >= 16;
+    const int small_dw = !direct_dw && !implicit_dw && cvae__conv_small_ok(g);
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (dbacc)
         for (int c = 0; c < g->c_out; c++)
@@ -332,7 +342,9 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             for (int c = 0; c < g->c_out; c++)
                 dbacc[c] += cvae__conv_plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
         }
-        if (dw && implicit_dw) {
+        if (dw && direct_dw) {
+            cvae__conv_direct_dw(g, xi, dyi, i == 0, i == n - 1, dw, col + l.dw);
+        } else if (dw && implicit_dw) {
             cvae__implicit_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
         } else if (dw && small_dw) {
             cvae__conv_small_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.col);

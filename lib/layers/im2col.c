@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/gemm.h"
+#include "layers/conv_direct.h"
 
 /* Output columns [*lo, *hi) whose input column ox*stride - pad + k lies in
  * [0, n_in): the rest read padding. Computing the range once per kernel
@@ -221,7 +222,7 @@ void cvae__col2im_scratch(const cvae__conv_geom *g, float *col, float *img)
  * half the micro-kernel's speed. Needs a micro-kernel of ours (x86 with
  * AVX2); kernels up to IMPL_MAX_K wide. */
 #define IMPL_MAX_K 16
-#define IMPL_KC 384
+#define IMPL_KC CVAE__IMPLICIT_KC
 #define IMPL_KC_MAX CVAE__IMPLICIT_KC_MAX /* a last k block up to this long is not split */
 
 int cvae__implicit_ok(const cvae__conv_geom *g)
@@ -426,17 +427,38 @@ static void implicit_conv_run(const cvae__conv_geom *g, const float *img, const 
 
 /* Benchmarks see the product as the GEMM it replaces (W times an im2col
  * matrix), so bench_train can time that GEMM next to it. */
+size_t cvae__implicit_b_floats(const cvae__conv_geom *g)
+{
+    const size_t direct = cvae__conv_direct_ok(g) ? cvae__conv_direct_work_floats(g) : 0;
+    return direct > CVAE__IMPLICIT_B_FLOATS ? direct : CVAE__IMPLICIT_B_FLOATS;
+}
+
+void cvae__implicit_conv_gathered(const cvae__conv_geom *g, const float *img, const float *ap,
+                                  float *bp, float *y)
+{
+    implicit_conv_run(g, img, ap, bp, y);
+}
+
+static void implicit_or_direct(const cvae__conv_geom *g, const float *img, const float *ap,
+                               float *bp, float *y)
+{
+    if (cvae__conv_direct_ok(g))
+        cvae__conv_direct(g, img, ap, y, bp);
+    else
+        implicit_conv_run(g, img, ap, bp, y);
+}
+
 void cvae__implicit_conv(const cvae__conv_geom *g, const float *img, const float *ap, float *bp,
                          float *y)
 {
     if (!cvae__gemm_tracing()) {
-        implicit_conv_run(g, img, ap, bp, y);
+        implicit_or_direct(g, img, ap, bp, y);
         return;
     }
     const int k = g->c_in * g->kh * g->kw, n = g->h_out * g->w_out;
     const cvae__gemm_call call = {0, 0, g->c_out, n, k, k, n, n, 1.0f, 0.0f};
     cvae__gemm_trace_report(&call, 0);
-    implicit_conv_run(g, img, ap, bp, y);
+    implicit_or_direct(g, img, ap, bp, y);
     cvae__gemm_trace_report(&call, 1);
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/gemm.h"
+#include "layers/conv_direct.h"
 #include "layers/im2col.h"
 
 /* Output size of a transposed conv along one axis, (in-1)*stride - 2*pad + k,
@@ -206,7 +207,8 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
     const int implicit = dx && !patches && cvae__conv_implicit_ok(g);
     /* dw = x dyc^T: the weight gradient of g's forward conv of dy with x
      * as its output gradient, implicit as well where possible */
-    const int implicit_dw = dw && !patches && cvae__conv_implicit_ok(g) && ckk >= 16;
+    const int direct_dw = dw && !patches && cvae__conv_direct_dw_ok(g);
+    const int implicit_dw = dw && !direct_dw && !patches && cvae__conv_implicit_ok(g) && ckk >= 16;
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (implicit)
         cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
@@ -216,7 +218,7 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
         const float *ci = dyi;
         if (implicit)
             cvae__implicit_conv(g, dyi, col + l.ap, col + l.bp, dx + (size_t)i * x_img);
-        if (!direct && ((dw && !implicit_dw) || (dx && !implicit))) {
+        if (!direct && ((dw && !implicit_dw && !direct_dw) || (dx && !implicit))) {
             cvae__im2col(g, dyi, col);
             ci = col;
         }
@@ -227,7 +229,9 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
         if (dx && !implicit)
             cvae__sgemm(0, 0, g->c_out, hw_small, ckk, 1.0f, w, ckk, ci, hw_small, 0.0f,
                         dx + (size_t)i * x_img, hw_small);
-        if (implicit_dw)
+        if (direct_dw)
+            cvae__conv_direct_dw(g, dyi, xi, i == 0, i == n - 1, dw, col + l.dw);
+        else if (implicit_dw)
             cvae__implicit_dw(g, dyi, xi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
         else if (dw)
             cvae__sgemm(0, 1, g->c_out, ckk, hw_small, 1.0f, xi, hw_small, ci, hw_small,
