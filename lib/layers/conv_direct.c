@@ -223,14 +223,11 @@ __attribute__((target("avx512f"))) static void dw_tile(int rows, int cols, size_
     }
 }
 
-/* Output positions [*lo, *hi) along one axis at which kernel offset k
- * (padding pad, input and output n long) reads inside the image. */
-static void valid_span(int k, int pad, int n, int *lo, int *hi)
+/* The running sum's tile for kernel offset t, channel block cb and
+ * output-channel block ob. */
+static float *dw_sum_tile(float *acc, const dw_layout *l, int t, int cb, int ob)
 {
-    *lo = pad - k > 0 ? pad - k : 0;
-    *hi = n + pad - k < n ? n + pad - k : n;
-    if (*hi < *lo)
-        *hi = *lo;
+    return acc + (((size_t)t * (size_t)l->ncb + (size_t)cb) * (size_t)l->nob + (size_t)ob) * 256;
 }
 
 int cvae__conv_direct_dw_ok(const cvae__conv_geom *g)
@@ -252,16 +249,15 @@ static void direct_dw_run(const cvae__conv_geom *g, const float *img, const floa
     for (int t = 0; t < kk; t++) {
         const int ky = t / g->kw, kx = t % g->kw;
         int y0, y1, x0, x1;
-        valid_span(ky, g->pad_top, h, &y0, &y1);
-        valid_span(kx, g->pad_left, w, &x0, &x1);
+        cvae__conv_valid_range(ky, g->pad_top, 1, h, h, &y0, &y1);
+        cvae__conv_valid_range(kx, g->pad_left, 1, w, w, &x0, &x1);
         /* position (y, x) reads pixel (y + ky - pad_top, x + kx - pad_left) */
         const size_t in0 = (size_t)(y0 + ky - g->pad_top) * (size_t)w + (size_t)(x0 + kx - g->pad_left);
         const size_t out0 = (size_t)y0 * (size_t)w + (size_t)x0;
         for (int cb = 0; cb < l.ncb; cb++)
             for (int ob = 0; ob < l.nob; ob++)
                 dw_tile(y1 - y0, x1 - x0, row, xt + ((size_t)cb * hw + in0) * 16,
-                        dyt + ((size_t)ob * hw + out0) * 16, first,
-                        acc + (((size_t)t * (size_t)l.ncb + (size_t)cb) * (size_t)l.nob + (size_t)ob) * 256);
+                        dyt + ((size_t)ob * hw + out0) * 16, first, dw_sum_tile(acc, &l, t, cb, ob));
     }
     if (!last)
         return;
@@ -269,8 +265,7 @@ static void direct_dw_run(const cvae__conv_geom *g, const float *img, const floa
     for (int t = 0; t < kk; t++)
         for (int cb = 0; cb < l.ncb; cb++)
             for (int ob = 0; ob < l.nob; ob++) {
-                const float *tile =
-                    acc + (((size_t)t * (size_t)l.ncb + (size_t)cb) * (size_t)l.nob + (size_t)ob) * 256;
+                const float *tile = dw_sum_tile(acc, &l, t, cb, ob);
                 for (int i = 0; i < 16 && cb * 16 + i < g->c_in; i++)
                     for (int j = 0; j < 16 && ob * 16 + j < g->c_out; j++)
                         dw[(size_t)(ob * 16 + j) * ckk + (size_t)(cb * 16 + i) * (size_t)kk +

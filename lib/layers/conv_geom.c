@@ -109,3 +109,22 @@ size_t cvae__conv_col_floats(const cvae__conv_geom *g)
     return (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw * (size_t)g->h_out *
            (size_t)g->w_out;
 }
+
+/* Output columns [*lo, *hi) whose input column ox*stride - pad + k lies in
+ * [0, n_in): the rest read padding. Computing the range once per kernel
+ * column keeps the inner loops free of bounds tests. */
+void cvae__conv_valid_range(int k, int pad, int stride, int n_in, int n_out, int *lo, int *hi)
+{
+    int first = pad - k; /* ox*stride >= pad - k */
+    int a = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int last = n_in - 1 + pad - k; /* ox*stride <= n_in - 1 + pad - k */
+    int b = last < 0 ? 0 : last / stride + 1;
+    if (a > n_out)
+        a = n_out;
+    if (b > n_out)
+        b = n_out;
+    if (b < a)
+        b = a;
+    *lo = a;
+    *hi = b;
+}

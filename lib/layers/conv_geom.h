@@ -30,4 +30,9 @@ cvae_status cvae__conv_geom_init(cvae__conv_geom *g, int c_in, int h_in, int w_i
 /* Floats of the per-image im2col matrix: c_in*kh*kw * h_out*w_out. */
 size_t cvae__conv_col_floats(const cvae__conv_geom *g);
 
+/* Along one axis, the output positions [*lo, *hi) at which kernel offset k
+ * (padding pad, the stride, n_in inputs, n_out outputs) reads inside the
+ * input; elsewhere it reads padding. */
+void cvae__conv_valid_range(int k, int pad, int stride, int n_in, int n_out, int *lo, int *hi);
+
 #endif

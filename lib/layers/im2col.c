@@ -9,25 +9,6 @@
 #include "core/gemm.h"
 #include "layers/conv_direct.h"
 
-/* Output columns [*lo, *hi) whose input column ox*stride - pad + k lies in
- * [0, n_in): the rest read padding. Computing the range once per kernel
- * column keeps the inner loops free of bounds tests. */
-static void valid_range(int k, int pad, int stride, int n_in, int n_out, int *lo, int *hi)
-{
-    int first = pad - k; /* ox*stride >= pad - k */
-    int a = first <= 0 ? 0 : (first + stride - 1) / stride;
-    int last = n_in - 1 + pad - k; /* ox*stride <= n_in - 1 + pad - k */
-    int b = last < 0 ? 0 : last / stride + 1;
-    if (a > n_out)
-        a = n_out;
-    if (b > n_out)
-        b = n_out;
-    if (b < a)
-        b = a;
-    *lo = a;
-    *hi = b;
-}
-
 /* Stride-1 convolutions whose output is as wide as their input (the
  * model's "same" convolutions) map output (oy, ox) to input (oy + dy,
  * ox + dx) for a fixed kernel tap, and output and input rows have the same
@@ -53,8 +34,8 @@ typedef struct shift_run {
  * taps with it in the same way. */
 static inline int tap_run(const cvae__conv_geom *g, int ky, int kx, shift_run *s)
 {
-    valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, &s->ylo, &s->yhi);
-    valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, &s->xlo, &s->xhi);
+    cvae__conv_valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, &s->ylo, &s->yhi);
+    cvae__conv_valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, &s->xlo, &s->xhi);
     if (s->ylo >= s->yhi || s->xlo >= s->xhi)
         return 0;
     const size_t w = (size_t)g->w_out;
@@ -139,7 +120,7 @@ void cvae__im2col(const cvae__conv_geom *g, const float *img, float *col)
             for (int kx = 0; kx < g->kw; kx++, r++) {
                 float *row = col + r * hw_out;
                 int lo, hi;
-                valid_range(kx, g->pad_left, s, w_in, w_out, &lo, &hi);
+                cvae__conv_valid_range(kx, g->pad_left, s, w_in, w_out, &lo, &hi);
                 const int ix0 = kx - g->pad_left; /* input column of ox = 0 */
                 for (int oy = 0; oy < g->h_out; oy++) {
                     float *restrict dst = row + (size_t)oy * (size_t)w_out;
@@ -179,7 +160,7 @@ void cvae__col2im(const cvae__conv_geom *g, const float *col, float *img)
             for (int kx = 0; kx < g->kw; kx++, r++) {
                 const float *row = col + r * hw_out;
                 int lo, hi;
-                valid_range(kx, g->pad_left, s, w_in, w_out, &lo, &hi);
+                cvae__conv_valid_range(kx, g->pad_left, s, w_in, w_out, &lo, &hi);
                 const int ix0 = kx - g->pad_left;
                 for (int oy = 0; oy < g->h_out; oy++) {
                     const int iy = oy * s - g->pad_top + ky;
@@ -276,9 +257,9 @@ static void taps_init(const cvae__conv_geom *g, impl_taps *t)
     t->n = g->h_out * g->w_out;
     t->plane = (size_t)g->h_in * (size_t)g->w_in;
     for (int ky = 0; ky < g->kh; ky++)
-        valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, &t->ylo[ky], &t->yhi[ky]);
+        cvae__conv_valid_range(ky, g->pad_top, 1, g->h_in, g->h_out, &t->ylo[ky], &t->yhi[ky]);
     for (int kx = 0; kx < g->kw; kx++)
-        valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, &t->xlo[kx], &t->xhi[kx]);
+        cvae__conv_valid_range(kx, g->pad_left, 1, g->w_in, g->w_out, &t->xlo[kx], &t->xhi[kx]);
     for (int ky = 0; ky < g->kh; ky++)
         for (int kx = 0; kx < g->kw; kx++)
             t->shift[ky * g->kw + kx] =
