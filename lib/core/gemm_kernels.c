@@ -56,6 +56,45 @@ static void store_tile(dim_t m, dim_t n, const float *t, int ldt, float beta, fl
         }
 }
 
+/* acc[i] = sum over p < k of a[i] b (one FMA per p, in order) for the
+ * first r rows of a packed MR x k by k x 16 panel pair. r is a constant
+ * where this is inlined, so acc stays in registers. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+rows_avx512(int r, dim_t k, const float *a, const float *b, __m512 *acc)
+{
+#pragma GCC unroll 16
+    for (int i = 0; i < r; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (dim_t p = 0; p < k; p++) {
+        const __m512 bp = _mm512_loadu_ps(b);
+#pragma GCC unroll 16
+        for (int i = 0; i < r; i++)
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), bp, acc[i]);
+        a += Z_MR;
+        b += Z_NR;
+    }
+}
+
+/* An edge tile of at most r rows (r = 8 or 4; the panel is still MR wide
+ * and zero below m): the 16-row loop would spend 16 FMAs a step on it
+ * where r do, and a batch of 100 leaves a 4-row tile under every 16
+ * columns of its products. Each value is the same chain of FMAs as in the
+ * 16-row loop and is stored as that loop stores an edge tile, so the
+ * floats do not change. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+edge_rows_avx512(int r, dim_t m, dim_t n, dim_t k, float alpha, const float *a, const float *b,
+                 float beta, float *c, inc_t rs_c, inc_t cs_c)
+{
+    __m512 acc[8];
+    rows_avx512(r, k, a, b, acc);
+    const __m512 va = _mm512_set1_ps(alpha);
+    float t[8 * Z_NR];
+#pragma GCC unroll 8
+    for (int i = 0; i < r; i++)
+        _mm512_storeu_ps(t + i * Z_NR, _mm512_mul_ps(va, acc[i]));
+    store_tile(m, n, t, Z_NR, beta, c, rs_c, cs_c);
+}
+
 /* BLIS 0.9 gemm micro-kernel contract (GEMM_UKR_PROT2 in blis.h): a is a
  * packed MR x k micro-panel (column p at a + p*MR), b a packed k x NR one
  * (row p at b + p*NR), both zero-padded to full size; C is m x n with
@@ -68,18 +107,16 @@ TARGET_AVX512 static void ukr_avx512_16x16(dim_t m, dim_t n, dim_t k, float *res
 {
     (void)data;
     (void)cntx;
-    __m512 acc[Z_MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < Z_MR; i++)
-        acc[i] = _mm512_setzero_ps();
-    for (dim_t p = 0; p < k; p++) {
-        const __m512 bp = _mm512_loadu_ps(b);
-#pragma GCC unroll 16
-        for (int i = 0; i < Z_MR; i++)
-            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), bp, acc[i]);
-        a += Z_MR;
-        b += Z_NR;
+    if (m <= 4) {
+        edge_rows_avx512(4, m, n, k, *alpha, a, b, *beta, c, rs_c, cs_c);
+        return;
     }
+    if (m <= 8) {
+        edge_rows_avx512(8, m, n, k, *alpha, a, b, *beta, c, rs_c, cs_c);
+        return;
+    }
+    __m512 acc[Z_MR];
+    rows_avx512(Z_MR, k, a, b, acc);
     const __m512 va = _mm512_set1_ps(*alpha);
     if (m == Z_MR && n == Z_NR && cs_c == 1) {
         if (*beta == 0.0f) {
