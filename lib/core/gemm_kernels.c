@@ -75,6 +75,20 @@ rows_avx512(int r, dim_t k, const float *a, const float *b, __m512 *acc)
     }
 }
 
+/* Writes the m x n corner of alpha times the first r rows of acc through
+ * store_tile: the tiles the full-tile stores below do not cover. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+store_acc_avx512(int r, const __m512 *acc, dim_t m, dim_t n, float alpha, float beta, float *c,
+                 inc_t rs_c, inc_t cs_c)
+{
+    const __m512 va = _mm512_set1_ps(alpha);
+    float t[Z_MR * Z_NR];
+#pragma GCC unroll 16
+    for (int i = 0; i < r; i++)
+        _mm512_storeu_ps(t + i * Z_NR, _mm512_mul_ps(va, acc[i]));
+    store_tile(m, n, t, Z_NR, beta, c, rs_c, cs_c);
+}
+
 /* An edge tile of at most r rows (r = 8 or 4; the panel is still MR wide
  * and zero below m): the 16-row loop would spend 16 FMAs a step on it
  * where r do, and a batch of 100 leaves a 4-row tile under every 16
@@ -87,12 +101,7 @@ edge_rows_avx512(int r, dim_t m, dim_t n, dim_t k, float alpha, const float *a, 
 {
     __m512 acc[8];
     rows_avx512(r, k, a, b, acc);
-    const __m512 va = _mm512_set1_ps(alpha);
-    float t[8 * Z_NR];
-#pragma GCC unroll 8
-    for (int i = 0; i < r; i++)
-        _mm512_storeu_ps(t + i * Z_NR, _mm512_mul_ps(va, acc[i]));
-    store_tile(m, n, t, Z_NR, beta, c, rs_c, cs_c);
+    store_acc_avx512(r, acc, m, n, alpha, beta, c, rs_c, cs_c);
 }
 
 /* BLIS 0.9 gemm micro-kernel contract (GEMM_UKR_PROT2 in blis.h): a is a
@@ -133,11 +142,7 @@ TARGET_AVX512 static void ukr_avx512_16x16(dim_t m, dim_t n, dim_t k, float *res
         }
         return;
     }
-    float t[Z_MR * Z_NR];
-#pragma GCC unroll 16
-    for (int i = 0; i < Z_MR; i++)
-        _mm512_storeu_ps(t + i * Z_NR, _mm512_mul_ps(va, acc[i]));
-    store_tile(m, n, t, Z_NR, *beta, c, rs_c, cs_c);
+    store_acc_avx512(Z_MR, acc, m, n, *alpha, *beta, c, rs_c, cs_c);
 }
 
 TARGET_AVX2 static void ukr_avx2_6x16(dim_t m, dim_t n, dim_t k, float *restrict alpha,
