@@ -19,6 +19,7 @@
 #include "layers/conv.h"
 #include "layers/im2col.h"
 #include "conv_check.h"
+#include "layers/conv_wino.h"
 #include "gradcheck.h"
 #include "core/rng.h"
 
@@ -123,8 +124,12 @@ static void run_conv_reference(const spec *s, cvae__rng *r)
     double err = gc_max_rel_diff(y, want, ny, 1.0);
     /* A float32 sum of K = c_in*kh*kw products may lose ~K ulps in the worst
      * case, and the order of the sum depends on the GEMM kernel (AVX2 and
-     * AVX-512 block K differently): bound the error by K, not a constant. */
-    double tol = fmax(1e-5, 2e-7 * (double)(s->c_in * s->kh * s->kw));
+     * AVX-512 block K differently): bound the error by K, not a constant.
+     * The Winograd path (conv_wino.c) sums transformed values up to ~30
+     * times the inputs': a bound 25 times wider per product (its own test
+     * holds it to the sum of the products' magnitudes). */
+    const double per = cvae__conv_wino_ok(&g) ? 5e-6 : 2e-7;
+    double tol = fmax(1e-5, per * (double)(s->c_in * s->kh * s->kw));
     if (err > tol)
         printf("conv n%d c%d %dx%d -> c%d k%dx%d s%d p%d: err %g (tolerance %g)\n", s->n,
                s->c_in, s->h, s->w, s->c_out, s->kh, s->kw, s->stride, s->pad, err, tol);
@@ -331,7 +336,11 @@ static void check_relu_fused(const spec *s, int parts, cvae__rng *r)
             w1[i] = dw1[i];
         for (size_t i = 0; i < nb; i++)
             b1[i] = db1[i];
-        assert_true(gc_max_rel_diff(dw2, w1, nw, 1.0) < 1e-5);
+        /* the Winograd weight gradient sums images in groups, which the
+         * parts cut differently, and rounds about 20 times more than a
+         * direct sum (conv_wino.h) */
+        const double tol = cvae__conv_wino_ok(&g) ? 5e-4 : 1e-5;
+        assert_true(gc_max_rel_diff(dw2, w1, nw, 1.0) < tol);
         assert_true(gc_max_rel_diff(db2, b1, nb, 1.0) < 1e-5);
         free(w1);
         free(b1);
@@ -360,7 +369,7 @@ static void check_relu_fused(const spec *s, int parts, cvae__rng *r)
         w1[i] = dw1[i];
     for (int i = 0; i < g.c_in; i++)
         b1[i] = ebt1[i];
-    assert_true(gc_max_rel_diff(dw2, w1, nw, 1.0) < 1e-5);
+    assert_true(gc_max_rel_diff(dw2, w1, nw, 1.0) < (cvae__conv_wino_ok(&g) ? 5e-4 : 1e-5));
     assert_true(gc_max_rel_diff(ebt2, b1, (size_t)g.c_in, 1.0) < 1e-5);
     free(w1);
     free(b1);

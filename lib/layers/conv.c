@@ -12,6 +12,7 @@
 #include "core/threads.h"
 #include "layers/conv_direct.h"
 #include "layers/conv_small.h"
+#include "layers/conv_wino.h"
 #include "layers/im2col.h"
 
 /* A 1x1 stride-1 unpadded conv reads the image itself as its im2col matrix. */
@@ -92,13 +93,34 @@ cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g)
             bp = adj > bp ? adj : bp;
         }
     }
+    /* Winograd: the transformed weights of the layer or of its adjoint, and
+     * the per-image work (in the B-panel slot, which the same calls would
+     * otherwise use) */
+    size_t wu = 0;
+    if (cvae__conv_wino_ok(g)) {
+        wu = cvae__conv_wino_u_floats(g);
+        if (cvae__conv_wino_work_floats(g) > bp)
+            bp = cvae__conv_wino_work_floats(g);
+        if (cvae__conv_wino_dw_floats(g) > dw)
+            dw = cvae__conv_wino_dw_floats(g);
+    }
+    if (adjoint_is_conv(g)) {
+        const cvae__conv_geom a = adjoint_geom(g);
+        if (cvae__conv_wino_ok(&a)) {
+            if (cvae__conv_wino_u_floats(&a) > wu)
+                wu = cvae__conv_wino_u_floats(&a);
+            if (cvae__conv_wino_work_floats(&a) > bp)
+                bp = cvae__conv_wino_work_floats(&a);
+        }
+    }
     l.col = 0;
     size_t col = cvae__conv_col_floats(g);
     if (cvae__conv_small_ok(g) && cvae__conv_small_work_floats(g) > col)
         col = cvae__conv_small_work_floats(g);
     l.wf = round16(col);
     l.ap = l.wf + (adjoint_is_conv(g) ? round16((size_t)g->c_out * (size_t)g->c_in * kk) : 0);
-    l.bp = l.ap + round16(ap);
+    l.wu = l.ap + round16(ap);
+    l.bp = l.wu + round16(wu);
     l.dw = l.bp + round16(bp);
     l.total = l.dw + dw;
     return l;
@@ -213,14 +235,18 @@ void cvae__conv_channel_sums(int n, int channels, size_t plane, const float *dy,
 
 cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, const float *w, float *col)
 {
-    cvae__conv_adj_plan pl = {NULL, NULL};
+    cvae__conv_adj_plan pl = {NULL, NULL, NULL};
     if (!adjoint_is_conv(g))
         return pl;
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     float *wf = col + l.wf;
     rotate_weights(g, w, wf);
     pl.wf = wf;
-    if (cvae__conv_implicit_ok(g)) {
+    const cvae__conv_geom a = adjoint_geom(g);
+    if (cvae__conv_wino_ok(&a)) {
+        cvae__conv_wino_weights(&a, wf, col + l.wu);
+        pl.wu = col + l.wu;
+    } else if (cvae__conv_implicit_ok(g)) {
         cvae__implicit_pack(wf, g->c_in, g->c_out * g->kh * g->kw, col + l.ap);
         pl.ap = col + l.ap;
     }
@@ -236,6 +262,9 @@ void cvae__conv_adjoint(const cvae__conv_geom *g, const float *gy, const float *
     const int hw_out = g->h_out * g->w_out;
     if (cvae__conv_col_is_identity(g)) {
         cvae__sgemm(1, 0, ckk, hw_out, g->c_out, 1.0f, w, ckk, gy, hw_out, 0.0f, out, hw_out);
+    } else if (pl->wu) {
+        const cvae__conv_geom a = adjoint_geom(g);
+        cvae__conv_wino_forward(&a, gy, pl->wu, out, col + cvae__conv_ws_of(g).bp);
     } else if (pl->ap) {
         const cvae__conv_geom a = adjoint_geom(g);
         cvae__implicit_conv(&a, gy, pl->ap, col + cvae__conv_ws_of(g).bp, out);
@@ -260,10 +289,13 @@ static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const 
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
     const int direct = cvae__conv_col_is_identity(g);
     const int small = cvae__conv_small_ok(g);
-    const int implicit = n > 0 && !small && cvae__conv_implicit_ok(g);
+    const int wino = n > 0 && cvae__conv_wino_ok(g);
+    const int implicit = n > 0 && !small && !wino && cvae__conv_implicit_ok(g);
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (implicit)
         cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
+    if (wino)
+        cvae__conv_wino_weights(g, w, col + l.wu);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *yi = y + (size_t)i * y_img;
@@ -271,7 +303,9 @@ static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const 
             cvae__conv_small_forward(g, xi, w, b, relu, yi, col + l.col);
             continue;
         }
-        if (implicit) {
+        if (wino) {
+            cvae__conv_wino_forward(g, xi, col + l.wu, yi, col + l.bp);
+        } else if (implicit) {
             cvae__implicit_conv(g, xi, col + l.ap, col + l.bp, yi);
         } else {
             const float *ci = xi;
@@ -312,9 +346,10 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
      * leave most of each gathered panel zero); a single-channel first layer
      * by dot products over its rows (conv_small.c); else im2col and the
      * thin-product path of cvae__sgemm */
-    const int direct_dw = cvae__conv_direct_dw_ok(g);
-    const int implicit_dw = !direct_dw && cvae__conv_implicit_ok(g) && ckk >= 16;
-    const int small_dw = !direct_dw && !implicit_dw && cvae__conv_small_ok(g);
+    const int wino_dw = cvae__conv_wino_ok(g);
+    const int direct_dw = !wino_dw && cvae__conv_direct_dw_ok(g);
+    const int implicit_dw = !wino_dw && !direct_dw && cvae__conv_implicit_ok(g) && ckk >= 16;
+    const int small_dw = !wino_dw && !direct_dw && !implicit_dw && cvae__conv_small_ok(g);
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (dbacc)
         for (int c = 0; c < g->c_out; c++)
@@ -324,7 +359,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             memset(dw, 0, (size_t)g->c_out * (size_t)ckk * sizeof *dw);
         return;
     }
-    cvae__conv_adj_plan pl = {NULL, NULL};
+    cvae__conv_adj_plan pl = {NULL, NULL, NULL};
     if (dx)
         pl = cvae__conv_adjoint_plan(g, w, col);
     for (int i = 0; i < n; i++) {
@@ -342,7 +377,9 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             for (int c = 0; c < g->c_out; c++)
                 dbacc[c] += cvae__conv_plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
         }
-        if (dw && direct_dw) {
+        if (dw && wino_dw) {
+            /* after the loop, over the whole run */
+        } else if (dw && direct_dw) {
             cvae__conv_direct_dw(g, xi, dyi, i == 0, i == n - 1, dw, col + l.dw);
         } else if (dw && implicit_dw) {
             cvae__implicit_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
@@ -362,6 +399,8 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
         if (dx)
             cvae__conv_adjoint(g, dyi, w, &pl, dx + (size_t)i * x_img, col);
     }
+    if (dw && wino_dw)
+        cvae__conv_wino_dw(g, n, x, dy, dw, col + l.dw);
 }
 
 /* conv_backward with the bias gradient rounded into db. */

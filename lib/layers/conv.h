@@ -61,15 +61,18 @@ int cvae__conv_implicit_ok(const cvae__conv_geom *g);
  * weights for an adjoint conv, packed weights and one B panel for the
  * implicit paths, and the implicit weight gradient's. Offsets in floats. */
 typedef struct cvae__conv_ws {
-    size_t col, wf, ap, bp, dw, total; /* dw: cvae__implicit_dw's workspace */
+    size_t col, wf, ap, wu, bp, dw, total; /* wu: Winograd-domain weights (conv_wino.h);
+                                              dw: the weight gradient's workspace */
 } cvae__conv_ws;
 cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g);
 
 /* How a call computes the adjoint: wf the rotated weights (when the adjoint
  * is itself a conv) or NULL; ap, if not NULL, wf packed for
- * cvae__implicit_conv. Prepared once per call in the workspace col. */
+ * cvae__implicit_conv; wu, if not NULL, wf in the Winograd domain for
+ * cvae__conv_wino_forward (and then ap is NULL). Prepared once per call in
+ * the workspace col. */
 typedef struct cvae__conv_adj_plan {
-    const float *wf, *ap;
+    const float *wf, *ap, *wu;
 } cvae__conv_adj_plan;
 cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, const float *w, float *col);
 /* out = the adjoint of conv g applied to one image gy [c_out][h_out][w_out];

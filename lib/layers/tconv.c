@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/gemm.h"
 #include "layers/conv_direct.h"
+#include "layers/conv_wino.h"
 #include "layers/im2col.h"
 
 /* Output size of a transposed conv along one axis, (in-1)*stride - 2*pad + k,
@@ -119,7 +120,7 @@ void cvae__tconv2d_forward(const cvae__conv_geom *g, int n, const float *x, cons
     const size_t y_plane = (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_in * y_plane;
     const int patches = tconv_patches(g);
-    cvae__conv_adj_plan pl = {NULL, NULL};
+    cvae__conv_adj_plan pl = {NULL, NULL, NULL};
     if (!patches && n > 0)
         pl = cvae__conv_adjoint_plan(g, w, col);
     for (int i = 0; i < n; i++) {
@@ -202,23 +203,32 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
     }
     if (!dw && !dx)
         return;
-    /* dx is g's forward conv of dy: implicit where possible (the im2col
-     * matrix is then only built for dw). */
-    const int implicit = dx && !patches && cvae__conv_implicit_ok(g);
+    /* dx is g's forward conv of dy: by Winograd's transforms or implicit
+     * where possible (the im2col matrix is then only built for dw). */
+    const int wino = !patches && cvae__conv_wino_ok(g);
+    const int wino_dx = dx && wino;
+    const int implicit = dx && !wino && !patches && cvae__conv_implicit_ok(g);
     /* dw = x dyc^T: the weight gradient of g's forward conv of dy with x
-     * as its output gradient, implicit as well where possible */
-    const int direct_dw = dw && !patches && cvae__conv_direct_dw_ok(g);
-    const int implicit_dw = dw && !direct_dw && !patches && cvae__conv_implicit_ok(g) && ckk >= 16;
+     * as its output gradient, by the same means where possible */
+    const int wino_dw = dw && wino;
+    const int direct_dw = dw && !wino && !patches && cvae__conv_direct_dw_ok(g);
+    const int implicit_dw =
+        dw && !wino && !direct_dw && !patches && cvae__conv_implicit_ok(g) && ckk >= 16;
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (implicit)
         cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
+    if (wino_dx)
+        cvae__conv_wino_weights(g, w, col + l.wu);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         const float *dyi = dy + (size_t)i * y_img;
         const float *ci = dyi;
-        if (implicit)
+        if (wino_dx)
+            cvae__conv_wino_forward(g, dyi, col + l.wu, dx + (size_t)i * x_img, col + l.bp);
+        else if (implicit)
             cvae__implicit_conv(g, dyi, col + l.ap, col + l.bp, dx + (size_t)i * x_img);
-        if (!direct && ((dw && !implicit_dw && !direct_dw) || (dx && !implicit))) {
+        if (!direct && ((dw && !wino_dw && !implicit_dw && !direct_dw) ||
+                        (dx && !wino_dx && !implicit))) {
             cvae__im2col(g, dyi, col);
             ci = col;
         }
@@ -226,9 +236,11 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
             patches_backward(g, i == 0, xi, w, ci, dx ? dx + (size_t)i * x_img : NULL, dw);
             continue;
         }
-        if (dx && !implicit)
+        if (dx && !wino_dx && !implicit)
             cvae__sgemm(0, 0, g->c_out, hw_small, ckk, 1.0f, w, ckk, ci, hw_small, 0.0f,
                         dx + (size_t)i * x_img, hw_small);
+        if (wino_dw)
+            continue; /* after the loop, over the whole run */
         if (direct_dw)
             cvae__conv_direct_dw(g, dyi, xi, i == 0, i == n - 1, dw, col + l.dw);
         else if (implicit_dw)
@@ -237,6 +249,8 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
             cvae__sgemm(0, 1, g->c_out, ckk, hw_small, 1.0f, xi, hw_small, ci, hw_small,
                         i == 0 ? 0.0f : 1.0f, dw, ckk);
     }
+    if (wino_dw)
+        cvae__conv_wino_dw(g, n, dy, x, dw, col + l.dw);
 }
 
 void cvae__tconv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,

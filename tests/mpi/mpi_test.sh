@@ -62,9 +62,12 @@ expect_rc() {
 }
 
 # Every tensor within this tolerance, max|a-b| / max|b|: float sums in
-# another order (seen: below 1e-4 after a few epochs); anything else --
-# another batch composition, other noise -- moves tensors by O(1).
-TOL=1e-3
+# another order. Seen: below 1e-4 after a few epochs with direct sums, up
+# to 1.2e-2 where the 5x5 layer's weight gradient is summed in Winograd's
+# transformed domain (about 20 times the rounding of a direct sum, which
+# Adam's scaling amplifies in near-zero gradients). Anything else moves
+# tensors by O(1): another batch composition 1.1, another seed 3.5.
+TOL=5e-2
 
 same_tensors() {
     "$PYTHON" "$HERE/compare_tensors.py" "$1" "$2" "$TOL" >"$W/cmp.log" 2>&1 ||

@@ -1,0 +1,645 @@
+/* Winograd F(4x4, 5x5) and F(4x4, 3x3) convolutions (see conv_wino.h).
+ *
+ * With n = 8 or 6 inputs per tile side, B the n x n input transform, G the
+ * n x k kernel transform and A the n x 4 output transform (Cook-Toom on
+ * the points 0, +-1, +-2, infinity, and for n = 8 also +-1/2), a 4x4
+ * output block of one channel pair is
+ *     Y = A^T [(G g G^T) . (B^T d B)] A
+ * for d the n x n input block under it and "." elementwise. Summed over
+ * input channels, the elementwise products become, for each of the n*n
+ * points f, a matrix product M_f (tiles x c_out) = V_f (tiles x c_in)
+ * U_f (c_in x c_out). The weight gradient follows from the same identity:
+ * dg = G^T [sum over tiles of (A dY A^T) . (B^T d B)] G.
+ *
+ * Layouts (16 channels to a vector; cb, kb index blocks of 16 input and
+ * output channels):
+ *   the image copy: channels last, zero-padded, [row][col][c_in rounded up];
+ *   V, the transformed inputs: [f][cb][tile][16];
+ *   M, the products, and Z, the transformed output gradients: [f][kb][tile][16];
+ *   U, the transformed weights: [f][c_in rounded][c_out rounded].
+ * The transforms run on 16 channels at once, one vector per value, so
+ * they need no shuffles; the products read V with broadcasts (rows are
+ * tiles) and U with vector loads. */
+#include "layers/conv_wino.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "core/gemm.h"
+
+#define TILE 4    /* outputs per tile side */
+#define MAX_KS 5  /* largest kernel side */
+#define MAX_IN 8  /* inputs per tile side for it */
+#define MAX_NF 64 /* points of its transform domain, 8 x 8 */
+#define MAX_GROUP 4
+
+/* F(4x4, 5x5): the 8x5 kernel transform, rows the 8 points. Its first row
+ * (the point 0) is negated, with the input transform's first row, so that
+ * both have small positive leading entries; the product is unchanged. */
+static const float G8[8 * 5] = {
+    1.0f,       0.0f,        0.0f,      0.0f,       0.0f,
+    -2.0f / 9,  -2.0f / 9,   -2.0f / 9, -2.0f / 9,  -2.0f / 9,
+    -2.0f / 9,  2.0f / 9,    -2.0f / 9, 2.0f / 9,   -2.0f / 9,
+    1.0f / 90,  2.0f / 90,   4.0f / 90, 8.0f / 90,  16.0f / 90,
+    1.0f / 90,  -2.0f / 90,  4.0f / 90, -8.0f / 90, 16.0f / 90,
+    32.0f / 45, 16.0f / 45,  8.0f / 45, 4.0f / 45,  2.0f / 45,
+    32.0f / 45, -16.0f / 45, 8.0f / 45, -4.0f / 45, 2.0f / 45,
+    0.0f,       0.0f,        0.0f,      0.0f,       1.0f};
+
+/* F(4x4, 3x3): the 6x3 kernel transform on the points 0, +-1, +-2 and
+ * infinity. */
+static const float G6[6 * 3] = {
+    0.25f,      0.0f,       0.0f,
+    -1.0f / 6,  -1.0f / 6,  -1.0f / 6,
+    -1.0f / 6,  1.0f / 6,   -1.0f / 6,
+    1.0f / 24,  1.0f / 12,  1.0f / 6,
+    1.0f / 24,  -1.0f / 12, 1.0f / 6,
+    0.0f,       0.0f,       1.0f};
+
+typedef struct wl {
+    int ks, in, nf;          /* kernel side, inputs per tile side, points */
+    const float *gm;         /* the in x ks kernel transform */
+    int cb, kb, ty, tx, t;   /* channel blocks in, out; tiles down, across, in all */
+    int ph, pw;              /* the padded image copy's rows and columns */
+    size_t cp, kp;           /* channels in, out, rounded up to 16 */
+} wl;
+
+static wl layout_of(const cvae__conv_geom *g)
+{
+    wl l;
+    l.ks = g->kh;
+    l.in = l.ks + TILE - 1;
+    l.nf = l.in * l.in;
+    l.gm = l.ks == 5 ? G8 : G6;
+    l.cb = (g->c_in + 15) / 16;
+    l.kb = (g->c_out + 15) / 16;
+    l.ty = (g->h_out + TILE - 1) / TILE;
+    l.tx = (g->w_out + TILE - 1) / TILE;
+    l.t = l.ty * l.tx;
+    l.ph = TILE * l.ty + l.ks - 1;
+    l.pw = TILE * l.tx + l.ks - 1;
+    l.cp = (size_t)l.cb * 16;
+    l.kp = (size_t)l.kb * 16;
+    return l;
+}
+
+/* Floats from one point's block of V, M, Z or the gradient sums to the
+ * next: one cache line more than the block, so that the 64 points of a
+ * tile, which the transforms write or read one after another, fall in
+ * different cache sets (with a power-of-two stride they shared a few
+ * sets, and the transforms ran at a third of their speed). */
+static size_t point_stride(size_t block) { return block + 16; }
+
+/* Images per weight-gradient product: enough that its inner dimension
+ * (tiles) is at least 64 where a few images give that. */
+static int group_of(const wl *l)
+{
+    int b = (64 + l->t - 1) / l->t;
+    return b < 1 ? 1 : b > MAX_GROUP ? MAX_GROUP : b;
+}
+
+size_t cvae__conv_wino_u_floats(const cvae__conv_geom *g)
+{
+    const wl l = layout_of(g);
+    return (size_t)l.nf * l.cp * l.kp;
+}
+
+/* forward work: the image copy, V, M, the output copy */
+typedef struct fwd_ws {
+    size_t xcl, v, m, ycl, n;
+} fwd_ws;
+
+static fwd_ws fwd_ws_of(const wl *l)
+{
+    fwd_ws w;
+    w.xcl = 0;
+    w.v = w.xcl + (size_t)l->ph * (size_t)l->pw * l->cp;
+    w.m = w.v + (size_t)l->nf * point_stride(l->cp * (size_t)l->t);
+    w.ycl = w.m + (size_t)l->nf * point_stride(l->kp * (size_t)l->t);
+    w.n = w.ycl + (size_t)TILE * TILE * (size_t)l->t * l->kp;
+    return w;
+}
+
+size_t cvae__conv_wino_work_floats(const cvae__conv_geom *g)
+{
+    const wl l = layout_of(g);
+    return fwd_ws_of(&l).n;
+}
+
+/* weight-gradient work: the running sum in the 64-point domain, the image
+ * and output-gradient copies, then V and Z for a group of images */
+typedef struct dw_ws {
+    size_t acc, xcl, dycl, v, z, n;
+} dw_ws;
+
+static dw_ws dw_ws_of(const wl *l)
+{
+    dw_ws w;
+    const size_t tg = (size_t)l->t * (size_t)group_of(l);
+    w.acc = 0;
+    w.xcl = w.acc + (size_t)l->nf * point_stride(l->cp * l->kp);
+    w.dycl = w.xcl + (size_t)l->ph * (size_t)l->pw * l->cp;
+    w.v = w.dycl + (size_t)TILE * TILE * (size_t)l->t * l->kp;
+    w.z = w.v + (size_t)l->nf * point_stride(l->cp * tg);
+    w.n = w.z + (size_t)l->nf * point_stride(l->kp * tg);
+    return w;
+}
+
+size_t cvae__conv_wino_dw_floats(const cvae__conv_geom *g)
+{
+    const wl l = layout_of(g);
+    return dw_ws_of(&l).n;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include "core/transpose16.h"
+
+#define AVX512 __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+
+int cvae__conv_wino_ok(const cvae__conv_geom *g)
+{
+    return g->stride == 1 && (g->kh == 3 || g->kh == 5) && g->kw == g->kh &&
+           g->pad_top == (g->kh - 1) / 2 && g->pad_left == (g->kw - 1) / 2 && g->h_out == g->h_in && g->w_out == g->w_in && g->c_in >= 16 &&
+           g->c_out >= 16 && (size_t)g->h_in * (size_t)g->w_in * 64 < (size_t)INT_MAX / 64 &&
+           cvae__gemm_tile_mr() == 16;
+}
+
+static __mmask16 first_lanes(int n) { return (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u); }
+
+/* dst [ph][pw][cp] = src [c][h][w] placed at (pad, pad), zero elsewhere
+ * (the border and the channels from c to cp): blocks of 16 channels by 16
+ * positions of a row, transposed in registers. */
+static AVX512 void channels_last(const float *src, int c, int h, int w, int pad, int ph, int pw,
+                                 size_t cp, float *dst)
+{
+    const size_t row = (size_t)pw * cp, plane = (size_t)h * (size_t)w;
+    for (int y = 0; y < ph; y++) {
+        float *d = dst + (size_t)y * row;
+        const int sy = y - pad;
+        if (sy < 0 || sy >= h) {
+            memset(d, 0, row * sizeof *d);
+            continue;
+        }
+        memset(d, 0, (size_t)pad * cp * sizeof *d);
+        memset(d + (size_t)(pad + w) * cp, 0, (size_t)(pw - pad - w) * cp * sizeof *d);
+        for (size_t c0 = 0; c0 < cp; c0 += 16)
+            for (int x0 = 0; x0 < w; x0 += 16) {
+                const int nx = w - x0 < 16 ? w - x0 : 16;
+                const __mmask16 mask = first_lanes(nx);
+                const float *s = src + (size_t)sy * (size_t)w + (size_t)x0;
+                __m512 a[16];
+                for (int r = 0; r < 16; r++)
+                    a[r] = c0 + (size_t)r < (size_t)c
+                               ? _mm512_maskz_loadu_ps(mask, s + (c0 + (size_t)r) * plane)
+                               : _mm512_setzero_ps();
+                tr16_avx512(a);
+                float *o = d + (size_t)(pad + x0) * cp + c0;
+                for (int q = 0; q < nx; q++)
+                    _mm512_storeu_ps(o + (size_t)q * cp, a[q]);
+            }
+    }
+}
+
+/* y [k][h][w] = the first h x w positions of ycl [..][ow][kp], k < c_out. */
+static AVX512 void channels_first(const float *ycl, size_t ow, size_t kp, int k, int h, int w,
+                                  float *y)
+{
+    const size_t plane = (size_t)h * (size_t)w;
+    for (int i = 0; i < h; i++)
+        for (size_t k0 = 0; k0 < (size_t)k; k0 += 16)
+            for (int x0 = 0; x0 < w; x0 += 16) {
+                const int nx = w - x0 < 16 ? w - x0 : 16;
+                const __mmask16 mask = first_lanes(nx);
+                const float *s = ycl + ((size_t)i * ow + (size_t)x0) * kp + k0;
+                __m512 a[16];
+                for (int q = 0; q < 16; q++)
+                    a[q] = q < nx ? _mm512_loadu_ps(s + (size_t)q * kp) : _mm512_setzero_ps();
+                tr16_avx512(a);
+                const int nr = (size_t)k - k0 < 16 ? (int)((size_t)k - k0) : 16;
+                float *o = y + k0 * plane + (size_t)i * (size_t)w + (size_t)x0;
+                for (int r = 0; r < nr; r++)
+                    _mm512_mask_storeu_ps(o + (size_t)r * plane, mask, a[r]);
+            }
+}
+
+/* u = G g G^T for 16 kernels side by side: g[q][l] (ks*ks x 16, lane l
+ * one kernel) to u[f][l] (in*in x 16). Written as loops over the 16 lanes,
+ * which the compiler turns into vector operations. */
+static AVX512 void kernel_transform16(const wl *l, float g[MAX_KS * MAX_KS][16],
+                                      float u[MAX_NF][16])
+{
+    const int ks = l->ks, in = l->in;
+    const float *gm = l->gm;
+    float t[MAX_IN][MAX_KS][16];
+    for (int i = 0; i < in; i++)
+        for (int j = 0; j < ks; j++)
+            for (int q = 0; q < 16; q++) {
+                float s = 0.0f;
+                for (int r = 0; r < ks; r++)
+                    s += gm[i * ks + r] * g[r * ks + j][q];
+                t[i][j][q] = s;
+            }
+    for (int i = 0; i < in; i++)
+        for (int j = 0; j < in; j++)
+            for (int q = 0; q < 16; q++) {
+                float s = 0.0f;
+                for (int r = 0; r < ks; r++)
+                    s += t[i][r][q] * gm[j * ks + r];
+                u[i * in + j][q] = s;
+            }
+}
+
+void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u)
+{
+    const wl l = layout_of(g);
+    const size_t kk = (size_t)l.ks * (size_t)l.ks, kern = (size_t)g->c_in * kk;
+    memset(u, 0, cvae__conv_wino_u_floats(g) * sizeof *u);
+    for (int c = 0; c < g->c_in; c++)
+        for (int k0 = 0; k0 < g->c_out; k0 += 16) {
+            const int nk = g->c_out - k0 < 16 ? g->c_out - k0 : 16;
+            float gk[MAX_KS * MAX_KS][16], t[MAX_NF][16];
+            for (size_t q = 0; q < kk; q++)
+                for (int j = 0; j < 16; j++)
+                    gk[q][j] = j < nk ? w[(size_t)(k0 + j) * kern + (size_t)c * kk + q] : 0.0f;
+            kernel_transform16(&l, gk, t);
+            for (int f = 0; f < l.nf; f++)
+                memcpy(u + ((size_t)f * l.cp + (size_t)c) * l.kp + (size_t)k0, t[f],
+                       16 * sizeof(float));
+        }
+}
+
+/* dw[k][c][ks][ks] = G^T acc_{k,c} G, acc_{k,c}[f] the running sum at
+ * point f for the channel pair, stored [f][cb][kb][c % 16][k % 16]: 16
+ * output channels side by side. */
+static AVX512 void kernel_gradients(const cvae__conv_geom *g, const wl *l, const float *acc,
+                                    float *dw)
+{
+    const int ks = l->ks, in = l->in;
+    const float *gm = l->gm;
+    const size_t per_f = point_stride(l->cp * l->kp);
+    const size_t kk = (size_t)ks * (size_t)ks, kern = (size_t)g->c_in * kk;
+    for (int c = 0; c < g->c_in; c++)
+        for (int k0 = 0; k0 < g->c_out; k0 += 16) {
+            const int nk = g->c_out - k0 < 16 ? g->c_out - k0 : 16;
+            const float *a = acc + ((size_t)(c / 16) * (size_t)l->kb + (size_t)(k0 / 16)) * 256 +
+                             (size_t)(c % 16) * 16;
+            float t[MAX_KS][MAX_IN][16], d[MAX_KS * MAX_KS][16];
+            for (int r = 0; r < ks; r++)
+                for (int j = 0; j < in; j++)
+                    for (int q = 0; q < 16; q++) {
+                        float s = 0.0f;
+                        for (int i = 0; i < in; i++)
+                            s += gm[i * ks + r] * a[(size_t)(i * in + j) * per_f + (size_t)q];
+                        t[r][j][q] = s;
+                    }
+            for (int r = 0; r < ks; r++)
+                for (int b = 0; b < ks; b++)
+                    for (int q = 0; q < 16; q++) {
+                        float s = 0.0f;
+                        for (int j = 0; j < in; j++)
+                            s += t[r][j][q] * gm[j * ks + b];
+                        d[r * ks + b][q] = s;
+                    }
+            for (int j = 0; j < nk; j++)
+                for (size_t q = 0; q < kk; q++)
+                    dw[(size_t)(k0 + j) * kern + (size_t)c * kk + q] = d[q][j];
+        }
+}
+
+/* The 8-point input transform v = B^T d of eight vectors (the rows of B^T
+ * written out, with their shared partial sums). */
+INLINE AVX512 void bt8(const __m512 *d, __m512 *v)
+{
+    const __m512 s1 = _mm512_fmadd_ps(_mm512_set1_ps(-4.25f), d[3], _mm512_add_ps(d[1], d[5]));
+    const __m512 s2 = _mm512_fmadd_ps(_mm512_set1_ps(-4.25f), d[4], _mm512_add_ps(d[2], d[6]));
+    const __m512 p1 = _mm512_fmadd_ps(_mm512_set1_ps(-2.5f), d[3],
+                                      _mm512_fmadd_ps(_mm512_set1_ps(0.5f), d[1],
+                                                      _mm512_mul_ps(_mm512_set1_ps(2.0f), d[5])));
+    const __m512 p2 = _mm512_fmadd_ps(_mm512_set1_ps(-1.25f), d[4],
+                                      _mm512_fmadd_ps(_mm512_set1_ps(0.25f), d[2], d[6]));
+    const __m512 q1 = _mm512_fmadd_ps(_mm512_set1_ps(-2.5f), d[3],
+                                      _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d[1],
+                                                      _mm512_mul_ps(_mm512_set1_ps(0.5f), d[5])));
+    const __m512 q2 = _mm512_fmadd_ps(_mm512_set1_ps(-5.0f), d[4],
+                                      _mm512_fmadd_ps(_mm512_set1_ps(4.0f), d[2], d[6]));
+    v[0] = _mm512_fmadd_ps(_mm512_set1_ps(5.25f), _mm512_sub_ps(d[4], d[2]),
+                           _mm512_sub_ps(d[0], d[6]));
+    v[1] = _mm512_add_ps(s2, s1);
+    v[2] = _mm512_sub_ps(s2, s1);
+    v[3] = _mm512_add_ps(p2, p1);
+    v[4] = _mm512_sub_ps(p2, p1);
+    v[5] = _mm512_add_ps(q2, q1);
+    v[6] = _mm512_sub_ps(q2, q1);
+    v[7] = _mm512_fmadd_ps(_mm512_set1_ps(5.25f), _mm512_sub_ps(d[3], d[5]),
+                           _mm512_sub_ps(d[7], d[1]));
+}
+
+/* The output transform y = A^T m, 8 vectors to 4. */
+INLINE AVX512 void at8(const __m512 *m, __m512 *y)
+{
+    const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+    const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
+    const __m512 e = _mm512_add_ps(m[5], m[6]), f = _mm512_sub_ps(m[5], m[6]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), _mm512_add_ps(c, e));
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), f, _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b));
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), e, _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a));
+    y[3] = _mm512_add_ps(
+        _mm512_fmadd_ps(_mm512_set1_ps(0.125f), f, _mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b)),
+        m[7]);
+}
+
+/* Its adjoint z = A y, 4 vectors to 8: how an output gradient enters the
+ * 64-point domain. */
+INLINE AVX512 void a8(const __m512 *y, __m512 *z)
+{
+    const __m512 e = _mm512_add_ps(y[0], y[2]), o = _mm512_add_ps(y[1], y[3]);
+    const __m512 e4 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), y[2], y[0]);
+    const __m512 o4 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), y[3], _mm512_mul_ps(_mm512_set1_ps(2.0f), y[1]));
+    const __m512 eq = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), y[2], y[0]);
+    const __m512 oq = _mm512_fmadd_ps(_mm512_set1_ps(0.125f), y[3], _mm512_mul_ps(_mm512_set1_ps(0.5f), y[1]));
+    z[0] = y[0];
+    z[1] = _mm512_add_ps(e, o);
+    z[2] = _mm512_sub_ps(e, o);
+    z[3] = _mm512_add_ps(e4, o4);
+    z[4] = _mm512_sub_ps(e4, o4);
+    z[5] = _mm512_add_ps(eq, oq);
+    z[6] = _mm512_sub_ps(eq, oq);
+    z[7] = y[3];
+}
+
+/* The same three transforms for F(4x4, 3x3): 6 points. */
+INLINE AVX512 void bt6(const __m512 *d, __m512 *v)
+{
+    const __m512 four = _mm512_set1_ps(4.0f), two = _mm512_set1_ps(2.0f);
+    const __m512 s1 = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+    const __m512 s2 = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+    const __m512 e = _mm512_sub_ps(d[4], d[2]), o = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+    v[0] = _mm512_fmadd_ps(four, d[0], _mm512_fmadd_ps(_mm512_set1_ps(-5.0f), d[2], d[4]));
+    v[1] = s1;
+    v[2] = s2;
+    v[3] = _mm512_add_ps(e, o);
+    v[4] = _mm512_sub_ps(e, o);
+    v[5] = _mm512_fmadd_ps(four, d[1], _mm512_fmadd_ps(_mm512_set1_ps(-5.0f), d[3], d[5]));
+}
+
+INLINE AVX512 void at6(const __m512 *m, __m512 *y)
+{
+    const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+    const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m[5]);
+}
+
+INLINE AVX512 void a6(const __m512 *y, __m512 *z)
+{
+    const __m512 e = _mm512_add_ps(y[0], y[2]), o = _mm512_add_ps(y[1], y[3]);
+    const __m512 e4 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), y[2], y[0]);
+    const __m512 o4 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), y[3], _mm512_mul_ps(_mm512_set1_ps(2.0f), y[1]));
+    z[0] = y[0];
+    z[1] = _mm512_add_ps(e, o);
+    z[2] = _mm512_sub_ps(e, o);
+    z[3] = _mm512_add_ps(e4, o4);
+    z[4] = _mm512_sub_ps(e4, o4);
+    z[5] = y[3];
+}
+
+/* For N points a side (8 or 6), with bt##N, at##N and a##N above:
+ *   input_tile##N: V = B^T d B for one tile of 16 channels, d[i][j] at
+ *     src + i*rs + j*cs, V's point f written at dst + f*fs;
+ *   output_tile##N: Y = A^T M A, M's point f at src + f*fs, Y[i][j]
+ *     written at dst + i*rs + j*cs;
+ *   gradient_tile##N: Z = A dY A^T for a 4x4 tile, dY[i][j] at
+ *     src + i*rs + j*cs, Z's point f written at dst + f*fs.
+ * Each runs its 1-D transform down the columns, then along the rows. */
+#define TILE_TRANSFORMS(N)                                                                        \
+    static AVX512 void input_tile##N(const float *src, size_t rs, size_t cs, float *dst,          \
+                                     size_t fs)                                                   \
+    {                                                                                             \
+        __m512 t[N][N];                                                                           \
+        _Pragma("GCC unroll 8") for (int j = 0; j < N; j++)                                       \
+        {                                                                                         \
+            __m512 d[N], v[N];                                                                    \
+            _Pragma("GCC unroll 8") for (int i = 0; i < N; i++) d[i] =                            \
+                _mm512_loadu_ps(src + (size_t)i * rs + (size_t)j * cs);                           \
+            bt##N(d, v);                                                                          \
+            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) t[k][j] = v[k];                   \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int k = 0; k < N; k++)                                       \
+        {                                                                                         \
+            __m512 v[N];                                                                          \
+            bt##N(t[k], v);                                                                       \
+            _Pragma("GCC unroll 8") for (int l = 0; l < N; l++)                                   \
+                _mm512_storeu_ps(dst + (size_t)(k * N + l) * fs, v[l]);                           \
+        }                                                                                         \
+    }                                                                                             \
+    static AVX512 void output_tile##N(const float *src, size_t fs, float *dst, size_t rs,         \
+                                      size_t cs)                                                  \
+    {                                                                                             \
+        __m512 s[N][TILE];                                                                        \
+        _Pragma("GCC unroll 8") for (int j = 0; j < N; j++)                                       \
+        {                                                                                         \
+            __m512 m[N], y[TILE];                                                                 \
+            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) m[k] =                            \
+                _mm512_loadu_ps(src + (size_t)(k * N + j) * fs);                                  \
+            at##N(m, y);                                                                          \
+            _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++) s[j][i] = y[i];                \
+        }                                                                                         \
+        _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++)                                    \
+        {                                                                                         \
+            __m512 r[N], y[TILE];                                                                 \
+            _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) r[j] = s[j][i];                   \
+            at##N(r, y);                                                                          \
+            _Pragma("GCC unroll 4") for (int l = 0; l < TILE; l++)                                \
+                _mm512_storeu_ps(dst + (size_t)i * rs + (size_t)l * cs, y[l]);                    \
+        }                                                                                         \
+    }                                                                                             \
+    static AVX512 void gradient_tile##N(const float *src, size_t rs, size_t cs, float *dst,       \
+                                        size_t fs)                                                \
+    {                                                                                             \
+        __m512 t[N][TILE];                                                                        \
+        _Pragma("GCC unroll 4") for (int j = 0; j < TILE; j++)                                    \
+        {                                                                                         \
+            __m512 y[TILE], z[N];                                                                 \
+            _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++) y[i] =                         \
+                _mm512_loadu_ps(src + (size_t)i * rs + (size_t)j * cs);                           \
+            a##N(y, z);                                                                           \
+            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) t[k][j] = z[k];                   \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int k = 0; k < N; k++)                                       \
+        {                                                                                         \
+            __m512 z[N];                                                                          \
+            a##N(t[k], z);                                                                        \
+            _Pragma("GCC unroll 8") for (int l = 0; l < N; l++)                                   \
+                _mm512_storeu_ps(dst + (size_t)(k * N + l) * fs, z[l]);                           \
+        }                                                                                         \
+    }
+
+TILE_TRANSFORMS(8)
+TILE_TRANSFORMS(6)
+
+typedef void (*tile_in_fn)(const float *src, size_t rs, size_t cs, float *dst, size_t fs);
+typedef void (*tile_out_fn)(const float *src, size_t fs, float *dst, size_t rs, size_t cs);
+
+static tile_in_fn input_tile_of(const wl *l) { return l->in == 8 ? input_tile8 : input_tile6; }
+static tile_out_fn output_tile_of(const wl *l) { return l->in == 8 ? output_tile8 : output_tile6; }
+static tile_in_fn gradient_tile_of(const wl *l)
+{
+    return l->in == 8 ? gradient_tile8 : gradient_tile6;
+}
+
+/* c (m x 16, m <= 16 tiles, rows 16 floats apart) = sum over the nc input
+ * channels of V(t, c) times the 16 floats of U's row c; V(t, c) at
+ * v + (c / 16) * vblk + t * 16 + c % 16, U's rows us floats apart. */
+static AVX512 void product_tile(int m, int nc, const float *v, size_t vblk, const float *u,
+                                size_t us, float *c)
+{
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int cb = 0; cb < nc / 16; cb++) {
+        const float *vb = v + (size_t)cb * vblk;
+        for (int ci = 0; ci < 16; ci++) {
+            const __m512 b = _mm512_loadu_ps(u);
+            u += us;
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(vb[i * 16 + ci]), b, acc[i]);
+        }
+    }
+    for (int i = 0; i < m; i++)
+        _mm512_storeu_ps(c + (size_t)i * 16, acc[i]);
+}
+
+/* V for every tile of one image (channels-last copy xcl), at tile offset
+ * t0 of V's tiles (tg of them). */
+static void input_tiles(const wl *l, const float *xcl, float *v, int t0, int tg)
+{
+    const size_t fs = point_stride(l->cp * (size_t)tg), rs = (size_t)l->pw * l->cp;
+    const tile_in_fn in = input_tile_of(l);
+    for (int cb = 0; cb < l->cb; cb++)
+        for (int ty = 0; ty < l->ty; ty++)
+            for (int tx = 0; tx < l->tx; tx++) {
+                const size_t t = (size_t)t0 + (size_t)ty * (size_t)l->tx + (size_t)tx;
+                in(xcl + (size_t)(TILE * ty) * rs + (size_t)(TILE * tx) * l->cp +
+                               (size_t)cb * 16,
+                           rs, l->cp, v + ((size_t)cb * (size_t)tg + t) * 16, fs);
+            }
+}
+
+void cvae__conv_wino_forward(const cvae__conv_geom *g, const float *img, const float *u, float *y,
+                             float *work)
+{
+    const wl l = layout_of(g);
+    const fwd_ws ws = fwd_ws_of(&l);
+    const size_t t = (size_t)l.t;
+    const size_t vfs = point_stride(l.cp * t), mfs = point_stride(l.kp * t);
+    const tile_out_fn out = output_tile_of(&l);
+    float *xcl = work + ws.xcl, *v = work + ws.v, *m = work + ws.m, *ycl = work + ws.ycl;
+    channels_last(img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2, l.ph, l.pw, l.cp, xcl);
+    input_tiles(&l, xcl, v, 0, l.t);
+    for (int f = 0; f < l.nf; f++)
+        for (int kb = 0; kb < l.kb; kb++)
+            for (int t0 = 0; t0 < l.t; t0 += 16)
+                product_tile(l.t - t0 < 16 ? l.t - t0 : 16, (int)l.cp,
+                             v + (size_t)f * vfs + (size_t)t0 * 16, t * 16,
+                             u + (size_t)f * l.cp * l.kp + (size_t)kb * 16, l.kp,
+                             m + (size_t)f * mfs + (size_t)kb * 16 * t + (size_t)t0 * 16);
+    const size_t ow = (size_t)TILE * (size_t)l.tx;
+    for (int kb = 0; kb < l.kb; kb++)
+        for (int ty = 0; ty < l.ty; ty++)
+            for (int tx = 0; tx < l.tx; tx++) {
+                const size_t ti = (size_t)ty * (size_t)l.tx + (size_t)tx;
+                out(m + ((size_t)kb * t + ti) * 16, mfs,
+                            ycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
+                                (size_t)kb * 16,
+                            ow * l.kp, l.kp);
+            }
+    channels_first(ycl, ow, l.kp, g->c_out, g->h_out, g->w_out, y);
+}
+
+void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
+                        float *dw, float *work)
+{
+    const wl l = layout_of(g);
+    const dw_ws ws = dw_ws_of(&l);
+    const int group = group_of(&l);
+    const size_t tg = (size_t)l.t * (size_t)group;
+    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
+    const size_t y_img = (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out;
+    const size_t ow = (size_t)TILE * (size_t)l.tx;
+    const size_t vfs = point_stride(l.cp * tg), zfs = point_stride(l.kp * tg);
+    const size_t afs = point_stride(l.cp * l.kp);
+    const tile_in_fn grad = gradient_tile_of(&l);
+    float *acc = work + ws.acc, *xcl = work + ws.xcl, *dycl = work + ws.dycl;
+    float *v = work + ws.v, *z = work + ws.z;
+    if (n <= 0) {
+        memset(dw, 0, (size_t)g->c_out * (size_t)g->c_in * (size_t)(l.ks * l.ks) * sizeof *dw);
+        return;
+    }
+    for (int i0 = 0; i0 < n; i0 += group) {
+        const int nb = n - i0 < group ? n - i0 : group;
+        for (int b = 0; b < nb; b++) {
+            const int t0 = b * l.t;
+            channels_last(x + (size_t)(i0 + b) * x_img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2, l.ph, l.pw,
+                          l.cp, xcl);
+            input_tiles(&l, xcl, v, t0, (int)tg);
+            channels_last(dy + (size_t)(i0 + b) * y_img, g->c_out, g->h_out, g->w_out, 0,
+                          TILE * l.ty, TILE * l.tx, l.kp, dycl);
+            for (int kb = 0; kb < l.kb; kb++)
+                for (int ty = 0; ty < l.ty; ty++)
+                    for (int tx = 0; tx < l.tx; tx++) {
+                        const size_t t = (size_t)t0 + (size_t)ty * (size_t)l.tx + (size_t)tx;
+                        grad(dycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
+                                          (size_t)kb * 16,
+                                      ow * l.kp, l.kp, z + ((size_t)kb * tg + t) * 16, zfs);
+                    }
+        }
+        /* acc[f][cb][kb] (16 x 16) += V_f[cb]^T Z_f[kb] over this group's
+         * tiles: V's 16 channels of a tile are a packed column of 16 rows,
+         * Z's 16 output channels a packed row, as the tile kernel reads them */
+        const int k = nb * l.t;
+        for (int f = 0; f < l.nf; f++)
+            for (int cb = 0; cb < l.cb; cb++)
+                for (int kb = 0; kb < l.kb; kb++)
+                    cvae__gemm_tile(16, 16, k, v + (size_t)f * vfs + (size_t)cb * tg * 16,
+                                    z + (size_t)f * zfs + (size_t)kb * tg * 16,
+                                    i0 == 0 ? 0.0f : 1.0f,
+                                    acc + (size_t)f * afs +
+                                        ((size_t)cb * (size_t)l.kb + (size_t)kb) * 256,
+                                    16);
+    }
+    kernel_gradients(g, &l, acc, dw);
+}
+
+#else
+
+int cvae__conv_wino_ok(const cvae__conv_geom *g)
+{
+    (void)g;
+    return 0;
+}
+
+void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u)
+{
+    (void)g, (void)w, (void)u;
+}
+
+void cvae__conv_wino_forward(const cvae__conv_geom *g, const float *img, const float *u, float *y,
+                             float *work)
+{
+    (void)g, (void)img, (void)u, (void)y, (void)work;
+}
+
+void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
+                        float *dw, float *work)
+{
+    (void)g, (void)n, (void)x, (void)dy, (void)dw, (void)work;
+}
+
+#endif

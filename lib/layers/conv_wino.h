@@ -1,0 +1,50 @@
+/* A stride-1, size-keeping 3x3 or 5x5 convolution by Winograd's minimal
+ * filtering F(4x4, 3x3) or F(4x4, 5x5): every 4x4 block of outputs comes
+ * from the 6x6 or 8x8 block of inputs under it through 36 or 64 products
+ * per channel pair instead of 144 or 400. Inputs and output gradients are
+ * turned into that domain of 36 or 64 points (a few additions per value),
+ * multiplied there as 36 or 64 small matrix products over the channels,
+ * and turned back. Exact in real arithmetic; in float the transforms scale
+ * values up and back down, so results differ from the direct sum by a few
+ * units in the sixth digit of the sum of the products' magnitudes (about
+ * 20 times a direct sum's rounding).
+ *
+ * The same transforms give the weight gradient: in the transformed domain
+ * it is a product over tiles (and images) of the transformed input and the
+ * transformed output gradient, turned back into kernels once per run. */
+#ifndef CVAE_CONV_WINO_H
+#define CVAE_CONV_WINO_H
+
+#include <stddef.h>
+
+#include "layers/conv_geom.h"
+
+/* Whether g runs here: stride 1, a 3x3 or 5x5 kernel padded 1 or 2 on
+ * every side (the output the input's size), at least 16 channels in and out (fewer leave
+ * most of each block of 16 lanes empty), and the 16-row AVX-512 tile
+ * kernel behind cvae__gemm_tile. */
+int cvae__conv_wino_ok(const cvae__conv_geom *g);
+
+/* The transformed weights: floats they take, and u written from w
+ * ([c_out][c_in][k][k], PyTorch's layout). Computed once per call of a
+ * layer, read by every image. */
+size_t cvae__conv_wino_u_floats(const cvae__conv_geom *g);
+void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u);
+
+/* y (c_out x h*w) = conv(img [c_in][h][w], w) for one image, u from
+ * cvae__conv_wino_weights; work is cvae__conv_wino_work_floats(g) floats
+ * whose contents are not kept. */
+size_t cvae__conv_wino_work_floats(const cvae__conv_geom *g);
+void cvae__conv_wino_forward(const cvae__conv_geom *g, const float *img, const float *u, float *y,
+                             float *work);
+
+/* dw (c_out x c_in*k*k, overwritten) = the sum over n consecutive images of
+ * x (c_in*h*w floats each) and dy (c_out*h*w each) of the weight gradient
+ * of conv g; dw is zero for n <= 0. Images are taken a few at a time so
+ * that the products have enough tiles to sum over; work is
+ * cvae__conv_wino_dw_floats(g) floats. */
+size_t cvae__conv_wino_dw_floats(const cvae__conv_geom *g);
+void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
+                        float *dw, float *work);
+
+#endif
