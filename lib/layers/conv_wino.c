@@ -171,7 +171,11 @@ static __mmask16 first_lanes(int n) { return (__mmask16)(n >= 16 ? 0xffffu : (1u
 
 /* dst [ph][pw][cp] = src [c][h][w] placed at (pad, pad), zero elsewhere
  * (the border and the channels from c to cp): blocks of 16 channels by 16
- * positions of a row, transposed in registers. */
+ * positions of a row, transposed in registers. A block shorter than 16
+ * reads on into the next row where the plane goes on (its extra lanes are
+ * never stored): on this kind of CPU a masked load that straddles two
+ * cache lines costs several plain ones, and rows of 28 or 14 floats put
+ * most of them across a line. */
 static AVX512 void channels_last(const float *src, int c, int h, int w, int pad, int ph, int pw,
                                  size_t cp, float *dst)
 {
@@ -188,13 +192,17 @@ static AVX512 void channels_last(const float *src, int c, int h, int w, int pad,
         for (size_t c0 = 0; c0 < cp; c0 += 16)
             for (int x0 = 0; x0 < w; x0 += 16) {
                 const int nx = w - x0 < 16 ? w - x0 : 16;
+                const size_t at = (size_t)sy * (size_t)w + (size_t)x0;
+                const int whole = at + 16 <= plane;
                 const __mmask16 mask = first_lanes(nx);
-                const float *s = src + (size_t)sy * (size_t)w + (size_t)x0;
+                const float *s = src + at;
                 __m512 a[16];
-                for (int r = 0; r < 16; r++)
-                    a[r] = c0 + (size_t)r < (size_t)c
-                               ? _mm512_maskz_loadu_ps(mask, s + (c0 + (size_t)r) * plane)
-                               : _mm512_setzero_ps();
+                for (int r = 0; r < 16; r++) {
+                    const float *p = s + (c0 + (size_t)r) * plane;
+                    a[r] = c0 + (size_t)r >= (size_t)c ? _mm512_setzero_ps()
+                           : whole                     ? _mm512_loadu_ps(p)
+                                                       : _mm512_maskz_loadu_ps(mask, p);
+                }
                 tr16_avx512(a);
                 float *o = d + (size_t)(pad + x0) * cp + c0;
                 for (int q = 0; q < nx; q++)
@@ -203,7 +211,10 @@ static AVX512 void channels_last(const float *src, int c, int h, int w, int pad,
     }
 }
 
-/* y [k][h][w] = the first h x w positions of ycl [..][ow][kp], k < c_out. */
+/* y [k][h][w] = the first h x w positions of ycl [..][ow][kp], k < c_out.
+ * Rows in order, so a block shorter than 16 may write on into the next
+ * row (rewritten after it) except on a plane's last row: the same
+ * straddling that channels_last avoids, for masked stores. */
 static AVX512 void channels_first(const float *ycl, size_t ow, size_t kp, int k, int h, int w,
                                   float *y)
 {
@@ -212,6 +223,7 @@ static AVX512 void channels_first(const float *ycl, size_t ow, size_t kp, int k,
         for (size_t k0 = 0; k0 < (size_t)k; k0 += 16)
             for (int x0 = 0; x0 < w; x0 += 16) {
                 const int nx = w - x0 < 16 ? w - x0 : 16;
+                const int whole = i + 1 < h && x0 + 16 <= 2 * w;
                 const __mmask16 mask = first_lanes(nx);
                 const float *s = ycl + ((size_t)i * ow + (size_t)x0) * kp + k0;
                 __m512 a[16];
@@ -221,7 +233,10 @@ static AVX512 void channels_first(const float *ycl, size_t ow, size_t kp, int k,
                 const int nr = (size_t)k - k0 < 16 ? (int)((size_t)k - k0) : 16;
                 float *o = y + k0 * plane + (size_t)i * (size_t)w + (size_t)x0;
                 for (int r = 0; r < nr; r++)
-                    _mm512_mask_storeu_ps(o + (size_t)r * plane, mask, a[r]);
+                    if (whole)
+                        _mm512_storeu_ps(o + (size_t)r * plane, a[r]);
+                    else
+                        _mm512_mask_storeu_ps(o + (size_t)r * plane, mask, a[r]);
             }
 }
 
