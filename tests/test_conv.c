@@ -128,7 +128,7 @@ static void run_conv_reference(const spec *s, cvae__rng *r)
      * The Winograd path (conv_wino.c) sums transformed values up to ~30
      * times the inputs': a bound 25 times wider per product (its own test
      * holds it to the sum of the products' magnitudes). */
-    const double per = cvae__conv_wino_ok(&g) ? 5e-6 : 2e-7;
+    const double per = cvae__conv_wino_pays(&g, s->n) ? 5e-6 : 2e-7;
     double tol = fmax(1e-5, per * (double)(s->c_in * s->kh * s->kw));
     if (err > tol)
         printf("conv n%d c%d %dx%d -> c%d k%dx%d s%d p%d: err %g (tolerance %g)\n", s->n,
@@ -339,7 +339,7 @@ static void check_relu_fused(const spec *s, int parts, cvae__rng *r)
         /* the Winograd weight gradient sums images in groups, which the
          * parts cut differently, and rounds about 20 times more than a
          * direct sum (conv_wino.h) */
-        const double tol = cvae__conv_wino_ok(&g) ? 5e-4 : 1e-5;
+        const double tol = cvae__conv_wino_pays(&g, s->n) ? 5e-4 : 1e-5;
         assert_true(gc_max_rel_diff(dw2, w1, nw, 1.0) < tol);
         assert_true(gc_max_rel_diff(db2, b1, nb, 1.0) < 1e-5);
         free(w1);
@@ -369,7 +369,7 @@ static void check_relu_fused(const spec *s, int parts, cvae__rng *r)
         w1[i] = dw1[i];
     for (int i = 0; i < g.c_in; i++)
         b1[i] = ebt1[i];
-    assert_true(gc_max_rel_diff(dw2, w1, nw, 1.0) < (cvae__conv_wino_ok(&g) ? 5e-4 : 1e-5));
+    assert_true(gc_max_rel_diff(dw2, w1, nw, 1.0) < (cvae__conv_wino_pays(&g, s->n) ? 5e-4 : 1e-5));
     assert_true(gc_max_rel_diff(ebt2, b1, (size_t)g.c_in, 1.0) < 1e-5);
     free(w1);
     free(b1);

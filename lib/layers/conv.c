@@ -233,7 +233,8 @@ void cvae__conv_channel_sums(int n, int channels, size_t plane, const float *dy,
     }
 }
 
-cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, const float *w, float *col)
+cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, int n, const float *w,
+                                            float *col)
 {
     cvae__conv_adj_plan pl = {NULL, NULL, NULL};
     if (!adjoint_is_conv(g))
@@ -243,7 +244,7 @@ cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, const floa
     rotate_weights(g, w, wf);
     pl.wf = wf;
     const cvae__conv_geom a = adjoint_geom(g);
-    if (cvae__conv_wino_ok(&a)) {
+    if (cvae__conv_wino_pays(&a, n)) {
         cvae__conv_wino_weights(&a, wf, col + l.wu);
         pl.wu = col + l.wu;
     } else if (cvae__conv_implicit_ok(g)) {
@@ -289,7 +290,7 @@ static void conv_forward(const cvae__conv_geom *g, int n, const float *x, const 
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
     const int direct = cvae__conv_col_is_identity(g);
     const int small = cvae__conv_small_ok(g);
-    const int wino = n > 0 && cvae__conv_wino_ok(g);
+    const int wino = cvae__conv_wino_pays(g, n);
     const int implicit = n > 0 && !small && !wino && cvae__conv_implicit_ok(g);
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (implicit)
@@ -346,7 +347,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
      * leave most of each gathered panel zero); a single-channel first layer
      * by dot products over its rows (conv_small.c); else im2col and the
      * thin-product path of cvae__sgemm */
-    const int wino_dw = cvae__conv_wino_ok(g);
+    const int wino_dw = cvae__conv_wino_pays(g, n);
     const int direct_dw = !wino_dw && cvae__conv_direct_dw_ok(g);
     const int implicit_dw = !wino_dw && !direct_dw && cvae__conv_implicit_ok(g) && ckk >= 16;
     const int small_dw = !wino_dw && !direct_dw && !implicit_dw && cvae__conv_small_ok(g);
@@ -361,7 +362,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
     }
     cvae__conv_adj_plan pl = {NULL, NULL, NULL};
     if (dx)
-        pl = cvae__conv_adjoint_plan(g, w, col);
+        pl = cvae__conv_adjoint_plan(g, n, w, col);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *dyi = dy + (size_t)i * y_img;

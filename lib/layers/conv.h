@@ -69,12 +69,14 @@ cvae__conv_ws cvae__conv_ws_of(const cvae__conv_geom *g);
 /* How a call computes the adjoint: wf the rotated weights (when the adjoint
  * is itself a conv) or NULL; ap, if not NULL, wf packed for
  * cvae__implicit_conv; wu, if not NULL, wf in the Winograd domain for
- * cvae__conv_wino_forward (and then ap is NULL). Prepared once per call in
- * the workspace col. */
+ * cvae__conv_wino_forward (and then ap is NULL; only where that pays for
+ * the n images the call serves). Prepared once per call in the workspace
+ * col. */
 typedef struct cvae__conv_adj_plan {
     const float *wf, *ap, *wu;
 } cvae__conv_adj_plan;
-cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, const float *w, float *col);
+cvae__conv_adj_plan cvae__conv_adjoint_plan(const cvae__conv_geom *g, int n, const float *w,
+                                            float *col);
 /* out = the adjoint of conv g applied to one image gy [c_out][h_out][w_out];
  * out [c_in][h_in][w_in] is overwritten. */
 void cvae__conv_adjoint(const cvae__conv_geom *g, const float *gy, const float *w,

@@ -90,6 +90,11 @@ static wl layout_of(const cvae__conv_geom *g)
  * sets, and the transforms ran at a third of their speed). */
 static size_t point_stride(size_t block) { return block + 16; }
 
+int cvae__conv_wino_pays(const cvae__conv_geom *g, int n)
+{
+    return n >= CVAE__WINO_MIN_IMAGES && cvae__conv_wino_ok(g);
+}
+
 /* Images per weight-gradient product: enough that its inner dimension
  * (tiles) is at least 64 where a few images give that. */
 static int group_of(const wl *l)
@@ -240,34 +245,30 @@ static AVX512 void channels_first(const float *ycl, size_t ow, size_t kp, int k,
             }
 }
 
-/* u = G g G^T for 16 kernels side by side: g[q][l] (ks*ks x 16, lane l
- * one kernel) to u[f][l] (in*in x 16). Written as loops over the 16 lanes,
- * which the compiler turns into vector operations. */
-static AVX512 void kernel_transform16(const wl *l, float g[MAX_KS * MAX_KS][16],
-                                      float u[MAX_NF][16])
+/* u = G g G^T for 16 kernels side by side: g[q] (ks*ks vectors, lane l
+ * one kernel) to u[f] (in*in vectors). */
+static AVX512 void kernel_transform16(const wl *l, const __m512 *g, __m512 *u)
 {
     const int ks = l->ks, in = l->in;
     const float *gm = l->gm;
-    float t[MAX_IN][MAX_KS][16];
+    __m512 t[MAX_IN * MAX_KS];
     for (int i = 0; i < in; i++)
-        for (int j = 0; j < ks; j++)
-            for (int q = 0; q < 16; q++) {
-                float s = 0.0f;
-                for (int r = 0; r < ks; r++)
-                    s += gm[i * ks + r] * g[r * ks + j][q];
-                t[i][j][q] = s;
-            }
+        for (int j = 0; j < ks; j++) {
+            __m512 s = _mm512_setzero_ps();
+            for (int r = 0; r < ks; r++)
+                s = _mm512_fmadd_ps(_mm512_set1_ps(gm[i * ks + r]), g[r * ks + j], s);
+            t[i * ks + j] = s;
+        }
     for (int i = 0; i < in; i++)
-        for (int j = 0; j < in; j++)
-            for (int q = 0; q < 16; q++) {
-                float s = 0.0f;
-                for (int r = 0; r < ks; r++)
-                    s += t[i][r][q] * gm[j * ks + r];
-                u[i * in + j][q] = s;
-            }
+        for (int j = 0; j < in; j++) {
+            __m512 s = _mm512_setzero_ps();
+            for (int r = 0; r < ks; r++)
+                s = _mm512_fmadd_ps(t[i * ks + r], _mm512_set1_ps(gm[j * ks + r]), s);
+            u[i * in + j] = s;
+        }
 }
 
-void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u)
+static AVX512 void weights_avx512(const cvae__conv_geom *g, const float *w, float *u)
 {
     const wl l = layout_of(g);
     const size_t kk = (size_t)l.ks * (size_t)l.ks, kern = (size_t)g->c_in * kk;
@@ -275,15 +276,22 @@ void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u)
     for (int c = 0; c < g->c_in; c++)
         for (int k0 = 0; k0 < g->c_out; k0 += 16) {
             const int nk = g->c_out - k0 < 16 ? g->c_out - k0 : 16;
-            float gk[MAX_KS * MAX_KS][16], t[MAX_NF][16];
-            for (size_t q = 0; q < kk; q++)
+            float gk[MAX_KS * MAX_KS][16];
+            __m512 gv[MAX_KS * MAX_KS], t[MAX_NF];
+            for (size_t q = 0; q < kk; q++) {
                 for (int j = 0; j < 16; j++)
                     gk[q][j] = j < nk ? w[(size_t)(k0 + j) * kern + (size_t)c * kk + q] : 0.0f;
-            kernel_transform16(&l, gk, t);
+                gv[q] = _mm512_loadu_ps(gk[q]);
+            }
+            kernel_transform16(&l, gv, t);
             for (int f = 0; f < l.nf; f++)
-                memcpy(u + ((size_t)f * l.cp + (size_t)c) * l.kp + (size_t)k0, t[f],
-                       16 * sizeof(float));
+                _mm512_storeu_ps(u + ((size_t)f * l.cp + (size_t)c) * l.kp + (size_t)k0, t[f]);
         }
+}
+
+void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u)
+{
+    weights_avx512(g, w, u);
 }
 
 /* dw[k][c][ks][ks] = G^T acc_{k,c} G, acc_{k,c}[f] the running sum at
@@ -301,23 +309,23 @@ static AVX512 void kernel_gradients(const cvae__conv_geom *g, const wl *l, const
             const int nk = g->c_out - k0 < 16 ? g->c_out - k0 : 16;
             const float *a = acc + ((size_t)(c / 16) * (size_t)l->kb + (size_t)(k0 / 16)) * 256 +
                              (size_t)(c % 16) * 16;
-            float t[MAX_KS][MAX_IN][16], d[MAX_KS * MAX_KS][16];
+            __m512 t[MAX_KS * MAX_IN];
+            float d[MAX_KS * MAX_KS][16];
             for (int r = 0; r < ks; r++)
-                for (int j = 0; j < in; j++)
-                    for (int q = 0; q < 16; q++) {
-                        float s = 0.0f;
-                        for (int i = 0; i < in; i++)
-                            s += gm[i * ks + r] * a[(size_t)(i * in + j) * per_f + (size_t)q];
-                        t[r][j][q] = s;
-                    }
+                for (int j = 0; j < in; j++) {
+                    __m512 s = _mm512_setzero_ps();
+                    for (int i = 0; i < in; i++)
+                        s = _mm512_fmadd_ps(_mm512_set1_ps(gm[i * ks + r]),
+                                            _mm512_loadu_ps(a + (size_t)(i * in + j) * per_f), s);
+                    t[r * in + j] = s;
+                }
             for (int r = 0; r < ks; r++)
-                for (int b = 0; b < ks; b++)
-                    for (int q = 0; q < 16; q++) {
-                        float s = 0.0f;
-                        for (int j = 0; j < in; j++)
-                            s += t[r][j][q] * gm[j * ks + b];
-                        d[r * ks + b][q] = s;
-                    }
+                for (int b = 0; b < ks; b++) {
+                    __m512 s = _mm512_setzero_ps();
+                    for (int j = 0; j < in; j++)
+                        s = _mm512_fmadd_ps(t[r * in + j], _mm512_set1_ps(gm[j * ks + b]), s);
+                    _mm512_storeu_ps(d[r * ks + b], s);
+                }
             for (int j = 0; j < nk; j++)
                 for (size_t q = 0; q < kk; q++)
                     dw[(size_t)(k0 + j) * kern + (size_t)c * kk + q] = d[q][j];

@@ -25,6 +25,15 @@
  * kernel behind cvae__gemm_tile. */
 int cvae__conv_wino_ok(const cvae__conv_geom *g);
 
+/* Whether a call over n images should take this path: where it runs and
+ * n is at least CVAE__WINO_MIN_IMAGES. Each call transforms the whole
+ * weight tensor (and the weight gradient transforms its sums back) once,
+ * which costs as much as the transforms save on about 4-6 images of the
+ * model's layers: a single image (batch-1 prediction) ran 2.6 times
+ * slower this way than directly. */
+#define CVAE__WINO_MIN_IMAGES 8
+int cvae__conv_wino_pays(const cvae__conv_geom *g, int n);
+
 /* The transformed weights: floats they take, and u written from w
  * ([c_out][c_in][k][k], PyTorch's layout). Computed once per call of a
  * layer, read by every image. */

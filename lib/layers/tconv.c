@@ -122,7 +122,7 @@ void cvae__tconv2d_forward(const cvae__conv_geom *g, int n, const float *x, cons
     const int patches = tconv_patches(g);
     cvae__conv_adj_plan pl = {NULL, NULL, NULL};
     if (!patches && n > 0)
-        pl = cvae__conv_adjoint_plan(g, w, col);
+        pl = cvae__conv_adjoint_plan(g, n, w, col);
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *yi = y + (size_t)i * y_img;
@@ -205,7 +205,7 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
         return;
     /* dx is g's forward conv of dy: by Winograd's transforms or implicit
      * where possible (the im2col matrix is then only built for dw). */
-    const int wino = !patches && cvae__conv_wino_ok(g);
+    const int wino = !patches && cvae__conv_wino_pays(g, n);
     const int wino_dx = dx && wino;
     const int implicit = dx && !wino && !patches && cvae__conv_implicit_ok(g);
     /* dw = x dyc^T: the weight gradient of g's forward conv of dy with x
