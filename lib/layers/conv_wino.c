@@ -30,7 +30,7 @@
 #define TILE 4    /* outputs per tile side */
 #define MAX_KS 5  /* largest kernel side */
 #define MAX_IN 8  /* inputs per tile side for it */
-#define MAX_NF 64 /* points of its transform domain, 8 x 8 */
+#define MAX_NF 64 /* points of its transformed domain, 8 x 8 */
 #define MAX_GROUP 4
 
 /* F(4x4, 5x5): the 8x5 kernel transform, rows the 8 points. Its first row
@@ -84,7 +84,7 @@ static wl layout_of(const cvae__conv_geom *g)
 }
 
 /* Floats from one point's block of V, M, Z or the gradient sums to the
- * next: one cache line more than the block, so that the 64 points of a
+ * next: one cache line more than the block, so that the 36 or 64 points of a
  * tile, which the transforms write or read one after another, fall in
  * different cache sets (with a power-of-two stride they shared a few
  * sets, and the transforms ran at a third of their speed). */
@@ -131,7 +131,7 @@ size_t cvae__conv_wino_work_floats(const cvae__conv_geom *g)
     return fwd_ws_of(&l).n;
 }
 
-/* weight-gradient work: the running sum in the 64-point domain, the image
+/* weight-gradient work: the running sum in the transformed domain, the image
  * and output-gradient copies, then V and Z for a group of images */
 typedef struct dw_ws {
     size_t acc, xcl, dycl, v, z, n;
@@ -166,10 +166,13 @@ size_t cvae__conv_wino_dw_floats(const cvae__conv_geom *g)
 
 int cvae__conv_wino_ok(const cvae__conv_geom *g)
 {
+    /* the last condition keeps tile counts, times a group of images and
+     * 16 floats a tile, inside int (the tile kernel's inner dimension) */
     return g->stride == 1 && (g->kh == 3 || g->kh == 5) && g->kw == g->kh &&
-           g->pad_top == (g->kh - 1) / 2 && g->pad_left == (g->kw - 1) / 2 && g->h_out == g->h_in && g->w_out == g->w_in && g->c_in >= 16 &&
-           g->c_out >= 16 && (size_t)g->h_in * (size_t)g->w_in * 64 < (size_t)INT_MAX / 64 &&
-           cvae__gemm_tile_mr() == 16;
+           g->pad_top == (g->kh - 1) / 2 && g->pad_left == (g->kw - 1) / 2 &&
+           g->h_out == g->h_in && g->w_out == g->w_in && g->c_in >= 16 && g->c_out >= 16 &&
+           cvae__gemm_tile_mr() == 16 &&
+           (size_t)g->h_in * (size_t)g->w_in < (size_t)INT_MAX / (16 * MAX_GROUP);
 }
 
 static __mmask16 first_lanes(int n) { return (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u); }
@@ -375,7 +378,7 @@ INLINE AVX512 void at8(const __m512 *m, __m512 *y)
 }
 
 /* Its adjoint z = A y, 4 vectors to 8: how an output gradient enters the
- * 64-point domain. */
+ * transformed domain. */
 INLINE AVX512 void a8(const __m512 *y, __m512 *z)
 {
     const __m512 e = _mm512_add_ps(y[0], y[2]), o = _mm512_add_ps(y[1], y[3]);
