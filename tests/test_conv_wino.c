@@ -207,7 +207,10 @@ static void test_layer_gradients(void **state)
     /* as many images as the layers need to take the path */
     const int n = CVAE__WINO_MIN_IMAGES;
     for (int k = 3; k <= 5; k += 2) {
-        assert_int_equal(cvae__conv_geom_init(&g, 16, 5, 4, 16, k, k, 1, CVAE__PAD_SAME), CVAE_OK);
+        /* where the path cannot run (no AVX-512, as under valgrind) the
+         * layers' other paths have their own checks: skip this slow one */
+        if (!geom(&g, 16, 5, 4, 16, k))
+            continue;
         double e = gradcheck_layer_eps(&g, n, 0, 0.25f, &r);
         print_message("conv_wino conv layer k%d: max rel err %.2e\n", k, e);
         assert_true(e < GC_TOL);
