@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "layers/activation.h"
 #include "gradcheck.h"
 #include "core/rng.h"
@@ -72,6 +73,91 @@ static void test_sigmoid_values(void **state)
     memcpy(z, x, sizeof z);
     cvae__sigmoid_forward(601, z, z);
     assert_memory_equal(z, y, sizeof z);
+}
+
+/* The ReLU passes run in blocks and the sigmoid in parts across threads:
+ * each element must still be exactly the element-by-element definition,
+ * on lengths that leave a partial block, in place and not, with NaNs,
+ * signed zeros and both signs mixed at random (the case whose branches a
+ * plain loop mispredicts). */
+static float relu_def(float x) { return x < 0.0f ? 0.0f : x; }
+static float relu_grad_def(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+static float sigmoid_def(float v)
+{
+    if (v >= 0.0f)
+        return 1.0f / (1.0f + expf(-v));
+    const float e = expf(v);
+    return e / (1.0f + e);
+}
+
+static void fill_mixed(float *x, int n, uint64_t seed)
+{
+    cvae__rng r;
+    cvae__rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        const double u = cvae__rng_uniform(&r);
+        x[i] = (float)(40.0 * u - 20.0);
+        if (i % 97 == 3)
+            x[i] = NAN;
+        if (i % 89 == 5)
+            x[i] = -0.0f;
+        if (i % 83 == 7)
+            x[i] = INFINITY;
+    }
+}
+
+static int same_float(float a, float b)
+{
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+static void test_blocks_match_definition(void **state)
+{
+    (void)state;
+    enum { N = 100003 };
+    float *x = malloc(N * sizeof *x), *dy = malloc(N * sizeof *dy);
+    float *y = malloc(N * sizeof *y), *z = malloc(N * sizeof *z);
+    assert_non_null(x);
+    assert_non_null(dy);
+    assert_non_null(y);
+    assert_non_null(z);
+    fill_mixed(x, N, 11);
+    fill_mixed(dy, N, 12);
+    const int lens[] = {0, 1, 15, 16, 17, 33, 1000, N};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        cvae__relu_forward(n, x, y);
+        for (int i = 0; i < n; i++)
+            assert_true(same_float(y[i], relu_def(x[i])));
+        memcpy(z, x, (size_t)n * sizeof *z);
+        cvae__relu_forward(n, z, z);
+        if (n > 0)
+            assert_memory_equal(z, y, (size_t)n * sizeof *z);
+        cvae__relu_backward(n, x, dy, y);
+        for (int i = 0; i < n; i++)
+            assert_true(same_float(y[i], relu_grad_def(x[i], dy[i])));
+        memcpy(z, dy, (size_t)n * sizeof *z);
+        cvae__relu_backward(n, x, z, z);
+        if (n > 0)
+            assert_memory_equal(z, y, (size_t)n * sizeof *z);
+        /* the sigmoid at 1, 2 and 3 threads: N is above the size that is
+         * split, the others below it */
+        for (int t = 1; t <= 3; t++) {
+            cvae__threads_set(t);
+            cvae__sigmoid_forward(n, x, y);
+            for (int i = 0; i < n; i++)
+                assert_true(same_float(y[i], sigmoid_def(x[i])));
+            memcpy(z, x, (size_t)n * sizeof *z);
+            cvae__sigmoid_forward(n, z, z);
+            if (n > 0)
+                assert_memory_equal(z, y, (size_t)n * sizeof *z);
+        }
+        cvae__threads_set(1);
+    }
+    free(x);
+    free(dy);
+    free(y);
+    free(z);
 }
 
 static void test_softmax_values(void **state)
@@ -216,6 +302,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu_values),
         cmocka_unit_test(test_sigmoid_values),
+        cmocka_unit_test(test_blocks_match_definition),
         cmocka_unit_test(test_softmax_values),
         cmocka_unit_test(test_activation_gradcheck),
     };

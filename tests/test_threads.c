@@ -342,9 +342,9 @@ static void test_parallel_runs_every_part_once(void **state)
 }
 
 /* Many short jobs posted back to back (a worker may still be finishing or
- * just waking for the previous one when the next is posted), and jobs
- * after pauses in which the workers have gone back to sleep: every part of
- * every job runs exactly once, whoever takes it. */
+ * spinning after the previous one when the next is posted), and jobs after
+ * pauses longer than the pool's spin, in which the workers have gone back
+ * to sleep: every part of every job runs exactly once, whoever takes it. */
 typedef struct seq_job {
     int round;
     int runs[3];

@@ -3,32 +3,97 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "core/threads.h"
+
+/* The ReLU passes run in blocks through a local array. The output may be
+ * the input, so a plain loop is not vectorised: the compiler falls back to
+ * a scalar loop whose branch on the sign mispredicts about half the time on
+ * a hidden layer (5 ns an element, a quarter of a millisecond for the
+ * default model's 100 x 512 layers). Reading a block into locals before
+ * writing it makes its loads and stores independent, and each element is
+ * the same select as before, so the values do not change. */
+#define RELU_BLOCK 16
+
 void cvae__relu_forward(int64_t n, const float *x, float *y)
 {
     /* `x < 0 ? 0 : x` rather than `x > 0 ? x : 0` so a NaN input stays NaN
      * and the non-finite check downstream sees it. */
-    for (int64_t i = 0; i < n; i++)
+    int64_t i = 0;
+    for (; i + RELU_BLOCK <= n; i += RELU_BLOCK) {
+        float t[RELU_BLOCK];
+        for (int q = 0; q < RELU_BLOCK; q++) {
+            const float v = x[i + q];
+            t[q] = v < 0.0f ? 0.0f : v;
+        }
+        for (int q = 0; q < RELU_BLOCK; q++)
+            y[i + q] = t[q];
+    }
+    for (; i < n; i++)
         y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void cvae__relu_backward(int64_t n, const float *y, const float *dy, float *dx)
 {
-    for (int64_t i = 0; i < n; i++)
+    int64_t i = 0;
+    for (; i + RELU_BLOCK <= n; i += RELU_BLOCK) {
+        float t[RELU_BLOCK];
+        for (int q = 0; q < RELU_BLOCK; q++) {
+            const float d = dy[i + q]; /* read unconditionally: a select, not a branch */
+            t[q] = y[i + q] > 0.0f ? d : 0.0f;
+        }
+        for (int q = 0; q < RELU_BLOCK; q++)
+            dx[i + q] = t[q];
+    }
+    for (; i < n; i++)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-void cvae__sigmoid_forward(int64_t n, const float *x, float *y)
+static void sigmoid_run(int64_t n, const float *x, float *y)
 {
     for (int64_t i = 0; i < n; i++) {
         const float v = x[i];
         /* exp of a non-positive argument only: 1/(1+e^-v) overflows e^-v for
-         * v << 0, so the negative side uses the equivalent e^v/(1+e^v). */
-        if (v >= 0.0f) {
-            y[i] = 1.0f / (1.0f + expf(-v));
-        } else {
-            const float e = expf(v);
-            y[i] = e / (1.0f + e);
-        }
+         * v << 0, so the negative side uses the equivalent e^v/(1+e^v).
+         * Written without a branch (the image's sign pattern defeats the
+         * predictor); the same two expressions, so the same floats. */
+        const float e = expf(-fabsf(v));
+        y[i] = (v >= 0.0f ? 1.0f : e) / (1.0f + e);
+    }
+}
+
+/* One exp per element is a few nanoseconds: the image layer's 78,400
+ * values of a default batch take a fifth of a millisecond, so large calls
+ * are split across the library's threads, in ranges that start on 16-float
+ * boundaries (no two threads write one cache line). Element-wise, so the
+ * split does not change the result. */
+#define SIGMOID_SPLIT_MIN ((int64_t)1 << 14)
+
+typedef struct sigmoid_job {
+    int64_t n;
+    const float *x;
+    float *y;
+} sigmoid_job;
+
+static int64_t part_start(int64_t n, int part, int parts)
+{
+    return part == parts ? n : n / parts * part / 16 * 16;
+}
+
+static void sigmoid_part(void *ctx, int part, int parts)
+{
+    const sigmoid_job *j = ctx;
+    const int64_t lo = part_start(j->n, part, parts), hi = part_start(j->n, part + 1, parts);
+    sigmoid_run(hi - lo, j->x + lo, j->y + lo);
+}
+
+void cvae__sigmoid_forward(int64_t n, const float *x, float *y)
+{
+    int parts = cvae__parallel_threads();
+    if (parts > 1 && n >= SIGMOID_SPLIT_MIN * parts) {
+        sigmoid_job j = {n, x, y};
+        cvae__parallel(parts, sigmoid_part, &j);
+    } else {
+        sigmoid_run(n, x, y);
     }
 }
 
