@@ -83,8 +83,10 @@ CVAE_API uint32_t cvae_version_number(void);
 
 /* Number of threads the compute kernels (matrix products, convolutions,
  * pooling) may use, process-wide. This count and the small pool of worker
- * threads it sizes (started on first use with n > 1, blocked while idle,
- * joined when the library is unloaded or the process exits) are the only
+ * threads it sizes (started on first use with n > 1; after a job each
+ * watches for the next one for at most half a millisecond when there are
+ * at least n CPUs online, then blocks until there is work; joined when the
+ * library is unloaded or the process exits) are the only
  * global state of the library. n >= 1. Set it before training, not while
  * another thread is inside the library.
  * Returns CVAE_OK or CVAE_E_INVALID_ARG (n < 1). */
