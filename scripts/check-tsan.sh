@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# ThreadSanitizer check of tests/test_threads.c (the worker pool) and
+# ThreadSanitizer check of tests/test_threads.c (the worker pool),
 # tests/test_data_parallel.c (ranks as threads, and the helper thread that
-# overlaps the gradient's reduction with the backward pass): builds
+# overlaps the gradient's reduction with the backward pass) and the layers'
+# and heads' tests that run two products as the parts of one job
+# (tests/test_dense.c, tests/test_vae_head.c): builds
 # libconvvae and those tests with clang -fsanitize=thread in its own build
 # directory and runs them. Fails on any TSan report (halt_on_error=1, exit
 # code 66).
@@ -25,10 +27,10 @@ CC=$cc cmake -S "$here" -B "$build" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" \
     -DCVAE_WERROR=ON -DCVAE_BUILD_TOOL=OFF -DCVAE_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j2 --target test_threads test_data_parallel >/dev/null
+cmake --build "$build" -j2 --target test_threads test_data_parallel test_dense test_vae_head >/dev/null
 
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-for t in test_threads test_data_parallel; do
+for t in test_threads test_data_parallel test_dense test_vae_head; do
     log="$build/tsan-$t.log"
     set +e
     "$build/tests/$t" >"$log" 2>&1
@@ -50,4 +52,4 @@ for t in test_threads test_data_parallel; do
         exit $rc
     fi
 done
-echo "check-tsan: OK, no ThreadSanitizer reports (test_threads, test_data_parallel)"
+echo "check-tsan: OK, no ThreadSanitizer reports (test_threads, test_data_parallel, test_dense, test_vae_head)"

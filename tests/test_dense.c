@@ -14,7 +14,9 @@
 
 #include "layers/dense.h"
 #include "gradcheck.h"
+#include "core/gemm.h"
 #include "core/rng.h"
+#include "core/threads.h"
 
 static const int shapes[][3] = {
     /* n, in, out */
@@ -219,6 +221,61 @@ static void test_dense_blocks(void **state)
     free(db);
 }
 
+/* The backward pass's dx and dw (with db) run as the two parts of one job
+ * when the products are too small to split, and each product split across
+ * the threads when large: either way every output has the bits of the
+ * one-thread pass, which computes them one after the other. */
+static void test_dense_backward_threads(void **state)
+{
+    (void)state;
+    /* 2.6M multiply-adds (the pair), then 6.4M (each product split) */
+    static const int shapes[][3] = {{100, 512, 50}, {100, 128, 500}};
+    const int before = cvae__threads_get();
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int n = shapes[t][0], in = shapes[t][1], out = shapes[t][2];
+        assert_int_equal(cvae__gemm_splits((double)n * in * out), t == 1);
+        const size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
+        float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w),
+              *dy = malloc(ny * sizeof *dy);
+        float *dx[2] = {malloc(nx * sizeof(float)), malloc(nx * sizeof(float))};
+        float *dw[2] = {malloc(nw * sizeof(float)), malloc(nw * sizeof(float))};
+        float *db[2] = {malloc(out * sizeof(float)), malloc(out * sizeof(float))};
+        assert_true(x && w && dy && dx[0] && dx[1] && dw[0] && dw[1] && db[0] && db[1]);
+        cvae__rng r;
+        cvae__rng_seed(&r, 11 + t);
+        cvae__rng_uniform_fill(&r, x, (int64_t)nx, 1.0f);
+        cvae__rng_uniform_fill(&r, w, (int64_t)nw, 0.1f);
+        cvae__rng_uniform_fill(&r, dy, (int64_t)ny, 1.0f);
+        for (int k = 0; k < 2; k++) {
+            cvae__threads_set(k + 1);
+            cvae__dense_backward(n, in, out, x, w, dy, dx[k], dw[k], db[k]);
+        }
+        assert_memory_equal(dx[0], dx[1], nx * sizeof(float));
+        assert_memory_equal(dw[0], dw[1], nw * sizeof(float));
+        assert_memory_equal(db[0], db[1], out * sizeof(float));
+        /* and the values are the layer's: one entry of each by its sum */
+        double sx = 0, sw = 0, sb = 0;
+        for (int j = 0; j < out; j++)
+            sx += (double)dy[j] * w[(size_t)j * in];
+        for (int i = 0; i < n; i++) {
+            sw += (double)dy[(size_t)i * out] * x[(size_t)i * in];
+            sb += dy[(size_t)i * out];
+        }
+        assert_true(fabs(dx[1][0] - sx) <= 1e-4 * (1 + fabs(sx)));
+        assert_true(fabs(dw[1][0] - sw) <= 1e-4 * (1 + fabs(sw)));
+        assert_true(fabs(db[1][0] - sb) <= 1e-4 * (1 + fabs(sb)));
+        for (int k = 0; k < 2; k++) {
+            free(dx[k]);
+            free(dw[k]);
+            free(db[k]);
+        }
+        free(x);
+        free(w);
+        free(dy);
+    }
+    cvae__threads_set(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_dense_gradcheck),
         cmocka_unit_test(test_dense_no_bias),
         cmocka_unit_test(test_dense_blocks),
+        cmocka_unit_test(test_dense_backward_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

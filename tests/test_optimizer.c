@@ -340,6 +340,79 @@ static void test_thread_split_identical(void **state)
     }
 }
 
+/* Several ranges with gaps (frozen tensors) in one call: the same bits as
+ * updating each range in its own call, at any thread count, and the gaps
+ * untouched. The ranges are of every kind the cut must handle: shorter
+ * than a vector, odd offsets and lengths, one long enough that parts of
+ * 2^16 fall inside it, and consecutive short ones that a cut between them
+ * can land on. */
+static void test_ranges_identical(void **state)
+{
+    (void)state;
+    static const size_t off[] = {3, 40, 45, 70000, 70001 + 7, 70100, 400000};
+    static const size_t cnt[] = {5, 5, 20000, 1, 80, 300000, 33};
+    enum { R = sizeof off / sizeof off[0] };
+    const size_t total = off[R - 1] + cnt[R - 1] + 9;
+    float *p0 = malloc(total * sizeof *p0), *g = malloc(total * sizeof *g);
+    assert_non_null(p0);
+    assert_non_null(g);
+    for (size_t i = 0; i < total; i++)
+        p0[i] = hashed(i, 0) * 0.01f;
+    float *res[4][3]; /* per run: p, m, v; run 0 range by range */
+    for (int run = 0; run < 4; run++) {
+        cvae_optimizer *opt = NULL;
+        assert_int_equal(cvae_optimizer_create_adam(1e-2, 0.9, 0.999, 1e-8, 0.01, &opt), CVAE_OK);
+        assert_int_equal(cvae__optimizer_bind(opt, total, 5), CVAE_OK);
+        float *p = malloc(total * sizeof *p);
+        assert_non_null(p);
+        memcpy(p, p0, total * sizeof *p);
+        const int before = cvae__threads_get();
+        cvae__threads_set(run == 0 ? 1 : run);
+        for (int t = 1; t <= 3; t++) {
+            for (size_t i = 0; i < total; i++)
+                g[i] = hashed(i, t);
+            cvae__optimizer_begin_step(opt);
+            if (run == 0)
+                for (int r = 0; r < R; r++)
+                    cvae__optimizer_update(opt, p, g, off[r], cnt[r]);
+            else
+                cvae__optimizer_update_ranges(opt, p, g, off, cnt, R);
+        }
+        cvae__threads_set(before);
+        res[run][0] = p;
+        res[run][1] = malloc(total * sizeof(float));
+        res[run][2] = malloc(total * sizeof(float));
+        assert_non_null(res[run][1]);
+        assert_non_null(res[run][2]);
+        memcpy(res[run][1], opt->m, total * sizeof(float));
+        memcpy(res[run][2], opt->v, total * sizeof(float));
+        cvae_optimizer_destroy(opt);
+    }
+    /* the per-range run moved the ranges (all but the rare entry whose
+     * start and gradients were all zero) and nothing else */
+    size_t inside_n = 0, moved = 0;
+    for (size_t i = 0, r = 0; i < total; i++) {
+        while (r < R && i >= off[r] + cnt[r])
+            r++;
+        if (r < R && i >= off[r]) {
+            inside_n++;
+            moved += res[0][0][i] != p0[i];
+        } else {
+            assert_true(res[0][0][i] == p0[i]);
+            assert_true(res[0][1][i] == 0.0f && res[0][2][i] == 0.0f);
+        }
+    }
+    assert_true(moved + 10 >= inside_n);
+    for (int run = 1; run < 4; run++)
+        for (int a = 0; a < 3; a++)
+            assert_memory_equal(res[0][a], res[run][a], total * sizeof(float));
+    for (int run = 0; run < 4; run++)
+        for (int a = 0; a < 3; a++)
+            free(res[run][a]);
+    free(p0);
+    free(g);
+}
+
 static void test_all_finite(void **state)
 {
     (void)state;
@@ -613,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_update_subrange),
         cmocka_unit_test(test_paths_identical),
         cmocka_unit_test(test_thread_split_identical),
+        cmocka_unit_test(test_ranges_identical),
         cmocka_unit_test(test_bind),
         cmocka_unit_test(test_create_validation),
         cmocka_unit_test(test_create_from_config),

@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,10 +228,53 @@ static void test_contrast_step_gradient(void **state)
     check_step_gradient(2.0);
 }
 
+/* A plain step on two threads: the images and their sampling noise are
+ * loaded in two parts of the batch and the heads' small products run as
+ * pairs; its gradient is the one-thread step's up to the order of the
+ * convolution's per-part sums (a row of noise or an image in the wrong
+ * place would move it by O(1)). */
+static void test_two_thread_step(void **state)
+{
+    (void)state;
+    float *g[2];
+    for (int t = 0; t < 2; t++) {
+        cvae_config *c = small_config(1, 1);
+        assert_int_equal(cvae_config_set_recipe(c, CVAE_RECIPE_PAPER), CVAE_OK);
+        assert_int_equal(cvae_config_set_threads(c, t + 1), CVAE_OK);
+        cvae_model *m;
+        assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+        cvae_config_destroy(c);
+        cvae_dataset *d = small_data_seeded(6, 9, NULL);
+        g[t] = malloc(m->nparams * sizeof *g[t]);
+        assert_non_null(g[t]);
+        grabbed gr = {m->nparams, g[t], 0};
+        assert_int_equal(cvae_model_set_data_parallel(m, 0, 1, grab_gradient, &gr), CVAE_OK);
+        assert_int_equal(cvae_model_train(m, d, 1, NULL, NULL, NULL), CVAE_OK);
+        assert_int_equal(gr.calls, 1);
+        if (t == 1) {
+            double big = 0, worst = 0;
+            for (size_t i = 0; i < m->nparams; i++) {
+                big = fmax(big, fabs(g[0][i]));
+                worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
+            }
+            print_message("two-thread step: largest difference %.3g of largest entry %.3g\n",
+                          worst, big);
+            assert_true(big > 0);
+            assert_true(worst <= 1e-5 * big);
+        }
+        cvae_dataset_destroy(d);
+        cvae_model_destroy(m);
+    }
+    cvae_set_num_threads(1);
+    free(g[0]);
+    free(g[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_consistency_step_gradient),
                                        cmocka_unit_test(test_contrast_step_gradient),
+                                       cmocka_unit_test(test_two_thread_step),
                                        cmocka_unit_test(test_short_training_run)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

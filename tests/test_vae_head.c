@@ -14,6 +14,7 @@
 
 #include "convvae.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "small_model.h"
 #include "model/model.h"
 #include "model/vae_head.h"
@@ -172,12 +173,62 @@ static void test_encoder_backward(void **state)
     cvae_model_destroy(m);
 }
 
+/* The forward and backward passes run small products of the heads as the
+ * parts of one job (mu beside the log-variance, the category head beside
+ * the decoder's first layer, each dense layer's dx beside its dw): on two
+ * threads every activation, loss and gradient has the bits of one thread.
+ * The model's own thread setting stays 1, so the convolution (which sums
+ * its gradients per part of the batch) runs in one part either way. */
+static void test_two_threads_same_bits(void **state)
+{
+    (void)state;
+    cvae_model *m = small_model(1);
+    const int n = 5;
+    const size_t ns = (size_t)n * m->s;
+    random_images(m, n, 21);
+    cvae__rng r;
+    cvae__rng_seed(&r, 22);
+    cvae__rng_normal_fill(&r, m->eps, (int64_t)ns);
+    float *eps = malloc(ns * sizeof *eps), *out[2][5];
+    assert_non_null(eps);
+    memcpy(eps, m->eps, ns * sizeof *eps);
+    const size_t len[5] = {ns, ns, (size_t)n * m->k, (size_t)n * m->P, m->nparams};
+    double loss[2][CVAE_LOSS_COUNT];
+    const int before = cvae__threads_get();
+    for (int t = 0; t < 2; t++) {
+        cvae__threads_set(t + 1);
+        memcpy(m->eps, eps, ns * sizeof *eps);
+        cvae__forward(m, n, CVAE__TRAIN_REUSE_EPS, 1);
+        cvae__loss_and_backward(m, n, 1, 1, loss[t]);
+        const float *src[5] = {m->mu, m->z, m->q, cvae__xhat(m), m->grads};
+        for (int a = 0; a < 5; a++) {
+            out[t][a] = malloc(len[a] * sizeof(float));
+            assert_non_null(out[t][a]);
+            memcpy(out[t][a], src[a], len[a] * sizeof(float));
+        }
+    }
+    cvae__threads_set(before);
+    for (int a = 0; a < 5; a++)
+        assert_memory_equal(out[0][a], out[1][a], len[a] * sizeof(float));
+    assert_memory_equal(loss[0], loss[1], sizeof loss[0]);
+    /* every head's gradient was written */
+    const size_t offs[] = {m->mu_w, m->lv_w, m->c1_w, m->c2_w, m->d1_w, m->d2_w};
+    for (size_t o = 0; o < sizeof offs / sizeof offs[0]; o++)
+        assert_true(out[1][4][offs[o]] != 0.0f || out[1][4][offs[o] + 1] != 0.0f);
+    for (int t = 0; t < 2; t++)
+        for (int a = 0; a < 5; a++)
+            free(out[t][a]);
+    free(eps);
+    cvae_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_decoder_backward),
         cmocka_unit_test(test_encoder_backward),
+        cmocka_unit_test(test_two_threads_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

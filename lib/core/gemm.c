@@ -187,6 +187,8 @@ static void sgemm_run(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m,
  * to tens of them) costs more than the part. */
 #define SPLIT_MIN_MACS (4.0 * 1024 * 1024)
 
+int cvae__gemm_splits(double macs) { return macs >= SPLIT_MIN_MACS; }
+
 typedef struct split_job {
     cvae__gemm_kernel kernel;
     int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows;

@@ -14,6 +14,13 @@
 void cvae__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* Whether cvae__sgemm splits a product of this many multiply-adds
+ * (m * n * k) across the threads when called outside a job with more than
+ * one thread. Code that runs two small products as the parts of one job
+ * asks this first: a product that would be split runs faster split than
+ * alone in a part. */
+int cvae__gemm_splits(double macs);
+
 /* Benchmarks only (bench/bench_train.c): when a trace function is set, every
  * cvae__sgemm_with call with m, n >= 1 reports its arguments just before
  * (end == 0) and just after (end == 1) the product, so a benchmark can see

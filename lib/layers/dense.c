@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/gemm.h"
+#include "core/threads.h"
 
 void cvae__dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,
                          float *y)
@@ -45,19 +46,50 @@ static void column_sums(int n, int out, const float *dy, float *db)
     }
 }
 
+typedef struct dense_bwd {
+    int n, in, out;
+    const float *x, *w, *dy;
+    float *dx, *dw, *db;
+} dense_bwd;
+
+/* Part 0: dx; part 1: dw and db. They read the same dy and write separate
+ * outputs. */
+static void backward_part(void *ctx, int part, int parts)
+{
+    (void)parts;
+    const dense_bwd *j = ctx;
+    if (part == 0) {
+        if (j->dx)
+            cvae__sgemm(0, 0, j->n, j->in, j->out, 1.0f, j->dy, j->out, j->w, j->in, 0.0f, j->dx,
+                        j->in);
+        return;
+    }
+    if (j->dw) {
+        if (j->n > 0)
+            cvae__sgemm(1, 0, j->out, j->in, j->n, 1.0f, j->dy, j->out, j->x, j->in, 0.0f, j->dw,
+                        j->in);
+        else if (j->out > 0 && j->in > 0)
+            memset(j->dw, 0, (size_t)j->out * (size_t)j->in * sizeof *j->dw);
+    }
+    if (j->db)
+        column_sums(j->n, j->out, j->dy, j->db);
+}
+
+/* When both products are too small to be split themselves (the heads'
+ * layers: 0.5-2.6M multiply-adds at batch 100), dx and dw are the two parts
+ * of one job, so a second thread computes one of them; larger layers run
+ * each product split across the threads. Each output is computed by the
+ * same code either way. */
 void cvae__dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
                           float *dx, float *dw, float *db)
 {
-    if (dx)
-        cvae__sgemm(0, 0, n, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
-    if (dw) {
-        if (n > 0)
-            cvae__sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 0.0f, dw, in);
-        else if (out > 0 && in > 0)
-            memset(dw, 0, (size_t)out * (size_t)in * sizeof *dw);
+    dense_bwd j = {n, in, out, x, w, dy, dx, dw, db};
+    if (dx && (dw || db) && !cvae__gemm_splits((double)n * in * out)) {
+        cvae__parallel(2, backward_part, &j);
+        return;
     }
-    if (db)
-        column_sums(n, out, dy, db);
+    backward_part(&j, 0, 2);
+    backward_part(&j, 1, 2);
 }
 
 void cvae__dense_blocks_forward(int n, int out, int nblk, const float *const *blk,

@@ -8,31 +8,47 @@
  * gradient's log is clamped so it stays finite. */
 static inline double safe_log(double v) { return log(v > 1e-30 ? v : 1e-30); }
 
+/* The sum of (a[i] - b[i])^2 over n values, each square in double, in
+ * sixteen running sums (value i goes to sum i % 16) added up at the end:
+ * the compiler keeps them in vector registers. One chain of dependent
+ * additions made this a latency-bound loop of 0.1 ms on a batch of 100
+ * MNIST images, run by one thread while the others wait. */
+#define SUM_LANES 16
+
+static double sum_sq_diff(const float *a, const float *b, size_t n)
+{
+    double acc[SUM_LANES] = {0};
+    size_t i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int q = 0; q < SUM_LANES; q++) {
+            const float d = a[i + q] - b[i + q];
+            acc[q] += (double)d * d;
+        }
+    double total = 0;
+    for (; i < n; i++) {
+        const float d = a[i] - b[i];
+        total += (double)d * d;
+    }
+    for (int q = 0; q < SUM_LANES; q++)
+        total += acc[q];
+    return total;
+}
+
 double cvae__loss_recon(int n, int P, const float *x, const float *xhat, float wscale, float *dpre)
 {
-    double total = 0;
-    size_t np = (size_t)n * P;
-    for (size_t i = 0; i < np; i++) {
-        float d = xhat[i] - x[i];
-        total += (double)d * d;
-        if (dpre)
-            dpre[i] = wscale * d * xhat[i] * (1.0f - xhat[i]);
-    }
-    return 0.5 * total / n;
+    const size_t np = (size_t)n * P;
+    for (size_t i = 0; dpre && i < np; i++)
+        dpre[i] = wscale * (xhat[i] - x[i]) * xhat[i] * (1.0f - xhat[i]);
+    return 0.5 * sum_sq_diff(xhat, x, np) / n;
 }
 
 double cvae__loss_sq(int n, int P, const float *target, const float *pred, float wscale,
                      float *dpred)
 {
-    double total = 0;
-    size_t np = (size_t)n * P;
-    for (size_t i = 0; i < np; i++) {
-        float d = pred[i] - target[i];
-        total += (double)d * d;
-        if (dpred)
-            dpred[i] = wscale * d;
-    }
-    return 0.5 * total / n;
+    const size_t np = (size_t)n * P;
+    for (size_t i = 0; dpred && i < np; i++)
+        dpred[i] = wscale * (pred[i] - target[i]);
+    return 0.5 * sum_sq_diff(pred, target, np) / n;
 }
 
 double cvae__loss_kl_standard(int n, int s, const float *mu, const float *lv, float scale,

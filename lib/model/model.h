@@ -184,6 +184,21 @@ static inline int cvae__mixture_active(const cvae_model *model)
     return model->epochs_done >= model->cfg.warmup;
 }
 
+/* The context of a job over n rows of the model's workspace. */
+typedef struct cvae__model_rows {
+    cvae_model *model;
+    int n;
+} cvae__model_rows;
+
+/* Runs fn's parts 0 and 1 (ctx: a cvae__model_rows), two independent
+ * pieces of a pass: as the two parts of one job when the largest product
+ * in them (macs multiply-adds) is too small to be split across the threads
+ * by itself, else one after the other with each product split. Either
+ * way every value is computed by the same code, so the result does not
+ * depend on the thread count. */
+void cvae__model_pair(cvae_model *model, int n, double macs,
+                      void (*fn)(void *ctx, int part, int parts));
+
 /* Forward pass over n <= B images already in model->x. train == 1 samples
  * z = mu + sigma*eps (eps from the model RNG) and feeds z to the category
  * head; CVAE__TRAIN_REUSE_EPS reuses the previous eps (gradient checks);

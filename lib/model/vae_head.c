@@ -12,6 +12,36 @@
 #define PRM(off) (model->params + (off))
 #define GRD(off) (model->grads + (off))
 
+/* The mu and log-variance layers read the same h and write separate
+ * outputs and gradients: two independent pieces of the pass
+ * (cvae__model_pair). */
+static void mu_lv_forward(void *ctx, int part, int parts)
+{
+    (void)parts;
+    const cvae__model_rows *j = ctx;
+    cvae_model *model = j->model;
+    const int mu = part == 0;
+    cvae__dense_forward(j->n, model->enc_units, model->s, model->h,
+                        PRM(mu ? model->mu_w : model->lv_w), PRM(mu ? model->mu_b : model->lv_b),
+                        mu ? model->mu : model->lv);
+}
+
+/* Part 0: mu's weight and bias gradients and its share of dh; part 1: the
+ * log-variance's weight and bias gradients. Its share of dh is added after
+ * both, onto mu's, so dh does not depend on which part ends first. */
+static void mu_lv_backward(void *ctx, int part, int parts)
+{
+    (void)parts;
+    const cvae__model_rows *j = ctx;
+    cvae_model *model = j->model;
+    if (part == 0)
+        cvae__dense_backward(j->n, model->enc_units, model->s, model->h, PRM(model->mu_w),
+                             model->dmu, model->dh, GRD(model->mu_w), GRD(model->mu_b));
+    else
+        cvae__dense_backward(j->n, model->enc_units, model->s, model->h, PRM(model->lv_w),
+                             model->dlv, NULL, GRD(model->lv_w), GRD(model->lv_b));
+}
+
 void cvae__vae_encode(cvae_model *model, int n, int train)
 {
     const float *blk[CVAE_MAX_BRANCHES];
@@ -21,10 +51,7 @@ void cvae__vae_encode(cvae_model *model, int n, int train)
                                PRM(model->enc_b), model->h);
     if (model->cfg.enc_act == CVAE_ACT_RELU)
         cvae__relu_forward((int64_t)n * model->enc_units, model->h, model->h);
-    cvae__dense_forward(n, model->enc_units, model->s, model->h, PRM(model->mu_w), PRM(model->mu_b),
-                        model->mu);
-    cvae__dense_forward(n, model->enc_units, model->s, model->h, PRM(model->lv_w), PRM(model->lv_b),
-                        model->lv);
+    cvae__model_pair(model, n, (double)n * model->enc_units * model->s, mu_lv_forward);
 
     const size_t ns = (size_t)n * model->s;
     if (train) {
@@ -39,11 +66,21 @@ void cvae__vae_encode(cvae_model *model, int n, int train)
     }
 }
 
-void cvae__vae_decode(cvae_model *model, int n)
+void cvae__vae_decode_first(cvae_model *model, int n)
 {
     cvae__dense_forward(n, model->s, model->dec_units, model->z, PRM(model->d1_w), PRM(model->d1_b),
                         model->g);
     cvae__relu_forward((int64_t)n * model->dec_units, model->g, model->g);
+}
+
+void cvae__vae_decode(cvae_model *model, int n)
+{
+    cvae__vae_decode_first(model, n);
+    cvae__vae_decode_rest(model, n);
+}
+
+void cvae__vae_decode_rest(cvae_model *model, int n)
+{
     cvae__dense_forward(n, model->dec_units, model->D0, model->g, PRM(model->d2_w), PRM(model->d2_b),
                         model->dslice);
     if (model->ndec == 0) {
@@ -112,10 +149,7 @@ void cvae__vae_encoder_backward(cvae_model *model, int n)
         model->dlv[i] += model->dz[i] * model->eps[i] * 0.5f * expf(0.5f * model->lv[i]);
     }
 
-    cvae__dense_backward(n, model->enc_units, model->s, model->h, PRM(model->mu_w), model->dmu, model->dh,
-                         GRD(model->mu_w), GRD(model->mu_b));
-    cvae__dense_backward(n, model->enc_units, model->s, model->h, PRM(model->lv_w), model->dlv, NULL,
-                         GRD(model->lv_w), GRD(model->lv_b));
+    cvae__model_pair(model, n, (double)n * model->enc_units * model->s, mu_lv_backward);
     cvae__sgemm(0, 0, n, model->enc_units, model->s, 1.0f, model->dlv, model->s, PRM(model->lv_w),
                 model->enc_units, 1.0f, model->dh, model->enc_units);
     if (model->cfg.enc_act == CVAE_ACT_RELU)

@@ -13,8 +13,13 @@
  * last eps, train == 0 uses z = mu (and eps = 0). */
 void cvae__vae_encode(cvae_model *model, int n, int train);
 
-/* The decoder alone, from model->z (n rows) to the image (cvae__xhat). */
+/* The decoder alone, from model->z (n rows) to the image (cvae__xhat):
+ * its first layer (z to the hidden layer model->g, with its ReLU), then
+ * the rest. The forward pass runs the first layer beside the category
+ * head, which reads z too. */
 void cvae__vae_decode(cvae_model *model, int n);
+void cvae__vae_decode_first(cvae_model *model, int n);
+void cvae__vae_decode_rest(cvae_model *model, int n);
 
 /* The decoded images of the last decode (n * P floats). */
 const float *cvae__xhat(const cvae_model *model);

@@ -269,14 +269,6 @@ static void update_run(const upd_k *k, cvae__optimizer_simd simd, float *p, cons
 #define PAR_MIN ((size_t)1 << 16)
 #define PAR_MAX_PARTS 16
 
-typedef struct upd_job {
-    const upd_k *k;
-    cvae__optimizer_simd simd;
-    float *p, *m, *v;
-    const float *g;
-    size_t offset, count; /* p, g, m, v point at the buffer's start */
-} upd_job;
-
 /* Start of part `part` of [offset, offset + count): a multiple of 16 of the
  * absolute index (count >= parts * PAR_MIN keeps the parts non-empty). */
 static size_t part_start(size_t offset, size_t count, int part, int parts)
@@ -287,14 +279,6 @@ static size_t part_start(size_t offset, size_t count, int part, int parts)
         return offset + count;
     const size_t b = (offset + count / (size_t)parts * (size_t)part) / 16 * 16;
     return b < offset ? offset : b;
-}
-
-static void update_part(void *ctx, int part, int parts)
-{
-    const upd_job *j = ctx;
-    const size_t lo = part_start(j->offset, j->count, part, parts);
-    const size_t hi = part_start(j->offset, j->count, part + 1, parts);
-    update_run(j->k, j->simd, j->p + lo, j->g + lo, j->m + lo, j->v ? j->v + lo : NULL, hi - lo);
 }
 
 static int parts_for(size_t count)
@@ -308,19 +292,85 @@ static int parts_for(size_t count)
     return parts < 1 ? 1 : parts;
 }
 
-void cvae__optimizer_update_with(struct cvae_optimizer *o, cvae__optimizer_simd simd,
-                                 float *params, const float *grads, size_t offset, size_t count)
+/* One step over several ranges of the buffer (a model's trainable
+ * tensors) is one job: the parts split the ranges' concatenation, so the
+ * small tensors are shared out with the large ones and the threads meet
+ * once, not once per tensor. */
+typedef struct upd_job {
+    const upd_k *k;
+    cvae__optimizer_simd simd;
+    float *p, *m, *v;
+    const float *g;
+    const size_t *offset, *count; /* the ranges, in the buffer */
+    int ranges;
+    size_t total; /* their summed length */
+} upd_job;
+
+/* Where part `part` starts: range *r at absolute index *at, a multiple of
+ * 16 (rounded down, within the range) unless it is a range's start. */
+static void part_cut(const upd_job *j, int part, int parts, int *r, size_t *at)
 {
+    if (part == parts) {
+        *r = j->ranges - 1;
+        *at = j->offset[*r] + j->count[*r];
+        return;
+    }
+    size_t rest = part == 0 ? 0 : j->total / (size_t)parts * (size_t)part;
+    int i = 0;
+    while (i < j->ranges - 1 && rest >= j->count[i])
+        rest -= j->count[i++];
+    const size_t a = j->offset[i] + rest, b = a / 16 * 16;
+    *r = i;
+    *at = b < j->offset[i] ? j->offset[i] : b;
+}
+
+static void update_part(void *ctx, int part, int parts)
+{
+    const upd_job *j = ctx;
+    int r0, r1;
+    size_t a0, a1;
+    part_cut(j, part, parts, &r0, &a0);
+    part_cut(j, part + 1, parts, &r1, &a1);
+    for (int r = r0; r <= r1; r++) {
+        const size_t lo = r == r0 ? a0 : j->offset[r];
+        const size_t hi = r == r1 ? a1 : j->offset[r] + j->count[r];
+        if (hi > lo)
+            update_run(j->k, j->simd, j->p + lo, j->g + lo, j->m + lo, j->v ? j->v + lo : NULL,
+                       hi - lo);
+    }
+}
+
+static void update_ranges(struct cvae_optimizer *o, cvae__optimizer_simd simd, float *params,
+                          const float *grads, const size_t *offset, const size_t *count,
+                          int ranges)
+{
+    if (ranges <= 0)
+        return;
     const upd_k k = constants(o);
     const cvae__optimizer_simd best = simd_best();
     if (simd == CVAE__OPTIMIZER_SIMD_AUTO || simd > best)
         simd = best;
-    upd_job j = {&k, simd, params, o->m, o->v, grads, offset, count};
-    const int parts = parts_for(count);
+    size_t total = 0;
+    for (int r = 0; r < ranges; r++)
+        total += count[r];
+    upd_job j = {&k, simd, params, o->m, o->v, grads, offset, count, ranges, total};
+    const int parts = parts_for(total);
     if (parts == 1)
         update_part(&j, 0, 1);
     else
         cvae__parallel(parts, update_part, &j);
+}
+
+void cvae__optimizer_update_with(struct cvae_optimizer *o, cvae__optimizer_simd simd,
+                                 float *params, const float *grads, size_t offset, size_t count)
+{
+    update_ranges(o, simd, params, grads, &offset, &count, 1);
+}
+
+void cvae__optimizer_update_ranges(struct cvae_optimizer *o, float *params, const float *grads,
+                                   const size_t *offset, const size_t *count, int ranges)
+{
+    update_ranges(o, CVAE__OPTIMIZER_SIMD_AUTO, params, grads, offset, count, ranges);
 }
 
 void cvae__optimizer_update(struct cvae_optimizer *o, float *params, const float *grads,

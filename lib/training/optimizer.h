@@ -26,6 +26,11 @@ cvae_status cvae__optimizer_bind(struct cvae_optimizer *opt, size_t n, uint64_t 
 void cvae__optimizer_begin_step(struct cvae_optimizer *opt);
 void cvae__optimizer_update(struct cvae_optimizer *opt, float *params, const float *grads,
                             size_t offset, size_t count);
+/* The same step for `ranges` ranges [offset[r], offset[r] + count[r]) at
+ * once, as one job across the threads; the result is that of updating
+ * each range in turn. */
+void cvae__optimizer_update_ranges(struct cvae_optimizer *opt, float *params, const float *grads,
+                                   const size_t *offset, const size_t *count, int ranges);
 
 /* The vector paths of the Adam update, for tests: every path gives the same
  * bits. A path this CPU lacks falls back to the widest one it has. Long

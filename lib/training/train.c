@@ -73,14 +73,49 @@ static cvae_status kmeans_init(cvae_model *model, const cvae_dataset *ds, int64_
 /* Sampling noise of n images (their indices in the data set) for one
  * epoch, from per-image streams: an image gets the same eps whichever
  * process computes it and wherever it falls in a batch. */
-static void fill_eps(cvae_model *model, const int64_t *idx, int n)
+static void fill_eps(const cvae_model *model, const int64_t *idx, int n, float *eps)
 {
     for (int i = 0; i < n; i++) {
         cvae__rng r;
         cvae__item_rng(&r, model->cfg.seed, CVAE__STREAM_EPS, (uint64_t)model->epochs_done,
                        (uint64_t)idx[i]);
-        cvae__rng_normal_fill(&r, model->eps + (size_t)i * model->s, model->s);
+        cvae__rng_normal_fill(&r, eps + (size_t)i * model->s, model->s);
     }
+}
+
+/* The gather of a batch's images and, with eps, their sampling noise: both
+ * per image, so the rows are split into the parts of one job (the noise,
+ * a Box-Muller pair of log, sqrt, sin and cos per two values, takes about
+ * as long as a small layer, and would run on one thread). The values do
+ * not depend on the split. */
+typedef struct rows_job {
+    const cvae_model *model;
+    const cvae_dataset *data;
+    const int64_t *idx;
+    int n, eps;
+} rows_job;
+
+static void rows_part(void *ctx, int part, int parts)
+{
+    const rows_job *j = ctx;
+    int64_t lo, hi;
+    cvae__shard(j->n, part, parts, &lo, &hi);
+    const int rows = (int)(hi - lo);
+    cvae__dataset_gather_f32(j->data, j->idx + lo, rows, j->model->x + (size_t)lo * j->model->P);
+    if (j->eps)
+        fill_eps(j->model, j->idx + lo, rows, j->model->eps + (size_t)lo * j->model->s);
+}
+
+static void gather_rows(const cvae_model *model, const cvae_dataset *data, const int64_t *idx,
+                        int n, int eps)
+{
+    rows_job j = {model, data, idx, n, eps};
+    int parts = cvae__parallel_threads();
+    parts = parts < n ? parts : n;
+    if (parts > 1)
+        cvae__parallel(parts, rows_part, &j);
+    else
+        rows_part(&j, 0, 1);
 }
 
 /* What a training step reads besides the model: the data, the recipe's
@@ -129,7 +164,9 @@ static void load_rows(cvae_model *model, const batch_ctx *bc, const int64_t *idx
                       int targets, int clean, int keep)
 {
     const struct cvae_config *c = &model->cfg;
-    cvae__dataset_gather_f32(bc->data, idx, n, model->x);
+    /* The clean pass below sets eps to zero, so with it the noise is drawn
+     * after it. */
+    gather_rows(model, bc->data, idx, n, !clean);
     if (clean) {
         /* The clean images' codes, the targets of the term: an inference
          * pass, run before the noise of the training pass is drawn. */
@@ -159,7 +196,8 @@ static void load_rows(cvae_model *model, const batch_ctx *bc, const int64_t *idx
         model->pl_batch = bc->plb;
         model->pl_weight = (float)c->pseudo_weight;
     }
-    fill_eps(model, idx, n);
+    if (clean)
+        fill_eps(model, idx, n, model->eps);
 }
 
 static cvae_status reduce_failed(const cvae_model *model, const batch_ctx *bc)
@@ -433,6 +471,14 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
         memset(scratch, 0, model->nparams * sizeof *scratch);
     model->par.scratch = scratch;
     const int64_t batches = (count + model->B - 1) / model->B;
+    /* the trainable tensors, which each step updates */
+    size_t upd_off[CVAE__MAX_PARAMS], upd_cnt[CVAE__MAX_PARAMS];
+    int upd_ranges = 0;
+    for (int i = 0; i < model->nparam; i++)
+        if (model->ptab[i].trainable) {
+            upd_off[upd_ranges] = model->ptab[i].offset;
+            upd_cnt[upd_ranges++] = model->ptab[i].count;
+        }
     /* Data-parallel: every process runs this same loop over the same
      * global batches (training/data_parallel.h). */
     const int par = cvae__dp_on(&model->par);
@@ -524,10 +570,8 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
                 break;
             }
             cvae__optimizer_begin_step(opt);
-            for (int i = 0; i < model->nparam; i++)
-                if (model->ptab[i].trainable)
-                    cvae__optimizer_update(opt, model->params, model->grads, model->ptab[i].offset,
-                                           model->ptab[i].count);
+            cvae__optimizer_update_ranges(opt, model->params, model->grads, upd_off, upd_cnt,
+                                          upd_ranges);
             seen += total;
             for (int t = 0; t < CVAE_LOSS_COUNT; t++) {
                 sums[t] += losses[t] * total;
