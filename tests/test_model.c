@@ -317,6 +317,75 @@ static void test_create_errors(void **state)
     cvae_config_destroy(c);
 }
 
+/* A single-process step runs its tail (the decoder's first layer beside
+ * the prior's, the category terms' and the category head's backward
+ * passes, their share of z's gradient in a buffer of its own) in another
+ * order than a step in parts, which runs those one after the other into
+ * dz. The two must give the same loss and gradient up to the order of
+ * float additions: the step in parts is the plain sequence, the
+ * reference here. A share of dz lost or added twice moves encoder and
+ * branch gradients by far more than that. */
+static void test_tail_matches_sequence(void **state)
+{
+    (void)state;
+    static const int cases[][2] = {/* prior, category input features */
+                                   {CVAE_PRIOR_MIXTURE, 0},
+                                   {CVAE_PRIOR_STANDARD, 0},
+                                   {CVAE_PRIOR_MIXTURE, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cvae_config *c = small_config(2, 1);
+        assert_int_equal(cvae_config_set_prior(c, cases[k][0]), CVAE_OK);
+        assert_int_equal(cvae_config_set_category_input(c, cases[k][1]
+                                                               ? CVAE_CATEGORY_INPUT_FEATURES
+                                                               : CVAE_CATEGORY_INPUT_Z),
+                         CVAE_OK);
+        cvae_model *m;
+        assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+        cvae_config_destroy(c);
+        const int n = 5, mixture = cases[k][0] == CVAE_PRIOR_MIXTURE;
+        cvae__rng r;
+        cvae__rng_seed(&r, 31 + k);
+        for (size_t i = 0; i < (size_t)n * m->P; i++)
+            m->x[i] = cvae__rng_uniform(&r);
+        float *g[2];
+        double l[2][CVAE_LOSS_COUNT];
+        for (int seq = 0; seq < 2; seq++) {
+            cvae__forward(m, n, seq ? CVAE__TRAIN_REUSE_EPS : 1, 1);
+            if (seq) {
+                /* one part holding the whole batch */
+                m->par.parts = 1;
+                m->par.total = n;
+                for (int y = 0; y < m->k; y++) {
+                    m->par.colsum[y] = 0;
+                    for (int i = 0; i < n; i++)
+                        m->par.colsum[y] += m->q[(size_t)i * m->k + y];
+                }
+            }
+            cvae__loss_and_backward(m, n, mixture, 1, l[seq]);
+            m->par.parts = 0;
+            g[seq] = malloc(m->nparams * sizeof(float));
+            assert_non_null(g[seq]);
+            memcpy(g[seq], m->grads, m->nparams * sizeof(float));
+        }
+        for (int t = 0; t < CVAE_LOSS_COUNT; t++)
+            assert_true(fabs(l[0][t] - l[1][t]) <= 1e-6 * (1 + fabs(l[1][t])));
+        for (int t = 0; t < m->nparam; t++) {
+            const cvae__param *p = &m->ptab[t];
+            double big = 0, worst = 0;
+            for (size_t i = p->offset; i < p->offset + p->count; i++) {
+                big = fmax(big, fabs(g[1][i]));
+                worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
+            }
+            if (worst > 1e-5 * big + 1e-9)
+                fail_msg("case %zu, %s: gradients differ by %.3g (largest entry %.3g)", k,
+                         p->name, worst, big);
+        }
+        free(g[0]);
+        free(g[1]);
+        cvae_model_destroy(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_grad_recon_features),
         cmocka_unit_test(test_grad_frozen_conv),
         cmocka_unit_test(test_grad_two_threads),
+        cmocka_unit_test(test_tail_matches_sequence),
         cmocka_unit_test(test_grad_recipe_terms),
         cmocka_unit_test(test_frozen_conv_unchanged),
         cmocka_unit_test(test_second_encoder_set),

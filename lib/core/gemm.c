@@ -189,6 +189,16 @@ static void sgemm_run(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m,
 
 int cvae__gemm_splits(double macs) { return macs >= SPLIT_MIN_MACS; }
 
+void cvae__gemm_pair(double macs, void (*fn)(void *ctx, int part, int parts), void *ctx)
+{
+    if (cvae__gemm_splits(macs)) {
+        fn(ctx, 0, 2);
+        fn(ctx, 1, 2);
+    } else {
+        cvae__parallel(2, fn, ctx);
+    }
+}
+
 typedef struct split_job {
     cvae__gemm_kernel kernel;
     int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows;

@@ -21,6 +21,12 @@ void cvae__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, con
  * alone in a part. */
 int cvae__gemm_splits(double macs);
 
+/* Runs fn(ctx, 0, 2) and fn(ctx, 1, 2), two independent pieces of work
+ * whose largest product has macs multiply-adds: as the two parts of one
+ * job (core/threads.h) when that product is too small to be split by
+ * itself, else one after the other, each product split. */
+void cvae__gemm_pair(double macs, void (*fn)(void *ctx, int part, int parts), void *ctx);
+
 /* Benchmarks only (bench/bench_train.c): when a trace function is set, every
  * cvae__sgemm_with call with m, n >= 1 reports its arguments just before
  * (end == 0) and just after (end == 1) the product, so a benchmark can see

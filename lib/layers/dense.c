@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "core/gemm.h"
-#include "core/threads.h"
 
 void cvae__dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,
                          float *y)
@@ -84,8 +83,8 @@ void cvae__dense_backward(int n, int in, int out, const float *x, const float *w
                           float *dx, float *dw, float *db)
 {
     dense_bwd j = {n, in, out, x, w, dy, dx, dw, db};
-    if (dx && (dw || db) && !cvae__gemm_splits((double)n * in * out)) {
-        cvae__parallel(2, backward_part, &j);
+    if (dx && (dw || db)) {
+        cvae__gemm_pair((double)n * in * out, backward_part, &j);
         return;
     }
     backward_part(&j, 0, 2);

@@ -31,22 +31,33 @@ void cvae__category_forward(cvae_model *model, int n)
     cvae__softmax_forward(n, model->k, model->q, model->q);
 }
 
+typedef struct first_layer {
+    cvae_model *model;
+    int n;
+    float *dz;
+} first_layer;
+
 /* The first layer's backward pass when it reads z: part 0 adds its dx to
  * dz, part 1 writes its weight and bias gradients. */
 static void first_layer_part(void *ctx, int part, int parts)
 {
     (void)parts;
-    const cvae__model_rows *j = ctx;
+    const first_layer *j = ctx;
     cvae_model *model = j->model;
     if (part == 0)
         cvae__sgemm(0, 0, j->n, model->s, model->cat_units, 1.0f, model->dc1, model->cat_units,
-                    PRM(model->c1_w), model->s, 1.0f, model->dz, model->s);
+                    PRM(model->c1_w), model->s, 1.0f, j->dz, model->s);
     else
         cvae__dense_backward(j->n, model->s, model->cat_units, model->z, PRM(model->c1_w),
                              model->dc1, NULL, GRD(model->c1_w), GRD(model->c1_b));
 }
 
 void cvae__category_backward(cvae_model *model, int n)
+{
+    cvae__category_backward_into(model, n, model->dz);
+}
+
+void cvae__category_backward_into(cvae_model *model, int n, float *dz)
 {
     cvae__softmax_backward(n, model->k, model->q, model->dq, model->dlogit);
     cvae__dense_backward(n, model->cat_units, model->k, model->c1, PRM(model->c2_w), model->dlogit,
@@ -61,7 +72,8 @@ void cvae__category_backward(cvae_model *model, int n)
     } else {
         /* dz gets the head's share added to what the decoder and the prior
          * wrote, so this layer's dx is a product of its own, independent
-         * of the weight gradient (cvae__model_pair). */
-        cvae__model_pair(model, n, (double)n * model->s * model->cat_units, first_layer_part);
+         * of the weight gradient (cvae__gemm_pair). */
+        first_layer j = {model, n, dz};
+        cvae__gemm_pair((double)n * model->s * model->cat_units, first_layer_part, &j);
     }
 }

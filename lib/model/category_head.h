@@ -13,5 +13,7 @@ void cvae__category_forward(cvae_model *model, int n);
  * is added to model->dz (input z) or left in model->dc1 for the feature
  * blocks (input features). */
 void cvae__category_backward(cvae_model *model, int n);
+/* The same, adding the input gradient (input z) to dz instead. */
+void cvae__category_backward_into(cvae_model *model, int n, float *dz);
 
 #endif

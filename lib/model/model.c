@@ -232,6 +232,7 @@ static size_t layout_workspace(cvae_model *model, int dry)
     WS(model->dlv, model->s);
     WS(model->z, model->s);
     WS(model->dz, model->s);
+    WS(model->dz2, model->s);
     WS(model->eps, model->s);
     WS(model->g, model->dec_units);
     WS(model->dg, model->dec_units);

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "core/gemm.h"
-#include "core/threads.h"
 #include "layers/activation.h"
 #include "model/category_head.h"
 #include "model/loss.h"
@@ -25,12 +24,7 @@ void cvae__model_pair(cvae_model *model, int n, double macs,
                       void (*fn)(void *ctx, int part, int parts))
 {
     cvae__model_rows rows = {model, n};
-    if (cvae__gemm_splits(macs)) {
-        fn(&rows, 0, 2);
-        fn(&rows, 1, 2);
-    } else {
-        cvae__parallel(2, fn, &rows);
-    }
+    cvae__gemm_pair(macs, fn, &rows);
 }
 
 static void category_or_decoder(void *ctx, int part, int parts)
@@ -178,6 +172,75 @@ void cvae__consistency_backward(cvae_model *model, int n, const float *target, f
         backward_branches(model, n);
 }
 
+/* The loss terms after the reconstruction: the KL term of the mixture
+ * prior (the standard prior's comes before the decoder's backward pass,
+ * which overwrites dz), the category term and the manifold recipe's
+ * terms, each adding its gradient (with backward) to dz (the mixture
+ * prior's; NULL: none), dlv, dmu, dq and the class means. */
+static void batch_terms(cvae_model *model, int n, int mixture, float scale, int backward,
+                        float *dz, double *kl, double *cat, double *extra)
+{
+    const struct cvae_config *c = &model->cfg;
+    const size_t ns = (size_t)n * model->s;
+    float *dq = backward ? model->dq : NULL;
+    if (mixture)
+        *kl = cvae__loss_kl_mixture(n, model->s, model->k, model->z, model->lv, model->q,
+                                    PRM(model->means), scale, dz, backward ? model->dlv : NULL,
+                                    dq, backward ? GRD(model->means) : NULL);
+    *cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
+    /* The manifold recipe's terms, when the training loop set them: per
+     * image, so each process adds its slice's share of the gradient; their
+     * value is summed with the other batch terms. */
+    if (model->cons_dmu) {
+        *extra += model->cons_value;
+        for (size_t i = 0; backward && i < ns; i++)
+            model->dmu[i] += model->cons_dmu[i];
+    } else if (model->cons_ref && model->cons_weight > 0.0f)
+        *extra += cvae__loss_consistency(n, model->s, model->mu, model->cons_ref,
+                                         model->cons_weight, scale,
+                                         backward ? model->dmu : NULL);
+    if (model->pl_batch && model->pl_weight > 0.0f)
+        *extra += cvae__loss_pseudo(n, model->k, model->q, model->pl_batch, model->pl_weight,
+                                    scale, dq);
+}
+
+static void encoder_and_branches(cvae_model *model, int n)
+{
+    cvae__vae_encoder_backward(model, n);
+    cvae__dp_bucket_done(model, CVAE__BUCKET_ENCODER);
+    if (model->nb > 0 && model->cfg.conv_trainable)
+        backward_branches(model, n);
+}
+
+/* A single-process step from the decoder's first layer to the category
+ * head: the first layer's backward pass (part 1) writes dz and its own
+ * gradients; the batch terms, the balance term and the category head's
+ * backward pass (part 0) read none of that and write the rest, their
+ * share of z's gradient into dz2, added to dz after both. Run one after
+ * the other they are a run of small products and loops (0.5 ms a step of
+ * the default model) that one thread would do alone. */
+typedef struct tail_job {
+    cvae_model *model;
+    int n, mixture;
+    float scale;
+    double kl, cat, extra, bal;
+} tail_job;
+
+static void tail_part(void *ctx, int part, int parts)
+{
+    (void)parts;
+    tail_job *t = ctx;
+    cvae_model *model = t->model;
+    if (part == 1) {
+        cvae__vae_decoder_backward_first(model, t->n);
+        return;
+    }
+    batch_terms(model, t->n, t->mixture, t->scale, 1, model->dz2, &t->kl, &t->cat, &t->extra);
+    t->bal = cvae__loss_balance(t->n, model->k, model->q, (float)model->cfg.balance_weight,
+                                model->dq);
+    cvae__category_backward_into(model, t->n, model->dz2);
+}
+
 void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward, double *losses)
 {
     const struct cvae_config *c = &model->cfg;
@@ -220,28 +283,37 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
         if (!mixture)
             kl = cvae__loss_kl_standard(n, model->s, model->mu, model->lv, scale,
                                         backward ? model->dmu : NULL, backward ? model->dlv : NULL);
+        if (backward && !shared) {
+            /* The rest of the step in one piece (below), its serial parts
+             * beside the decoder's first layer. */
+            cvae__vae_decoder_backward_wide(model, n, dpre_image);
+            tail_job t = {model, n, mixture, scale, kl, 0, 0, 0};
+            const double rows = n, c1_in = c->cat_input == CVAE_CATEGORY_INPUT_FEATURES
+                                                  ? model->D
+                                                  : model->s;
+            double macs = rows * model->s * model->dec_units;
+            if (rows * model->cat_units * model->k > macs)
+                macs = rows * model->cat_units * model->k;
+            if (rows * c1_in * model->cat_units > macs)
+                macs = rows * c1_in * model->cat_units;
+            memset(model->dz2, 0, ns * sizeof(float));
+            cvae__gemm_pair(macs, tail_part, &t);
+            for (size_t i = 0; i < ns; i++)
+                model->dz[i] += model->dz2[i];
+            losses[CVAE_LOSS_RECON] = recon;
+            losses[CVAE_LOSS_KL] = t.kl;
+            losses[CVAE_LOSS_CATEGORY] = t.cat;
+            losses[CVAE_LOSS_BALANCE] = t.bal;
+            losses[CVAE_LOSS_TOTAL] = c->lambda * recon + t.kl + t.cat + t.bal + t.extra;
+            cvae__dp_bucket_done(model, CVAE__BUCKET_DECODER);
+            cvae__dp_bucket_done(model, CVAE__BUCKET_CATEGORY);
+            encoder_and_branches(model, n);
+            return;
+        }
         if (backward)
             cvae__vae_decoder_backward(model, n, dpre_image);
-        if (mixture)
-            kl = cvae__loss_kl_mixture(n, model->s, model->k, model->z, model->lv, model->q,
-                                       PRM(model->means), scale, backward ? model->dz : NULL,
-                                       backward ? model->dlv : NULL, dq,
-                                       backward ? GRD(model->means) : NULL);
-        cat = cvae__loss_category(n, model->k, model->q, (float)c->cat_weight, scale, dq);
-        /* The manifold recipe's terms, when the training loop set them:
-         * per image, so each process adds its slice's share of the
-         * gradient; their value is summed with the other batch terms. */
-        if (model->cons_dmu) {
-            extra += model->cons_value;
-            for (size_t i = 0; backward && i < ns; i++)
-                model->dmu[i] += model->cons_dmu[i];
-        } else if (model->cons_ref && model->cons_weight > 0.0f)
-            extra += cvae__loss_consistency(n, model->s, model->mu, model->cons_ref,
-                                            model->cons_weight, scale,
-                                            backward ? model->dmu : NULL);
-        if (model->pl_batch && model->pl_weight > 0.0f)
-            extra += cvae__loss_pseudo(n, model->k, model->q, model->pl_batch, model->pl_weight,
-                                       scale, dq);
+        batch_terms(model, n, mixture, scale, backward, backward ? model->dz : NULL, &kl, &cat,
+                    &extra);
     }
     if (model->par.parts) {
         /* One part of a slice: the balance term from the whole global
@@ -273,8 +345,5 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
     cvae__dp_bucket_done(model, CVAE__BUCKET_DECODER);
     cvae__category_backward(model, n);
     cvae__dp_bucket_done(model, CVAE__BUCKET_CATEGORY);
-    cvae__vae_encoder_backward(model, n);
-    cvae__dp_bucket_done(model, CVAE__BUCKET_ENCODER);
-    if (model->nb > 0 && c->conv_trainable)
-        backward_branches(model, n);
+    encoder_and_branches(model, n);
 }

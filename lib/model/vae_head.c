@@ -116,6 +116,12 @@ const float *cvae__xhat(const cvae_model *model)
 
 void cvae__vae_decoder_backward(cvae_model *model, int n, float *dpre_image)
 {
+    cvae__vae_decoder_backward_wide(model, n, dpre_image);
+    cvae__vae_decoder_backward_first(model, n);
+}
+
+void cvae__vae_decoder_backward_wide(cvae_model *model, int n, float *dpre_image)
+{
     /* dpre_image: gradient w.r.t. the pre-sigmoid image, in ddecact[last]
      * (or ddslice directly for a plain VAE). */
     if (model->ndec > 0 && model->D0 == model->Dimg) {
@@ -135,6 +141,10 @@ void cvae__vae_decoder_backward(cvae_model *model, int n, float *dpre_image)
     cvae__dense_backward(n, model->dec_units, model->D0, model->g, PRM(model->d2_w), model->ddslice,
                          model->dg, GRD(model->d2_w), GRD(model->d2_b));
     cvae__relu_backward((int64_t)n * model->dec_units, model->g, model->dg, model->dg);
+}
+
+void cvae__vae_decoder_backward_first(cvae_model *model, int n)
+{
     cvae__dense_backward(n, model->s, model->dec_units, model->z, PRM(model->d1_w), model->dg, model->dz,
                          GRD(model->d1_w), GRD(model->d1_b));
 }

@@ -29,6 +29,10 @@ const float *cvae__xhat(const cvae_model *model);
  * already set): decoder weight gradients, and model->dz overwritten with
  * the gradient with respect to z. */
 void cvae__vae_decoder_backward(cvae_model *model, int n, float *dpre_image);
+/* Its two pieces: every layer but the first (down to model->dg), then the
+ * first (model->dz and the first layer's gradients). */
+void cvae__vae_decoder_backward_wide(cvae_model *model, int n, float *dpre_image);
+void cvae__vae_decoder_backward_first(cvae_model *model, int n);
 
 /* Backward through sampling and the encoder, given model->dz (decoder,
  * mixture prior, category head) and model->dmu, model->dlv (standard-prior
