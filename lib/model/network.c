@@ -27,6 +27,21 @@ void cvae__model_pair(cvae_model *model, int n, double macs,
     cvae__gemm_pair(macs, fn, &rows);
 }
 
+/* The largest product of the category head and the decoder's first layer
+ * over n rows (multiply-adds): what decides whether the pieces that run
+ * them go beside each other (cvae__gemm_pair). */
+static double head_macs(const cvae_model *model, int n)
+{
+    const double rows = n, s = model->s;
+    const double c1 = model->cfg.cat_input == CVAE_CATEGORY_INPUT_FEATURES ? model->D : s;
+    double macs = rows * c1 * model->cat_units;
+    if (rows * model->cat_units * model->k > macs)
+        macs = rows * model->cat_units * model->k;
+    if (rows * s * model->dec_units > macs)
+        macs = rows * s * model->dec_units;
+    return macs;
+}
+
 static void category_or_decoder(void *ctx, int part, int parts)
 {
     (void)parts;
@@ -59,14 +74,7 @@ void cvae__forward(cvae_model *model, int n, int train, int need_decoder)
     }
     /* The category head and the decoder's first layer both read z alone
      * (the head may read the features instead: a larger product). */
-    const double s = model->s, rows = n;
-    const double c1 = model->cfg.cat_input == CVAE_CATEGORY_INPUT_FEATURES ? model->D : s;
-    double macs = rows * c1 * model->cat_units;
-    if (rows * model->cat_units * model->k > macs)
-        macs = rows * model->cat_units * model->k;
-    if (rows * s * model->dec_units > macs)
-        macs = rows * s * model->dec_units;
-    cvae__model_pair(model, n, macs, category_or_decoder);
+    cvae__model_pair(model, n, head_macs(model, n), category_or_decoder);
     cvae__vae_decode_rest(model, n);
 }
 
@@ -288,16 +296,8 @@ void cvae__loss_and_backward(cvae_model *model, int n, int mixture, int backward
              * beside the decoder's first layer. */
             cvae__vae_decoder_backward_wide(model, n, dpre_image);
             tail_job t = {model, n, mixture, scale, kl, 0, 0, 0};
-            const double rows = n, c1_in = c->cat_input == CVAE_CATEGORY_INPUT_FEATURES
-                                                  ? model->D
-                                                  : model->s;
-            double macs = rows * model->s * model->dec_units;
-            if (rows * model->cat_units * model->k > macs)
-                macs = rows * model->cat_units * model->k;
-            if (rows * c1_in * model->cat_units > macs)
-                macs = rows * c1_in * model->cat_units;
             memset(model->dz2, 0, ns * sizeof(float));
-            cvae__gemm_pair(macs, tail_part, &t);
+            cvae__gemm_pair(head_macs(model, n), tail_part, &t);
             for (size_t i = 0; i < ns; i++)
                 model->dz[i] += model->dz2[i];
             losses[CVAE_LOSS_RECON] = recon;
