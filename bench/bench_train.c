@@ -368,6 +368,23 @@ static void trace_fn(void *user, const cvae__gemm_call *c, int end)
 
 /* ---- One training step, the library's own code ---------------------------- */
 
+/* The end of the training loop's step: the check that every gradient is
+ * finite, then one Adam job over all trainable tensors. */
+static void update_step(cvae_model *m, cvae_optimizer *opt)
+{
+    size_t off[CVAE__MAX_PARAMS], cnt[CVAE__MAX_PARAMS];
+    int ranges = 0;
+    for (int i = 0; i < m->nparam; i++)
+        if (m->ptab[i].trainable) {
+            off[ranges] = m->ptab[i].offset;
+            cnt[ranges++] = m->ptab[i].count;
+        }
+    if (!cvae__all_finite(m->grads, m->nparams))
+        die("non-finite gradient");
+    cvae__optimizer_begin_step(opt);
+    cvae__optimizer_update_ranges(opt, m->params, m->grads, off, cnt, ranges);
+}
+
 static void real_step(cvae_model *m, const cvae_dataset *ds, const int64_t *idx, int n,
                       cvae_optimizer *opt)
 {
@@ -375,10 +392,7 @@ static void real_step(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
     cvae__forward(m, n, 1, 1);
     double losses[CVAE_LOSS_COUNT];
     cvae__loss_and_backward(m, n, 1, 1, losses);
-    cvae__optimizer_begin_step(opt);
-    for (int i = 0; i < m->nparam; i++)
-        if (m->ptab[i].trainable)
-            cvae__optimizer_update(opt, m->params, m->grads, m->ptab[i].offset, m->ptab[i].count);
+    update_step(m, opt);
 }
 
 /* ---- Per-layer breakdown --------------------------------------------------
@@ -601,15 +615,7 @@ static void s_conv_bwd(seg_ctx *c)
                                br->dact[l], dx, GRD(br->w[l]), GRD(br->b[l]), m->col, parts(m));
 }
 
-static void s_optimizer(seg_ctx *c)
-{
-    cvae_model *m = c->m;
-    cvae__optimizer_begin_step(c->opt);
-    for (int i = 0; i < m->nparam; i++)
-        if (m->ptab[i].trainable)
-            cvae__optimizer_update(c->opt, m->params, m->grads, m->ptab[i].offset,
-                                   m->ptab[i].count);
-}
+static void s_optimizer(seg_ctx *c) { update_step(c->m, c->opt); }
 
 typedef struct segment {
     char name[64];
@@ -689,7 +695,7 @@ static void breakdown(cvae_model *m, const cvae_dataset *ds, const int64_t *idx,
                          n * conv_flops(&m->br[b].conv[l]) * (b == 0 && l == 0 ? 1 : 2));
         }
     }
-    ns = add_seg(s, ns, "optimizer (Adam)", s_optimizer, 0, 0, 0);
+    ns = add_seg(s, ns, "finite check, optimizer (Adam)", s_optimizer, 0, 0, 0);
 
     double real[MAX_REPS];
     seg_ctx c = {m, ds, idx, opt, n, 0, 0};
