@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # ThreadSanitizer check of tests/test_threads.c (the worker pool),
 # tests/test_data_parallel.c (ranks as threads, and the helper thread that
-# overlaps the gradient's reduction with the backward pass) and the layers'
+# overlaps the gradient's reduction with the backward pass), the layers'
 # and heads' tests that run two products as the parts of one job
-# (tests/test_dense.c, tests/test_vae_head.c): builds
+# (tests/test_dense.c, tests/test_vae_head.c), and the tests of the split
+# products with work after each part and of Adam's ranges cut at a share of
+# the work (tests/test_gemm.c, tests/test_optimizer.c): builds
 # libconvvae and those tests with clang -fsanitize=thread in its own build
 # directory and runs them. Fails on any TSan report (halt_on_error=1, exit
 # code 66).
@@ -27,10 +29,10 @@ CC=$cc cmake -S "$here" -B "$build" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" \
     -DCVAE_WERROR=ON -DCVAE_BUILD_TOOL=OFF -DCVAE_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j2 --target test_threads test_data_parallel test_dense test_vae_head >/dev/null
+cmake --build "$build" -j2 --target test_threads test_data_parallel test_dense test_vae_head test_gemm test_optimizer >/dev/null
 
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-for t in test_threads test_data_parallel test_dense test_vae_head; do
+for t in test_threads test_data_parallel test_dense test_vae_head test_gemm test_optimizer; do
     log="$build/tsan-$t.log"
     set +e
     "$build/tests/$t" >"$log" 2>&1
@@ -52,4 +54,4 @@ for t in test_threads test_data_parallel test_dense test_vae_head; do
         exit $rc
     fi
 done
-echo "check-tsan: OK, no ThreadSanitizer reports (test_threads, test_data_parallel, test_dense, test_vae_head)"
+echo "check-tsan: OK, no ThreadSanitizer reports (test_threads, test_data_parallel, test_dense, test_vae_head, test_gemm, test_optimizer)"

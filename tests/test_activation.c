@@ -140,6 +140,14 @@ static void test_blocks_match_definition(void **state)
         cvae__relu_backward(n, x, z, z);
         if (n > 0)
             assert_memory_equal(z, y, (size_t)n * sizeof *z);
+        /* the gradient in two shares (dy and x itself as the second) */
+        cvae__relu_backward_sum(n, x, dy, x, y);
+        for (int i = 0; i < n; i++)
+            assert_true(same_float(y[i], relu_grad_def(x[i], dy[i] + x[i])));
+        memcpy(z, dy, (size_t)n * sizeof *z);
+        cvae__relu_backward_sum(n, x, z, x, z);
+        if (n > 0)
+            assert_memory_equal(z, y, (size_t)n * sizeof *z);
         /* the sigmoid at 1, 2 and 3 threads: N is above the size that is
          * split, the others below it */
         for (int t = 1; t <= 3; t++) {

@@ -276,6 +276,99 @@ static void test_dense_backward_threads(void **state)
     cvae__threads_set(before);
 }
 
+/* The bias (forward) and the bias gradient (backward) are computed by each
+ * part of a split product for its own rows or columns: at 1-3 threads,
+ * products split by rows and by columns, the outputs are those of the
+ * product alone followed by the plain loops, to the bit. */
+static void test_dense_epilogues_threads(void **state)
+{
+    (void)state;
+    /* n, in, out: C = y (n x out) and dW (out x in) split by rows or
+     * columns, and one pair too small to split */
+    static const int shapes[][3] = {{700, 128, 64}, {100, 128, 500}, {100, 600, 100},
+                                    {100, 600, 500}, {9, 7, 5}};
+    const int before = cvae__threads_get();
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int n = shapes[t][0], in = shapes[t][1], out = shapes[t][2];
+        const size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
+        float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc(out * sizeof *b);
+        float *y = malloc(ny * sizeof *y), *want = malloc(ny * sizeof *want);
+        float *dw = malloc(nw * sizeof *dw), *db = malloc(out * sizeof *db);
+        float *dbf = malloc(out * sizeof *dbf), *wantb = malloc(out * sizeof *wantb);
+        float *wantf = malloc(out * sizeof *wantf);
+        assert_true(x && w && b && y && want && dw && db && dbf && wantb && wantf);
+        cvae__rng r;
+        cvae__rng_seed(&r, 21 + t);
+        cvae__rng_uniform_fill(&r, x, (int64_t)nx, 1.0f);
+        cvae__rng_uniform_fill(&r, w, (int64_t)nw, 0.1f);
+        cvae__rng_uniform_fill(&r, b, out, 1.0f);
+        /* the references: the product, then the bias row by row; the
+         * column sums of y (standing in for dy) in row order, in double
+         * and in float */
+        cvae__threads_set(1);
+        cvae__sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 0.0f, want, out);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < out; j++)
+                want[(size_t)i * out + j] += b[j];
+        for (int j = 0; j < out; j++) {
+            double sd = 0;
+            float sf = 0;
+            for (int i = 0; i < n; i++) {
+                sd += (double)want[(size_t)i * out + j];
+                sf += want[(size_t)i * out + j];
+            }
+            wantb[j] = (float)sd;
+            wantf[j] = sf;
+        }
+        /* the block form: x as two blocks of columns */
+        const int h = in / 2;
+        const float *blk[2] = {x, x + h};
+        int size[2] = {h, in - h}, off[2] = {0, h};
+        float *xb[2] = {malloc((size_t)n * h * sizeof(float)),
+                        malloc((size_t)n * (in - h) * sizeof(float))};
+        assert_true(xb[0] && xb[1]);
+        for (int i = 0; i < n; i++) {
+            memcpy(xb[0] + (size_t)i * h, x + (size_t)i * in, (size_t)h * sizeof(float));
+            memcpy(xb[1] + (size_t)i * (in - h), x + (size_t)i * in + h,
+                   (size_t)(in - h) * sizeof(float));
+        }
+        blk[0] = xb[0];
+        blk[1] = xb[1];
+        for (int k = 1; k <= 3; k++) {
+            cvae__threads_set(k);
+            /* nothing left over from the call before */
+            for (size_t i = 0; i < ny; i++)
+                y[i] = NAN;
+            for (int j = 0; j < out; j++)
+                db[j] = dbf[j] = NAN;
+            cvae__dense_forward(n, in, out, x, w, b, y);
+            assert_memory_equal(y, want, ny * sizeof *y);
+            cvae__dense_backward(n, in, out, x, w, want, NULL, dw, db);
+            assert_memory_equal(db, wantb, out * sizeof *db);
+            for (size_t i = 0; i < ny; i++)
+                y[i] = NAN;
+            cvae__dense_blocks_forward(n, out, 2, blk, size, off, w, in, b, y);
+            for (size_t i = 0; i < ny; i++)
+                assert_true(fabsf(y[i] - want[i]) <= 1e-4f * (1.0f + fabsf(want[i])));
+            cvae__dense_blocks_backward(n, out, 2, blk, size, off, want, dw, in, dbf);
+            assert_memory_equal(dbf, wantf, out * sizeof *dbf);
+        }
+        free(xb[0]);
+        free(xb[1]);
+        free(x);
+        free(w);
+        free(b);
+        free(y);
+        free(want);
+        free(dw);
+        free(db);
+        free(dbf);
+        free(wantb);
+        free(wantf);
+    }
+    cvae__threads_set(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_dense_no_bias),
         cmocka_unit_test(test_dense_blocks),
         cmocka_unit_test(test_dense_backward_threads),
+        cmocka_unit_test(test_dense_epilogues_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -488,9 +488,87 @@ static void test_gemm_threads(void **state)
     check_case(1, 1, 130, 33, 390, 1.0f, 0.0f, &r);
 }
 
+/* What cvae__sgemm_then's callback saw: how often each element of C was in
+ * a block, and a copy of each block as it was when the callback ran. */
+typedef struct then_seen {
+    const float *c;
+    int ldc, n;
+    int *count;
+    float *copy;
+    int calls;
+} then_seen;
+
+static void then_record(void *ctx, int r0, int r1, int c0, int c1)
+{
+    then_seen *t = ctx;
+    __atomic_fetch_add(&t->calls, 1, __ATOMIC_RELAXED);
+    for (int i = r0; i < r1; i++)
+        for (int j = c0; j < c1; j++) {
+            t->count[i * t->n + j]++;
+            t->copy[i * t->n + j] = t->c[i * t->ldc + j];
+        }
+}
+
+static void test_gemm_then(void **state)
+{
+    (void)state;
+    /* Split by rows (m > n), by columns, too small to split, and empty: at
+     * 1-3 threads the blocks cover C exactly once, each already holds its
+     * product when the callback sees it, and C is the plain product's. */
+    static const int cases[][3] = {{600, 100, 120}, {100, 530, 90}, {20, 30, 40}, {0, 50, 50}};
+    cvae__rng r;
+    cvae__rng_seed(&r, 77);
+    const int before = cvae__threads_get();
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int m = cases[ci][0], n = cases[ci][1], k = cases[ci][2];
+        mat a = mat_new(m, k, 0, 0.0f, &r), b = mat_new(k, n, 0, 0.0f, &r);
+        const size_t mn = (size_t)m * n + 1;
+        float *want = calloc(mn, sizeof *want), *c = calloc(mn, sizeof *c);
+        float *copy = calloc(mn, sizeof *copy);
+        int *count = calloc(mn, sizeof *count);
+        assert_true(want && c && copy && count);
+        cvae__threads_set(1);
+        cvae__sgemm(0, 0, m, n, k, 1.0f, a.p, a.ld, b.p, b.ld, 0.0f, want, n);
+        /* 1-3 threads, then 2 cut at a quarter and at three quarters of
+         * the work (where a split falls must not change a bit) */
+        for (int t = 1; t <= 5; t++) {
+            cvae__threads_set(t > 3 ? 2 : t);
+            cvae__parallel_fix_share(t == 4 ? 0.25 : t == 5 ? 0.75 : 0.0);
+            memset(count, 0, mn * sizeof *count);
+            then_seen seen = {c, n, n, count, copy, 0};
+            cvae__sgemm_then(0, 0, m, n, k, 1.0f, a.p, a.ld, b.p, b.ld, 0.0f, c, n, then_record,
+                             &seen);
+            if (m == 0) {
+                assert_int_equal(seen.calls, 0);
+                continue;
+            }
+            const int split = t > 1 && cvae__gemm_splits((double)m * n * k);
+            assert_int_equal(seen.calls, split ? (t > 3 ? 2 : t) : 1);
+            for (size_t i = 0; i + 1 < mn; i++)
+                assert_int_equal(count[i], 1);
+            assert_memory_equal(copy, c, (mn - 1) * sizeof *c);
+            assert_memory_equal(c, want, (mn - 1) * sizeof *c);
+        }
+        cvae__parallel_fix_share(0.0);
+        /* a NULL callback is the plain product */
+        cvae__threads_set(2);
+        cvae__sgemm_then(0, 0, m, n, k, 1.0f, a.p, a.ld, b.p, b.ld, 0.0f, c, n, NULL, NULL);
+        if (m > 0)
+            assert_memory_equal(c, want, (mn - 1) * sizeof *c);
+        mat_free(&a);
+        mat_free(&b);
+        free(want);
+        free(c);
+        free(copy);
+        free(count);
+    }
+    cvae__threads_set(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_then),
         cmocka_unit_test(test_gemm_threads),
         cmocka_unit_test(test_gemm_transposes_and_strides),
         cmocka_unit_test(test_gemm_kernel_selection),

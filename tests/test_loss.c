@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "model/loss.h"
 
 /* Central differences of the library's own value (a double computed from
@@ -231,6 +232,50 @@ static void test_recon(void **state)
     }
     print_message("recon: max FD rel error %.3e\n", worst);
     assert_true(worst < FD_TOL);
+}
+
+/* A batch of MNIST's size (78,400 values): the value and the gradient run
+ * as the two parts of one job at 2 threads, and give the 1-thread bits. */
+static void test_squared_terms_threads(void **state)
+{
+    (void)state;
+    enum { N = 100, P = 784, NP = N * P };
+    cvae__rng r;
+    cvae__rng_seed(&r, 107);
+    float *x = xcalloc(NP, 4), *a = xcalloc(NP, 4), *xhat = xcalloc(NP, 4);
+    float *d[2] = {xcalloc(NP, 4), xcalloc(NP, 4)}, *e[2] = {xcalloc(NP, 4), xcalloc(NP, 4)};
+    fill(&r, x, NP, 0, 1);
+    fill(&r, a, NP, -3, 3);
+    sigmoid_f(a, xhat, NP);
+    const float wscale = 0.37f;
+    double v[2], w[2];
+    const int before = cvae__threads_get();
+    for (int t = 0; t < 2; t++) {
+        cvae__threads_set(t + 1);
+        fill_const(d[t], NP, NAN);
+        fill_const(e[t], NP, NAN);
+        v[t] = cvae__loss_recon(N, P, x, xhat, wscale, d[t]);
+        w[t] = cvae__loss_sq(N, P, x, xhat, wscale, e[t]);
+    }
+    cvae__threads_set(before);
+    assert_memory_equal(&v[0], &v[1], sizeof v[0]);
+    assert_memory_equal(&w[0], &w[1], sizeof w[0]);
+    assert_memory_equal(d[0], d[1], NP * sizeof(float));
+    assert_memory_equal(e[0], e[1], NP * sizeof(float));
+    assert_close(v[1], ref_recon(N, P, x, xhat), VAL_TOL);
+    assert_close(w[1], ref_recon(N, P, x, xhat), VAL_TOL);
+    for (int i = 0; i < NP; i++) {
+        const float want = wscale * (xhat[i] - x[i]);
+        assert_true(e[1][i] == want);
+        assert_true(d[1][i] == want * xhat[i] * (1.0f - xhat[i]));
+    }
+    free(x);
+    free(a);
+    free(xhat);
+    for (int t = 0; t < 2; t++) {
+        free(d[t]);
+        free(e[t]);
+    }
 }
 
 /* -------------------------------------------------------- KL, standard */
@@ -764,6 +809,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recon),
+        cmocka_unit_test(test_squared_terms_threads),
         cmocka_unit_test(test_kl_standard),
         cmocka_unit_test(test_kl_mixture),
         cmocka_unit_test(test_category),

@@ -358,8 +358,10 @@ static void test_ranges_identical(void **state)
     assert_non_null(g);
     for (size_t i = 0; i < total; i++)
         p0[i] = hashed(i, 0) * 0.01f;
-    float *res[4][3]; /* per run: p, m, v; run 0 range by range */
-    for (int run = 0; run < 4; run++) {
+    /* per run: p, m, v; run 0 range by range, runs 1-3 at that many
+     * threads, runs 4 and 5 at 2 threads cut at a quarter and at three */
+    float *res[6][3];
+    for (int run = 0; run < 6; run++) {
         cvae_optimizer *opt = NULL;
         assert_int_equal(cvae_optimizer_create_adam(1e-2, 0.9, 0.999, 1e-8, 0.01, &opt), CVAE_OK);
         assert_int_equal(cvae__optimizer_bind(opt, total, 5), CVAE_OK);
@@ -367,7 +369,8 @@ static void test_ranges_identical(void **state)
         assert_non_null(p);
         memcpy(p, p0, total * sizeof *p);
         const int before = cvae__threads_get();
-        cvae__threads_set(run == 0 ? 1 : run);
+        cvae__threads_set(run == 0 ? 1 : run > 3 ? 2 : run);
+        cvae__parallel_fix_share(run == 4 ? 0.25 : run == 5 ? 0.75 : 0.0);
         for (int t = 1; t <= 3; t++) {
             for (size_t i = 0; i < total; i++)
                 g[i] = hashed(i, t);
@@ -379,6 +382,7 @@ static void test_ranges_identical(void **state)
                 cvae__optimizer_update_ranges(opt, p, g, off, cnt, R);
         }
         cvae__threads_set(before);
+        cvae__parallel_fix_share(0.0);
         res[run][0] = p;
         res[run][1] = malloc(total * sizeof(float));
         res[run][2] = malloc(total * sizeof(float));
@@ -403,10 +407,10 @@ static void test_ranges_identical(void **state)
         }
     }
     assert_true(moved + 10 >= inside_n);
-    for (int run = 1; run < 4; run++)
+    for (int run = 1; run < 6; run++)
         for (int a = 0; a < 3; a++)
             assert_memory_equal(res[0][a], res[run][a], total * sizeof(float));
-    for (int run = 0; run < 4; run++)
+    for (int run = 0; run < 6; run++)
         for (int a = 0; a < 3; a++)
             free(res[run][a]);
     free(p0);
@@ -424,14 +428,22 @@ static void test_all_finite(void **state)
                                    1e-45f /* denormal */};
     const float bad[] = {INFINITY, -INFINITY, NAN, -NAN};
     const int before = cvae__threads_get();
-    for (int threads = 1; threads <= 2; threads++) {
-        cvae__threads_set(threads);
+    /* 1 thread; 2, cut in halves, at a quarter and at three quarters */
+    static const double shares[] = {0.0, 0.0, 0.25, 0.75};
+    for (int run = 0; run < 4; run++) {
+        cvae__threads_set(run ? 2 : 1);
+        cvae__parallel_fix_share(shares[run]);
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             const size_t n = sizes[s];
             for (size_t i = 0; i < n; i++)
                 x[i] = finite[i % (sizeof finite / sizeof finite[0])];
             assert_int_equal(cvae__all_finite(x, n), 1);
-            const size_t where[] = {0, n / 2, n - 1, n > 16 ? 15 : 0, n > 17 ? 16 : 0};
+            /* the ends, the middle, the first 16, and both sides of a cut
+             * at a quarter or three quarters */
+            const size_t q1 = n / 4 + 1 < n ? n / 4 + 1 : n - 1;
+            const size_t q3 = 3 * n / 4 + 1 < n ? 3 * n / 4 + 1 : n - 1;
+            const size_t where[] = {0,     n / 2, n - 1,     n > 16 ? 15 : 0, n > 17 ? 16 : 0,
+                                    n / 4, q1,    3 * n / 4, q3};
             for (size_t w = 0; w < sizeof where / sizeof where[0]; w++)
                 for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
                     const float keep = x[where[w]];
@@ -447,6 +459,7 @@ static void test_all_finite(void **state)
         }
     }
     cvae__threads_set(before);
+    cvae__parallel_fix_share(0.0);
     assert_int_equal(cvae__all_finite(x, 0), 1);
     free(x);
 }

@@ -26,6 +26,7 @@
 #include "testfile.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -341,6 +342,60 @@ static void test_parallel_runs_every_part_once(void **state)
     assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
 }
 
+/* The share of a two-part job's work: 1/2 unless there are exactly 2
+ * threads, a fixed value when a test sets one, and the learning step
+ * against values worked out by hand. */
+static void test_share(void **state)
+{
+    (void)state;
+    assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
+    cvae__parallel_fix_share(0.3);
+    assert_true(cvae__parallel_share() == 0.5);
+    assert_int_equal(cvae_set_num_threads(2), CVAE_OK);
+    assert_true(fabs(cvae__parallel_share() - 0.3) < 1.0 / 1024);
+    cvae__parallel_fix_share(0.0);
+    assert_true(cvae__parallel_share() == 0.5);
+    /* a shared job runs both parts once, learned share or not */
+    count_job *j = calloc(1, sizeof *j);
+    assert_non_null(j);
+    for (int i = 0; i < 50; i++)
+        cvae__parallel_shared(cvae__parallel_share(), count_part, j);
+    assert_int_equal(j->runs[0], 50);
+    assert_int_equal(j->runs[1], 50);
+    assert_int_equal(j->runs[2], 0);
+    assert_int_equal(j->nested_outside, 0);
+    free(j);
+    const double got = cvae__parallel_share();
+    assert_true(got >= 0.25 && got <= 0.75);
+    cvae__parallel_fix_share(0.0);
+    assert_int_equal(cvae_set_num_threads(4), CVAE_OK);
+    assert_true(cvae__parallel_share() == 0.5);
+    assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
+
+    /* halves that took as long: no change */
+    assert_int_equal(cvae__share_next(512, 0.5, 100000, 100000), 512);
+    /* part 0's thread twice as slow: both would end together at a third,
+     * and the share moves a fifth of the way there (512 - 170.67 / 5) */
+    assert_int_equal(cvae__share_next(512, 0.5, 200000, 100000), 478);
+    /* the same speeds seen from a cut at a quarter: the same target */
+    assert_int_equal(cvae__share_next(256, 0.25, 100000, 150000), 273);
+    /* part 1's thread slower: the share grows */
+    assert_true(cvae__share_next(512, 0.5, 100000, 300000) > 512);
+    /* held in [1/4, 3/4] however uneven the parts */
+    int q = 512;
+    for (int i = 0; i < 100; i++)
+        q = cvae__share_next(q, q / 1024.0, 1000000000, 30000);
+    assert_int_equal(q, 256);
+    for (int i = 0; i < 100; i++)
+        q = cvae__share_next(q, q / 1024.0, 30000, 1000000000);
+    assert_int_equal(q, 768);
+    /* parts under 20 us, or no valid cut: nothing learned */
+    assert_int_equal(cvae__share_next(600, 0.5, 19999, 500000), 600);
+    assert_int_equal(cvae__share_next(600, 0.5, 500000, 19999), 600);
+    assert_int_equal(cvae__share_next(600, 0.0, 500000, 500000), 600);
+    assert_int_equal(cvae__share_next(600, 1.0, 500000, 500000), 600);
+}
+
 /* Many short jobs posted back to back (a worker may still be finishing or
  * spinning after the previous one when the next is posted), and jobs after
  * pauses longer than the pool's spin, in which the workers have gone back
@@ -505,6 +560,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_count_api),
         cmocka_unit_test(test_parallel_runs_every_part_once),
+        cmocka_unit_test(test_share),
         cmocka_unit_test(test_back_to_back_and_paused_jobs),
         cmocka_unit_test(test_concurrent_equals_sequential),
         cmocka_unit_test(test_same_seed_one_thread),

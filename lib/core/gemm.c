@@ -205,18 +205,30 @@ typedef struct split_job {
     float alpha, beta;
     const float *a, *b;
     float *c;
+    cvae__gemm_after_fn after;
+    void *after_ctx;
+    int cut; /* two parts: the blocks of part 0 */
 } split_job;
 
 /* Blocks of 16 rows or columns (the micro-tile) go to the parts as evenly
- * as possible. Every element of C is computed by the same code whichever
- * part it falls in, so the result does not depend on the split. */
+ * as possible, or with two parts, cut at the threads' share of the work
+ * (cvae__parallel_share). Every element of C is computed by the same code
+ * whichever part it falls in, so the result does not depend on the
+ * split. */
+static int block_start(const split_job *j, int blocks, int part, int parts)
+{
+    if (parts == 2 && part == 1)
+        return j->cut;
+    return (int)((long long)blocks * part / parts);
+}
+
 static void split_part(void *ctx, int part, int parts)
 {
     const split_job *j = ctx;
     const int len = j->by_rows ? j->m : j->n;
     const int blocks = (len + 15) / 16;
-    const int b0 = (int)((long long)blocks * part / parts);
-    const int b1 = (int)((long long)blocks * (part + 1) / parts);
+    const int b0 = block_start(j, blocks, part, parts);
+    const int b1 = block_start(j, blocks, part + 1, parts);
     const int lo = 16 * b0, hi = 16 * b1 < len ? 16 * b1 : len;
     if (lo >= hi)
         return;
@@ -225,16 +237,21 @@ static void split_part(void *ctx, int part, int parts)
         const float *a = j->a + (size_t)lo * (size_t)(j->trans_a ? 1 : j->lda);
         sgemm_run(j->kernel, j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha, a, j->lda,
                   j->b, j->ldb, j->beta, j->c + (size_t)lo * (size_t)j->ldc, j->ldc);
+        if (j->after)
+            j->after(j->after_ctx, lo, hi, 0, j->n);
     } else {
         const float *b = j->b + (size_t)lo * (size_t)(j->trans_b ? j->ldb : 1);
         sgemm_run(j->kernel, j->trans_a, j->trans_b, j->m, hi - lo, j->k, j->alpha, j->a, j->lda,
                   b, j->ldb, j->beta, j->c + lo, j->ldc);
+        if (j->after)
+            j->after(j->after_ctx, 0, j->m, lo, hi);
     }
 }
 
 static void sgemm_split(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,
                         float alpha, const float *a, int lda, const float *b, int ldb,
-                        float beta, float *c, int ldc)
+                        float beta, float *c, int ldc, cvae__gemm_after_fn after,
+                        void *after_ctx)
 {
     int parts = cvae__parallel_threads();
     const int by_rows = m > n;
@@ -243,26 +260,56 @@ static void sgemm_split(cvae__gemm_kernel kernel, int trans_a, int trans_b, int 
         parts = blocks;
     if (parts < 2 || (double)m * (double)n * (double)k < SPLIT_MIN_MACS) {
         sgemm_run(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (after)
+            after(after_ctx, 0, m, 0, n);
         return;
     }
-    split_job j = {kernel, trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows, alpha, beta, a, b, c};
-    cvae__parallel(parts, split_part, &j);
+    split_job j = {kernel, trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows,
+                   alpha, beta, a, b, c, after, after_ctx, 0};
+    if (parts != 2) {
+        cvae__parallel(parts, split_part, &j);
+        return;
+    }
+    const double share = cvae__parallel_share();
+    j.cut = (int)(blocks * share + 0.5);
+    j.cut = j.cut < 1 ? 1 : j.cut > blocks - 1 ? blocks - 1 : j.cut;
+    /* the share the blocks give, which may differ from the one asked */
+    cvae__parallel_shared((double)j.cut / blocks, split_part, &j);
+}
+
+static void sgemm_traced(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,
+                         float alpha, const float *a, int lda, const float *b, int ldb,
+                         float beta, float *c, int ldc, cvae__gemm_after_fn after,
+                         void *after_ctx)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (!trace_fn) {
+        sgemm_split(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, after,
+                    after_ctx);
+        return;
+    }
+    const cvae__gemm_call call = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta};
+    trace_fn(trace_user, &call, 0);
+    sgemm_split(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, after,
+                after_ctx);
+    trace_fn(trace_user, &call, 1);
 }
 
 void cvae__sgemm_with(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,
                       float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                       float *c, int ldc)
 {
-    if (m <= 0 || n <= 0)
-        return;
-    if (!trace_fn) {
-        sgemm_split(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    const cvae__gemm_call call = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta};
-    trace_fn(trace_user, &call, 0);
-    sgemm_split(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    trace_fn(trace_user, &call, 1);
+    sgemm_traced(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL,
+                 NULL);
+}
+
+void cvae__sgemm_then(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                      int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                      cvae__gemm_after_fn after, void *after_ctx)
+{
+    sgemm_traced(CVAE__GEMM_KERNEL_AUTO, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                 c, ldc, after, after_ctx);
 }
 
 static void sgemm_run(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,

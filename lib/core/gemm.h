@@ -14,6 +14,19 @@
 void cvae__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* cvae__sgemm, then after(ctx, r0, r1, c0, c1) over each block of C that
+ * one part of the product wrote (rows [r0, r1), columns [c0, c1)), on the
+ * thread that computed it, right after it; once over the whole of C when
+ * the product is not split, and not at all when C is empty. The blocks of
+ * a split product span either all of C's rows or all of its columns. For
+ * work on C's elements, or on what its rows or columns index (a bias, a
+ * bias gradient), that would otherwise be a pass on one thread after the
+ * product. after may be NULL. */
+typedef void (*cvae__gemm_after_fn)(void *ctx, int r0, int r1, int c0, int c1);
+void cvae__sgemm_then(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                      int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                      cvae__gemm_after_fn after, void *after_ctx);
+
 /* Whether cvae__sgemm splits a product of this many multiply-adds
  * (m * n * k) across the threads when called outside a job with more than
  * one thread. Code that runs two small products as the parts of one job

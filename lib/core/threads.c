@@ -65,6 +65,10 @@ static struct pool {
     atomic_ulong job;
     long cpus; /* online CPUs, read when the workers start */
     int spin;  /* 1 when waits may spin: threads <= cpus */
+    /* The current job's parts 0 and 1: how long each ran, and whether a
+     * worker (not the caller) ran it. Written under mu. */
+    long long part_ns[2];
+    int part_by_worker[2];
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
           .go = PTHREAD_COND_INITIALIZER,
           .done = PTHREAD_COND_INITIALIZER};
@@ -75,25 +79,33 @@ static _Thread_local int in_part;
 
 /* Claims and runs parts of the current job; called and returns with mu
  * held. */
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static _Thread_local int is_worker;
+
 static void run_parts(void)
 {
     while (pool.next < pool.parts) {
         const int p = pool.next++;
         pthread_mutex_unlock(&pool.mu);
         in_part = 1;
+        const long long t0 = pool.parts == 2 ? now_ns() : 0;
         pool.fn(pool.ctx, p, pool.parts);
+        const long long t1 = pool.parts == 2 ? now_ns() : 0;
         in_part = 0;
         pthread_mutex_lock(&pool.mu);
+        if (pool.parts == 2) {
+            pool.part_ns[p] = t1 - t0;
+            pool.part_by_worker[p] = is_worker;
+        }
         if (--pool.pending == 0)
             pthread_cond_signal(&pool.done);
     }
-}
-
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
 /* Spins until the awaited change (a new job for a worker, the last part
@@ -122,6 +134,7 @@ static void spin_wait(int for_worker, unsigned long seen)
 static void *worker(void *arg)
 {
     (void)arg;
+    is_worker = 1;
     unsigned long seen = 0;
     pthread_mutex_lock(&pool.mu);
     for (;;) {
@@ -180,7 +193,80 @@ static void pool_shutdown(void)
     pthread_mutex_unlock(&pool_busy);
 }
 
+/* ---- sharing a job's work between two threads ---------------------------
+ * The two vCPUs of a virtual machine do not run at the same speed: either
+ * can be 10-25% slower than the other for seconds at a time (a neighbour
+ * on its core), and a job cut in halves then waits for the slower half
+ * every time. A job whose parts can be cut anywhere without changing its
+ * result (a product's rows or columns, an element-wise pass) asks
+ * cvae__parallel_share() where to cut, and runs with
+ * cvae__parallel_shared(), which times both parts: when the caller ran
+ * part 0 and a worker part 1, side by side, their speeds per unit of work
+ * move the share a fifth of the way towards the cut at which both would
+ * have ended together. Only parts of at least SHARE_MIN_NS each count: the
+ * shorter ones are mostly the clock and the hand-off. The share is kept
+ * in [SHARE_LO, SHARE_HI] of 1024, so one stalled part cannot starve the
+ * other thread of work. With other than 2 threads it stays 1/2. */
+#define SHARE_ONE 1024
+#define SHARE_LO 256
+#define SHARE_HI 768
+#define SHARE_MIN_NS 20000LL
+
+static atomic_int share_q = SHARE_ONE / 2; /* part 0's share, in 1/1024 */
+static atomic_int share_fixed;             /* tests: 1 while a share is set */
+
+double cvae__parallel_share(void)
+{
+    if (cvae__parallel_threads() != 2)
+        return 0.5;
+    return (double)atomic_load_explicit(&share_q, memory_order_relaxed) / SHARE_ONE;
+}
+
+void cvae__parallel_fix_share(double share)
+{
+    const int fixed = share > 0.0 && share < 1.0;
+    atomic_store(&share_q, fixed ? (int)(share * SHARE_ONE + 0.5) : SHARE_ONE / 2);
+    atomic_store(&share_fixed, fixed);
+}
+
+int cvae__share_next(int now, double share, long long ns0, long long ns1)
+{
+    if (ns0 < SHARE_MIN_NS || ns1 < SHARE_MIN_NS || !(share > 0.0 && share < 1.0))
+        return now;
+    const double v0 = share / (double)ns0, v1 = (1.0 - share) / (double)ns1;
+    const double even = v0 / (v0 + v1); /* the cut at which both end together */
+    const int next = now + (int)((even * SHARE_ONE - now) / 5.0);
+    return next < SHARE_LO ? SHARE_LO : next > SHARE_HI ? SHARE_HI : next;
+}
+
+/* Called by the caller with mu held, after a 2-part job cut at `share`:
+ * learns only from a job whose parts ran side by side, part 0 on the
+ * caller and part 1 on a worker. */
+static void update_share(double share)
+{
+    if (atomic_load_explicit(&share_fixed, memory_order_relaxed) || pool.part_by_worker[0] ||
+        !pool.part_by_worker[1])
+        return;
+    const int now = atomic_load_explicit(&share_q, memory_order_relaxed);
+    atomic_store_explicit(&share_q, cvae__share_next(now, share, pool.part_ns[0], pool.part_ns[1]),
+                          memory_order_relaxed);
+}
+
+static void run_job(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx,
+                    double share);
+
 void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx)
+{
+    run_job(parts, fn, ctx, -1.0);
+}
+
+void cvae__parallel_shared(double share, void (*fn)(void *ctx, int part, int parts), void *ctx)
+{
+    run_job(2, fn, ctx, share);
+}
+
+static void run_job(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx,
+                    double share)
 {
     if (parts < 1)
         return;
@@ -200,6 +286,8 @@ void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void 
     pool.ctx = ctx;
     pool.parts = parts;
     pool.next = 0;
+    pool.part_by_worker[0] = pool.part_by_worker[1] = 0;
+    pool.part_ns[0] = pool.part_ns[1] = 0;
     pool.pending = parts;
     pool.job++;
     pthread_cond_broadcast(&pool.go);
@@ -211,6 +299,8 @@ void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void 
     }
     while (pool.pending > 0)
         pthread_cond_wait(&pool.done, &pool.mu);
+    if (parts == 2 && share > 0.0)
+        update_share(share);
     pool.parts = 0;
     pthread_mutex_unlock(&pool.mu);
     pthread_mutex_unlock(&pool_busy);

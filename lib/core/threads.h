@@ -23,4 +23,25 @@ void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void 
  * thread count, or 1 inside a part. */
 int cvae__parallel_threads(void);
 
+/* For a job of two parts whose work can be cut anywhere without changing
+ * its result: the share of the work part 0 should take (the calling
+ * thread runs part 0), learned from how long earlier such jobs' parts took
+ * on each thread, so that both end together when the threads run at
+ * different speeds. 1/2 unless cvae__parallel_threads() is 2; always in
+ * [1/4, 3/4]. Read it once per job and cut the work by that value. */
+double cvae__parallel_share(void);
+
+/* cvae__parallel(2, fn, ctx) for a job cut at share (the value
+ * cvae__parallel_share returned): the two parts' times update the share. */
+void cvae__parallel_shared(double share, void (*fn)(void *ctx, int part, int parts), void *ctx);
+
+/* Tests: fix the share at a value in (0, 1) (no learning), or with any
+ * other value return to learning from 1/2. */
+void cvae__parallel_fix_share(double share);
+
+/* The learning step, for tests: the next share (in 1/1024) after a job cut
+ * at `share` whose part 0 ran ns0 and part 1 ns1 nanoseconds, from the
+ * current one, `now`. Parts under 20 microseconds leave it unchanged. */
+int cvae__share_next(int now, double share, long long ns0, long long ns1);
+
 #endif

@@ -48,6 +48,23 @@ void cvae__relu_backward(int64_t n, const float *y, const float *dy, float *dx)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+void cvae__relu_backward_sum(int64_t n, const float *y, const float *dy, const float *dy2,
+                             float *dx)
+{
+    int64_t i = 0;
+    for (; i + RELU_BLOCK <= n; i += RELU_BLOCK) {
+        float t[RELU_BLOCK];
+        for (int q = 0; q < RELU_BLOCK; q++) {
+            const float d = dy[i + q] + dy2[i + q];
+            t[q] = y[i + q] > 0.0f ? d : 0.0f;
+        }
+        for (int q = 0; q < RELU_BLOCK; q++)
+            dx[i + q] = t[q];
+    }
+    for (; i < n; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] + dy2[i] : 0.0f;
+}
+
 static void sigmoid_run(int64_t n, const float *x, float *y)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -72,17 +89,22 @@ typedef struct sigmoid_job {
     int64_t n;
     const float *x;
     float *y;
+    double share; /* two parts: part 0's share (cvae__parallel_share) */
 } sigmoid_job;
 
-static int64_t part_start(int64_t n, int part, int parts)
+static int64_t part_start(const sigmoid_job *j, int part, int parts)
 {
-    return part == parts ? n : n / parts * part / 16 * 16;
+    if (part == parts)
+        return j->n;
+    const int64_t at = parts == 2 && part == 1 ? (int64_t)((double)j->n * j->share)
+                                               : j->n / parts * part;
+    return at / 16 * 16;
 }
 
 static void sigmoid_part(void *ctx, int part, int parts)
 {
     const sigmoid_job *j = ctx;
-    const int64_t lo = part_start(j->n, part, parts), hi = part_start(j->n, part + 1, parts);
+    const int64_t lo = part_start(j, part, parts), hi = part_start(j, part + 1, parts);
     sigmoid_run(hi - lo, j->x + lo, j->y + lo);
 }
 
@@ -90,8 +112,11 @@ void cvae__sigmoid_forward(int64_t n, const float *x, float *y)
 {
     int parts = cvae__parallel_threads();
     if (parts > 1 && n >= SIGMOID_SPLIT_MIN * parts) {
-        sigmoid_job j = {n, x, y};
-        cvae__parallel(parts, sigmoid_part, &j);
+        sigmoid_job j = {n, x, y, cvae__parallel_share()};
+        if (parts == 2)
+            cvae__parallel_shared(j.share, sigmoid_part, &j);
+        else
+            cvae__parallel(parts, sigmoid_part, &j);
     } else {
         sigmoid_run(n, x, y);
     }

@@ -8,6 +8,11 @@
 void cvae__relu_forward(int64_t n, const float *x, float *y);
 /* dx = dy where y > 0, else 0. dx may alias dy. */
 void cvae__relu_backward(int64_t n, const float *y, const float *dy, float *dx);
+/* The same for an input gradient in two shares: dx = dy + dy2 where y > 0,
+ * else 0 (the sum as float, as adding dy2 to dy first would give). dx may
+ * alias dy or dy2. */
+void cvae__relu_backward_sum(int64_t n, const float *y, const float *dy, const float *dy2,
+                             float *dx);
 
 /* Numerically stable for large |x| (no exp overflow). */
 void cvae__sigmoid_forward(int64_t n, const float *x, float *y);

@@ -184,13 +184,22 @@ typedef struct pool_job {
     const int32_t *am_in;
     int32_t *am_out;
     int backward;
+    size_t cut; /* two parts: the planes of part 0 */
 } pool_job;
 
+static size_t plane_start(const pool_job *j, int part, int parts)
+{
+    if (parts == 2 && part == 1)
+        return j->cut;
+    return j->planes * (size_t)part / (size_t)parts;
+}
+
+/* Each plane is pooled on its own, so where the parts meet does not change
+ * the result. */
 static void pool_part(void *ctx, int part, int parts)
 {
     const pool_job *j = ctx;
-    const size_t p0 = j->planes * (size_t)part / (size_t)parts;
-    const size_t p1 = j->planes * (size_t)(part + 1) / (size_t)parts;
+    const size_t p0 = plane_start(j, part, parts), p1 = plane_start(j, part + 1, parts);
     if (j->backward)
         backward_planes(j->g, p0, p1, j->in, j->am_in, j->out);
     else
@@ -207,7 +216,13 @@ static void run(pool_job *j)
     int parts = cvae__parallel_threads();
     if ((size_t)parts > j->planes)
         parts = (int)j->planes;
-    if (parts > 1 && values >= POOL_SPLIT_MIN)
+    if (parts == 2 && values >= POOL_SPLIT_MIN) {
+        /* cut at the threads' share of the work (core/threads.h) */
+        const double share = cvae__parallel_share();
+        size_t cut = (size_t)((double)j->planes * share + 0.5);
+        j->cut = cut < 1 ? 1 : cut > j->planes - 1 ? j->planes - 1 : cut;
+        cvae__parallel_shared((double)j->cut / (double)j->planes, pool_part, j);
+    } else if (parts > 1 && values >= POOL_SPLIT_MIN)
         cvae__parallel(parts, pool_part, j);
     else
         pool_part(j, 0, 1);
@@ -219,7 +234,7 @@ void cvae__maxpool_forward(const cvae__pool_geom *g, int n, const float *x, floa
     const size_t planes = (size_t)n * (size_t)g->c;
     if (n <= 0 || planes == 0)
         return;
-    pool_job j = {g, planes, x, y, NULL, argmax, 0};
+    pool_job j = {g, planes, x, y, NULL, argmax, 0, 0};
     run(&j);
 }
 
@@ -229,6 +244,6 @@ void cvae__maxpool_backward(const cvae__pool_geom *g, int n, const float *dy,
     const size_t planes = (size_t)n * (size_t)g->c;
     if (n <= 0 || planes == 0)
         return;
-    pool_job j = {g, planes, dy, dx, argmax, NULL, 1};
+    pool_job j = {g, planes, dy, dx, argmax, NULL, 1, 0};
     run(&j);
 }

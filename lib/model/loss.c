@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "convvae.h"
+#include "core/threads.h"
 
 /* q can underflow to exactly 0 in float; the limit of q ln q is 0 and the
  * gradient's log is clamped so it stays finite. */
@@ -34,21 +35,62 @@ static double sum_sq_diff(const float *a, const float *b, size_t n)
     return total;
 }
 
+/* A squared-error term's value and its gradient read the same two arrays
+ * and write nothing in common: with a gradient to compute and enough
+ * values, they are the two parts of one job (the sum on one thread, the
+ * gradient on another), each pass as one thread would run it, so the
+ * floats do not depend on the thread count. */
+#define PAIR_MIN 16384
+
+typedef struct sq_job {
+    size_t np;
+    const float *pred, *target;
+    float wscale;
+    float *d;     /* the gradient, NULL for none */
+    int logistic; /* the gradient through a sigmoid (pred is its output) */
+    double sum;
+} sq_job;
+
+static void sq_part(void *ctx, int part, int parts)
+{
+    (void)parts;
+    sq_job *j = ctx;
+    if (part == 0) {
+        j->sum = sum_sq_diff(j->pred, j->target, j->np);
+        return;
+    }
+    const float *p = j->pred, *t = j->target;
+    if (j->logistic)
+        for (size_t i = 0; i < j->np; i++)
+            j->d[i] = j->wscale * (p[i] - t[i]) * p[i] * (1.0f - p[i]);
+    else
+        for (size_t i = 0; i < j->np; i++)
+            j->d[i] = j->wscale * (p[i] - t[i]);
+}
+
+static double sq_term(int n, int P, const float *target, const float *pred, float wscale,
+                      float *d, int logistic)
+{
+    sq_job j = {(size_t)n * P, pred, target, wscale, d, logistic, 0.0};
+    if (d && j.np >= PAIR_MIN)
+        cvae__parallel(2, sq_part, &j);
+    else {
+        sq_part(&j, 0, 2);
+        if (d)
+            sq_part(&j, 1, 2);
+    }
+    return 0.5 * j.sum / n;
+}
+
 double cvae__loss_recon(int n, int P, const float *x, const float *xhat, float wscale, float *dpre)
 {
-    const size_t np = (size_t)n * P;
-    for (size_t i = 0; dpre && i < np; i++)
-        dpre[i] = wscale * (xhat[i] - x[i]) * xhat[i] * (1.0f - xhat[i]);
-    return 0.5 * sum_sq_diff(xhat, x, np) / n;
+    return sq_term(n, P, x, xhat, wscale, dpre, 1);
 }
 
 double cvae__loss_sq(int n, int P, const float *target, const float *pred, float wscale,
                      float *dpred)
 {
-    const size_t np = (size_t)n * P;
-    for (size_t i = 0; dpred && i < np; i++)
-        dpred[i] = wscale * (pred[i] - target[i]);
-    return 0.5 * sum_sq_diff(pred, target, np) / n;
+    return sq_term(n, P, target, pred, wscale, dpred, 0);
 }
 
 double cvae__loss_kl_standard(int n, int s, const float *mu, const float *lv, float scale,

@@ -226,6 +226,7 @@ static size_t layout_workspace(cvae_model *model, int dry)
     }
     WS(model->h, model->enc_units);
     WS(model->dh, model->enc_units);
+    WS(model->dh2, model->enc_units);
     WS(model->mu, model->s);
     WS(model->dmu, model->s);
     WS(model->lv, model->s);

@@ -96,6 +96,8 @@ struct cvae_model {
     float *h, *dh, *mu, *dmu, *lv, *dlv, *z, *dz, *eps;
     float *dz2; /* z's gradient from the prior and the category head, while
                  * the decoder's first layer writes dz beside them */
+    float *dh2; /* h's gradient through the log-variance, while mu's layer
+                 * writes its share to dh beside it */
     float *g, *dg, *dslice, *ddslice;
     float *featcat, *imgin; /* recon_target = features: target rows, image decoder input */
     float *decact[CVAE__MAX_LAYERS], *ddecact[CVAE__MAX_LAYERS]; /* last = x_hat */

@@ -26,20 +26,30 @@ static void mu_lv_forward(void *ctx, int part, int parts)
                         mu ? model->mu : model->lv);
 }
 
-/* Part 0: mu's weight and bias gradients and its share of dh; part 1: the
- * log-variance's weight and bias gradients. Its share of dh is added after
- * both, onto mu's, so dh does not depend on which part ends first. */
+/* Part 0: z's gradient into mu's, then mu's weight and bias gradients and
+ * its share of dh; part 1: z's gradient into the log-variance's through the
+ * reparameterisation z = mu + exp(lv/2) eps (eps = 0 in eval mode, where
+ * z = mu was used), then its weight and bias gradients and its share of dh
+ * in dh2. That share is added after both, onto mu's, so dh does not depend
+ * on which part ends first (and is the float sum a product accumulating
+ * onto dh would give). */
 static void mu_lv_backward(void *ctx, int part, int parts)
 {
     (void)parts;
     const cvae__model_rows *j = ctx;
     cvae_model *model = j->model;
-    if (part == 0)
+    const size_t ns = (size_t)j->n * model->s;
+    if (part == 0) {
+        for (size_t i = 0; i < ns; i++)
+            model->dmu[i] += model->dz[i];
         cvae__dense_backward(j->n, model->enc_units, model->s, model->h, PRM(model->mu_w),
                              model->dmu, model->dh, GRD(model->mu_w), GRD(model->mu_b));
-    else
+    } else {
+        for (size_t i = 0; i < ns; i++)
+            model->dlv[i] += model->dz[i] * model->eps[i] * 0.5f * expf(0.5f * model->lv[i]);
         cvae__dense_backward(j->n, model->enc_units, model->s, model->h, PRM(model->lv_w),
-                             model->dlv, NULL, GRD(model->lv_w), GRD(model->lv_b));
+                             model->dlv, model->dh2, GRD(model->lv_w), GRD(model->lv_b));
+    }
 }
 
 void cvae__vae_encode(cvae_model *model, int n, int train)
@@ -151,19 +161,13 @@ void cvae__vae_decoder_backward_first(cvae_model *model, int n)
 
 void cvae__vae_encoder_backward(cvae_model *model, int n)
 {
-    /* Reparameterisation z = mu + exp(lv/2) eps (eps = 0 in eval mode, where
-     * z = mu was used). */
-    const size_t ns = (size_t)n * model->s;
-    for (size_t i = 0; i < ns; i++) {
-        model->dmu[i] += model->dz[i];
-        model->dlv[i] += model->dz[i] * model->eps[i] * 0.5f * expf(0.5f * model->lv[i]);
-    }
-
     cvae__model_pair(model, n, (double)n * model->enc_units * model->s, mu_lv_backward);
-    cvae__sgemm(0, 0, n, model->enc_units, model->s, 1.0f, model->dlv, model->s, PRM(model->lv_w),
-                model->enc_units, 1.0f, model->dh, model->enc_units);
+    const size_t nh = (size_t)n * model->enc_units;
     if (model->cfg.enc_act == CVAE_ACT_RELU)
-        cvae__relu_backward((int64_t)n * model->enc_units, model->h, model->dh, model->dh);
+        cvae__relu_backward_sum((int64_t)nh, model->h, model->dh, model->dh2, model->dh);
+    else
+        for (size_t i = 0; i < nh; i++)
+            model->dh[i] += model->dh2[i];
     const float *blk[CVAE_MAX_BRANCHES];
     int size[CVAE_MAX_BRANCHES], off[CVAE_MAX_BRANCHES];
     const int nblk = cvae__feature_blocks(model, blk, size, off);

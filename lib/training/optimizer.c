@@ -269,16 +269,36 @@ static void update_run(const upd_k *k, cvae__optimizer_simd simd, float *p, cons
 #define PAR_MIN ((size_t)1 << 16)
 #define PAR_MAX_PARTS 16
 
-/* Start of part `part` of [offset, offset + count): a multiple of 16 of the
- * absolute index (count >= parts * PAR_MIN keeps the parts non-empty). */
-static size_t part_start(size_t offset, size_t count, int part, int parts)
+/* How far into `total` values part `part` of `parts` starts: an even cut,
+ * or with two parts the threads' share (cvae__parallel_share, which stays
+ * in [1/4, 3/4], so count >= 2 * PAR_MIN keeps both parts non-empty). The
+ * update is element-wise, so where the parts meet does not change it. */
+static size_t part_offset(size_t total, int part, int parts, double share)
+{
+    if (parts == 2 && part == 1)
+        return (size_t)((double)total * share);
+    return total / (size_t)parts * (size_t)part;
+}
+
+/* Start of part `part` of [0, count): a multiple of 16. */
+static size_t part_start(size_t count, int part, int parts, double share)
 {
     if (part == 0)
-        return offset;
+        return 0;
     if (part == parts)
-        return offset + count;
-    const size_t b = (offset + count / (size_t)parts * (size_t)part) / 16 * 16;
-    return b < offset ? offset : b;
+        return count;
+    return part_offset(count, part, parts, share) / 16 * 16;
+}
+
+/* cvae__parallel for `parts` parts of element-wise work: with two, cut at
+ * the threads' share of it. */
+static void run_parts_of(int parts, double share, void (*fn)(void *ctx, int part, int parts),
+                         void *ctx)
+{
+    if (parts == 2)
+        cvae__parallel_shared(share, fn, ctx);
+    else
+        cvae__parallel(parts, fn, ctx);
 }
 
 static int parts_for(size_t count)
@@ -304,6 +324,7 @@ typedef struct upd_job {
     const size_t *offset, *count; /* the ranges, in the buffer */
     int ranges;
     size_t total; /* their summed length */
+    double share; /* two parts: part 0's share (cvae__parallel_share) */
 } upd_job;
 
 /* Where part `part` starts: range *r at absolute index *at, a multiple of
@@ -315,7 +336,7 @@ static void part_cut(const upd_job *j, int part, int parts, int *r, size_t *at)
         *at = j->offset[*r] + j->count[*r];
         return;
     }
-    size_t rest = part == 0 ? 0 : j->total / (size_t)parts * (size_t)part;
+    size_t rest = part_offset(j->total, part, parts, j->share);
     int i = 0;
     while (i < j->ranges - 1 && rest >= j->count[i])
         rest -= j->count[i++];
@@ -353,12 +374,14 @@ static void update_ranges(struct cvae_optimizer *o, cvae__optimizer_simd simd, f
     size_t total = 0;
     for (int r = 0; r < ranges; r++)
         total += count[r];
-    upd_job j = {&k, simd, params, o->m, o->v, grads, offset, count, ranges, total};
+    upd_job j = {&k, simd, params, o->m, o->v, grads, offset, count, ranges, total, 0.5};
     const int parts = parts_for(total);
-    if (parts == 1)
+    if (parts == 1) {
         update_part(&j, 0, 1);
-    else
-        cvae__parallel(parts, update_part, &j);
+        return;
+    }
+    j.share = cvae__parallel_share();
+    run_parts_of(parts, j.share, update_part, &j);
 }
 
 void cvae__optimizer_update_with(struct cvae_optimizer *o, cvae__optimizer_simd simd,
@@ -402,13 +425,15 @@ static int finite_run(const float *x, size_t n)
 typedef struct fin_job {
     const float *x;
     size_t n;
+    double share;
     int ok[PAR_MAX_PARTS];
 } fin_job;
 
 static void finite_part(void *ctx, int part, int parts)
 {
     fin_job *j = ctx;
-    const size_t lo = part_start(0, j->n, part, parts), hi = part_start(0, j->n, part + 1, parts);
+    const size_t lo = part_start(j->n, part, parts, j->share),
+                 hi = part_start(j->n, part + 1, parts, j->share);
     j->ok[part] = finite_run(j->x + lo, hi - lo);
 }
 
@@ -420,7 +445,8 @@ int cvae__all_finite(const float *x, size_t n)
     fin_job j;
     j.x = x;
     j.n = n;
-    cvae__parallel(parts, finite_part, &j);
+    j.share = cvae__parallel_share();
+    run_parts_of(parts, j.share, finite_part, &j);
     int ok = 1;
     for (int p = 0; p < parts; p++)
         ok &= j.ok[p];
