@@ -373,12 +373,7 @@ static void trace_fn(void *user, const cvae__gemm_call *c, int end)
 static void update_step(cvae_model *m, cvae_optimizer *opt)
 {
     size_t off[CVAE__MAX_PARAMS], cnt[CVAE__MAX_PARAMS];
-    int ranges = 0;
-    for (int i = 0; i < m->nparam; i++)
-        if (m->ptab[i].trainable) {
-            off[ranges] = m->ptab[i].offset;
-            cnt[ranges++] = m->ptab[i].count;
-        }
+    const int ranges = cvae__model_trainable_ranges(m, off, cnt);
     if (!cvae__all_finite(m->grads, m->nparams))
         die("non-finite gradient");
     cvae__optimizer_begin_step(opt);

@@ -207,7 +207,7 @@ typedef struct split_job {
     float *c;
     cvae__gemm_after_fn after;
     void *after_ctx;
-    int cut; /* two parts: the blocks of part 0 */
+    double share; /* two parts: part 0's share (cvae__parallel_share) */
 } split_job;
 
 /* Blocks of 16 rows or columns (the micro-tile) go to the parts as evenly
@@ -215,20 +215,13 @@ typedef struct split_job {
  * (cvae__parallel_share). Every element of C is computed by the same code
  * whichever part it falls in, so the result does not depend on the
  * split. */
-static int block_start(const split_job *j, int blocks, int part, int parts)
-{
-    if (parts == 2 && part == 1)
-        return j->cut;
-    return (int)((long long)blocks * part / parts);
-}
-
 static void split_part(void *ctx, int part, int parts)
 {
     const split_job *j = ctx;
     const int len = j->by_rows ? j->m : j->n;
     const int blocks = (len + 15) / 16;
-    const int b0 = block_start(j, blocks, part, parts);
-    const int b1 = block_start(j, blocks, part + 1, parts);
+    const int b0 = (int)cvae__parallel_part_start((size_t)blocks, part, parts, j->share);
+    const int b1 = (int)cvae__parallel_part_start((size_t)blocks, part + 1, parts, j->share);
     const int lo = 16 * b0, hi = 16 * b1 < len ? 16 * b1 : len;
     if (lo >= hi)
         return;
@@ -265,16 +258,11 @@ static void sgemm_split(cvae__gemm_kernel kernel, int trans_a, int trans_b, int 
         return;
     }
     split_job j = {kernel, trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows,
-                   alpha, beta, a, b, c, after, after_ctx, 0};
-    if (parts != 2) {
-        cvae__parallel(parts, split_part, &j);
-        return;
-    }
-    const double share = cvae__parallel_share();
-    j.cut = (int)(blocks * share + 0.5);
-    j.cut = j.cut < 1 ? 1 : j.cut > blocks - 1 ? blocks - 1 : j.cut;
-    /* the share the blocks give, which may differ from the one asked */
-    cvae__parallel_shared((double)j.cut / blocks, split_part, &j);
+                   alpha, beta, a, b, c, after, after_ctx, cvae__parallel_share()};
+    /* the pool learns from the share the whole blocks give */
+    cvae__parallel_cut(parts,
+                       (double)cvae__parallel_part_start((size_t)blocks, 1, 2, j.share) / blocks,
+                       split_part, &j);
 }
 
 static void sgemm_traced(cvae__gemm_kernel kernel, int trans_a, int trans_b, int m, int n, int k,

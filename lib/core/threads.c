@@ -252,8 +252,32 @@ static void update_share(double share)
                           memory_order_relaxed);
 }
 
+size_t cvae__parallel_part_start(size_t total, int part, int parts, double share)
+{
+    if (part <= 0)
+        return 0;
+    if (part >= parts)
+        return total;
+    const size_t p = (size_t)part, n = (size_t)parts;
+    if (parts != 2)
+        return total / n * p + total % n * p / n;
+    size_t cut = (size_t)((double)total * share + 0.5);
+    if (total >= 2)
+        cut = cut < 1 ? 1 : cut > total - 1 ? total - 1 : cut;
+    return cut;
+}
+
 static void run_job(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx,
                     double share);
+
+void cvae__parallel_cut(int parts, double share, void (*fn)(void *ctx, int part, int parts),
+                        void *ctx)
+{
+    if (parts == 2)
+        run_job(2, fn, ctx, share);
+    else
+        run_job(parts, fn, ctx, -1.0);
+}
 
 void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx)
 {

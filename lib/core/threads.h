@@ -4,6 +4,8 @@
 #ifndef CVAE_THREADS_H
 #define CVAE_THREADS_H
 
+#include <stddef.h>
+
 /* Process-wide thread count (>= 1; smaller values are taken as 1). Products
  * large enough are split into that many single-threaded BLIS calls run by
  * cvae__parallel; BLIS never starts threads of its own. */
@@ -34,6 +36,16 @@ double cvae__parallel_share(void);
 /* cvae__parallel(2, fn, ctx) for a job cut at share (the value
  * cvae__parallel_share returned): the two parts' times update the share. */
 void cvae__parallel_shared(double share, void (*fn)(void *ctx, int part, int parts), void *ctx);
+
+/* Where part `part` of `parts` starts in `total` units of such work: an
+ * even cut, or with two parts at total * share (rounded, and within
+ * [1, total - 1] when total >= 2); part `parts` starts at total. */
+size_t cvae__parallel_part_start(size_t total, int part, int parts, double share);
+
+/* Runs a job of `parts` parts cut by cvae__parallel_part_start: with two,
+ * cvae__parallel_shared at share, else cvae__parallel. */
+void cvae__parallel_cut(int parts, double share, void (*fn)(void *ctx, int part, int parts),
+                        void *ctx);
 
 /* Tests: fix the share at a value in (0, 1) (no learning), or with any
  * other value return to learning from 1/2. */

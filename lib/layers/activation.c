@@ -96,9 +96,7 @@ static int64_t part_start(const sigmoid_job *j, int part, int parts)
 {
     if (part == parts)
         return j->n;
-    const int64_t at = parts == 2 && part == 1 ? (int64_t)((double)j->n * j->share)
-                                               : j->n / parts * part;
-    return at / 16 * 16;
+    return (int64_t)cvae__parallel_part_start((size_t)j->n, part, parts, j->share) / 16 * 16;
 }
 
 static void sigmoid_part(void *ctx, int part, int parts)
@@ -113,10 +111,7 @@ void cvae__sigmoid_forward(int64_t n, const float *x, float *y)
     int parts = cvae__parallel_threads();
     if (parts > 1 && n >= SIGMOID_SPLIT_MIN * parts) {
         sigmoid_job j = {n, x, y, cvae__parallel_share()};
-        if (parts == 2)
-            cvae__parallel_shared(j.share, sigmoid_part, &j);
-        else
-            cvae__parallel(parts, sigmoid_part, &j);
+        cvae__parallel_cut(parts, j.share, sigmoid_part, &j);
     } else {
         sigmoid_run(n, x, y);
     }

@@ -184,22 +184,16 @@ typedef struct pool_job {
     const int32_t *am_in;
     int32_t *am_out;
     int backward;
-    size_t cut; /* two parts: the planes of part 0 */
+    double share; /* two parts: part 0's share (cvae__parallel_share) */
 } pool_job;
-
-static size_t plane_start(const pool_job *j, int part, int parts)
-{
-    if (parts == 2 && part == 1)
-        return j->cut;
-    return j->planes * (size_t)part / (size_t)parts;
-}
 
 /* Each plane is pooled on its own, so where the parts meet does not change
  * the result. */
 static void pool_part(void *ctx, int part, int parts)
 {
     const pool_job *j = ctx;
-    const size_t p0 = plane_start(j, part, parts), p1 = plane_start(j, part + 1, parts);
+    const size_t p0 = cvae__parallel_part_start(j->planes, part, parts, j->share),
+                 p1 = cvae__parallel_part_start(j->planes, part + 1, parts, j->share);
     if (j->backward)
         backward_planes(j->g, p0, p1, j->in, j->am_in, j->out);
     else
@@ -216,15 +210,15 @@ static void run(pool_job *j)
     int parts = cvae__parallel_threads();
     if ((size_t)parts > j->planes)
         parts = (int)j->planes;
-    if (parts == 2 && values >= POOL_SPLIT_MIN) {
-        /* cut at the threads' share of the work (core/threads.h) */
-        const double share = cvae__parallel_share();
-        size_t cut = (size_t)((double)j->planes * share + 0.5);
-        j->cut = cut < 1 ? 1 : cut > j->planes - 1 ? j->planes - 1 : cut;
-        cvae__parallel_shared((double)j->cut / (double)j->planes, pool_part, j);
-    } else if (parts > 1 && values >= POOL_SPLIT_MIN)
-        cvae__parallel(parts, pool_part, j);
-    else
+    if (parts > 1 && values >= POOL_SPLIT_MIN) {
+        /* cut at the threads' share of the work (core/threads.h); the pool
+         * learns from the share the whole planes give */
+        j->share = cvae__parallel_share();
+        cvae__parallel_cut(parts,
+                           (double)cvae__parallel_part_start(j->planes, 1, 2, j->share) /
+                               (double)j->planes,
+                           pool_part, j);
+    } else
         pool_part(j, 0, 1);
 }
 

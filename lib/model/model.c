@@ -555,3 +555,14 @@ cvae_status cvae__check_images(const float *x, int64_t count)
     }
     return CVAE_OK;
 }
+
+int cvae__model_trainable_ranges(const cvae_model *model, size_t *offset, size_t *count)
+{
+    int ranges = 0;
+    for (int i = 0; i < model->nparam; i++)
+        if (model->ptab[i].trainable) {
+            offset[ranges] = model->ptab[i].offset;
+            count[ranges++] = model->ptab[i].count;
+        }
+    return ranges;
+}

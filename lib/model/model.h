@@ -243,6 +243,10 @@ int cvae__model_workspace_rows(const cvae_model *model);
 /* A hash of the parameter layout, so optimizer state is never applied to a
  * differently shaped model. */
 uint64_t cvae__layout_id(const cvae_model *model);
+/* The trainable tensors' places in the parameter buffer (offset[i],
+ * count[i], at most CVAE__MAX_PARAMS of each), which a training step
+ * updates; returns how many. */
+int cvae__model_trainable_ranges(const cvae_model *model, size_t *offset, size_t *count);
 
 /* Loss terms of the last forward pass (losses[CVAE_LOSS_COUNT], per-image
  * means) and, if backward != 0, all parameter gradients into model->grads.

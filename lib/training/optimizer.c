@@ -269,36 +269,16 @@ static void update_run(const upd_k *k, cvae__optimizer_simd simd, float *p, cons
 #define PAR_MIN ((size_t)1 << 16)
 #define PAR_MAX_PARTS 16
 
-/* How far into `total` values part `part` of `parts` starts: an even cut,
- * or with two parts the threads' share (cvae__parallel_share, which stays
- * in [1/4, 3/4], so count >= 2 * PAR_MIN keeps both parts non-empty). The
- * update is element-wise, so where the parts meet does not change it. */
-static size_t part_offset(size_t total, int part, int parts, double share)
-{
-    if (parts == 2 && part == 1)
-        return (size_t)((double)total * share);
-    return total / (size_t)parts * (size_t)part;
-}
-
-/* Start of part `part` of [0, count): a multiple of 16. */
+/* Start of part `part` of [0, count): where cvae__parallel_part_start
+ * puts it (an even cut, or with two parts the threads' share, which stays
+ * in [1/4, 3/4], so count >= 2 * PAR_MIN keeps both parts non-empty),
+ * rounded down to a multiple of 16. The update is element-wise, so where
+ * the parts meet does not change it. */
 static size_t part_start(size_t count, int part, int parts, double share)
 {
-    if (part == 0)
-        return 0;
     if (part == parts)
         return count;
-    return part_offset(count, part, parts, share) / 16 * 16;
-}
-
-/* cvae__parallel for `parts` parts of element-wise work: with two, cut at
- * the threads' share of it. */
-static void run_parts_of(int parts, double share, void (*fn)(void *ctx, int part, int parts),
-                         void *ctx)
-{
-    if (parts == 2)
-        cvae__parallel_shared(share, fn, ctx);
-    else
-        cvae__parallel(parts, fn, ctx);
+    return cvae__parallel_part_start(count, part, parts, share) / 16 * 16;
 }
 
 static int parts_for(size_t count)
@@ -336,7 +316,7 @@ static void part_cut(const upd_job *j, int part, int parts, int *r, size_t *at)
         *at = j->offset[*r] + j->count[*r];
         return;
     }
-    size_t rest = part_offset(j->total, part, parts, j->share);
+    size_t rest = cvae__parallel_part_start(j->total, part, parts, j->share);
     int i = 0;
     while (i < j->ranges - 1 && rest >= j->count[i])
         rest -= j->count[i++];
@@ -381,7 +361,7 @@ static void update_ranges(struct cvae_optimizer *o, cvae__optimizer_simd simd, f
         return;
     }
     j.share = cvae__parallel_share();
-    run_parts_of(parts, j.share, update_part, &j);
+    cvae__parallel_cut(parts, j.share, update_part, &j);
 }
 
 void cvae__optimizer_update_with(struct cvae_optimizer *o, cvae__optimizer_simd simd,
@@ -446,7 +426,7 @@ int cvae__all_finite(const float *x, size_t n)
     j.x = x;
     j.n = n;
     j.share = cvae__parallel_share();
-    run_parts_of(parts, j.share, finite_part, &j);
+    cvae__parallel_cut(parts, j.share, finite_part, &j);
     int ok = 1;
     for (int p = 0; p < parts; p++)
         ok &= j.ok[p];

@@ -473,12 +473,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     const int64_t batches = (count + model->B - 1) / model->B;
     /* the trainable tensors, which each step updates */
     size_t upd_off[CVAE__MAX_PARAMS], upd_cnt[CVAE__MAX_PARAMS];
-    int upd_ranges = 0;
-    for (int i = 0; i < model->nparam; i++)
-        if (model->ptab[i].trainable) {
-            upd_off[upd_ranges] = model->ptab[i].offset;
-            upd_cnt[upd_ranges++] = model->ptab[i].count;
-        }
+    const int upd_ranges = cvae__model_trainable_ranges(model, upd_off, upd_cnt);
     /* Data-parallel: every process runs this same loop over the same
      * global batches (training/data_parallel.h). */
     const int par = cvae__dp_on(&model->par);
