@@ -1,7 +1,8 @@
-/* 2 threads against 1 on the same model, measured in one process.
+/* 2 threads against 1 on the same model, measured in one process; and,
+ * with --vs, one build of the library against another in the same way.
  *
  *   bench_threads [--data DIR] [--dataset NAME] [--threads T] [--rounds R]
- *                 [--steps K] [--layers N]
+ *                 [--steps K] [--layers N] [--lib PATH] [--vs PATH]
  *
  * Two models of the paper's recipe with the default options (n conv layers
  * per branch, --layers, default 1) are trained on the same data, one
@@ -11,27 +12,41 @@
  * (stopped by the progress callback). Each step is timed from one
  * progress call to the next (gather, forward, backward, non-finite check,
  * Adam); the first two steps of every call are left out (the call's own
- * setup). Prints the median and the mean step of each thread count over
- * all rounds, the ratio of the medians and of the means, and the median of
- * the rounds' own ratios.
+ * setup). Prints the median, the mean and the 90th percentile step of each
+ * thread count over all rounds, the ratio of the medians and of the means,
+ * and the median of the rounds' own ratios.
+ *
+ * The library is loaded at run time from --lib (default: the one built
+ * beside this program). --vs loads a second build too (a checkout of an
+ * older commit, say): every round then runs the four models, the two
+ * builds' in turn and in the other order every other round, and the
+ * output adds the second build's numbers (keys prefixed "vs_") and the
+ * ratios of the first build's steps to the second's at each thread count
+ * (below 1: the first is faster). Each build keeps its own thread pool and
+ * state; they share nothing but the process.
  *
  * Why not two processes one after the other (bench_train, bench/run.sh):
  * on a shared virtual machine the speed of the second vCPU drifts by 10-20%
  * over tens of seconds, and two runs a minute apart see different
  * machines. Alternating every few hundred milliseconds puts both thread
- * counts in the same conditions, so their ratio is the code's. The mean
- * includes the steps a stall of either vCPU lengthened; the median
- * leaves them out.
+ * counts, and both builds, in the same conditions, so their ratio is the
+ * code's. The mean includes the steps a stall of either vCPU lengthened;
+ * the median leaves them out.
  *
  * Results are printed as "RESULT key value" lines. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "convvae.h"
+
+#ifndef CVAE_BENCH_LIB
+#define CVAE_BENCH_LIB "libconvvae.so.0"
+#endif
 
 #define MAX_ROUNDS 1000
 #define MAX_STEPS 1000
@@ -49,11 +64,16 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *t, int n)
+/* The value at fraction q of the sorted times (0.5: the median). */
+static double quantile(double *t, int n, double q)
 {
     qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    const double at = q * (double)(n - 1);
+    const int i = (int)at;
+    return i + 1 < n ? t[i] + (at - (double)i) * (t[i + 1] - t[i]) : t[n - 1];
 }
+
+static double median(double *t, int n) { return quantile(t, n, 0.5); }
 
 static double mean(const double *t, int n)
 {
@@ -63,17 +83,75 @@ static double mean(const double *t, int n)
     return s / n;
 }
 
-static void die(const char *what)
+/* One build of the library, reached only through its public functions. */
+typedef struct lib {
+    const char *path;
+    const char *(*last_error)(void);
+    cvae_status (*config_create)(cvae_config **);
+    cvae_status (*config_set_recipe)(cvae_config *, cvae_recipe);
+    cvae_status (*config_set_threads)(cvae_config *, int);
+    cvae_status (*config_get_branches)(const cvae_config *, int *);
+    cvae_status (*config_get_conv_branch)(const cvae_config *, int, int *, int *, int *);
+    cvae_status (*config_set_conv_branch)(cvae_config *, int, int, int, int);
+    void (*config_destroy)(cvae_config *);
+    cvae_status (*model_create)(const cvae_config *, cvae_model **);
+    void (*model_destroy)(cvae_model *);
+    cvae_status (*dataset_load_idx)(const char *, const char *, cvae_dataset **);
+    void (*dataset_destroy)(cvae_dataset *);
+    cvae_status (*model_train)(cvae_model *, const cvae_dataset *, int, const cvae_dataset *,
+                               cvae_progress_fn, void *);
+    cvae_dataset *ds;
+    cvae_model *m[2]; /* 1 thread, T threads */
+    double *all[2];   /* every timed step of each */
+    int n[2];
+    double *ratio; /* each round's median 1-thread step over its T-thread one */
+} lib;
+
+static void die(const lib *l, const char *what)
 {
-    fprintf(stderr, "bench_threads: %s: %s\n", what, cvae_last_error());
+    fprintf(stderr, "bench_threads: %s: %s: %s\n", l->path, what, l->last_error());
     exit(1);
 }
 
-#define CHECK(call)                                                                            \
+#define CHECK(l, call)                                                                         \
     do {                                                                                       \
         if ((call) != CVAE_OK)                                                                 \
-            die(#call);                                                                        \
+            die(l, #call);                                                                     \
     } while (0)
+
+/* dlsym gives an object pointer; POSIX guarantees it holds a function's
+ * address, which ISO C cannot convert by a cast. */
+static void sym(void *h, const char *path, const char *name, void *fn, size_t size)
+{
+    void *p = dlsym(h, name);
+    if (!p || size != sizeof p) {
+        fprintf(stderr, "bench_threads: %s: no %s\n", path, name);
+        exit(1);
+    }
+    memcpy(fn, &p, size);
+}
+
+/* The functions used, by name without the "cvae_" prefix. */
+#define LIB_FUNCTIONS(X)                                                                       \
+    X(last_error) X(config_create) X(config_set_recipe) X(config_set_threads)                  \
+    X(config_get_branches) X(config_get_conv_branch) X(config_set_conv_branch)                 \
+    X(config_destroy) X(model_create) X(model_destroy) X(model_train) X(dataset_load_idx)      \
+    X(dataset_destroy)
+
+static void load(lib *l, const char *path)
+{
+    memset(l, 0, sizeof *l);
+    l->path = path;
+    /* RTLD_LOCAL: two builds' symbols stay apart */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "bench_threads: %s\n", dlerror());
+        exit(1);
+    }
+#define LOAD(f) sym(h, path, "cvae_" #f, &l->f, sizeof l->f);
+    LIB_FUNCTIONS(LOAD)
+#undef LOAD
+}
 
 /* One training call's step times, from the third step on. */
 typedef struct steps {
@@ -97,22 +175,22 @@ static int on_progress(void *user, int epoch, int64_t batch, int64_t batches,
     return s->calls >= s->want + 2;
 }
 
-static cvae_model *make_model(int threads, int layers)
+static cvae_model *make_model(const lib *l, int threads, int layers)
 {
     cvae_config *cfg;
-    CHECK(cvae_config_create(&cfg));
-    CHECK(cvae_config_set_recipe(cfg, CVAE_RECIPE_PAPER));
-    CHECK(cvae_config_set_threads(cfg, threads));
+    CHECK(l, l->config_create(&cfg));
+    CHECK(l, l->config_set_recipe(cfg, CVAE_RECIPE_PAPER));
+    CHECK(l, l->config_set_threads(cfg, threads));
     int branches;
-    CHECK(cvae_config_get_branches(cfg, &branches));
+    CHECK(l, l->config_get_branches(cfg, &branches));
     for (int b = 1; b <= branches; b++) {
-        int l, filters, kernel;
-        CHECK(cvae_config_get_conv_branch(cfg, b, &l, &filters, &kernel));
-        CHECK(cvae_config_set_conv_branch(cfg, b, layers, filters, kernel));
+        int n, filters, kernel;
+        CHECK(l, l->config_get_conv_branch(cfg, b, &n, &filters, &kernel));
+        CHECK(l, l->config_set_conv_branch(cfg, b, layers, filters, kernel));
     }
     cvae_model *m;
-    CHECK(cvae_model_create(cfg, &m));
-    cvae_config_destroy(cfg);
+    CHECK(l, l->model_create(cfg, &m));
+    l->config_destroy(cfg);
     return m;
 }
 
@@ -127,16 +205,53 @@ static int int_arg(const char *flag, const char *v, int lo, int hi)
     return (int)x;
 }
 
+/* Runs k steps of model t of l, adds their times to l's, and returns their
+ * median. */
+static double run_steps(lib *l, int t, int k, double *buf)
+{
+    steps s = {k, 0, 0, 0.0, buf};
+    /* each call continues the model's epoch; a new one starts when it
+     * ends, whose first steps are as timed as any */
+    cvae_status st = l->model_train(l->m[t], l->ds, 1, NULL, on_progress, &s);
+    if (st != CVAE_E_CANCELLED && st != CVAE_OK)
+        die(l, "cvae_model_train");
+    memcpy(l->all[t] + l->n[t], buf, (size_t)s.n * sizeof *buf);
+    l->n[t] += s.n;
+    return s.n ? median(buf, s.n) : 0.0;
+}
+
+/* The step statistics of thread count t: median, mean, 90th percentile. */
+static void stats(lib *l, int t, double out[3])
+{
+    out[1] = mean(l->all[t], l->n[t]);
+    out[0] = median(l->all[t], l->n[t]);
+    out[2] = quantile(l->all[t], l->n[t], 0.9);
+}
+
+static void report(lib *l, const char *prefix, int threads, int rounds, double st[2][3])
+{
+    for (int t = 0; t < 2; t++) {
+        stats(l, t, st[t]);
+        const int tc = t ? threads : 1;
+        printf("RESULT %sstep_ms_%d_median %.3f\nRESULT %sstep_ms_%d_mean %.3f\n"
+               "RESULT %sstep_ms_%d_p90 %.3f\n",
+               prefix, tc, st[t][0], prefix, tc, st[t][1], prefix, tc, st[t][2]);
+    }
+    printf("RESULT %sspeedup_medians %.3f\nRESULT %sspeedup_means %.3f\n", prefix,
+           st[0][0] / st[1][0], prefix, st[0][1] / st[1][1]);
+    printf("RESULT %sspeedup_round_median %.3f\n", prefix, median(l->ratio, rounds));
+}
+
 int main(int argc, char **argv)
 {
     const char *data = getenv("CONVVAE_DATA") ? getenv("CONVVAE_DATA") : "data";
-    const char *dataset = "mnist";
+    const char *dataset = "mnist", *path[2] = {CVAE_BENCH_LIB, NULL};
     int threads = 2, rounds = 12, k = 20, layers = 1;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "usage: bench_threads [--data DIR] [--dataset NAME] [--threads T] "
-                            "[--rounds R] [--steps K] [--layers N]\n");
+                            "[--rounds R] [--steps K] [--layers N] [--lib PATH] [--vs PATH]\n");
             return 2;
         }
         if (strcmp(a, "--data") == 0)
@@ -151,6 +266,10 @@ int main(int argc, char **argv)
             k = int_arg(a, v, 1, MAX_STEPS);
         else if (strcmp(a, "--layers") == 0)
             layers = int_arg(a, v, 1, 16);
+        else if (strcmp(a, "--lib") == 0)
+            path[0] = v;
+        else if (strcmp(a, "--vs") == 0)
+            path[1] = v;
         else {
             fprintf(stderr, "bench_threads: unknown option %s\n", a);
             return 2;
@@ -168,59 +287,65 @@ int main(int argc, char **argv)
             break;
         }
     }
-    cvae_dataset *ds;
-    if (cvae_dataset_load_idx(img, lab, &ds) != CVAE_OK)
-        die(img);
-    int64_t count;
-    CHECK(cvae_dataset_shape(ds, &count, NULL, NULL, NULL));
-
-    cvae_model *m[2] = {make_model(1, layers), make_model(threads, layers)};
-    double *all[2], *round_ms = malloc((size_t)k * sizeof *round_ms),
-                    *ratio = malloc((size_t)rounds * sizeof *ratio);
-    for (int t = 0; t < 2; t++)
-        all[t] = malloc((size_t)rounds * (size_t)k * sizeof *all[t]);
-    if (!round_ms || !ratio || !all[0] || !all[1]) {
-        fprintf(stderr, "bench_threads: out of memory\n");
-        return 1;
+    const int nlibs = path[1] ? 2 : 1;
+    lib libs[2];
+    double *buf = malloc((size_t)k * sizeof *buf);
+    for (int b = 0; b < nlibs; b++) {
+        lib *l = &libs[b];
+        load(l, path[b]);
+        if (l->dataset_load_idx(img, lab, &l->ds) != CVAE_OK)
+            die(l, img);
+        l->m[0] = make_model(l, 1, layers);
+        l->m[1] = make_model(l, threads, layers);
+        l->ratio = malloc((size_t)rounds * sizeof *l->ratio);
+        for (int t = 0; t < 2; t++)
+            l->all[t] = malloc((size_t)rounds * (size_t)k * sizeof *l->all[t]);
+        if (!buf || !l->ratio || !l->all[0] || !l->all[1]) {
+            fprintf(stderr, "bench_threads: out of memory\n");
+            return 1;
+        }
     }
-    int n[2] = {0, 0};
+    if (nlibs == 2 && libs[0].model_train == libs[1].model_train) {
+        /* the dynamic loader gave the first build again (the same file) */
+        fprintf(stderr, "bench_threads: %s and %s are one library\n", path[0], path[1]);
+        return 2;
+    }
     printf("bench_threads: %s, paper recipe, n=%d, 1 thread against %d, %d rounds of %d steps\n",
            dataset, layers, threads, rounds, k);
-    for (int r = 0; r < rounds; r++) {
-        double med[2];
-        for (int t = 0; t < 2; t++) {
-            steps s = {k, 0, 0, 0.0, round_ms};
-            /* each call continues the model's epoch; a new one starts when
-             * it ends, whose first steps are as timed as any */
-            cvae_status st = cvae_model_train(m[t], ds, 1, NULL, on_progress, &s);
-            if (st != CVAE_E_CANCELLED && st != CVAE_OK)
-                die("cvae_model_train");
-            memcpy(all[t] + n[t], round_ms, (size_t)s.n * sizeof *round_ms);
-            n[t] += s.n;
-            med[t] = s.n ? median(round_ms, s.n) : 0.0;
+    printf("lib %s\n", path[0]);
+    if (path[1])
+        printf("vs  %s\n", path[1]);
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < nlibs; i++) {
+            /* the builds take turns at going first */
+            lib *l = &libs[r % 2 ? nlibs - 1 - i : i];
+            const double med1 = run_steps(l, 0, k, buf);
+            const double med2 = run_steps(l, 1, k, buf);
+            l->ratio[r] = med2 > 0 ? med1 / med2 : 0.0;
         }
-        ratio[r] = med[1] > 0 ? med[0] / med[1] : 0.0;
+    for (int b = 0; b < nlibs; b++)
+        if (libs[b].n[0] == 0 || libs[b].n[1] == 0) {
+            fprintf(stderr, "bench_threads: no steps timed (fewer images than a batch per "
+                            "round?)\n");
+            return 1;
+        }
+    double st[2][2][3];
+    report(&libs[0], "", threads, rounds, st[0]);
+    if (nlibs == 2) {
+        report(&libs[1], "vs_", threads, rounds, st[1]);
+        for (int t = 0; t < 2; t++)
+            printf("RESULT lib_over_vs_step_%d_median %.4f\nRESULT lib_over_vs_step_%d_mean %.4f\n",
+                   t ? threads : 1, st[0][t][0] / st[1][t][0], t ? threads : 1,
+                   st[0][t][1] / st[1][t][1]);
     }
-    if (n[0] == 0 || n[1] == 0) {
-        fprintf(stderr, "bench_threads: no steps timed (%lld images: fewer than a batch per "
-                        "round?)\n",
-                (long long)count);
-        return 1;
+    for (int b = 0; b < nlibs; b++) {
+        for (int t = 0; t < 2; t++) {
+            libs[b].model_destroy(libs[b].m[t]);
+            free(libs[b].all[t]);
+        }
+        free(libs[b].ratio);
+        libs[b].dataset_destroy(libs[b].ds);
     }
-    const double mean1 = mean(all[0], n[0]), mean2 = mean(all[1], n[1]);
-    const double med1 = median(all[0], n[0]), med2 = median(all[1], n[1]);
-    printf("RESULT step_ms_1_median %.3f\nRESULT step_ms_1_mean %.3f\n", med1, mean1);
-    printf("RESULT step_ms_%d_median %.3f\nRESULT step_ms_%d_mean %.3f\n", threads, med2, threads,
-           mean2);
-    printf("RESULT speedup_medians %.3f\nRESULT speedup_means %.3f\n", med1 / med2,
-           mean1 / mean2);
-    printf("RESULT speedup_round_median %.3f\n", median(ratio, rounds));
-    for (int t = 0; t < 2; t++) {
-        cvae_model_destroy(m[t]);
-        free(all[t]);
-    }
-    free(round_ms);
-    free(ratio);
-    cvae_dataset_destroy(ds);
+    free(buf);
     return 0;
 }
