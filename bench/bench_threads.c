@@ -2,7 +2,7 @@
  * with --vs, one build of the library against another in the same way.
  *
  *   bench_threads [--data DIR] [--dataset NAME] [--threads T] [--rounds R]
- *                 [--steps K] [--layers N] [--lib PATH] [--vs PATH]
+ *                 [--steps K] [--layers N] [--lib PATH] [--vs PATH] [--ceiling]
  *
  * Two models of the paper's recipe with the default options (n conv layers
  * per branch, --layers, default 1) are trained on the same data, one
@@ -25,6 +25,14 @@
  * (below 1: the first is faster). Each build keeps its own thread pool and
  * state; they share nothing but the process.
  *
+ * --ceiling (first build only) also runs, each round, the 1-thread model
+ * pinned to each of the first T CPUs the process may use in turn. Their
+ * median steps c_i give what T threads could reach on those CPUs at their
+ * present speeds if nothing were lost: the round's 1-thread step times
+ * the sum of 1 / c_i (2.0 when two vCPUs run at one speed, less when one
+ * is slower). The output adds its median over the rounds and the median
+ * of each round's speedup over it (the efficiency of the T threads).
+ *
  * Why not two processes one after the other (bench_train, bench/run.sh):
  * on a shared virtual machine the speed of the second vCPU drifts by 10-20%
  * over tens of seconds, and two runs a minute apart see different
@@ -34,9 +42,11 @@
  * the median leaves them out.
  *
  * Results are printed as "RESULT key value" lines. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_setaffinity_np */
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +115,7 @@ typedef struct lib {
     double *all[2];   /* every timed step of each */
     int n[2];
     double *ratio; /* each round's median 1-thread step over its T-thread one */
+    double *ceiling; /* --ceiling: each round's speedup with nothing lost */
 } lib;
 
 static void die(const lib *l, const char *what)
@@ -205,9 +216,9 @@ static int int_arg(const char *flag, const char *v, int lo, int hi)
     return (int)x;
 }
 
-/* Runs k steps of model t of l, adds their times to l's, and returns their
- * median. */
-static double run_steps(lib *l, int t, int k, double *buf)
+/* Runs k steps of model t of l, adds their times to l's (when keep), and
+ * returns their median. */
+static double run_steps(lib *l, int t, int k, double *buf, int keep)
 {
     steps s = {k, 0, 0, 0.0, buf};
     /* each call continues the model's epoch; a new one starts when it
@@ -215,9 +226,42 @@ static double run_steps(lib *l, int t, int k, double *buf)
     cvae_status st = l->model_train(l->m[t], l->ds, 1, NULL, on_progress, &s);
     if (st != CVAE_E_CANCELLED && st != CVAE_OK)
         die(l, "cvae_model_train");
-    memcpy(l->all[t] + l->n[t], buf, (size_t)s.n * sizeof *buf);
-    l->n[t] += s.n;
+    if (keep) {
+        memcpy(l->all[t] + l->n[t], buf, (size_t)s.n * sizeof *buf);
+        l->n[t] += s.n;
+    }
     return s.n ? median(buf, s.n) : 0.0;
+}
+
+/* The first `want` CPUs of the calling thread's affinity mask, into cpu;
+ * returns how many there are. */
+static int usable_cpus(const cpu_set_t *mask, int want, int *cpu)
+{
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < want; c++)
+        if (CPU_ISSET(c, mask))
+            cpu[n++] = c;
+    return n;
+}
+
+/* The round's ceiling: the 1-thread model pinned to each CPU in turn (the
+ * thread's mask is restored after), med1 times the sum of 1 / their
+ * median steps. */
+static double ceiling_of(lib *l, const cpu_set_t *mask, const int *cpu, int ncpu, int k,
+                         double *buf, double med1)
+{
+    double speed = 0;
+    for (int i = 0; i < ncpu; i++) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu[i], &one);
+        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+        /* steps pinned are not the model's 1-thread steps: not kept */
+        const double c = run_steps(l, 0, k, buf, 0);
+        speed += c > 0 ? 1.0 / c : 0.0;
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof *mask, mask);
+    return med1 * speed;
 }
 
 /* The step statistics of thread count t: median, mean, 90th percentile. */
@@ -239,6 +283,19 @@ static void report(lib *l, const char *prefix, int threads, int rounds, double s
     }
     printf("RESULT %sspeedup_medians %.3f\nRESULT %sspeedup_means %.3f\n", prefix,
            st[0][0] / st[1][0], prefix, st[0][1] / st[1][1]);
+    if (l->ceiling) {
+        /* per round, before the medians sort the rounds */
+        double *eff = malloc((size_t)rounds * sizeof *eff);
+        if (!eff) {
+            fprintf(stderr, "bench_threads: out of memory\n");
+            exit(1);
+        }
+        for (int r = 0; r < rounds; r++)
+            eff[r] = l->ceiling[r] > 0 ? l->ratio[r] / l->ceiling[r] : 0.0;
+        printf("RESULT %sceiling_round_median %.3f\n", prefix, median(l->ceiling, rounds));
+        printf("RESULT %sefficiency_round_median %.3f\n", prefix, median(eff, rounds));
+        free(eff);
+    }
     printf("RESULT %sspeedup_round_median %.3f\n", prefix, median(l->ratio, rounds));
 }
 
@@ -247,11 +304,18 @@ int main(int argc, char **argv)
     const char *data = getenv("CONVVAE_DATA") ? getenv("CONVVAE_DATA") : "data";
     const char *dataset = "mnist", *path[2] = {CVAE_BENCH_LIB, NULL};
     int threads = 2, rounds = 12, k = 20, layers = 1;
+    int ceiling = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--ceiling") == 0) {
+            ceiling = 1;
+            i--;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "usage: bench_threads [--data DIR] [--dataset NAME] [--threads T] "
-                            "[--rounds R] [--steps K] [--layers N] [--lib PATH] [--vs PATH]\n");
+                            "[--rounds R] [--steps K] [--layers N] [--lib PATH] [--vs PATH] "
+                            "[--ceiling]\n");
             return 2;
         }
         if (strcmp(a, "--data") == 0)
@@ -298,9 +362,10 @@ int main(int argc, char **argv)
         l->m[0] = make_model(l, 1, layers);
         l->m[1] = make_model(l, threads, layers);
         l->ratio = malloc((size_t)rounds * sizeof *l->ratio);
+        l->ceiling = ceiling && b == 0 ? malloc((size_t)rounds * sizeof *l->ceiling) : NULL;
         for (int t = 0; t < 2; t++)
             l->all[t] = malloc((size_t)rounds * (size_t)k * sizeof *l->all[t]);
-        if (!buf || !l->ratio || !l->all[0] || !l->all[1]) {
+        if (!buf || !l->ratio || !l->all[0] || !l->all[1] || (ceiling && !b && !l->ceiling)) {
             fprintf(stderr, "bench_threads: out of memory\n");
             return 1;
         }
@@ -309,6 +374,15 @@ int main(int argc, char **argv)
         /* the dynamic loader gave the first build again (the same file) */
         fprintf(stderr, "bench_threads: %s and %s are one library\n", path[0], path[1]);
         return 2;
+    }
+    cpu_set_t mask;
+    int cpu[64], ncpu = 0;
+    if (ceiling) {
+        if (pthread_getaffinity_np(pthread_self(), sizeof mask, &mask) != 0 ||
+            (ncpu = usable_cpus(&mask, threads, cpu)) < threads) {
+            fprintf(stderr, "bench_threads: --ceiling needs %d CPUs to pin to\n", threads);
+            return 2;
+        }
     }
     printf("bench_threads: %s, paper recipe, n=%d, 1 thread against %d, %d rounds of %d steps\n",
            dataset, layers, threads, rounds, k);
@@ -319,8 +393,10 @@ int main(int argc, char **argv)
         for (int i = 0; i < nlibs; i++) {
             /* the builds take turns at going first */
             lib *l = &libs[r % 2 ? nlibs - 1 - i : i];
-            const double med1 = run_steps(l, 0, k, buf);
-            const double med2 = run_steps(l, 1, k, buf);
+            const double med1 = run_steps(l, 0, k, buf, 1);
+            if (l->ceiling)
+                l->ceiling[r] = ceiling_of(l, &mask, cpu, ncpu, k, buf, med1);
+            const double med2 = run_steps(l, 1, k, buf, 1);
             l->ratio[r] = med2 > 0 ? med1 / med2 : 0.0;
         }
     for (int b = 0; b < nlibs; b++)
@@ -344,6 +420,7 @@ int main(int argc, char **argv)
             free(libs[b].all[t]);
         }
         free(libs[b].ratio);
+        free(libs[b].ceiling);
         libs[b].dataset_destroy(libs[b].ds);
     }
     free(buf);
