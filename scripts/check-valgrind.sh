@@ -36,6 +36,10 @@ cmake --build "$build" -j2 >/dev/null
 # so the image tests run on that path here (JSIMD_FORCENONE is
 # libjpeg-turbo's own switch). ASan and UBSan still run the SIMD path.
 export JSIMD_FORCENONE=1
+# Tests whose full set of geometries takes minutes under valgrind check the
+# small ones only (each still reaches every branch of its kernels); the
+# native, ASan and TSan runs check them all.
+export CVAE_TEST_LIGHT=1
 jobs=${VALGRIND_JOBS:-$(nproc)}
 export CONVVAE_DATA=${CONVVAE_DATA:-$here/data}
 logs="$build/valgrind"

@@ -1,7 +1,8 @@
 /* The single-channel small-kernel convolution (lib/layers/conv_small.c):
  * its forward pass and weight gradient against direct double-precision sums
  * over the output positions, for row widths that fill no, one, and two
- * vectors exactly and partly and channel counts around its groups of 8;
+ * vectors exactly and partly and channel counts around its groups of 8
+ * (AVX-512) and 4 (AVX2);
  * then a finite-difference check of a conv layer that takes this path. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,7 +89,7 @@ static void check_geometry(int c_out, int h, int w, int kh, int kw, cvae__rng *r
     cvae__conv_geom g;
     assert_int_equal(cvae__conv_geom_init(&g, 1, h, w, c_out, kh, kw, 1, CVAE__PAD_SAME), CVAE_OK);
     if (!cvae__conv_small_ok(&g)) {
-        print_message("conv_small: no AVX-512F here, %dx%d k%dx%d not checked\n", h, w, kh, kw);
+        print_message("conv_small: neither AVX-512F nor AVX2 here, %dx%d k%dx%d not checked\n", h, w, kh, kw);
         return;
     }
     const size_t nx = (size_t)h * w, ny = (size_t)c_out * h * w, nw = (size_t)c_out * kh * kw;

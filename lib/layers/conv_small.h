@@ -11,7 +11,7 @@
 /* Whether cvae__conv_small_forward and cvae__conv_small_dw handle g on this CPU: one input channel,
  * stride 1, an output the size of the input with the kernel centred (odd
  * sizes, padded (k-1)/2), at most 15 taps, rows of at most 32, and
- * AVX-512F. */
+ * AVX-512F or AVX2 with FMA. */
 int cvae__conv_small_ok(const cvae__conv_geom *g);
 
 /* Floats of work either needs: the zero-padded image. */

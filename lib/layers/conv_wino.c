@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/gemm.h"
+#include "layers/conv_wino_avx2.h"
 
 #define TILE 4    /* outputs per tile side */
 #define MAX_KS 5  /* largest kernel side */
@@ -164,6 +165,9 @@ size_t cvae__conv_wino_dw_floats(const cvae__conv_geom *g)
 #define AVX512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
 
+struct wino_isa;
+static const struct wino_isa *isa_here(void);
+
 int cvae__conv_wino_ok(const cvae__conv_geom *g)
 {
     /* the last condition keeps tile counts, times a group of images and
@@ -171,7 +175,7 @@ int cvae__conv_wino_ok(const cvae__conv_geom *g)
     return g->stride == 1 && (g->kh == 3 || g->kh == 5) && g->kw == g->kh &&
            g->pad_top == (g->kh - 1) / 2 && g->pad_left == (g->kw - 1) / 2 &&
            g->h_out == g->h_in && g->w_out == g->w_in && g->c_in >= 16 && g->c_out >= 16 &&
-           cvae__gemm_tile_mr() == 16 &&
+           isa_here() != NULL &&
            (size_t)g->h_in * (size_t)g->w_in < (size_t)INT_MAX / (16 * MAX_GROUP);
 }
 
@@ -292,10 +296,6 @@ static AVX512 void weights_avx512(const cvae__conv_geom *g, const float *w, floa
         }
 }
 
-void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u)
-{
-    weights_avx512(g, w, u);
-}
 
 /* dw[k][c][ks][ks] = G^T acc_{k,c} G, acc_{k,c}[f] the running sum at
  * point f for the channel pair, stored [f][cb][kb][c % 16][k % 16]: 16
@@ -508,16 +508,6 @@ INLINE AVX512 void a6(const __m512 *y, __m512 *z)
 TILE_TRANSFORMS(8)
 TILE_TRANSFORMS(6)
 
-typedef void (*tile_in_fn)(const float *src, size_t rs, size_t cs, float *dst, size_t fs);
-typedef void (*tile_out_fn)(const float *src, size_t fs, float *dst, size_t rs, size_t cs);
-
-static tile_in_fn input_tile_of(const wl *l) { return l->in == 8 ? input_tile8 : input_tile6; }
-static tile_out_fn output_tile_of(const wl *l) { return l->in == 8 ? output_tile8 : output_tile6; }
-static tile_in_fn gradient_tile_of(const wl *l)
-{
-    return l->in == 8 ? gradient_tile8 : gradient_tile6;
-}
-
 /* c (m x 16, m <= 16 tiles, rows 16 floats apart) = sum over the nc input
  * channels of V(t, c) times the 16 floats of U's row c; V(t, c) at
  * v + (c / 16) * vblk + t * 16 + c % 16, U's rows us floats apart. */
@@ -542,19 +532,148 @@ static AVX512 void product_tile(int m, int nc, const float *v, size_t vblk, cons
         _mm512_storeu_ps(c + (size_t)i * 16, acc[i]);
 }
 
+/* The same layouts computed in plain C, where the AVX2 kernels run: each
+ * runs once per call of a layer, so their speed hardly counts. */
+static void weights_c(const cvae__conv_geom *g, const float *w, float *u)
+{
+    const wl l = layout_of(g);
+    const int ks = l.ks, in = l.in;
+    const size_t kk = (size_t)ks * (size_t)ks, kern = (size_t)g->c_in * kk;
+    memset(u, 0, cvae__conv_wino_u_floats(g) * sizeof *u);
+    for (int k = 0; k < g->c_out; k++)
+        for (int c = 0; c < g->c_in; c++) {
+            const float *gk = w + (size_t)k * kern + (size_t)c * kk;
+            float t[MAX_IN * MAX_KS];
+            for (int i = 0; i < in; i++)
+                for (int j = 0; j < ks; j++) {
+                    float s = 0.0f;
+                    for (int r = 0; r < ks; r++)
+                        s += l.gm[i * ks + r] * gk[r * ks + j];
+                    t[i * ks + j] = s;
+                }
+            for (int i = 0; i < in; i++)
+                for (int j = 0; j < in; j++) {
+                    float s = 0.0f;
+                    for (int r = 0; r < ks; r++)
+                        s += t[i * ks + r] * l.gm[j * ks + r];
+                    u[((size_t)(i * in + j) * l.cp + (size_t)c) * l.kp + (size_t)k] = s;
+                }
+        }
+}
+
+static void kernel_gradients_c(const cvae__conv_geom *g, const wl *l, const float *acc, float *dw)
+{
+    const int ks = l->ks, in = l->in;
+    const size_t per_f = point_stride(l->cp * l->kp);
+    const size_t kk = (size_t)ks * (size_t)ks, kern = (size_t)g->c_in * kk;
+    for (int c = 0; c < g->c_in; c++)
+        for (int k = 0; k < g->c_out; k++) {
+            const float *a = acc + ((size_t)(c / 16) * (size_t)l->kb + (size_t)(k / 16)) * 256 +
+                             (size_t)(c % 16) * 16 + (size_t)(k % 16);
+            float t[MAX_KS * MAX_IN];
+            for (int r = 0; r < ks; r++)
+                for (int j = 0; j < in; j++) {
+                    float s = 0.0f;
+                    for (int i = 0; i < in; i++)
+                        s += l->gm[i * ks + r] * a[(size_t)(i * in + j) * per_f];
+                    t[r * in + j] = s;
+                }
+            for (int r = 0; r < ks; r++)
+                for (int b = 0; b < ks; b++) {
+                    float s = 0.0f;
+                    for (int j = 0; j < in; j++)
+                        s += t[r * in + j] * l->gm[j * ks + b];
+                    dw[(size_t)k * kern + (size_t)c * kk + (size_t)(r * ks + b)] = s;
+                }
+        }
+}
+
+/* The kernels one instruction set provides; n is 8 or 6 points a side.
+ * product and outer are the two products of the transformed domain
+ * (forward, and the weight gradient's sum of outer products over tiles). */
+typedef struct wino_isa {
+    void (*to_cl)(const float *src, int c, int h, int w, int pad, int ph, int pw, size_t cp,
+                  float *dst);
+    void (*to_cf)(const float *ycl, size_t ow, size_t kp, int k, int h, int w, float *y);
+    void (*in)(int n, const float *src, size_t rs, size_t cs, float *dst, size_t fs);
+    void (*out)(int n, const float *src, size_t fs, float *dst, size_t rs, size_t cs);
+    void (*grad)(int n, const float *src, size_t rs, size_t cs, float *dst, size_t fs);
+    void (*product)(int m, int nc, const float *v, size_t vblk, const float *u, size_t us,
+                    float *c);
+    void (*outer)(int k, const float *v, const float *z, float beta, float *c);
+    void (*weights)(const cvae__conv_geom *g, const float *w, float *u);
+    void (*kgrad)(const cvae__conv_geom *g, const wl *l, const float *acc, float *dw);
+} wino_isa;
+
+static void in512(int n, const float *src, size_t rs, size_t cs, float *dst, size_t fs)
+{
+    (n == 8 ? input_tile8 : input_tile6)(src, rs, cs, dst, fs);
+}
+
+static void out512(int n, const float *src, size_t fs, float *dst, size_t rs, size_t cs)
+{
+    (n == 8 ? output_tile8 : output_tile6)(src, fs, dst, rs, cs);
+}
+
+static void grad512(int n, const float *src, size_t rs, size_t cs, float *dst, size_t fs)
+{
+    (n == 8 ? gradient_tile8 : gradient_tile6)(src, rs, cs, dst, fs);
+}
+
+/* V's 16 channels of a tile are a packed column of 16 rows, Z's 16 output
+ * channels a packed row, as the GEMM's AVX-512 tile kernel reads them. */
+static void outer512(int k, const float *v, const float *z, float beta, float *c)
+{
+    cvae__gemm_tile(16, 16, k, v, z, beta, c, 16);
+}
+
+static const wino_isa isa_avx512 = {channels_last, channels_first, in512,   out512,
+                                    grad512,       product_tile,   outer512, weights_avx512,
+                                    kernel_gradients};
+
+static const wino_isa isa_avx2 = {cvae__wino_avx2_channels_last,
+                                  cvae__wino_avx2_channels_first,
+                                  cvae__wino_avx2_input_tile,
+                                  cvae__wino_avx2_output_tile,
+                                  cvae__wino_avx2_gradient_tile,
+                                  cvae__wino_avx2_product,
+                                  cvae__wino_avx2_outer,
+                                  weights_c,
+                                  kernel_gradients_c};
+
+/* The AVX-512 kernels where the GEMM runs its AVX-512 tile kernel, the
+ * AVX2 ones where it runs its AVX2 kernel; none where the GEMM was told to
+ * use BLIS's own kernels only (CVAE_GEMM_KERNEL=blis), which turns every
+ * hand-written path off. */
+static const wino_isa *isa_here(void)
+{
+    const int mr = cvae__gemm_tile_mr();
+    if (mr == 16)
+        return &isa_avx512;
+    if (mr == 6 && cvae__wino_avx2_ok())
+        return &isa_avx2;
+    return NULL;
+}
+
+void cvae__conv_wino_weights(const cvae__conv_geom *g, const float *w, float *u)
+{
+    isa_here()->weights(g, w, u);
+}
+
 /* V for every tile of one image (channels-last copy xcl), at tile offset
  * t0 of V's tiles (tg of them). */
-static void input_tiles(const wl *l, const float *xcl, float *v, int t0, int tg)
+static void input_tiles(const wino_isa *k, const wl *l, const float *xcl, float *v, int t0,
+                        int tg)
 {
     const size_t fs = point_stride(l->cp * (size_t)tg), rs = (size_t)l->pw * l->cp;
-    const tile_in_fn in = input_tile_of(l);
     for (int cb = 0; cb < l->cb; cb++)
         for (int ty = 0; ty < l->ty; ty++)
             for (int tx = 0; tx < l->tx; tx++) {
                 const size_t t = (size_t)t0 + (size_t)ty * (size_t)l->tx + (size_t)tx;
-                in(xcl + (size_t)(TILE * ty) * rs + (size_t)(TILE * tx) * l->cp +
-                               (size_t)cb * 16,
-                           rs, l->cp, v + ((size_t)cb * (size_t)tg + t) * 16, fs);
+                k->in(l->in,
+                      xcl + (size_t)(TILE * ty) * rs + (size_t)(TILE * tx) * l->cp +
+                          (size_t)cb * 16,
+                      rs, l->cp, v + ((size_t)cb * (size_t)tg + t) * 16, fs);
             }
 }
 
@@ -565,28 +684,28 @@ void cvae__conv_wino_forward(const cvae__conv_geom *g, const float *img, const f
     const fwd_ws ws = fwd_ws_of(&l);
     const size_t t = (size_t)l.t;
     const size_t vfs = point_stride(l.cp * t), mfs = point_stride(l.kp * t);
-    const tile_out_fn out = output_tile_of(&l);
+    const wino_isa *k = isa_here();
     float *xcl = work + ws.xcl, *v = work + ws.v, *m = work + ws.m, *ycl = work + ws.ycl;
-    channels_last(img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2, l.ph, l.pw, l.cp, xcl);
-    input_tiles(&l, xcl, v, 0, l.t);
+    k->to_cl(img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2, l.ph, l.pw, l.cp, xcl);
+    input_tiles(k, &l, xcl, v, 0, l.t);
     for (int f = 0; f < l.nf; f++)
         for (int kb = 0; kb < l.kb; kb++)
             for (int t0 = 0; t0 < l.t; t0 += 16)
-                product_tile(l.t - t0 < 16 ? l.t - t0 : 16, (int)l.cp,
-                             v + (size_t)f * vfs + (size_t)t0 * 16, t * 16,
-                             u + (size_t)f * l.cp * l.kp + (size_t)kb * 16, l.kp,
-                             m + (size_t)f * mfs + (size_t)kb * 16 * t + (size_t)t0 * 16);
+                k->product(l.t - t0 < 16 ? l.t - t0 : 16, (int)l.cp,
+                           v + (size_t)f * vfs + (size_t)t0 * 16, t * 16,
+                           u + (size_t)f * l.cp * l.kp + (size_t)kb * 16, l.kp,
+                           m + (size_t)f * mfs + (size_t)kb * 16 * t + (size_t)t0 * 16);
     const size_t ow = (size_t)TILE * (size_t)l.tx;
     for (int kb = 0; kb < l.kb; kb++)
         for (int ty = 0; ty < l.ty; ty++)
             for (int tx = 0; tx < l.tx; tx++) {
                 const size_t ti = (size_t)ty * (size_t)l.tx + (size_t)tx;
-                out(m + ((size_t)kb * t + ti) * 16, mfs,
-                            ycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
-                                (size_t)kb * 16,
-                            ow * l.kp, l.kp);
+                k->out(l.in, m + ((size_t)kb * t + ti) * 16, mfs,
+                       ycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
+                           (size_t)kb * 16,
+                       ow * l.kp, l.kp);
             }
-    channels_first(ycl, ow, l.kp, g->c_out, g->h_out, g->w_out, y);
+    k->to_cf(ycl, ow, l.kp, g->c_out, g->h_out, g->w_out, y);
 }
 
 void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
@@ -601,7 +720,7 @@ void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const f
     const size_t ow = (size_t)TILE * (size_t)l.tx;
     const size_t vfs = point_stride(l.cp * tg), zfs = point_stride(l.kp * tg);
     const size_t afs = point_stride(l.cp * l.kp);
-    const tile_in_fn grad = gradient_tile_of(&l);
+    const wino_isa *k = isa_here();
     float *acc = work + ws.acc, *xcl = work + ws.xcl, *dycl = work + ws.dycl;
     float *v = work + ws.v, *z = work + ws.z;
     if (n <= 0) {
@@ -612,35 +731,33 @@ void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const f
         const int nb = n - i0 < group ? n - i0 : group;
         for (int b = 0; b < nb; b++) {
             const int t0 = b * l.t;
-            channels_last(x + (size_t)(i0 + b) * x_img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2, l.ph, l.pw,
-                          l.cp, xcl);
-            input_tiles(&l, xcl, v, t0, (int)tg);
-            channels_last(dy + (size_t)(i0 + b) * y_img, g->c_out, g->h_out, g->w_out, 0,
+            k->to_cl(x + (size_t)(i0 + b) * x_img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2,
+                     l.ph, l.pw, l.cp, xcl);
+            input_tiles(k, &l, xcl, v, t0, (int)tg);
+            k->to_cl(dy + (size_t)(i0 + b) * y_img, g->c_out, g->h_out, g->w_out, 0,
                           TILE * l.ty, TILE * l.tx, l.kp, dycl);
             for (int kb = 0; kb < l.kb; kb++)
                 for (int ty = 0; ty < l.ty; ty++)
                     for (int tx = 0; tx < l.tx; tx++) {
                         const size_t t = (size_t)t0 + (size_t)ty * (size_t)l.tx + (size_t)tx;
-                        grad(dycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
-                                          (size_t)kb * 16,
-                                      ow * l.kp, l.kp, z + ((size_t)kb * tg + t) * 16, zfs);
+                        k->grad(l.in,
+                                dycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
+                                    (size_t)kb * 16,
+                                ow * l.kp, l.kp, z + ((size_t)kb * tg + t) * 16, zfs);
                     }
         }
         /* acc[f][cb][kb] (16 x 16) += V_f[cb]^T Z_f[kb] over this group's
-         * tiles: V's 16 channels of a tile are a packed column of 16 rows,
-         * Z's 16 output channels a packed row, as the tile kernel reads them */
-        const int k = nb * l.t;
+         * tiles */
+        const int tiles = nb * l.t;
         for (int f = 0; f < l.nf; f++)
             for (int cb = 0; cb < l.cb; cb++)
                 for (int kb = 0; kb < l.kb; kb++)
-                    cvae__gemm_tile(16, 16, k, v + (size_t)f * vfs + (size_t)cb * tg * 16,
-                                    z + (size_t)f * zfs + (size_t)kb * tg * 16,
-                                    i0 == 0 ? 0.0f : 1.0f,
-                                    acc + (size_t)f * afs +
-                                        ((size_t)cb * (size_t)l.kb + (size_t)kb) * 256,
-                                    16);
+                    k->outer(tiles, v + (size_t)f * vfs + (size_t)cb * tg * 16,
+                             z + (size_t)f * zfs + (size_t)kb * tg * 16, i0 == 0 ? 0.0f : 1.0f,
+                             acc + (size_t)f * afs +
+                                 ((size_t)cb * (size_t)l.kb + (size_t)kb) * 256);
     }
-    kernel_gradients(g, &l, acc, dw);
+    k->kgrad(g, &l, acc, dw);
 }
 
 #else

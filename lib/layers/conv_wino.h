@@ -21,8 +21,10 @@
 
 /* Whether g runs here: stride 1, a 3x3 or 5x5 kernel padded 1 or 2 on
  * every side (the output the input's size), at least 16 channels in and out (fewer leave
- * most of each block of 16 lanes empty), and the 16-row AVX-512 tile
- * kernel behind cvae__gemm_tile. */
+ * most of each block of 16 lanes empty), and a CPU the library's own
+ * kernels run on: AVX-512 (16-lane kernels here and the GEMM's 16-row tile
+ * kernel) or AVX2 with FMA (conv_wino_avx2.c); not where the GEMM is told
+ * to use BLIS's kernels only (CVAE_GEMM_KERNEL=blis). */
 int cvae__conv_wino_ok(const cvae__conv_geom *g);
 
 /* Whether a call over n images should take this path: where it runs and

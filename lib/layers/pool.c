@@ -82,6 +82,53 @@ __attribute__((target("avx512f"))) static void pool2_row_avx512(const float *r0,
         _mm512_mask_storeu_epi32(ai + ox0, om, id);
     }
 }
+
+/* The same row, 8 outputs at a time, for CPUs without AVX-512: AVX2 has no
+ * two-source permute, so the even and odd columns come from in-lane
+ * shuffles put in order by a cross-lane one; masked loads and stores for
+ * the row's last, partial block. */
+__attribute__((target("avx2"))) static void pool2_row_avx2(const float *r0, const float *r1,
+                                                           int w_out, int base, int w_in,
+                                                           float *d, int32_t *ai)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i ev = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (int ox0 = 0; ox0 < w_out; ox0 += 8) {
+        const int n = w_out - ox0 < 8 ? w_out - ox0 : 8;
+        const __m256i lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n), lane);
+        const __m256i hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n - 8), lane);
+        const __m256i om = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
+        const float *a = r0 + 2 * ox0, *b = r1 + 2 * ox0;
+        const __m256 a0 = _mm256_maskload_ps(a, lo), a1 = _mm256_maskload_ps(a + 8, hi);
+        const __m256 b0 = _mm256_maskload_ps(b, lo), b1 = _mm256_maskload_ps(b + 8, hi);
+#define EVEN(x, y)                                                                                \
+    _mm256_castpd_ps(                                                                             \
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x, y, 0x88)), 0xD8))
+#define ODD(x, y)                                                                                 \
+    _mm256_castpd_ps(                                                                             \
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x, y, 0xDD)), 0xD8))
+        __m256 bv = EVEN(a0, a1);
+        const __m256 v1 = ODD(a0, a1), v2 = EVEN(b0, b1), v3 = ODD(b0, b1);
+#undef EVEN
+#undef ODD
+        const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(base + 2 * ox0), ev);
+        __m256 id = _mm256_castsi256_ps(idx);
+        __m256 m = _mm256_cmp_ps(v1, bv, _CMP_GT_OQ);
+        bv = _mm256_blendv_ps(bv, v1, m);
+        id = _mm256_blendv_ps(id, _mm256_castsi256_ps(_mm256_add_epi32(idx, _mm256_set1_epi32(1))),
+                              m);
+        m = _mm256_cmp_ps(v2, bv, _CMP_GT_OQ);
+        bv = _mm256_blendv_ps(bv, v2, m);
+        id = _mm256_blendv_ps(
+            id, _mm256_castsi256_ps(_mm256_add_epi32(idx, _mm256_set1_epi32(w_in))), m);
+        m = _mm256_cmp_ps(v3, bv, _CMP_GT_OQ);
+        bv = _mm256_blendv_ps(bv, v3, m);
+        id = _mm256_blendv_ps(
+            id, _mm256_castsi256_ps(_mm256_add_epi32(idx, _mm256_set1_epi32(w_in + 1))), m);
+        _mm256_maskstore_ps(d + ox0, om, bv);
+        _mm256_maskstore_epi32((int *)(ai + ox0), om, _mm256_castps_si256(id));
+    }
+}
 #else
 #define POOL_X86 0
 #endif
@@ -95,6 +142,7 @@ static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const
     const size_t out_plane = (size_t)g->h_out * (size_t)g->w_out;
 #if POOL_X86
     const int avx512 = __builtin_cpu_supports("avx512f");
+    const int avx2 = !avx512 && __builtin_cpu_supports("avx2");
 #endif
     for (size_t p = p0; p < p1; p++) {
         const float *src = x + p * in_plane;
@@ -114,6 +162,10 @@ static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const
 #if POOL_X86
                 if (avx512) {
                     pool2_row_avx512(r0, r1, g->w_out, base, w_in, d, ai);
+                    continue;
+                }
+                if (avx2) {
+                    pool2_row_avx2(r0, r1, g->w_out, base, w_in, d, ai);
                     continue;
                 }
 #endif
