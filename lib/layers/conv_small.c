@@ -128,7 +128,10 @@ __attribute__((target("avx512f"))) static void small_fwd_avx512(const cvae__conv
 }
 
 /* The same two for AVX2 + FMA: a row of at most 32 is two halves of two
- * 8-float vectors, the lanes past the row's end masked off. The forward
+ * 8-float vectors. Image rows are read whole from the padded copy (plain
+ * loads: AVX2's masked ones are slow, its masked stores slower); the lanes
+ * past the row's end are masked off where they would count: in dy's rows
+ * and in output rows near the plane's end. The forward
  * pass sums every output over the taps in the same order from zero, then
  * adds the bias, so it gives the AVX-512 version's floats; the weight
  * gradient sums its lanes in another order. */
@@ -159,11 +162,13 @@ static AVX2_FMA void small_dw_avx2(const cvae__conv_geom *g, const float *xp, co
                 const float *dr = d + (size_t)r * (size_t)w + 8 * q;
                 const __m256 d0 = _mm256_maskload_ps(dr, m[q]);
                 const __m256 d1 = _mm256_maskload_ps(dr + 8, m[q + 1]);
+                /* image lanes past the row are finite (the padded copy and
+                 * its tail are zeroed) and meet zeros of dy */
                 for (int t = 0; t < taps; t++) {
                     const float *s = xp + (size_t)(r + t / g->kw) * (size_t)wp +
                                      (size_t)(t % g->kw) + 8 * q;
-                    acc[t] = _mm256_fmadd_ps(d0, _mm256_maskload_ps(s, m[q]), acc[t]);
-                    acc[t] = _mm256_fmadd_ps(d1, _mm256_maskload_ps(s + 8, m[q + 1]), acc[t]);
+                    acc[t] = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s), acc[t]);
+                    acc[t] = _mm256_fmadd_ps(d1, _mm256_loadu_ps(s + 8), acc[t]);
                 }
             }
         float *o = dw + (size_t)c * (size_t)taps;
@@ -208,8 +213,7 @@ static AVX2_FMA void small_fwd_avx2(const cvae__conv_geom *g, const float *xp, c
                 for (int t = 0; t < taps; t++) {
                     const float *s = xp + (size_t)(r + t / g->kw) * (size_t)wp +
                                      (size_t)(t % g->kw) + 8 * q;
-                    const __m256 x0 = _mm256_maskload_ps(s, m[q]);
-                    const __m256 x1 = _mm256_maskload_ps(s + 8, m[q + 1]);
+                    const __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + 8);
                     for (int c = 0; c < SMALL_GROUP_AVX2; c++) {
                         const __m256 wt = _mm256_set1_ps(wg[t][c]);
                         a0[c] = _mm256_fmadd_ps(wt, x0, a0[c]);
@@ -225,8 +229,15 @@ static AVX2_FMA void small_fwd_avx2(const cvae__conv_geom *g, const float *xp, c
                         v1 = _mm256_blendv_ps(v1, zero, _mm256_cmp_ps(v1, zero, _CMP_LT_OQ));
                     }
                     float *o = y + (size_t)(c0 + c) * plane + (size_t)r * (size_t)wd + 8 * q;
-                    _mm256_maskstore_ps(o, m[q], v0);
-                    _mm256_maskstore_ps(o + 8, m[q + 1], v1);
+                    if ((size_t)r * (size_t)wd + (size_t)(8 * q + 16) <= plane) {
+                        /* lanes past the row land on later rows of this
+                         * plane, written after this one */
+                        _mm256_storeu_ps(o, v0);
+                        _mm256_storeu_ps(o + 8, v1);
+                    } else {
+                        _mm256_maskstore_ps(o, m[q], v0);
+                        _mm256_maskstore_ps(o + 8, m[q + 1], v1);
+                    }
                 }
             }
     }

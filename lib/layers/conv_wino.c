@@ -19,7 +19,9 @@
  *   U, the transformed weights: [f][c_in rounded][c_out rounded].
  * The transforms run on 16 channels at once, one vector per value, so
  * they need no shuffles; the products read V with broadcasts (rows are
- * tiles) and U with vector loads. */
+ * tiles) and U with vector loads. The kernels here are AVX-512's; on CPUs
+ * with AVX2 and FMA only, conv_wino_avx2.c's do the same on two vectors of
+ * 8 channels, and the once-per-call weight transforms run in plain C. */
 #include "layers/conv_wino.h"
 
 #include <limits.h>

@@ -19,11 +19,40 @@ int cvae__wino_avx2_ok(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* Positions a row at a time: the channels of one position are 16 floats
- * apart in nothing (planes apart in src), so this is a gather; it runs once
- * per image and layer, against the transforms' tens of operations per value. */
-void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int ph, int pw,
-                                   size_t cp, float *dst)
+/* An 8 x 8 transpose in eight registers: a[q] becomes column q of the
+ * block whose rows were a[0..7] (32-bit, then 64-bit interleaves within
+ * 128-bit lanes, then the lanes swapped across). */
+INLINE AVX2 void tr8(__m256 a[8])
+{
+    __m256 t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm256_unpacklo_ps(a[r], a[r + 1]);
+        t[r + 1] = _mm256_unpackhi_ps(a[r], a[r + 1]);
+    }
+    for (int r = 0; r < 8; r += 4) {
+        u[r] = _mm256_shuffle_ps(t[r], t[r + 2], 0x44);
+        u[r + 1] = _mm256_shuffle_ps(t[r], t[r + 2], 0xEE);
+        u[r + 2] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0x44);
+        u[r + 3] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0xEE);
+    }
+    for (int r = 0; r < 4; r++) {
+        a[r] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x20);
+        a[r + 4] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x31);
+    }
+}
+
+/* The first n of the 8 lanes. */
+INLINE AVX2 __m256i first_lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Blocks of 8 channels by 8 positions of a row, transposed in registers.
+ * A block shorter than 8 positions reads on into the plane's next row where
+ * there is one (those lanes are never stored): AVX2's masked loads, and
+ * more so its masked stores, cost several plain ones. */
+AVX2 void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int ph,
+                                        int pw, size_t cp, float *dst)
 {
     const size_t row = (size_t)pw * cp, plane = (size_t)h * (size_t)w;
     for (int y = 0; y < ph; y++) {
@@ -36,27 +65,53 @@ void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pa
         memset(d, 0, (size_t)pad * cp * sizeof *d);
         memset(d + (size_t)(pad + w) * cp, 0, (size_t)(pw - pad - w) * cp * sizeof *d);
         const float *s = src + (size_t)sy * (size_t)w;
-        for (int x = 0; x < w; x++) {
-            float *o = d + (size_t)(pad + x) * cp;
-            for (int ch = 0; ch < c; ch++)
-                o[ch] = s[(size_t)ch * plane + (size_t)x];
-            for (size_t ch = (size_t)c; ch < cp; ch++)
-                o[ch] = 0.0f;
-        }
+        for (size_t c0 = 0; c0 < cp; c0 += 8)
+            for (int x0 = 0; x0 < w; x0 += 8) {
+                const int nx = w - x0 < 8 ? w - x0 : 8;
+                const __m256i mask = first_lanes(nx);
+                __m256 a[8];
+                const size_t at = (size_t)sy * (size_t)w + (size_t)x0;
+                const int whole = at + 8 <= plane;
+                for (int r = 0; r < 8; r++) {
+                    const float *p = s + (c0 + (size_t)r) * plane + (size_t)x0;
+                    a[r] = c0 + (size_t)r >= (size_t)c ? _mm256_setzero_ps()
+                           : whole                     ? _mm256_loadu_ps(p)
+                                                       : _mm256_maskload_ps(p, mask);
+                }
+                tr8(a);
+                float *o = d + (size_t)(pad + x0) * cp + c0;
+                for (int q = 0; q < nx; q++)
+                    _mm256_storeu_ps(o + (size_t)q * cp, a[q]);
+            }
     }
 }
 
-void cvae__wino_avx2_channels_first(const float *ycl, size_t ow, size_t kp, int k, int h, int w,
-                                    float *y)
+/* Rows in order, so a block shorter than 8 may write on into later rows of
+ * its plane (rewritten after it); masked only where it would pass the
+ * plane's end. */
+AVX2 void cvae__wino_avx2_channels_first(const float *ycl, size_t ow, size_t kp, int k, int h,
+                                         int w, float *y)
 {
     const size_t plane = (size_t)h * (size_t)w;
     for (int i = 0; i < h; i++)
-        for (int x = 0; x < w; x++) {
-            const float *s = ycl + ((size_t)i * ow + (size_t)x) * kp;
-            float *o = y + (size_t)i * (size_t)w + (size_t)x;
-            for (int ch = 0; ch < k; ch++)
-                o[(size_t)ch * plane] = s[ch];
-        }
+        for (size_t k0 = 0; k0 < (size_t)k; k0 += 8)
+            for (int x0 = 0; x0 < w; x0 += 8) {
+                const int nx = w - x0 < 8 ? w - x0 : 8;
+                const __m256i mask = first_lanes(nx);
+                const float *s = ycl + ((size_t)i * ow + (size_t)x0) * kp + k0;
+                __m256 a[8];
+                for (int q = 0; q < 8; q++)
+                    a[q] = q < nx ? _mm256_loadu_ps(s + (size_t)q * kp) : _mm256_setzero_ps();
+                tr8(a);
+                const int nr = (size_t)k - k0 < 8 ? (int)((size_t)k - k0) : 8;
+                float *o = y + k0 * plane + (size_t)i * (size_t)w + (size_t)x0;
+                const int whole = (size_t)i * (size_t)w + (size_t)x0 + 8 <= plane;
+                for (int r = 0; r < nr; r++)
+                    if (whole)
+                        _mm256_storeu_ps(o + (size_t)r * plane, a[r]);
+                    else
+                        _mm256_maskstore_ps(o + (size_t)r * plane, mask, a[r]);
+            }
 }
 
 typedef __m256 v8;

@@ -85,8 +85,8 @@ __attribute__((target("avx512f"))) static void pool2_row_avx512(const float *r0,
 
 /* The same row, 8 outputs at a time, for CPUs without AVX-512: AVX2 has no
  * two-source permute, so the even and odd columns come from in-lane
- * shuffles put in order by a cross-lane one; masked loads and stores for
- * the row's last, partial block. */
+ * shuffles put in order by a cross-lane one; masked loads and stores (slow
+ * on AVX2) only for the row's last, partial block. */
 __attribute__((target("avx2"))) static void pool2_row_avx2(const float *r0, const float *r1,
                                                            int w_out, int base, int w_in,
                                                            float *d, int32_t *ai)
@@ -99,8 +99,11 @@ __attribute__((target("avx2"))) static void pool2_row_avx2(const float *r0, cons
         const __m256i hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n - 8), lane);
         const __m256i om = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
         const float *a = r0 + 2 * ox0, *b = r1 + 2 * ox0;
-        const __m256 a0 = _mm256_maskload_ps(a, lo), a1 = _mm256_maskload_ps(a + 8, hi);
-        const __m256 b0 = _mm256_maskload_ps(b, lo), b1 = _mm256_maskload_ps(b + 8, hi);
+        const int whole = n == 8;
+        const __m256 a0 = whole ? _mm256_loadu_ps(a) : _mm256_maskload_ps(a, lo);
+        const __m256 a1 = whole ? _mm256_loadu_ps(a + 8) : _mm256_maskload_ps(a + 8, hi);
+        const __m256 b0 = whole ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, lo);
+        const __m256 b1 = whole ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, hi);
 #define EVEN(x, y)                                                                                \
     _mm256_castpd_ps(                                                                             \
         _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x, y, 0x88)), 0xD8))
@@ -125,8 +128,13 @@ __attribute__((target("avx2"))) static void pool2_row_avx2(const float *r0, cons
         bv = _mm256_blendv_ps(bv, v3, m);
         id = _mm256_blendv_ps(
             id, _mm256_castsi256_ps(_mm256_add_epi32(idx, _mm256_set1_epi32(w_in + 1))), m);
-        _mm256_maskstore_ps(d + ox0, om, bv);
-        _mm256_maskstore_epi32((int *)(ai + ox0), om, _mm256_castps_si256(id));
+        if (whole) {
+            _mm256_storeu_ps(d + ox0, bv);
+            _mm256_storeu_si256((__m256i *)(void *)(ai + ox0), _mm256_castps_si256(id));
+        } else {
+            _mm256_maskstore_ps(d + ox0, om, bv);
+            _mm256_maskstore_epi32((int *)(ai + ox0), om, _mm256_castps_si256(id));
+        }
     }
 }
 #else
