@@ -298,7 +298,6 @@ static AVX512 void weights_avx512(const cvae__conv_geom *g, const float *w, floa
         }
 }
 
-
 /* dw[k][c][ks][ks] = G^T acc_{k,c} G, acc_{k,c}[f] the running sum at
  * point f for the channel pair, stored [f][cb][kb][c % 16][k % 16]: 16
  * output channels side by side. */

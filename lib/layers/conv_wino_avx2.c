@@ -383,15 +383,15 @@ INLINE AVX2 void outer_rows(int R, int r0, int k, const float *v, const float *z
     }
 }
 
-static AVX2 void outer6(int r0, int k, const float *v, const float *z, float beta, float *c)
-{
-    outer_rows(6, r0, k, v, z, beta, c);
-}
-
-static AVX2 void outer4(int r0, int k, const float *v, const float *z, float beta, float *c)
-{
-    outer_rows(4, r0, k, v, z, beta, c);
-}
+/* As the products: one function per row count (6, 6, then 4 of the 16). */
+#define OUTER_ROWS(R)                                                                             \
+    static AVX2 void outer##R(int r0, int k, const float *v, const float *z, float beta,         \
+                              float *c)                                                           \
+    {                                                                                             \
+        outer_rows(R, r0, k, v, z, beta, c);                                                      \
+    }
+OUTER_ROWS(6)
+OUTER_ROWS(4)
 
 void cvae__wino_avx2_outer(int k, const float *v, const float *z, float beta, float *c)
 {
