@@ -3,9 +3,16 @@
  *
  *   bench_threads [--data DIR] [--dataset NAME] [--threads T] [--rounds R]
  *                 [--steps K] [--layers N] [--lib PATH] [--vs PATH] [--ceiling]
+ *                 [--recipe paper|manifold] [--consistency W]
  *
- * Two models of the paper's recipe with the default options (n conv layers
- * per branch, --layers, default 1) are trained on the same data, one
+ * Two models with the default options (n conv layers per branch, --layers,
+ * default 1) are trained on the same data, with the paper's recipe
+ * (--recipe paper, the default: mixture prior, no augmentation) or the
+ * library's default recipe (--recipe manifold: its pretraining step, which
+ * augments every image and runs the clean images through the encoder too,
+ * forward and back, for the consistency term; --consistency W sets that
+ * term's weight, and 0 leaves the augmented step the fine-tuning epochs
+ * run, less their cheap pseudo-label term). One model is
  * configured for 1 thread and one for T (default 2), in R rounds (default
  * 12): each round runs K (default 20) training steps of the 1-thread model,
  * then K of the T-thread one, through the public cvae_model_train
@@ -100,6 +107,7 @@ typedef struct lib {
     cvae_status (*config_create)(cvae_config **);
     cvae_status (*config_set_recipe)(cvae_config *, cvae_recipe);
     cvae_status (*config_set_threads)(cvae_config *, int);
+    cvae_status (*config_set_consistency_weight)(cvae_config *, double);
     cvae_status (*config_get_branches)(const cvae_config *, int *);
     cvae_status (*config_get_conv_branch)(const cvae_config *, int, int *, int *, int *);
     cvae_status (*config_set_conv_branch)(cvae_config *, int, int, int, int);
@@ -147,7 +155,7 @@ static void sym(void *h, const char *path, const char *name, void *fn, size_t si
     X(last_error) X(config_create) X(config_set_recipe) X(config_set_threads)                  \
     X(config_get_branches) X(config_get_conv_branch) X(config_set_conv_branch)                 \
     X(config_destroy) X(model_create) X(model_destroy) X(model_train) X(dataset_load_idx)      \
-    X(dataset_destroy)
+    X(dataset_destroy) X(config_set_consistency_weight)
 
 static void load(lib *l, const char *path)
 {
@@ -186,11 +194,19 @@ static int on_progress(void *user, int epoch, int64_t batch, int64_t batches,
     return s->calls >= s->want + 2;
 }
 
-static cvae_model *make_model(const lib *l, int threads, int layers)
+/* The recipe's step that is timed: --recipe and --consistency. */
+typedef struct step_kind {
+    int manifold;       /* the default recipe's pretraining step, not the paper's */
+    double consistency; /* its consistency weight; < 0: the recipe's own */
+} step_kind;
+
+static cvae_model *make_model(const lib *l, int threads, int layers, const step_kind *sk)
 {
     cvae_config *cfg;
     CHECK(l, l->config_create(&cfg));
-    CHECK(l, l->config_set_recipe(cfg, CVAE_RECIPE_PAPER));
+    CHECK(l, l->config_set_recipe(cfg, sk->manifold ? CVAE_RECIPE_MANIFOLD : CVAE_RECIPE_PAPER));
+    if (sk->manifold && sk->consistency >= 0)
+        CHECK(l, l->config_set_consistency_weight(cfg, sk->consistency));
     CHECK(l, l->config_set_threads(cfg, threads));
     int branches;
     CHECK(l, l->config_get_branches(cfg, &branches));
@@ -305,6 +321,7 @@ int main(int argc, char **argv)
     const char *dataset = "mnist", *path[2] = {CVAE_BENCH_LIB, NULL};
     int threads = 2, rounds = 12, k = 20, layers = 1;
     int ceiling = 0;
+    step_kind sk = {0, -1.0};
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--ceiling") == 0) {
@@ -315,7 +332,7 @@ int main(int argc, char **argv)
         if (!v) {
             fprintf(stderr, "usage: bench_threads [--data DIR] [--dataset NAME] [--threads T] "
                             "[--rounds R] [--steps K] [--layers N] [--lib PATH] [--vs PATH] "
-                            "[--ceiling]\n");
+                            "[--ceiling] [--recipe paper|manifold] [--consistency W]\n");
             return 2;
         }
         if (strcmp(a, "--data") == 0)
@@ -332,12 +349,25 @@ int main(int argc, char **argv)
             layers = int_arg(a, v, 1, 16);
         else if (strcmp(a, "--lib") == 0)
             path[0] = v;
+        else if (strcmp(a, "--recipe") == 0) {
+            if (strcmp(v, "paper") != 0 && strcmp(v, "manifold") != 0) {
+                fprintf(stderr, "bench_threads: --recipe must be paper or manifold\n");
+                return 2;
+            }
+            sk.manifold = strcmp(v, "manifold") == 0;
+        }
+        else if (strcmp(a, "--consistency") == 0)
+            sk.consistency = int_arg(a, v, 0, 1000000);
         else if (strcmp(a, "--vs") == 0)
             path[1] = v;
         else {
             fprintf(stderr, "bench_threads: unknown option %s\n", a);
             return 2;
         }
+    }
+    if (sk.consistency >= 0 && !sk.manifold) {
+        fprintf(stderr, "bench_threads: --consistency needs --recipe manifold\n");
+        return 2;
     }
     char img[1024], lab[1024];
     /* as scripts/fetch-data.sh stores them: MNIST unpacked, Fashion-MNIST
@@ -359,8 +389,8 @@ int main(int argc, char **argv)
         load(l, path[b]);
         if (l->dataset_load_idx(img, lab, &l->ds) != CVAE_OK)
             die(l, img);
-        l->m[0] = make_model(l, 1, layers);
-        l->m[1] = make_model(l, threads, layers);
+        l->m[0] = make_model(l, 1, layers, &sk);
+        l->m[1] = make_model(l, threads, layers, &sk);
         l->ratio = malloc((size_t)rounds * sizeof *l->ratio);
         l->ceiling = ceiling && b == 0 ? malloc((size_t)rounds * sizeof *l->ceiling) : NULL;
         for (int t = 0; t < 2; t++)
@@ -384,8 +414,18 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    printf("bench_threads: %s, paper recipe, n=%d, 1 thread against %d, %d rounds of %d steps\n",
-           dataset, layers, threads, rounds, k);
+    char what[96];
+    if (!sk.manifold)
+        snprintf(what, sizeof what, "the paper's recipe");
+    else if (sk.consistency == 0)
+        snprintf(what, sizeof what, "the default recipe's augmented step, no consistency term");
+    else if (sk.consistency > 0)
+        snprintf(what, sizeof what, "the default recipe's pretraining step, consistency weight %g",
+                 sk.consistency);
+    else
+        snprintf(what, sizeof what, "the default recipe's pretraining step");
+    printf("bench_threads: %s, %s, n=%d, 1 thread against %d, %d rounds of %d steps\n", dataset,
+           what, layers, threads, rounds, k);
     printf("lib %s\n", path[0]);
     if (path[1])
         printf("vs  %s\n", path[1]);

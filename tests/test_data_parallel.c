@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/threads.h"
 #include "small_model.h"
 #include "training/data_parallel.h"
 
@@ -651,6 +652,56 @@ static void test_settings_checked(void **state)
     cvae_dataset_destroy(data);
 }
 
+/* Adding a part's buckets into the step's sum, on the default model (its
+ * encoder bucket is 2.5 million floats): cut between two threads at the
+ * learned share and at fixed shares a quarter and three quarters in, the
+ * sum is the plain loop's, bit for bit. */
+static void test_bucket_add_threads(void **state)
+{
+    (void)state;
+    cvae_config *c;
+    assert_int_equal(cvae_config_create(&c), CVAE_OK);
+    cvae_model *m;
+    assert_int_equal(cvae_model_create(c, &m), CVAE_OK);
+    cvae_config_destroy(c);
+    const size_t n = m->nparams;
+    float *base = malloc(n * sizeof *base), *scratch = malloc(n * sizeof *scratch);
+    float *want = malloc(n * sizeof *want), *sum = malloc(n * sizeof *sum);
+    assert_true(base && scratch && want && sum);
+    cvae__rng r;
+    cvae__rng_seed(&r, 5);
+    for (size_t i = 0; i < n; i++) {
+        base[i] = cvae__rng_uniform(&r) - 0.5f;
+        scratch[i] = 1e-3f * (cvae__rng_uniform(&r) - 0.5f);
+        want[i] = base[i] + scratch[i];
+    }
+    size_t lo, hi;
+    cvae__dp_bucket_range(m, CVAE__BUCKET_ENCODER, &lo, &hi);
+    assert_true(hi - lo > ((size_t)1 << 20));
+    const int before = cvae__threads_get();
+    for (int run = 0; run < 4; run++) {
+        cvae__threads_set(run ? 2 : 1);
+        cvae__parallel_fix_share(run == 2 ? 0.25 : run == 3 ? 0.75 : 0.0);
+        memcpy(sum, base, n * sizeof *sum);
+        m->par.sum = sum;
+        m->par.scratch = scratch;
+        m->par.adding = 1;
+        for (int id = 0; id < cvae__dp_buckets(m); id++)
+            cvae__dp_bucket_done(m, id);
+        assert_memory_equal(sum, want, n * sizeof *sum);
+    }
+    cvae__parallel_fix_share(0.0);
+    cvae__threads_set(before);
+    m->par.sum = NULL;
+    m->par.scratch = NULL;
+    m->par.adding = 0;
+    free(base);
+    free(scratch);
+    free(want);
+    free(sum);
+    cvae_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_micro_batch_group),
         cmocka_unit_test(test_overlap),
         cmocka_unit_test(test_settings_checked),
+        cmocka_unit_test(test_bucket_add_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -713,7 +713,7 @@ static void test_contrast(void **state)
         const int n = sizes[t][0], s = sizes[t][1];
         const size_t ns = (size_t)n * s;
         contrast_ctx x = {n, s, xcalloc(ns, 4), xcalloc(ns, 4), 1.5f, 2.5f, 1.0f / (float)n,
-                          xcalloc(2 * (size_t)n * n, sizeof(double))};
+                          xcalloc(cvae__loss_contrast_work(n), sizeof(double))};
         fill(&r, x.c, ns, -1.0f, 1.0f);
         /* each transformed code near its clean one, as training makes them */
         for (size_t i = 0; i < ns; i++)
@@ -738,12 +738,55 @@ static void test_contrast(void **state)
      * and its log to -inf; the shifted sums stay finite. */
     {
         float a[2] = {0.0f, 300.0f}, c[2] = {0.5f, 300.5f}, da[2] = {0, 0}, dc[2];
-        double work[8];
+        double work[2 * 2 * 3]; /* cvae__loss_contrast_work(2) */
+        assert_true(cvae__loss_contrast_work(2) == sizeof work / sizeof work[0]);
         double v = cvae__loss_contrast(2, 1, a, c, 0.01f, 1.0f, 0.5f, work, da, dc);
         assert_true(isfinite(v) && isfinite(da[0]) && isfinite(dc[1]));
     }
     print_message("contrast: max FD rel error %.3e\n", worst);
     assert_true(worst < FD_TOL);
+}
+
+/* A batch of 100 codes of 50, the default recipe's: at 2 threads each pass
+ * over the logits is cut into runs of rows (at the learned share, and at
+ * fixed shares a quarter and three quarters in), and the value and both
+ * gradients are the 1-thread bits. */
+static void test_contrast_threads(void **state)
+{
+    (void)state;
+    enum { N = 100, S = 50, NS = N * S, RUNS = 4 };
+    cvae__rng r;
+    cvae__rng_seed(&r, 709);
+    float *a = xcalloc(NS, 4), *c = xcalloc(NS, 4), *da[RUNS], *dc[RUNS];
+    double *work = xcalloc(cvae__loss_contrast_work(N), sizeof(double)), v[RUNS];
+    fill(&r, c, NS, -1.0f, 1.0f);
+    for (size_t i = 0; i < NS; i++)
+        a[i] = c[i] + 0.3f * (cvae__rng_uniform(&r) - 0.5f);
+    const int before = cvae__threads_get();
+    for (int t = 0; t < RUNS; t++) {
+        da[t] = xcalloc(NS, 4);
+        dc[t] = xcalloc(NS, 4);
+        fill_const(da[t], NS, 0.125f);
+        fill_const(dc[t], NS, NAN);
+        cvae__threads_set(t ? 2 : 1);
+        cvae__parallel_fix_share(t == 2 ? 0.25 : t == 3 ? 0.75 : 0.0);
+        v[t] = cvae__loss_contrast(N, S, a, c, 4.0f, 10.0f, 0.01f, work, da[t], dc[t]);
+    }
+    cvae__parallel_fix_share(0.0);
+    cvae__threads_set(before);
+    assert_close(v[0], ref_contrast(N, S, a, c, 4.0f, 10.0f), VAL_TOL);
+    for (int t = 1; t < RUNS; t++) {
+        assert_memory_equal(&v[0], &v[t], sizeof v[0]);
+        assert_memory_equal(da[0], da[t], NS * sizeof(float));
+        assert_memory_equal(dc[0], dc[t], NS * sizeof(float));
+    }
+    for (int t = 0; t < RUNS; t++) {
+        free(da[t]);
+        free(dc[t]);
+    }
+    free(a);
+    free(c);
+    free(work);
 }
 
 /* ------------------------------------------------------------ pseudo-label */
@@ -817,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_zero_q_finite),
         cmocka_unit_test(test_consistency),
         cmocka_unit_test(test_contrast),
+        cmocka_unit_test(test_contrast_threads),
         cmocka_unit_test(test_pseudo),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,7 +115,7 @@ static double step_loss(cvae_model *m, void *ctx)
     double extra = 0;
     if (contrast) {
         /* the whole batch's term, which the training loop adds */
-        double work[2 * 8 * 8];
+        double work[2 * 8 * 9]; /* cvae__loss_contrast_work(8) */
         assert_true(in->n <= 8);
         extra = cvae__loss_contrast(in->n, m->s, m->mu, in->ref,
                                     (float)m->cfg.contrast_temperature,

@@ -7,6 +7,7 @@
 #ifndef CVAE_LOSS_H
 #define CVAE_LOSS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* 0.5 * sum_p (x - xhat)^2 per image. dpre (n*P) receives the gradient of
@@ -45,7 +46,8 @@ double cvae__loss_balance_from_sums(int n, int k, const double *colsum, int64_t 
  * S_ij = -|a_i - c_j|^2 / tau, value weight * (1/n) * sum_i of the mean of
  * the row and column cross-entropies -log softmax(S)_ii. Adds
  * weight * scale * dvalue/da to da and writes that of c to dc (both may be
- * NULL for the value only). work: 2 n^2 doubles. */
+ * NULL for the value only). work: cvae__loss_contrast_work(n) doubles. */
+size_t cvae__loss_contrast_work(int n);
 double cvae__loss_contrast(int n, int s, const float *a, const float *c, float tau, float weight,
                            float scale, double *work, float *da, float *dc);
 

@@ -209,6 +209,9 @@ void cvae__model_pair(cvae_model *model, int n, double macs,
  * train == 0 uses z = mu. need_decoder == 0 skips the decoder. */
 #define CVAE__TRAIN_REUSE_EPS 2
 void cvae__forward(cvae_model *model, int n, int train, int need_decoder);
+/* The part of cvae__forward up to the codes (mu, log-variance and z): no
+ * category head, no decoder. */
+void cvae__forward_codes(cvae_model *model, int n, int train);
 
 /* Allocate a model with its layout, parameters and workspace but
  * uninitialised weights (cvae_model_create initialises them). */

@@ -52,7 +52,7 @@ static void category_or_decoder(void *ctx, int part, int parts)
         cvae__vae_decode_first(r->model, r->n);
 }
 
-void cvae__forward(cvae_model *model, int n, int train, int need_decoder)
+void cvae__forward_codes(cvae_model *model, int n, int train)
 {
     const float *in = model->x;
     for (int b = 0; b < model->nb; b++) {
@@ -68,6 +68,11 @@ void cvae__forward(cvae_model *model, int n, int train, int need_decoder)
     }
 
     cvae__vae_encode(model, n, train);
+}
+
+void cvae__forward(cvae_model *model, int n, int train, int need_decoder)
+{
+    cvae__forward_codes(model, n, train);
     if (!need_decoder) {
         cvae__category_forward(model, n);
         return;
@@ -142,23 +147,33 @@ static double shared_batch_terms(cvae_model *model, int n, double *recon, double
  * to them, and without it nothing writes them) and the frozen tensors
  * (frozen conv filters, an image decoder no loss reaches) are cleared.
  * Padding between tensors is never written and stays as allocated: zero. */
-void cvae__grads_clear_unwritten(cvae_model *model, int n)
+static void clear_unwritten_below(cvae_model *model, int n, size_t end)
 {
     if (n == 0) {
-        memset(model->grads, 0, model->nparams * sizeof(float));
+        memset(model->grads, 0, end * sizeof(float));
         return;
     }
     for (int i = 0; i < model->nparam; i++) {
         const cvae__param *p = &model->ptab[i];
-        if (!p->trainable || p->offset == model->means)
+        if (p->offset < end && (!p->trainable || p->offset == model->means))
             memset(GRD(p->offset), 0, p->count * sizeof(float));
     }
+}
+
+void cvae__grads_clear_unwritten(cvae_model *model, int n)
+{
+    clear_unwritten_below(model, n, model->nparams);
 }
 
 void cvae__consistency_backward(cvae_model *model, int n, const float *target, float weight,
                                 float scale)
 {
-    memset(model->grads, 0, model->nparams * sizeof(float));
+    /* The pass below writes the gradients of the branches and the encoder
+     * (the layout's first part, up to the decoder) as the full backward
+     * pass does: only what that leaves unwritten is cleared. The decoder's
+     * and the category head's buckets get nothing from this pass, so they
+     * are neither cleared nor added to the sum (only handed on). */
+    clear_unwritten_below(model, n, model->d1_w);
     const size_t ns = (size_t)n * model->s;
     for (size_t i = 0; i < ns; i++) {
         model->dmu[i] = model->cfg.contrast_temperature > 0.0
@@ -172,8 +187,11 @@ void cvae__consistency_backward(cvae_model *model, int n, const float *target, f
      * head's feature input. */
     if (model->cfg.cat_input == CVAE_CATEGORY_INPUT_FEATURES)
         memset(model->dc1, 0, (size_t)n * model->cat_units * sizeof(float));
+    const int adding = model->par.adding;
+    model->par.adding = 0;
     cvae__dp_bucket_done(model, CVAE__BUCKET_DECODER);
     cvae__dp_bucket_done(model, CVAE__BUCKET_CATEGORY);
+    model->par.adding = adding;
     cvae__vae_encoder_backward(model, n);
     cvae__dp_bucket_done(model, CVAE__BUCKET_ENCODER);
     if (model->nb > 0 && model->cfg.conv_trainable)

@@ -83,11 +83,11 @@ static void fill_eps(const cvae_model *model, const int64_t *idx, int n, float *
     }
 }
 
-/* The gather of a batch's images and, with eps, their sampling noise: both
- * per image, so the rows are split into the parts of one job (the noise,
- * a Box-Muller pair of log, sqrt, sin and cos per two values, takes about
- * as long as a small layer, and would run on one thread). The values do
- * not depend on the split. */
+/* The gather of a batch's images (unless data is NULL) and, with eps, their
+ * sampling noise: both per image, so the rows are split into the parts of
+ * one job (the noise, a Box-Muller pair of log, sqrt, sin and cos per two
+ * values, takes about as long as a small layer, and would run on one
+ * thread). The values do not depend on the split. */
 typedef struct rows_job {
     const cvae_model *model;
     const cvae_dataset *data;
@@ -101,7 +101,9 @@ static void rows_part(void *ctx, int part, int parts)
     int64_t lo, hi;
     cvae__shard(j->n, part, parts, &lo, &hi);
     const int rows = (int)(hi - lo);
-    cvae__dataset_gather_f32(j->data, j->idx + lo, rows, j->model->x + (size_t)lo * j->model->P);
+    if (j->data)
+        cvae__dataset_gather_f32(j->data, j->idx + lo, rows,
+                                 j->model->x + (size_t)lo * j->model->P);
     if (j->eps)
         fill_eps(j->model, j->idx + lo, rows, j->model->eps + (size_t)lo * j->model->s);
 }
@@ -174,7 +176,7 @@ static void load_rows(cvae_model *model, const batch_ctx *bc, const int64_t *idx
             memcpy(model->alt.x, model->x, (size_t)n * model->P * sizeof *model->x);
             cvae__model_swap_encoder(model);
         }
-        cvae__forward(model, n, 0, 0);
+        cvae__forward_codes(model, n, 0);
         memcpy(bc->ref, model->mu, (size_t)n * model->s * sizeof *bc->ref);
         if (keep)
             cvae__model_swap_encoder(model);
@@ -197,7 +199,7 @@ static void load_rows(cvae_model *model, const batch_ctx *bc, const int64_t *idx
         model->pl_weight = (float)c->pseudo_weight;
     }
     if (clean)
-        fill_eps(model, idx, n, model->eps);
+        gather_rows(model, NULL, idx, n, 1); /* the noise alone */
 }
 
 static cvae_status reduce_failed(const cvae_model *model, const batch_ctx *bc)
@@ -266,7 +268,7 @@ static void consistency_clean_side(cvae_model *model, const batch_ctx *bc, const
         cvae__model_swap_encoder(model);
     } else {
         cvae__dataset_gather_f32(bc->data, idx, n, model->x);
-        cvae__forward(model, n, 0, 0);
+        cvae__forward_codes(model, n, 0);
     }
     float *grads = model->grads;
     const int adding = p->adding;
@@ -444,7 +446,7 @@ cvae_status cvae_model_train(cvae_model *model, const cvae_dataset *data, int ep
     if (contrast) {
         bc.gcodes = malloc((size_t)2 * model->B * model->s * sizeof *bc.gcodes);
         bc.gdcodes = malloc((size_t)2 * model->B * model->s * sizeof *bc.gdcodes);
-        bc.cwork = malloc((size_t)2 * model->B * model->B * sizeof *bc.cwork);
+        bc.cwork = malloc(cvae__loss_contrast_work(model->B) * sizeof *bc.cwork);
     }
     bc.plb = manifold ? malloc((size_t)model->B * sizeof *bc.plb) : NULL;
     /* the gradient of a later part of a step computed in parts, and of the
