@@ -18,7 +18,10 @@
  * consecutive seeds, the ACC of the one whose partition has the highest
  * modularity: what the manifold step's manifold_runs = R keeps) --extra E
  * (fit K + E components and merge them to K by modularity, as the manifold
- * step's extra clusters do; the embedding's dimension 0 then means K + E). */
+ * step's extra clusters do; the embedding's dimension 0 then means K + E)
+ * --driver R (instead of the stages: time cvae__manifold_cluster with R
+ * runs, as the training's manifold step calls it, with responsibilities;
+ * at T threads the runs are shared out to the threads). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
@@ -90,7 +93,7 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *images = NULL, *labels_path = NULL, *codes = NULL, *save = NULL, *save_assign = NULL;
-    int runs = 1, d = 0, k = 10, seeds = 1, threads = 1, baseline = 0, check = 0;
+    int runs = 1, d = 0, k = 10, seeds = 1, threads = 1, baseline = 0, check = 0, driver = 0;
     int64_t limit = 0;
     cvae__manifold_options o;
     cvae__manifold_defaults(&o);
@@ -134,6 +137,8 @@ int main(int argc, char **argv)
             save = v;
         else if (ARG("--runs"))
             runs = atoi(v);
+        else if (ARG("--driver"))
+            driver = atoi(v);
         else if (ARG("--save-assign"))
             save_assign = v;
         else if (strcmp(a, "--baseline") == 0)
@@ -219,6 +224,23 @@ int main(int argc, char **argv)
            (long long)n, d, k, o.extra, o.neighbors, dim,
            o.embed.init == CVAE__EMBED_INIT_RANDOM ? "random" : "spectral", threads);
     printf("  peak memory after loading: %.1f MiB\n", peak_mib());
+
+    if (driver > 0) {
+        cvae__manifold_options mo = o;
+        mo.runs = driver;
+        int32_t *da = malloc((size_t)n * sizeof *da);
+        float *resp = malloc((size_t)n * k * sizeof *resp);
+        double q = 0;
+        const double t0 = now(), c0 = cpu();
+        if (!da || !resp || cvae__manifold_cluster(x, n, d, k, &mo, da, resp, &q) != CVAE_OK)
+            die("manifold_cluster");
+        printf("cvae__manifold_cluster: %d runs, %.2f s (cpu %.2f s), modularity %.4f, peak %.1f "
+               "MiB\n",
+               driver, now() - t0, cpu() - c0, q, peak_mib());
+        metrics(labels, da, n, "manifold step", NULL);
+        free(da), free(resp), free(x), free(labels);
+        return 0;
+    }
 
     /* ---- kNN and graph, once ---- */
     const int nb = o.neighbors;

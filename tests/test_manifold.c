@@ -222,6 +222,54 @@ static void test_runs_keep_the_best(void **state)
     free(x), free(lab), free(best), free(one), free(first);
 }
 
+/* Several runs shared out to 2 and 3 threads (run r on part r % parts,
+ * each part keeping its best): the same run kept as on one thread, so the
+ * same partition, responsibilities and score, bit for bit; with spare
+ * components merged back too. */
+static void test_runs_shared_by_threads(void **state)
+{
+    (void)state;
+    const int k = 4, per = 60, d = 8;
+    const int cap = k * per + 5 * k;
+    float *x = malloc((size_t)cap * d * sizeof *x);
+    int32_t *lab = malloc((size_t)cap * sizeof *lab);
+    int32_t *a[3];
+    float *resp[3];
+    for (int t = 0; t < 3; t++) {
+        a[t] = malloc((size_t)cap * sizeof *a[t]);
+        resp[t] = malloc((size_t)cap * k * sizeof *resp[t]);
+        assert_true(a[t] && resp[t]);
+    }
+    assert_true(x && lab);
+    const int n = make(k, per, d, x, lab, 5);
+    const int before = cvae_get_num_threads();
+    for (int extra = 0; extra <= 2; extra += 2) {
+        cvae__manifold_options o = small_options(8, 3, 1);
+        o.seed = 77;
+        o.runs = 5;
+        o.extra = extra;
+        double q[3];
+        for (int t = 0; t < 3; t++) {
+            assert_int_equal(cvae_set_num_threads(t + 1), CVAE_OK);
+            assert_int_equal(cvae__manifold_cluster(x, n, d, k, &o, a[t], resp[t], &q[t]),
+                             CVAE_OK);
+        }
+        for (int t = 1; t < 3; t++) {
+            assert_memory_equal(a[0], a[t], (size_t)n * sizeof *a[0]);
+            assert_memory_equal(resp[0], resp[t], (size_t)n * k * sizeof *resp[0]);
+            assert_memory_equal(&q[0], &q[t], sizeof q[0]);
+        }
+        /* the outputs may be left out on more threads too */
+        double q2;
+        assert_int_equal(cvae__manifold_cluster(x, n, d, k, &o, NULL, NULL, &q2), CVAE_OK);
+        assert_memory_equal(&q[0], &q2, sizeof q2);
+    }
+    assert_int_equal(cvae_set_num_threads(before), CVAE_OK);
+    for (int t = 0; t < 3; t++)
+        free(a[t]), free(resp[t]);
+    free(x), free(lab);
+}
+
 /* The greedy merge against a reference that, at every step, rescores each
  * candidate pair's merged partition from scratch with
  * cvae__graph_modularity (itself checked against the dense formula above)
@@ -335,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_blobs),
         cmocka_unit_test(test_modularity_reference),
         cmocka_unit_test(test_runs_keep_the_best),
+        cmocka_unit_test(test_runs_shared_by_threads),
         cmocka_unit_test(test_merge_reference),
         cmocka_unit_test(test_extra_merged_back),
         cmocka_unit_test(test_bad_args),

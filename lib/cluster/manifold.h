@@ -2,7 +2,9 @@
  * k-nearest-neighbour graph of the codes, a UMAP-style embedding of that
  * graph in as many dimensions as clusters, then a full-covariance Gaussian
  * mixture fitted to the embedding. Memory is O(n (neighbours + dim + k))
- * plus fixed per-thread tiles; no n x n matrix is ever formed. */
+ * plus fixed per-thread tiles, and O(n (dim + k)) more for each thread
+ * beyond the first when several runs share the threads; no n x n matrix is
+ * ever formed. */
 #ifndef CVAE_MANIFOLD_H
 #define CVAE_MANIFOLD_H
 
