@@ -183,8 +183,8 @@ void cvae__consistency_backward(cvae_model *model, int n, const float *target, f
         model->dz[i] = 0.0f;
     }
     /* Only mu carries a gradient: nothing reaches the decoder or the
-     * category head, whose buckets are empty, nor the branches through the
-     * head's feature input. */
+     * category head (their buckets are left as they are, see above), nor
+     * the branches through the head's feature input. */
     if (model->cfg.cat_input == CVAE_CATEGORY_INPUT_FEATURES)
         memset(model->dc1, 0, (size_t)n * model->cat_units * sizeof(float));
     const int adding = model->par.adding;
