@@ -2,7 +2,7 @@
 # libconvvae against the same model in PyTorch, on the machine it runs on.
 #
 #   bench/run.sh [--quick] [--rows "N ..."] [--reps N] [--build DIR] [--out DIR]
-#                [--torch-blas DIR]
+#                [--torch-blas DIR] [--torch-core NAME]
 #
 # For every convolutional configuration of the paper's Table 1 (rows 1-14 of
 # bench/reproduce.sh --list: MNIST s=2..100 with n=1-2, m=128-512;
@@ -38,12 +38,15 @@
 # the system's choice:
 #     apt-get download libopenblas0-pthread && dpkg -x libopenblas0-pthread_*.deb ob
 #     bench/run.sh --torch-blas "$PWD/ob/usr/lib/x86_64-linux-gnu/openblas-pthread"
+# OpenBLAS's kernel set is then the fastest of its recent x86-64 sets in a
+# short trial (printed first); --torch-core NAME (an OPENBLAS_CORETYPE value,
+# or auto for OpenBLAS's own choice) skips the trial.
 # Needs: the build dependencies (scripts/install-deps.sh), the data
 # (scripts/fetch-data.sh) and Debian's python3-torch.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0 torch_blas=
+reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0 torch_blas= torch_core=
 rows_sel=
 build=${CVAE_BENCH_BUILD:-$here/build-bench}
 out=$here/bench/runs/run-sh
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
         --build) build=$2; shift ;;
         --out) out=$2; shift ;;
         --torch-blas) torch_blas=$2; shift ;;
+        --torch-core) torch_core=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -130,6 +134,46 @@ threads=(1 2)
 echo "bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC'), reps $reps, $batches timed batches after $warmup warm-up"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(uptime | sed 's/^ *//')"
 echo "PyTorch's BLAS: ${torch_blas:-the system libblas.so.3 ($(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown))}"
+
+# OpenBLAS picks its kernels by CPU model, and a release older than the CPU
+# may pick worse ones than it has: on AMD's Zen 5, OpenBLAS 0.3.21's
+# SkylakeX AVX-512 kernels trained the n=5 Fashion-MNIST model 9% faster at
+# 1 thread than its Haswell AVX2 ones. So unless --torch-core names a set,
+# PyTorch trains the default model (row 5, where the dense layers' products
+# take the largest share of the step) briefly under each kernel set
+# OpenBLAS has for recent x86-64 CPUs, and under OPENBLAS_CORETYPE as
+# inherited, and keeps the fastest for every run. A set this CPU cannot run
+# fails its trial and is skipped; with a BLAS other than OpenBLAS the
+# variable does nothing and the trials differ only by noise.
+if [ -z "$torch_core" ]; then
+    cores=(${OPENBLAS_CORETYPE:-auto})
+    for core in auto Haswell Zen SkylakeX Cooperlake; do
+        [[ " ${cores[*]} " == *" $core "* ]] || cores+=("$core")
+    done
+    declare -A best_of=()
+    # Three rounds, each trying every set in turn, so that a slow phase of
+    # the machine falls on all of them; a set's best round counts.
+    for round in 1 2 3; do
+        for core in "${cores[@]}"; do
+            w=$(env $([ "$core" = auto ] && echo -u OPENBLAS_CORETYPE || echo "OPENBLAS_CORETYPE=$core") \
+                LD_LIBRARY_PATH=$torch_ld OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
+                "$py" "$tr" --dataset mnist --latent 50 --layers 1 --units 512 --batch 100 \
+                --threads 1 --warmup 2 --batches 10 2>/dev/null | awk '$1 == "RESULT" && $2 == "train_img_s" { print $3 }') || w=
+            [ -n "$w" ] && best_of[$core]=$(awk -v a="${best_of[$core]:-0}" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
+        done
+    done
+    best=0
+    for core in "${cores[@]}"; do
+        v=${best_of[$core]:-0}
+        if [ "$v" = 0 ]; then
+            echo "OpenBLAS kernels for PyTorch: $core did not run"
+            continue
+        fi
+        echo "OpenBLAS kernels for PyTorch: $core trained $(fmt "$v" %.0f) img/s (row 5, 1 thread, best of 3 rounds)"
+        if awk -v a="$v" -v b="$best" 'BEGIN { exit !(a > b) }'; then best=$v torch_core=$core; fi
+    done
+fi
+echo "OpenBLAS kernels for PyTorch: $torch_core"
 echo
 
 echo "== same-model check (libconvvae checkpoint after 20 steps -> PyTorch, first 100 test images)"
@@ -154,7 +198,8 @@ for c in "${configs[@]}"; do
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: libconvvae" >&2
             "$bt" "${common[@]}" >"$out/raw/$name-t$t-lib-$r.txt"
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: PyTorch" >&2
-            LD_LIBRARY_PATH=$torch_ld OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
+            env $([ "$torch_core" = auto ] && echo -u OPENBLAS_CORETYPE || echo "OPENBLAS_CORETYPE=$torch_core") \
+                LD_LIBRARY_PATH=$torch_ld OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
                 "$py" "$tr" "${common[@]}" >"$out/raw/$name-t$t-torch-$r.txt"
         done
         echo "[$(date +%H:%M:%S)] $name, $t thread(s): GEMM rates and breakdown" >&2
