@@ -46,7 +46,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0 torch_blas= torch_core=
+reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0 torch_blas='' torch_core=''
 rows_sel=
 build=${CVAE_BENCH_BUILD:-$here/build-bench}
 out=$here/bench/runs/run-sh
@@ -145,18 +145,24 @@ echo "PyTorch's BLAS: ${torch_blas:-the system libblas.so.3 ($(readlink -f /usr/
 # inherited, and keeps the fastest for every run. A set this CPU cannot run
 # fails its trial and is skipped; with a BLAS other than OpenBLAS the
 # variable does nothing and the trials differ only by noise.
+
+# env's arguments for kernel set $1 in core_args (auto: OpenBLAS's own choice)
+core_env() {
+    if [ "$1" = auto ]; then core_args=(-u OPENBLAS_CORETYPE); else core_args=("OPENBLAS_CORETYPE=$1"); fi
+}
 if [ -z "$torch_core" ]; then
-    cores=(${OPENBLAS_CORETYPE:-auto})
+    cores=("${OPENBLAS_CORETYPE:-auto}")
     for core in auto Haswell Zen SkylakeX Cooperlake; do
         [[ " ${cores[*]} " == *" $core "* ]] || cores+=("$core")
     done
     declare -A best_of=()
     # Three rounds, each trying every set in turn, so that a slow phase of
     # the machine falls on all of them; a set's best round counts.
-    for round in 1 2 3; do
+    for _ in 1 2 3; do
         for core in "${cores[@]}"; do
-            w=$(env $([ "$core" = auto ] && echo -u OPENBLAS_CORETYPE || echo "OPENBLAS_CORETYPE=$core") \
-                LD_LIBRARY_PATH=$torch_ld OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
+            core_env "$core"
+            w=$(env "${core_args[@]}" \
+                LD_LIBRARY_PATH="$torch_ld" OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
                 "$py" "$tr" --dataset mnist --latent 50 --layers 1 --units 512 --batch 100 \
                 --threads 1 --warmup 2 --batches 10 2>/dev/null | awk '$1 == "RESULT" && $2 == "train_img_s" { print $3 }') || w=
             [ -n "$w" ] && best_of[$core]=$(awk -v a="${best_of[$core]:-0}" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
@@ -173,7 +179,10 @@ if [ -z "$torch_core" ]; then
         if awk -v a="$v" -v b="$best" 'BEGIN { exit !(a > b) }'; then best=$v torch_core=$core; fi
     done
 fi
+[ -n "$torch_core" ] || torch_core=auto
 echo "OpenBLAS kernels for PyTorch: $torch_core"
+core_env "$torch_core"
+torch_args=("${core_args[@]}")
 echo
 
 echo "== same-model check (libconvvae checkpoint after 20 steps -> PyTorch, first 100 test images)"
@@ -198,7 +207,7 @@ for c in "${configs[@]}"; do
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: libconvvae" >&2
             "$bt" "${common[@]}" >"$out/raw/$name-t$t-lib-$r.txt"
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: PyTorch" >&2
-            env $([ "$torch_core" = auto ] && echo -u OPENBLAS_CORETYPE || echo "OPENBLAS_CORETYPE=$torch_core") \
+            env "${torch_args[@]}" \
                 LD_LIBRARY_PATH=$torch_ld OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
                 "$py" "$tr" "${common[@]}" >"$out/raw/$name-t$t-torch-$r.txt"
         done
