@@ -396,6 +396,28 @@ static void test_share(void **state)
     assert_int_equal(cvae__share_next(600, 1.0, 500000, 500000), 600);
 }
 
+/* Where parts start: an even cut (the remainder spread over the later
+ * parts), or with two parts at the share, held inside the range; and the
+ * same on multiples of a unit, the last part's end staying at the total. */
+static void test_part_start(void **state)
+{
+    (void)state;
+    assert_int_equal(cvae__parallel_part_start(10, 0, 3, 0.5), 0);
+    assert_int_equal(cvae__parallel_part_start(10, 1, 3, 0.5), 3);
+    assert_int_equal(cvae__parallel_part_start(10, 2, 3, 0.5), 6);
+    assert_int_equal(cvae__parallel_part_start(10, 3, 3, 0.5), 10);
+    assert_int_equal(cvae__parallel_part_start(1000, 1, 2, 0.3), 300);
+    assert_int_equal(cvae__parallel_part_start(1000, 2, 2, 0.3), 1000);
+    assert_int_equal(cvae__parallel_part_start(2, 1, 2, 0.01), 1);
+    assert_int_equal(cvae__parallel_part_start(2, 1, 2, 0.99), 1);
+    assert_int_equal(cvae__parallel_part_start_on(1000, 0, 2, 0.3, 16), 0);
+    assert_int_equal(cvae__parallel_part_start_on(1000, 1, 2, 0.3, 16), 288);
+    assert_int_equal(cvae__parallel_part_start_on(1000, 2, 2, 0.3, 16), 1000);
+    assert_int_equal(cvae__parallel_part_start_on(1001, 2, 3, 0.5, 16), 656);
+    assert_int_equal(cvae__parallel_part_start_on(1001, 3, 3, 0.5, 16), 1001);
+    assert_int_equal(cvae__parallel_part_start_on(40, 1, 2, 0.5, 1), 20);
+}
+
 /* Many short jobs posted back to back (a worker may still be finishing or
  * spinning after the previous one when the next is posted), and jobs after
  * pauses longer than the pool's spin, in which the workers have gone back
@@ -561,6 +583,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_thread_count_api),
         cmocka_unit_test(test_parallel_runs_every_part_once),
         cmocka_unit_test(test_share),
+        cmocka_unit_test(test_part_start),
         cmocka_unit_test(test_back_to_back_and_paused_jobs),
         cmocka_unit_test(test_concurrent_equals_sequential),
         cmocka_unit_test(test_same_seed_one_thread),

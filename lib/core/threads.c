@@ -267,6 +267,14 @@ size_t cvae__parallel_part_start(size_t total, int part, int parts, double share
     return cut;
 }
 
+size_t cvae__parallel_part_start_on(size_t total, int part, int parts, double share,
+                                    size_t unit)
+{
+    if (part >= parts)
+        return total;
+    return cvae__parallel_part_start(total, part, parts, share) / unit * unit;
+}
+
 static void run_job(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx,
                     double share);
 

@@ -42,6 +42,12 @@ void cvae__parallel_shared(double share, void (*fn)(void *ctx, int part, int par
  * [1, total - 1] when total >= 2); part `parts` starts at total. */
 size_t cvae__parallel_part_start(size_t total, int part, int parts, double share);
 
+/* The same start rounded down to a multiple of `unit` (> 0), except that
+ * part `parts` still starts at total: for element-wise work cut so that
+ * no two parts write into one vector (or cache line) of `unit` floats. */
+size_t cvae__parallel_part_start_on(size_t total, int part, int parts, double share,
+                                    size_t unit);
+
 /* Runs a job of `parts` parts cut by cvae__parallel_part_start: with two,
  * cvae__parallel_shared at share, else cvae__parallel. */
 void cvae__parallel_cut(int parts, double share, void (*fn)(void *ctx, int part, int parts),

@@ -94,9 +94,7 @@ typedef struct sigmoid_job {
 
 static int64_t part_start(const sigmoid_job *j, int part, int parts)
 {
-    if (part == parts)
-        return j->n;
-    return (int64_t)cvae__parallel_part_start((size_t)j->n, part, parts, j->share) / 16 * 16;
+    return (int64_t)cvae__parallel_part_start_on((size_t)j->n, part, parts, j->share, 16);
 }
 
 static void sigmoid_part(void *ctx, int part, int parts)

@@ -230,9 +230,7 @@ static void add_run(float *restrict dst, const float *restrict src, size_t n)
 
 static size_t add_start(const add_job *j, int part, int parts)
 {
-    if (part == parts)
-        return j->n;
-    return cvae__parallel_part_start(j->n, part, parts, j->share) / 16 * 16;
+    return cvae__parallel_part_start_on(j->n, part, parts, j->share, 16);
 }
 
 static void add_part(void *ctx, int part, int parts)

@@ -276,9 +276,7 @@ static void update_run(const upd_k *k, cvae__optimizer_simd simd, float *p, cons
  * the parts meet does not change it. */
 static size_t part_start(size_t count, int part, int parts, double share)
 {
-    if (part == parts)
-        return count;
-    return cvae__parallel_part_start(count, part, parts, share) / 16 * 16;
+    return cvae__parallel_part_start_on(count, part, parts, share, 16);
 }
 
 static int parts_for(size_t count)
