@@ -146,9 +146,13 @@ echo "PyTorch's BLAS: ${torch_blas:-the system libblas.so.3 ($(readlink -f /usr/
 # fails its trial and is skipped; with a BLAS other than OpenBLAS the
 # variable does nothing and the trials differ only by noise.
 
-# env's arguments for kernel set $1 in core_args (auto: OpenBLAS's own choice)
-core_env() {
-    if [ "$1" = auto ]; then core_args=(-u OPENBLAS_CORETYPE); else core_args=("OPENBLAS_CORETYPE=$1"); fi
+# torch_run CORE THREADS ARGS...: torch_reference.py under OpenBLAS's kernel
+# set CORE (auto: OpenBLAS's own choice) and THREADS threads
+torch_run() {
+    local core=(-u OPENBLAS_CORETYPE)
+    [ "$1" = auto ] || core=("OPENBLAS_CORETYPE=$1")
+    env "${core[@]}" LD_LIBRARY_PATH="$torch_ld" OPENBLAS_NUM_THREADS="$2" \
+        OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" "$py" "$tr" "${@:3}"
 }
 if [ -z "$torch_core" ]; then
     cores=("${OPENBLAS_CORETYPE:-auto}")
@@ -160,10 +164,7 @@ if [ -z "$torch_core" ]; then
     # the machine falls on all of them; a set's best round counts.
     for _ in 1 2 3; do
         for core in "${cores[@]}"; do
-            core_env "$core"
-            w=$(env "${core_args[@]}" \
-                LD_LIBRARY_PATH="$torch_ld" OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
-                "$py" "$tr" --dataset mnist --latent 50 --layers 1 --units 512 --batch 100 \
+            w=$(torch_run "$core" 1 --dataset mnist --latent 50 --layers 1 --units 512 --batch 100 \
                 --threads 1 --warmup 2 --batches 10 2>/dev/null | awk '$1 == "RESULT" && $2 == "train_img_s" { print $3 }') || w=
             [ -n "$w" ] && best_of[$core]=$(awk -v a="${best_of[$core]:-0}" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
         done
@@ -181,8 +182,6 @@ if [ -z "$torch_core" ]; then
 fi
 [ -n "$torch_core" ] || torch_core=auto
 echo "OpenBLAS kernels for PyTorch: $torch_core"
-core_env "$torch_core"
-torch_args=("${core_args[@]}")
 echo
 
 echo "== same-model check (libconvvae checkpoint after 20 steps -> PyTorch, first 100 test images)"
@@ -207,9 +206,7 @@ for c in "${configs[@]}"; do
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: libconvvae" >&2
             "$bt" "${common[@]}" >"$out/raw/$name-t$t-lib-$r.txt"
             echo "[$(date +%H:%M:%S) load $(load1)] $name, $t thread(s), run $r/$reps: PyTorch" >&2
-            env "${torch_args[@]}" \
-                LD_LIBRARY_PATH=$torch_ld OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
-                "$py" "$tr" "${common[@]}" >"$out/raw/$name-t$t-torch-$r.txt"
+            torch_run "$torch_core" "$t" "${common[@]}" >"$out/raw/$name-t$t-torch-$r.txt"
         done
         echo "[$(date +%H:%M:%S)] $name, $t thread(s): GEMM rates and breakdown" >&2
         "$bt" "${model[@]}" --batches 0 --gemm "$gemm_reps" --breakdown "$breakdown_reps" \

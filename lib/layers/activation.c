@@ -92,15 +92,12 @@ typedef struct sigmoid_job {
     double share; /* two parts: part 0's share (cvae__parallel_share) */
 } sigmoid_job;
 
-static int64_t part_start(const sigmoid_job *j, int part, int parts)
-{
-    return (int64_t)cvae__parallel_part_start_on((size_t)j->n, part, parts, j->share, 16);
-}
-
 static void sigmoid_part(void *ctx, int part, int parts)
 {
     const sigmoid_job *j = ctx;
-    const int64_t lo = part_start(j, part, parts), hi = part_start(j, part + 1, parts);
+    const size_t n = (size_t)j->n;
+    const int64_t lo = (int64_t)cvae__parallel_part_start_on(n, part, parts, j->share, 16),
+                  hi = (int64_t)cvae__parallel_part_start_on(n, part + 1, parts, j->share, 16);
     sigmoid_run(hi - lo, j->x + lo, j->y + lo);
 }
 

@@ -228,15 +228,11 @@ static void add_run(float *restrict dst, const float *restrict src, size_t n)
         dst[i] += src[i];
 }
 
-static size_t add_start(const add_job *j, int part, int parts)
-{
-    return cvae__parallel_part_start_on(j->n, part, parts, j->share, 16);
-}
-
 static void add_part(void *ctx, int part, int parts)
 {
     const add_job *j = ctx;
-    const size_t a = add_start(j, part, parts), b = add_start(j, part + 1, parts);
+    const size_t a = cvae__parallel_part_start_on(j->n, part, parts, j->share, 16),
+                 b = cvae__parallel_part_start_on(j->n, part + 1, parts, j->share, 16);
     add_run(j->dst + j->lo + a, j->src + j->lo + a, b - a);
 }
 

@@ -269,16 +269,6 @@ static void update_run(const upd_k *k, cvae__optimizer_simd simd, float *p, cons
 #define PAR_MIN ((size_t)1 << 16)
 #define PAR_MAX_PARTS 16
 
-/* Start of part `part` of [0, count): where cvae__parallel_part_start
- * puts it (an even cut, or with two parts the threads' share, which stays
- * in [1/4, 3/4], so count >= 2 * PAR_MIN keeps both parts non-empty),
- * rounded down to a multiple of 16. The update is element-wise, so where
- * the parts meet does not change it. */
-static size_t part_start(size_t count, int part, int parts, double share)
-{
-    return cvae__parallel_part_start_on(count, part, parts, share, 16);
-}
-
 static int parts_for(size_t count)
 {
     const size_t by_size = count / PAR_MIN;
@@ -410,8 +400,10 @@ typedef struct fin_job {
 static void finite_part(void *ctx, int part, int parts)
 {
     fin_job *j = ctx;
-    const size_t lo = part_start(j->n, part, parts, j->share),
-                 hi = part_start(j->n, part + 1, parts, j->share);
+    /* cut on multiples of 16; with two parts the share stays in [1/4,
+     * 3/4], so n >= 2 * PAR_MIN keeps both parts non-empty */
+    const size_t lo = cvae__parallel_part_start_on(j->n, part, parts, j->share, 16),
+                 hi = cvae__parallel_part_start_on(j->n, part + 1, parts, j->share, 16);
     j->ok[part] = finite_run(j->x + lo, hi - lo);
 }
 
