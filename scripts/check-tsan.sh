@@ -6,8 +6,9 @@
 # (tests/test_dense.c, tests/test_vae_head.c), and the tests of the split
 # products with work after each part and of Adam's ranges cut at a share of
 # the work (tests/test_gemm.c, tests/test_optimizer.c), of the loss terms
-# cut into the threads' rows (tests/test_loss.c) and of the manifold step's
-# runs shared out to the threads (tests/test_manifold.c): builds
+# cut into the threads' rows (tests/test_loss.c), of the convolutions'
+# batches cut at the threads' share (tests/test_conv.c) and of the manifold
+# step's runs shared out to the threads (tests/test_manifold.c): builds
 # libconvvae and those tests with clang -fsanitize=thread in its own build
 # directory and runs them. Fails on any TSan report (halt_on_error=1, exit
 # code 66).
@@ -31,10 +32,10 @@ CC=$cc cmake -S "$here" -B "$build" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" \
     -DCVAE_WERROR=ON -DCVAE_BUILD_TOOL=OFF -DCVAE_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j2 --target test_threads test_data_parallel test_dense test_vae_head test_gemm test_optimizer test_loss test_manifold >/dev/null
+cmake --build "$build" -j2 --target test_threads test_data_parallel test_dense test_vae_head test_gemm test_optimizer test_loss test_conv test_manifold >/dev/null
 
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-for t in test_threads test_data_parallel test_dense test_vae_head test_gemm test_optimizer test_loss test_manifold; do
+for t in test_threads test_data_parallel test_dense test_vae_head test_gemm test_optimizer test_loss test_conv test_manifold; do
     log="$build/tsan-$t.log"
     set +e
     "$build/tests/$t" >"$log" 2>&1
@@ -56,4 +57,4 @@ for t in test_threads test_data_parallel test_dense test_vae_head test_gemm test
         exit $rc
     fi
 done
-echo "check-tsan: OK, no ThreadSanitizer reports (test_threads, test_data_parallel, test_dense, test_vae_head, test_gemm, test_optimizer, test_loss, test_manifold)"
+echo "check-tsan: OK, no ThreadSanitizer reports (test_threads, test_data_parallel, test_dense, test_vae_head, test_gemm, test_optimizer, test_loss, test_conv, test_manifold)"

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convvae.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "layers/conv.h"
 #include "layers/im2col.h"
 #include "conv_check.h"
@@ -398,6 +400,99 @@ static void test_conv_relu_fused(void **state)
             check_relu_fused(&specs[k], parts, &r);
 }
 
+/* On 2 threads a batch of at least 36 images is cut at the threads'
+ * learned share (conv.c). The forward pass: at a quarter, three quarters or
+ * as learned, every image gets the floats the whole batch in one run gives,
+ * on a Winograd layer too, down to the smallest batch cut this way (a run
+ * of 9); the transposed convolution's forward pass likewise. The backward
+ * pass of a layer with an input gradient runs as two jobs: the weight
+ * gradient still sums each fixed half of the batch and then adds the
+ * halves, and the input gradient is cut at the share. Whatever the share:
+ * dy masked and dx as one run gives them, dw the float sum of the two
+ * halves' gradients, and db within rounding of the one-run sum (its
+ * halves are added in double before rounding). */
+static void check_cut(const spec *s, cvae__rng *r)
+{
+    cvae__conv_geom g;
+    assert_int_equal(cvae__conv_geom_init(&g, s->c_in, s->h, s->w, s->c_out, s->kh, s->kw,
+                                          s->stride, s->pad),
+                     CVAE_OK);
+    const int n = s->n, half = n / 2;
+    const size_t xi = geom_x(&g), yi = geom_y(&g);
+    const size_t nx = (size_t)n * xi, ny = (size_t)n * yi, nw = geom_w(&g), nb = (size_t)g.c_out;
+    float *x = gc_alloc(nx), *w = gc_alloc(nw), *b = gc_alloc(nb), *bt = gc_alloc((size_t)g.c_in);
+    float *y = gc_alloc(ny), *y2 = gc_alloc(ny), *t1 = gc_alloc(nx), *t2 = gc_alloc(nx);
+    float *dy0 = gc_alloc(ny), *dy1 = gc_alloc(ny), *dy2 = gc_alloc(ny);
+    float *dx1 = gc_alloc(nx), *dx2 = gc_alloc(nx), *dwa = gc_alloc(nw), *dwb = gc_alloc(nw);
+    float *dw2 = gc_alloc(nw), *db1 = gc_alloc(nb), *db2 = gc_alloc(nb), *dbh = gc_alloc(nb);
+    float *work = gc_alloc(cvae__conv_par_floats(&g, 2));
+    gc_fill_uniform(r, x, nx, -1, 1);
+    gc_fill_uniform(r, w, nw, -1, 1);
+    gc_fill_uniform(r, b, nb, -1, 1);
+    gc_fill_uniform(r, bt, (size_t)g.c_in, -1, 1);
+    gc_fill_uniform(r, dy0, ny, -1, 1);
+    /* the references: the whole batch in one run, and for dw each half in
+     * one run */
+    cvae__conv2d_relu_forward(&g, n, x, w, b, y, work, 1);
+    cvae__tconv2d_forward_par(&g, n, y, w, bt, t1, work, 1);
+    memcpy(dy1, dy0, ny * sizeof *dy0);
+    cvae__conv2d_relu_backward(&g, n, x, w, y, dy1, dx1, dwa, db1, work, 1);
+    memcpy(dy2, dy0, ny * sizeof *dy0);
+    cvae__conv2d_relu_backward(&g, half, x, w, y, dy2, dx2, dwa, dbh, work, 1);
+    cvae__conv2d_relu_backward(&g, n - half, x + (size_t)half * xi, w, y + (size_t)half * yi,
+                               dy2 + (size_t)half * yi, dx2 + (size_t)half * xi, dwb, dbh, work, 1);
+    for (size_t i = 0; i < nw; i++)
+        dwa[i] += dwb[i];
+    double *b1 = malloc(nb * sizeof *b1);
+    assert_non_null(b1);
+    for (size_t i = 0; i < nb; i++)
+        b1[i] = db1[i];
+    const double shares[] = {0.25, 0.75, 0.0};
+    for (int i = 0; i < 3; i++) {
+        cvae__parallel_fix_share(shares[i]);
+        for (int rep = 0; rep < (shares[i] > 0.0 ? 1 : 20); rep++) {
+            gc_fill_nan(y2, ny);
+            cvae__conv2d_relu_forward(&g, n, x, w, b, y2, work, 2);
+            assert_memory_equal(y, y2, ny * sizeof *y);
+            gc_fill_nan(t2, nx);
+            cvae__tconv2d_forward_par(&g, n, y, w, bt, t2, work, 2);
+            assert_memory_equal(t1, t2, nx * sizeof *t1);
+            memcpy(dy2, dy0, ny * sizeof *dy0);
+            gc_fill_nan(dx2, nx);
+            gc_fill_nan(dw2, nw);
+            gc_fill_nan(db2, nb);
+            cvae__conv2d_relu_backward(&g, n, x, w, y, dy2, dx2, dw2, db2, work, 2);
+            assert_memory_equal(dy1, dy2, ny * sizeof *dy1);
+            assert_memory_equal(dx1, dx2, nx * sizeof *dx1);
+            assert_memory_equal(dwa, dw2, nw * sizeof *dwa);
+            assert_true(gc_max_rel_diff(db2, b1, nb, 1.0) < 1e-6);
+        }
+    }
+    cvae__parallel_fix_share(0.0);
+    free(b1);
+    float *bufs[] = {x,   w,   b,   bt,  y,   y2,  t1,  t2,  dy0, dy1, dy2,
+                     dx1, dx2, dwa, dwb, dw2, db1, db2, dbh, work};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+}
+
+static void test_conv_cut(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 11);
+    const spec specs[] = {
+        {36, 16, 14, 14, 32, 5, 5, 1, CVAE__PAD_SAME},
+        {40, 1, 28, 28, 16, 3, 3, 1, CVAE__PAD_SAME},
+        {41, 16, 14, 14, 16, 3, 3, 1, CVAE__PAD_SAME},
+        {40, 3, 9, 8, 4, 3, 3, 2, 1},
+    };
+    assert_int_equal(cvae_set_num_threads(2), CVAE_OK);
+    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++)
+        check_cut(&specs[k], &r);
+    assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
+}
+
 /* The plane sums behind every bias gradient: eight partial sums in double,
  * element j to sum j % 8, combined pairwise, the tail added to a ninth;
  * whichever way the library vectorises them, the same value to the bit. */
@@ -431,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_batch_accumulation),
         cmocka_unit_test(test_conv_relu_fused),
+        cmocka_unit_test(test_conv_cut),
         cmocka_unit_test(test_plane_sum_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

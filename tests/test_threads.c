@@ -300,6 +300,20 @@ static void count_part(void *ctx, int part, int parts)
         j->nested_outside++;
 }
 
+/* Part 0 busy for 100 us, part 1 for 300 us (the clock, not sleep: a
+ * sleeping part would not tell the two threads' speeds). */
+static void slow_one_part(void *ctx, int part, int parts)
+{
+    (void)ctx;
+    (void)parts;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const long long want = part ? 300000 : 100000;
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) < want);
+}
+
 /* A part that starts a nested job: it must run in order on this thread. */
 static void nesting_part(void *ctx, int part, int parts)
 {
@@ -350,26 +364,40 @@ static void test_share(void **state)
     (void)state;
     assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
     cvae__parallel_fix_share(0.3);
-    assert_true(cvae__parallel_share() == 0.5);
+    assert_true(cvae__parallel_share(CVAE__SHARE_PRODUCT) == 0.5);
     assert_int_equal(cvae_set_num_threads(2), CVAE_OK);
-    assert_true(fabs(cvae__parallel_share() - 0.3) < 1.0 / 1024);
+    for (int site = 0; site < CVAE__SHARE_SITES; site++)
+        assert_true(fabs(cvae__parallel_share((cvae__share_site)site) - 0.3) < 1.0 / 1024);
     cvae__parallel_fix_share(0.0);
-    assert_true(cvae__parallel_share() == 0.5);
+    for (int site = 0; site < CVAE__SHARE_SITES; site++)
+        assert_true(cvae__parallel_share((cvae__share_site)site) == 0.5);
     /* a shared job runs both parts once, learned share or not */
     count_job *j = calloc(1, sizeof *j);
     assert_non_null(j);
     for (int i = 0; i < 50; i++)
-        cvae__parallel_shared(cvae__parallel_share(), count_part, j);
+        cvae__parallel_shared(CVAE__SHARE_SIGMOID, cvae__parallel_share(CVAE__SHARE_SIGMOID),
+                              count_part, j);
     assert_int_equal(j->runs[0], 50);
     assert_int_equal(j->runs[1], 50);
     assert_int_equal(j->runs[2], 0);
     assert_int_equal(j->nested_outside, 0);
     free(j);
-    const double got = cvae__parallel_share();
+    const double got = cvae__parallel_share(CVAE__SHARE_SIGMOID);
     assert_true(got >= 0.25 && got <= 0.75);
+    /* Each site learns alone: jobs whose part 1 takes three times part 0's
+     * time move their own site's share up (whenever the two parts ran side
+     * by side, which a loaded machine may not give) and no other's. */
+    for (int i = 0; i < 30; i++)
+        cvae__parallel_shared(CVAE__SHARE_POOL, cvae__parallel_share(CVAE__SHARE_POOL),
+                              slow_one_part, NULL);
+    const double moved = cvae__parallel_share(CVAE__SHARE_POOL);
+    assert_true(moved >= 0.5 && moved <= 0.75);
+    assert_true(cvae__parallel_share(CVAE__SHARE_PRODUCT) == 0.5);
+    assert_true(cvae__parallel_share(CVAE__SHARE_UPDATE) == 0.5);
+    assert_true(cvae__parallel_share(CVAE__SHARE_SIGMOID) == got);
     cvae__parallel_fix_share(0.0);
     assert_int_equal(cvae_set_num_threads(4), CVAE_OK);
-    assert_true(cvae__parallel_share() == 0.5);
+    assert_true(cvae__parallel_share(CVAE__SHARE_PRODUCT) == 0.5);
     assert_int_equal(cvae_set_num_threads(1), CVAE_OK);
 
     /* halves that took as long: no change */

@@ -258,9 +258,9 @@ static void sgemm_split(cvae__gemm_kernel kernel, int trans_a, int trans_b, int 
         return;
     }
     split_job j = {kernel, trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows,
-                   alpha, beta, a, b, c, after, after_ctx, cvae__parallel_share()};
+                   alpha, beta, a, b, c, after, after_ctx, cvae__parallel_share(CVAE__SHARE_PRODUCT)};
     /* the pool learns from the share the whole blocks give */
-    cvae__parallel_cut(parts,
+    cvae__parallel_cut(CVAE__SHARE_PRODUCT, parts,
                        (double)cvae__parallel_part_start((size_t)blocks, 1, 2, j.share) / blocks,
                        split_part, &j);
 }

@@ -199,11 +199,14 @@ static void pool_shutdown(void)
  * on its core), and a job cut in halves then waits for the slower half
  * every time. A job whose parts can be cut anywhere without changing its
  * result (a product's rows or columns, an element-wise pass) asks
- * cvae__parallel_share() where to cut, and runs with
- * cvae__parallel_shared(), which times both parts: when the caller ran
- * part 0 and a worker part 1, side by side, their speeds per unit of work
- * move the share a fifth of the way towards the cut at which both would
- * have ended together. Only parts of at least SHARE_MIN_NS each count: the
+ * cvae__parallel_share(site) where to cut, and runs with
+ * cvae__parallel_shared(site, ...), which times both parts: when the
+ * caller ran part 0 and a worker part 1, side by side, their speeds per
+ * unit of work move the site's share a fifth of the way towards the cut at
+ * which both would have ended together. Each kind of job (site) keeps its
+ * own share: with one for all, the pool's worker idled 5-10% of a 2-thread
+ * optimizer update (whose best cut sat near 0.48 while the products' sat
+ * near 0.51). Only parts of at least SHARE_MIN_NS each count: the
  * shorter ones are mostly the clock and the hand-off. The share is kept
  * in [SHARE_LO, SHARE_HI] of 1024, so one stalled part cannot starve the
  * other thread of work. With other than 2 threads it stays 1/2. */
@@ -212,20 +215,27 @@ static void pool_shutdown(void)
 #define SHARE_HI 768
 #define SHARE_MIN_NS 20000LL
 
-static atomic_int share_q = SHARE_ONE / 2; /* part 0's share, in 1/1024 */
-static atomic_int share_fixed;             /* tests: 1 while a share is set */
+static atomic_int share_q[CVAE__SHARE_SITES]; /* part 0's share, in 1/1024; 0 = 1/2 */
+static atomic_int share_fixed;                  /* tests: 1 while a share is set */
 
-double cvae__parallel_share(void)
+static int share_now(cvae__share_site site)
+{
+    const int q = atomic_load_explicit(&share_q[site], memory_order_relaxed);
+    return q ? q : SHARE_ONE / 2;
+}
+
+double cvae__parallel_share(cvae__share_site site)
 {
     if (cvae__parallel_threads() != 2)
         return 0.5;
-    return (double)atomic_load_explicit(&share_q, memory_order_relaxed) / SHARE_ONE;
+    return (double)share_now(site) / SHARE_ONE;
 }
 
 void cvae__parallel_fix_share(double share)
 {
     const int fixed = share > 0.0 && share < 1.0;
-    atomic_store(&share_q, fixed ? (int)(share * SHARE_ONE + 0.5) : SHARE_ONE / 2);
+    for (int i = 0; i < CVAE__SHARE_SITES; i++)
+        atomic_store(&share_q[i], fixed ? (int)(share * SHARE_ONE + 0.5) : 0);
     atomic_store(&share_fixed, fixed);
 }
 
@@ -239,16 +249,16 @@ int cvae__share_next(int now, double share, long long ns0, long long ns1)
     return next < SHARE_LO ? SHARE_LO : next > SHARE_HI ? SHARE_HI : next;
 }
 
-/* Called by the caller with mu held, after a 2-part job cut at `share`:
- * learns only from a job whose parts ran side by side, part 0 on the
- * caller and part 1 on a worker. */
-static void update_share(double share)
+/* Called by the caller with mu held, after a 2-part job of `site` cut at
+ * `share`: learns only from a job whose parts ran side by side, part 0 on
+ * the caller and part 1 on a worker. */
+static void update_share(cvae__share_site site, double share)
 {
     if (atomic_load_explicit(&share_fixed, memory_order_relaxed) || pool.part_by_worker[0] ||
         !pool.part_by_worker[1])
         return;
-    const int now = atomic_load_explicit(&share_q, memory_order_relaxed);
-    atomic_store_explicit(&share_q, cvae__share_next(now, share, pool.part_ns[0], pool.part_ns[1]),
+    atomic_store_explicit(&share_q[site],
+                          cvae__share_next(share_now(site), share, pool.part_ns[0], pool.part_ns[1]),
                           memory_order_relaxed);
 }
 
@@ -275,30 +285,32 @@ size_t cvae__parallel_part_start_on(size_t total, int part, int parts, double sh
     return cvae__parallel_part_start(total, part, parts, share) / unit * unit;
 }
 
+/* share < 0: the job's parts are not cut by a learned share */
 static void run_job(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx,
-                    double share);
+                    cvae__share_site site, double share);
 
-void cvae__parallel_cut(int parts, double share, void (*fn)(void *ctx, int part, int parts),
-                        void *ctx)
+void cvae__parallel_cut(cvae__share_site site, int parts, double share,
+                        void (*fn)(void *ctx, int part, int parts), void *ctx)
 {
     if (parts == 2)
-        run_job(2, fn, ctx, share);
+        run_job(2, fn, ctx, site, share);
     else
-        run_job(parts, fn, ctx, -1.0);
+        run_job(parts, fn, ctx, site, -1.0);
 }
 
 void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx)
 {
-    run_job(parts, fn, ctx, -1.0);
+    run_job(parts, fn, ctx, CVAE__SHARE_PRODUCT, -1.0);
 }
 
-void cvae__parallel_shared(double share, void (*fn)(void *ctx, int part, int parts), void *ctx)
+void cvae__parallel_shared(cvae__share_site site, double share,
+                           void (*fn)(void *ctx, int part, int parts), void *ctx)
 {
-    run_job(2, fn, ctx, share);
+    run_job(2, fn, ctx, site, share);
 }
 
 static void run_job(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx,
-                    double share)
+                    cvae__share_site site, double share)
 {
     if (parts < 1)
         return;
@@ -332,7 +344,7 @@ static void run_job(int parts, void (*fn)(void *ctx, int part, int parts), void 
     while (pool.pending > 0)
         pthread_cond_wait(&pool.done, &pool.mu);
     if (parts == 2 && share > 0.0)
-        update_share(share);
+        update_share(site, share);
     pool.parts = 0;
     pthread_mutex_unlock(&pool.mu);
     pthread_mutex_unlock(&pool_busy);

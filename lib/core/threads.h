@@ -25,17 +25,36 @@ void cvae__parallel(int parts, void (*fn)(void *ctx, int part, int parts), void 
  * thread count, or 1 inside a part. */
 int cvae__parallel_threads(void);
 
+/* The kinds of job that learn their own share (below): each kind's two
+ * parts differ in their own way (what the caller has just left in its
+ * cache, how much of the work is memory traffic), so one value for all
+ * of them leaves every kind a little off. */
+typedef enum cvae__share_site {
+    CVAE__SHARE_PRODUCT = 0, /* a split matrix product */
+    CVAE__SHARE_UPDATE,      /* the optimizer's update */
+    CVAE__SHARE_FINITE,      /* the non-finite check */
+    CVAE__SHARE_POOL,        /* max pooling */
+    CVAE__SHARE_SIGMOID,     /* the sigmoid */
+    CVAE__SHARE_LOSS,        /* the contrastive term's rows */
+    CVAE__SHARE_SUM,         /* gradient buckets added up */
+    CVAE__SHARE_CONV,        /* a convolution's forward pass, by images */
+    CVAE__SHARE_CONV_GRADS,  /* a convolution's input and weight gradients */
+    CVAE__SHARE_SITES
+} cvae__share_site;
+
 /* For a job of two parts whose work can be cut anywhere without changing
  * its result: the share of the work part 0 should take (the calling
- * thread runs part 0), learned from how long earlier such jobs' parts took
- * on each thread, so that both end together when the threads run at
+ * thread runs part 0), learned from how long earlier jobs of the same kind
+ * took on each thread, so that both end together when the threads run at
  * different speeds. 1/2 unless cvae__parallel_threads() is 2; always in
  * [1/4, 3/4]. Read it once per job and cut the work by that value. */
-double cvae__parallel_share(void);
+double cvae__parallel_share(cvae__share_site site);
 
 /* cvae__parallel(2, fn, ctx) for a job cut at share (the value
- * cvae__parallel_share returned): the two parts' times update the share. */
-void cvae__parallel_shared(double share, void (*fn)(void *ctx, int part, int parts), void *ctx);
+ * cvae__parallel_share(site) returned): the two parts' times update the
+ * site's share. */
+void cvae__parallel_shared(cvae__share_site site, double share,
+                           void (*fn)(void *ctx, int part, int parts), void *ctx);
 
 /* Where part `part` of `parts` starts in `total` units of such work: an
  * even cut, or with two parts at total * share (rounded, and within
@@ -50,11 +69,11 @@ size_t cvae__parallel_part_start_on(size_t total, int part, int parts, double sh
 
 /* Runs a job of `parts` parts cut by cvae__parallel_part_start: with two,
  * cvae__parallel_shared at share, else cvae__parallel. */
-void cvae__parallel_cut(int parts, double share, void (*fn)(void *ctx, int part, int parts),
-                        void *ctx);
+void cvae__parallel_cut(cvae__share_site site, int parts, double share,
+                        void (*fn)(void *ctx, int part, int parts), void *ctx);
 
-/* Tests: fix the share at a value in (0, 1) (no learning), or with any
- * other value return to learning from 1/2. */
+/* Tests: fix every site's share at a value in (0, 1) (no learning), or
+ * with any other value return to learning from 1/2. */
 void cvae__parallel_fix_share(double share);
 
 /* The learning step, for tests: the next share (in 1/1024) after a job cut

@@ -105,8 +105,8 @@ void cvae__sigmoid_forward(int64_t n, const float *x, float *y)
 {
     int parts = cvae__parallel_threads();
     if (parts > 1 && n >= SIGMOID_SPLIT_MIN * parts) {
-        sigmoid_job j = {n, x, y, cvae__parallel_share()};
-        cvae__parallel_cut(parts, j.share, sigmoid_part, &j);
+        sigmoid_job j = {n, x, y, cvae__parallel_share(CVAE__SHARE_SIGMOID)};
+        cvae__parallel_cut(CVAE__SHARE_SIGMOID, parts, j.share, sigmoid_part, &j);
     } else {
         sigmoid_run(n, x, y);
     }

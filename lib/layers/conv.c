@@ -351,6 +351,74 @@ void cvae__conv2d_forward(const cvae__conv_geom *g, int n, const float *x, const
     conv_forward(g, n, x, w, b, 0, y, col);
 }
 
+/* How the weight gradient is computed, chosen from the layer and the
+ * number of images in the run: straight from the image where it has
+ * channels for a full block of 16 (conv_direct.c); else without an im2col
+ * matrix, where the forward pass runs without one too and there are taps
+ * for at least one full panel of 16 (the first layer's 9 would leave most
+ * of each gathered panel zero); a single-channel first layer by dot
+ * products over its rows (conv_small.c); else im2col and the thin-product
+ * path of cvae__sgemm. Winograd's form runs over the whole run at once,
+ * the others image by image. */
+typedef enum dw_path { DW_WINO, DW_DIRECT, DW_IMPLICIT, DW_SMALL, DW_GEMM } dw_path;
+
+static dw_path dw_path_of(const cvae__conv_geom *g, int n)
+{
+    const int ckk = g->c_in * g->kh * g->kw;
+    if (cvae__conv_wino_pays(g, n))
+        return DW_WINO;
+    if (cvae__conv_direct_dw_ok(g))
+        return DW_DIRECT;
+    if (cvae__conv_implicit_ok(g) && ckk >= 16)
+        return DW_IMPLICIT;
+    if (cvae__conv_small_ok(g))
+        return DW_SMALL;
+    return DW_GEMM;
+}
+
+/* Image i of a run of n: its share of the weight gradient, on the paths
+ * that go image by image (the first overwrites dw, the others add). */
+static void dw_image(dw_path path, const cvae__conv_geom *g, const cvae__conv_ws *ws, int i,
+                     int n, const float *xi, const float *dyi, float *dw, float *col)
+{
+    const cvae__conv_ws l = *ws;
+    const int ckk = g->c_in * g->kh * g->kw;
+    const int hw_out = g->h_out * g->w_out;
+    if (path == DW_DIRECT) {
+        cvae__conv_direct_dw(g, xi, dyi, i == 0, i == n - 1, dw, col + l.dw);
+    } else if (path == DW_IMPLICIT) {
+        cvae__implicit_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
+    } else if (path == DW_SMALL) {
+        cvae__conv_small_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.col);
+    } else if (path == DW_GEMM) {
+        const float *ci = xi;
+        if (!cvae__conv_col_is_identity(g)) {
+            cvae__im2col(g, xi, col);
+            ci = col;
+        }
+        /* dW (c_out x CKK) += dy_i (c_out x HW) * col_i^T; beta 0 on the
+         * first image overwrites whatever dw held. */
+        cvae__sgemm(0, 1, g->c_out, ckk, hw_out, 1.0f, dyi, hw_out, ci, hw_out,
+                    i == 0 ? 0.0f : 1.0f, dw, ckk);
+    }
+}
+
+/* The weight gradient of a run of n >= 1 images whose dy is final. */
+static void dw_run(const cvae__conv_geom *g, int n, const float *x, const float *dy, float *dw,
+                   float *col)
+{
+    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
+    const size_t y_img = (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out;
+    const dw_path path = dw_path_of(g, n);
+    const cvae__conv_ws l = cvae__conv_ws_of(g);
+    if (path == DW_WINO) {
+        cvae__conv_wino_dw(g, n, x, dy, dw, col + l.dw);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        dw_image(path, g, &l, i, n, x + (size_t)i * x_img, dy + (size_t)i * y_img, dw, col);
+}
+
 /* y == NULL: dy is the output gradient as is; else the ReLU derivative
  * (y > 0) is applied to dy in place first. Image by image: the masking and
  * the bias sums walk dy_i just before the GEMMs read it. dbacc (c_out
@@ -360,29 +428,18 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
                           const float *y, float *dy, float *dx, float *dw, double *dbacc,
                           float *col)
 {
-    const int ckk = g->c_in * g->kh * g->kw;
     const int hw_out = g->h_out * g->w_out;
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_out * (size_t)hw_out;
-    const int direct = cvae__conv_col_is_identity(g);
-    /* the weight gradient read straight from the image where it has
-     * channels for a full block of 16 (conv_direct.c); else without an
-     * im2col matrix, where the forward pass runs without one too and there
-     * are taps for at least one full panel of 16 (the first layer's 9 would
-     * leave most of each gathered panel zero); a single-channel first layer
-     * by dot products over its rows (conv_small.c); else im2col and the
-     * thin-product path of cvae__sgemm */
-    const int wino_dw = cvae__conv_wino_pays(g, n);
-    const int direct_dw = !wino_dw && cvae__conv_direct_dw_ok(g);
-    const int implicit_dw = !wino_dw && !direct_dw && cvae__conv_implicit_ok(g) && ckk >= 16;
-    const int small_dw = !wino_dw && !direct_dw && !implicit_dw && cvae__conv_small_ok(g);
+    const dw_path path = dw_path_of(g, n);
     const cvae__conv_ws l = cvae__conv_ws_of(g);
     if (dbacc)
         for (int c = 0; c < g->c_out; c++)
             dbacc[c] = 0.0;
     if (n <= 0) {
         if (dw)
-            memset(dw, 0, (size_t)g->c_out * (size_t)ckk * sizeof *dw);
+            memset(dw, 0, (size_t)g->c_out * (size_t)g->c_in * (size_t)g->kh * (size_t)g->kw *
+                              sizeof *dw);
         return;
     }
     cvae__conv_adj_plan pl = {NULL, NULL, NULL};
@@ -403,29 +460,12 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
             for (int c = 0; c < g->c_out; c++)
                 dbacc[c] += cvae__conv_plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
         }
-        if (dw && wino_dw) {
-            /* after the loop, over the whole run */
-        } else if (dw && direct_dw) {
-            cvae__conv_direct_dw(g, xi, dyi, i == 0, i == n - 1, dw, col + l.dw);
-        } else if (dw && implicit_dw) {
-            cvae__implicit_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
-        } else if (dw && small_dw) {
-            cvae__conv_small_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.col);
-        } else if (dw) {
-            const float *ci = xi;
-            if (!direct) {
-                cvae__im2col(g, xi, col);
-                ci = col;
-            }
-            /* dW (c_out x CKK) += dy_i (c_out x HW) * col_i^T; beta 0 on the
-             * first image overwrites whatever dw held. */
-            cvae__sgemm(0, 1, g->c_out, ckk, hw_out, 1.0f, dyi, hw_out, ci, hw_out,
-                        i == 0 ? 0.0f : 1.0f, dw, ckk);
-        }
+        if (dw && path != DW_WINO)
+            dw_image(path, g, &l, i, n, xi, dyi, dw, col);
         if (dx)
             cvae__conv_adjoint(g, dyi, w, &pl, dx + (size_t)i * x_img, col);
     }
-    if (dw && wino_dw)
+    if (dw && path == DW_WINO)
         cvae__conv_wino_dw(g, n, x, dy, dw, col + l.dw);
 }
 
@@ -452,12 +492,16 @@ void cvae__conv2d_backward(const cvae__conv_geom *g, int n, const float *x, cons
 }
 
 /* ---- batch-parallel forms ------------------------------------------------
- * Shared with the transposed convolution (tconv.c). The batch is cut into `parts` runs of consecutive images, each run by
- * cvae__parallel with its own slice of the workspace: the im2col matrix, a
- * weight-gradient partial and the bias sums in double. Part 0 writes the
- * weight gradient in place; the others' partials are added to it in part
- * order afterwards, and the bias sums are combined in double and rounded
- * once. Outputs other than dw/db do not depend on parts. */
+ * Shared with the transposed convolution (tconv.c). The batch is cut into
+ * `parts` runs of consecutive images, each run by cvae__parallel with its
+ * own slice of the workspace: the im2col matrix, a weight-gradient partial
+ * and the bias sums in double. Part 0 writes the weight gradient in place;
+ * the others' partials are added to it in part order afterwards, and the
+ * bias sums are combined in double and rounded once. Outputs other than
+ * dw/db do not depend on parts. So the backward pass cuts the batch into
+ * even runs, fixed by the part count; the forward pass, with two parts,
+ * cuts it at the threads' learned share (core/threads.h), so that the
+ * faster thread takes more images. */
 
 typedef struct par_slice {
     size_t col, dw, db, stride; /* offsets into a part's slice, and its size */
@@ -493,13 +537,25 @@ typedef struct par_job {
     float *out, *dy, *dx, *dw, *work;
     par_slice l;
     size_t x_img, y_img; /* per image: the layer's input and output */
+    double share;        /* > 0: a forward pass cut at the threads' learned share */
 } par_job;
 
-static void par_range(int n, int part, int parts, int *i0, int *cnt)
+static void par_range(const par_job *j, int part, int parts, int *i0, int *cnt)
 {
-    *i0 = (int)((long long)n * part / parts);
-    *cnt = (int)((long long)n * (part + 1) / parts) - *i0;
+    if (j->share > 0.0) {
+        *i0 = (int)cvae__parallel_part_start((size_t)j->n, part, parts, j->share);
+        *cnt = (int)cvae__parallel_part_start((size_t)j->n, part + 1, parts, j->share) - *i0;
+        return;
+    }
+    *i0 = (int)((long long)j->n * part / parts);
+    *cnt = (int)((long long)j->n * (part + 1) / parts) - *i0;
 }
+
+/* A forward pass gives every image the same floats however the batch is
+ * cut, except that a run of fewer than CVAE__WINO_MIN_IMAGES images skips
+ * Winograd's transforms. A cut at a share in [1/4, 3/4] leaves both runs
+ * at least that long from this many images on. */
+#define CUT_FREE_IMAGES (4 * (CVAE__WINO_MIN_IMAGES + 1))
 
 static int clamp_parts(int parts)
 {
@@ -512,7 +568,7 @@ static void fwd_part(void *ctx, int part, int parts)
 {
     const par_job *j = ctx;
     int i0, cnt;
-    par_range(j->n, part, parts, &i0, &cnt);
+    par_range(j, part, parts, &i0, &cnt);
     float *col = j->work + (size_t)part * j->l.stride + j->l.col;
     j->fwd(j->g, cnt, j->x + (size_t)i0 * j->x_img, j->w, j->b, j->relu,
            j->out + (size_t)i0 * j->y_img, col);
@@ -522,7 +578,7 @@ static void bwd_part(void *ctx, int part, int parts)
 {
     const par_job *j = ctx;
     int i0, cnt;
-    par_range(j->n, part, parts, &i0, &cnt);
+    par_range(j, part, parts, &i0, &cnt);
     float *slice = j->work + (size_t)part * j->l.stride;
     float *dw = j->dw ? (part ? slice + j->l.dw : j->dw) : NULL;
     double *dbacc = (double *)(void *)(slice + j->l.db);
@@ -560,8 +616,13 @@ void cvae__conv_par_forward(cvae__conv_fwd_fn fwd, const cvae__conv_geom *g, int
                             int relu, float *y, size_t y_img, float *work, int parts)
 {
     par_job j = {g, fwd, NULL, n, relu, 0, x, w, b, NULL, y, NULL, NULL, NULL, work,
-                 slice_layout(g), x_img, y_img};
-    cvae__parallel(clamp_parts(parts), fwd_part, &j);
+                 slice_layout(g), x_img, y_img, 0.0};
+    parts = clamp_parts(parts);
+    if (parts == 2 && n >= CUT_FREE_IMAGES) {
+        j.share = cvae__parallel_share(CVAE__SHARE_CONV);
+        cvae__parallel_cut(CVAE__SHARE_CONV, 2, j.share, fwd_part, &j);
+    } else
+        cvae__parallel(parts, fwd_part, &j);
 }
 
 void cvae__conv_par_backward(cvae__conv_bwd_fn bwd, const cvae__conv_geom *g, int n,
@@ -571,7 +632,7 @@ void cvae__conv_par_backward(cvae__conv_bwd_fn bwd, const cvae__conv_geom *g, in
 {
     parts = clamp_parts(parts);
     par_job j = {g, NULL, bwd, n, 0, nb, x, w, NULL, y, NULL, dy, dx, dw, work, slice_layout(g),
-                 x_img, y_img};
+                 x_img, y_img, 0.0};
     cvae__parallel(parts, bwd_part, &j);
     combine(&j, parts, db);
 }
@@ -584,10 +645,67 @@ void cvae__conv2d_relu_forward(const cvae__conv_geom *g, int n, const float *x, 
                            (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out, work, parts);
 }
 
+/* The backward pass of a layer with an input gradient, on two threads.
+ * Its weight and bias gradients are summed per half of the batch, so the
+ * halves are fixed; cut there, the whole pass waited on the slower thread
+ * (up to 0.4 ms a step of the default model). So it runs as two jobs: the
+ * ReLU mask and the bias sums over the fixed halves (a pass over dy), then
+ * each thread's half of the weight gradient and a run of the input
+ * gradient (per image, any cut gives the same floats) cut at the learned
+ * share, which moves images of dx to the faster thread. Every output is
+ * the float the one-job form gives. */
+static void mask_part(void *ctx, int part, int parts)
+{
+    const par_job *j = ctx;
+    const cvae__conv_geom *g = j->g;
+    const size_t plane = (size_t)g->h_out * (size_t)g->w_out;
+    int i0, cnt;
+    par_range(j, part, parts, &i0, &cnt);
+    double *dbacc = (double *)(void *)(j->work + (size_t)part * j->l.stride + j->l.db);
+    for (int c = 0; c < g->c_out; c++)
+        dbacc[c] = 0.0;
+    for (int i = i0; i < i0 + cnt; i++)
+        for (int c = 0; c < g->c_out; c++) {
+            const size_t o = (size_t)i * j->y_img + (size_t)c * plane;
+            dbacc[c] += plane_sum(j->y ? j->y + o : NULL, j->dy + o, plane);
+        }
+}
+
+static void grads_part(void *ctx, int part, int parts)
+{
+    const par_job *j = ctx;
+    const cvae__conv_geom *g = j->g;
+    float *slice = j->work + (size_t)part * j->l.stride, *col = slice + j->l.col;
+    const int a = (int)cvae__parallel_part_start((size_t)j->n, part, parts, j->share);
+    const int b = (int)cvae__parallel_part_start((size_t)j->n, part + 1, parts, j->share);
+    if (b > a) {
+        const cvae__conv_adj_plan pl = cvae__conv_adjoint_plan(g, b - a, j->w, col);
+        for (int i = a; i < b; i++)
+            cvae__conv_adjoint(g, j->dy + (size_t)i * j->y_img, j->w, &pl,
+                               j->dx + (size_t)i * j->x_img, col);
+    }
+    const int h0 = (int)((long long)j->n * part / parts);
+    const int h1 = (int)((long long)j->n * (part + 1) / parts);
+    if (j->dw && h1 > h0)
+        dw_run(g, h1 - h0, j->x + (size_t)h0 * j->x_img, j->dy + (size_t)h0 * j->y_img,
+               part ? slice + j->l.dw : j->dw, col);
+}
+
 void cvae__conv2d_relu_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
                                 const float *y, float *dy, float *dx, float *dw, float *db,
                                 float *work, int parts)
 {
+    if (clamp_parts(parts) == 2 && dx && n >= CUT_FREE_IMAGES &&
+        g->c_out <= CVAE__CONV_MAX_SUMS) {
+        par_job j = {g, NULL, NULL, n, 0, g->c_out, x, w, NULL, y, NULL, dy, dx, dw, work,
+                     slice_layout(g), (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in,
+                     (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out, 0.0};
+        cvae__parallel(2, mask_part, &j);
+        j.share = cvae__parallel_share(CVAE__SHARE_CONV_GRADS);
+        cvae__parallel_shared(CVAE__SHARE_CONV_GRADS, j.share, grads_part, &j);
+        combine(&j, 2, db);
+        return;
+    }
     cvae__conv_par_backward(conv_backward, g, n, x,
                             (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in, w, y, dy,
                             (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out, dx, dw, db,

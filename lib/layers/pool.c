@@ -273,8 +273,8 @@ static void run(pool_job *j)
     if (parts > 1 && values >= POOL_SPLIT_MIN) {
         /* cut at the threads' share of the work (core/threads.h); the pool
          * learns from the share the whole planes give */
-        j->share = cvae__parallel_share();
-        cvae__parallel_cut(parts,
+        j->share = cvae__parallel_share(CVAE__SHARE_POOL);
+        cvae__parallel_cut(CVAE__SHARE_POOL, parts,
                            (double)cvae__parallel_part_start(j->planes, 1, 2, j->share) /
                                (double)j->planes,
                            pool_part, j);

@@ -59,10 +59,20 @@ void cvae__category_backward(cvae_model *model, int n)
 
 void cvae__category_backward_into(cvae_model *model, int n, float *dz)
 {
+    cvae__category_backward_top(model, n);
+    cvae__category_backward_first(model, n, dz);
+}
+
+void cvae__category_backward_top(cvae_model *model, int n)
+{
     cvae__softmax_backward(n, model->k, model->q, model->dq, model->dlogit);
     cvae__dense_backward(n, model->cat_units, model->k, model->c1, PRM(model->c2_w), model->dlogit,
                          model->dc1, GRD(model->c2_w), GRD(model->c2_b));
     cvae__relu_backward((int64_t)n * model->cat_units, model->c1, model->dc1, model->dc1);
+}
+
+void cvae__category_backward_first(cvae_model *model, int n, float *dz)
+{
     if (reads_features(model)) {
         const float *blk[CVAE_MAX_BRANCHES];
         int size[CVAE_MAX_BRANCHES], off[CVAE_MAX_BRANCHES];

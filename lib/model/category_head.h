@@ -15,5 +15,10 @@ void cvae__category_forward(cvae_model *model, int n);
 void cvae__category_backward(cvae_model *model, int n);
 /* The same, adding the input gradient (input z) to dz instead. */
 void cvae__category_backward_into(cvae_model *model, int n, float *dz);
+/* cvae__category_backward_into in two steps, for a caller that runs other
+ * work beside the first: the softmax and the second layer, down to the
+ * first layer's output gradient; then the first layer. */
+void cvae__category_backward_top(cvae_model *model, int n);
+void cvae__category_backward_first(cvae_model *model, int n, float *dz);
 
 #endif

@@ -312,8 +312,8 @@ static void contrast_pass(contrast_job *j, int parts,
         run(j, 0, j->n);
         return;
     }
-    j->share = cvae__parallel_share();
-    cvae__parallel_cut(parts, j->share, contrast_part, j);
+    j->share = cvae__parallel_share(CVAE__SHARE_LOSS);
+    cvae__parallel_cut(CVAE__SHARE_LOSS, parts, j->share, contrast_part, j);
 }
 
 size_t cvae__loss_contrast_work(int n) { return n > 0 ? 2 * (size_t)n * (size_t)(n + 1) : 0; }

@@ -246,8 +246,8 @@ static void add_range(float *dst, const float *src, size_t lo, size_t hi)
         add_run(dst + lo, src + lo, n);
         return;
     }
-    add_job j = {dst, src, lo, n, cvae__parallel_share()};
-    cvae__parallel_cut(parts, j.share, add_part, &j);
+    add_job j = {dst, src, lo, n, cvae__parallel_share(CVAE__SHARE_SUM)};
+    cvae__parallel_cut(CVAE__SHARE_SUM, parts, j.share, add_part, &j);
 }
 
 void cvae__dp_bucket_done(cvae_model *model, int id)

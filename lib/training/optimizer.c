@@ -348,8 +348,8 @@ static void update_ranges(struct cvae_optimizer *o, cvae__optimizer_simd simd, f
         update_part(&j, 0, 1);
         return;
     }
-    j.share = cvae__parallel_share();
-    cvae__parallel_cut(parts, j.share, update_part, &j);
+    j.share = cvae__parallel_share(CVAE__SHARE_UPDATE);
+    cvae__parallel_cut(CVAE__SHARE_UPDATE, parts, j.share, update_part, &j);
 }
 
 void cvae__optimizer_update_with(struct cvae_optimizer *o, cvae__optimizer_simd simd,
@@ -415,8 +415,8 @@ int cvae__all_finite(const float *x, size_t n)
     fin_job j;
     j.x = x;
     j.n = n;
-    j.share = cvae__parallel_share();
-    cvae__parallel_cut(parts, j.share, finite_part, &j);
+    j.share = cvae__parallel_share(CVAE__SHARE_FINITE);
+    cvae__parallel_cut(CVAE__SHARE_FINITE, parts, j.share, finite_part, &j);
     int ok = 1;
     for (int p = 0; p < parts; p++)
         ok &= j.ok[p];
