@@ -1,6 +1,7 @@
 #include "layers/activation.h"
 
 #include <math.h>
+#include <string.h>
 #include <stddef.h>
 
 #include "core/threads.h"
@@ -53,10 +54,17 @@ void cvae__relu_backward_sum(int64_t n, const float *y, const float *dy, const f
 {
     int64_t i = 0;
     for (; i + RELU_BLOCK <= n; i += RELU_BLOCK) {
+        /* The select as a mask on the sum's bits (+0 where y is not
+         * positive, as the select gives): written as a select, the
+         * compiler kept a branch around the addition and the loop scalar
+         * (45-80 us on the default model's 100 x 512 hidden layer). */
         float t[RELU_BLOCK];
         for (int q = 0; q < RELU_BLOCK; q++) {
             const float d = dy[i + q] + dy2[i + q];
-            t[q] = y[i + q] > 0.0f ? d : 0.0f;
+            uint32_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            bits &= 0u - (uint32_t)(y[i + q] > 0.0f);
+            memcpy(&t[q], &bits, sizeof bits);
         }
         for (int q = 0; q < RELU_BLOCK; q++)
             dx[i + q] = t[q];
