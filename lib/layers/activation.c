@@ -1,8 +1,8 @@
 #include "layers/activation.h"
 
 #include <math.h>
-#include <string.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/threads.h"
 

@@ -381,15 +381,14 @@ static dw_path dw_path_of(const cvae__conv_geom *g, int n)
 static void dw_image(dw_path path, const cvae__conv_geom *g, const cvae__conv_ws *ws, int i,
                      int n, const float *xi, const float *dyi, float *dw, float *col)
 {
-    const cvae__conv_ws l = *ws;
     const int ckk = g->c_in * g->kh * g->kw;
     const int hw_out = g->h_out * g->w_out;
     if (path == DW_DIRECT) {
-        cvae__conv_direct_dw(g, xi, dyi, i == 0, i == n - 1, dw, col + l.dw);
+        cvae__conv_direct_dw(g, xi, dyi, i == 0, i == n - 1, dw, col + ws->dw);
     } else if (path == DW_IMPLICIT) {
-        cvae__implicit_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.dw);
+        cvae__implicit_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + ws->dw);
     } else if (path == DW_SMALL) {
-        cvae__conv_small_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + l.col);
+        cvae__conv_small_dw(g, xi, dyi, i == 0 ? 0.0f : 1.0f, dw, col + ws->col);
     } else if (path == DW_GEMM) {
         const float *ci = xi;
         if (!cvae__conv_col_is_identity(g)) {
