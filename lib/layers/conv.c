@@ -418,6 +418,22 @@ static void dw_run(const cvae__conv_geom *g, int n, const float *x, const float 
         dw_image(path, g, &l, i, n, x + (size_t)i * x_img, dy + (size_t)i * y_img, dw, col);
 }
 
+/* One image of the backward pass: dy masked by the ReLU derivative in
+ * place (y != NULL) and its channels' plane sums added to dbacc (may be
+ * NULL). */
+static void mask_image(const cvae__conv_geom *g, const float *yi, float *dyi, double *dbacc)
+{
+    if (!yi && !dbacc)
+        return;
+    const size_t plane = (size_t)g->h_out * (size_t)g->w_out;
+    for (int c = 0; c < g->c_out; c++) {
+        const size_t o = (size_t)c * plane;
+        const double sum = plane_sum(yi ? yi + o : NULL, dyi + o, plane);
+        if (dbacc)
+            dbacc[c] += sum;
+    }
+}
+
 /* y == NULL: dy is the output gradient as is; else the ReLU derivative
  * (y > 0) is applied to dy in place first. Image by image: the masking and
  * the bias sums walk dy_i just before the GEMMs read it. dbacc (c_out
@@ -447,18 +463,7 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *dyi = dy + (size_t)i * y_img;
-        if (y) {
-            const float *yi = y + (size_t)i * y_img;
-            for (int c = 0; c < g->c_out; c++) {
-                const size_t o = (size_t)c * (size_t)hw_out;
-                const double sum = plane_sum(yi + o, dyi + o, (size_t)hw_out);
-                if (dbacc)
-                    dbacc[c] += sum;
-            }
-        } else if (dbacc) {
-            for (int c = 0; c < g->c_out; c++)
-                dbacc[c] += cvae__conv_plane_sum(dyi + (size_t)c * (size_t)hw_out, (size_t)hw_out);
-        }
+        mask_image(g, y ? y + (size_t)i * y_img : NULL, dyi, dbacc);
         if (dw && path != DW_WINO)
             dw_image(path, g, &l, i, n, xi, dyi, dw, col);
         if (dx)
@@ -539,6 +544,14 @@ typedef struct par_job {
     double share;        /* > 0: a forward pass cut at the threads' learned share */
 } par_job;
 
+/* Part `part` of `parts` even runs of n images: the runs whose weight
+ * gradients are summed apart, fixed by the part count. */
+static void even_range(int n, int part, int parts, int *i0, int *cnt)
+{
+    *i0 = (int)((long long)n * part / parts);
+    *cnt = (int)((long long)n * (part + 1) / parts) - *i0;
+}
+
 static void par_range(const par_job *j, int part, int parts, int *i0, int *cnt)
 {
     if (j->share > 0.0) {
@@ -546,8 +559,7 @@ static void par_range(const par_job *j, int part, int parts, int *i0, int *cnt)
         *cnt = (int)cvae__parallel_part_start((size_t)j->n, part + 1, parts, j->share) - *i0;
         return;
     }
-    *i0 = (int)((long long)j->n * part / parts);
-    *cnt = (int)((long long)j->n * (part + 1) / parts) - *i0;
+    even_range(j->n, part, parts, i0, cnt);
 }
 
 /* A forward pass gives every image the same floats however the batch is
@@ -656,18 +668,14 @@ void cvae__conv2d_relu_forward(const cvae__conv_geom *g, int n, const float *x, 
 static void mask_part(void *ctx, int part, int parts)
 {
     const par_job *j = ctx;
-    const cvae__conv_geom *g = j->g;
-    const size_t plane = (size_t)g->h_out * (size_t)g->w_out;
     int i0, cnt;
     par_range(j, part, parts, &i0, &cnt);
     double *dbacc = (double *)(void *)(j->work + (size_t)part * j->l.stride + j->l.db);
-    for (int c = 0; c < g->c_out; c++)
+    for (int c = 0; c < j->g->c_out; c++)
         dbacc[c] = 0.0;
     for (int i = i0; i < i0 + cnt; i++)
-        for (int c = 0; c < g->c_out; c++) {
-            const size_t o = (size_t)i * j->y_img + (size_t)c * plane;
-            dbacc[c] += plane_sum(j->y ? j->y + o : NULL, j->dy + o, plane);
-        }
+        mask_image(j->g, j->y ? j->y + (size_t)i * j->y_img : NULL, j->dy + (size_t)i * j->y_img,
+                   dbacc);
 }
 
 static void grads_part(void *ctx, int part, int parts)
@@ -683,10 +691,10 @@ static void grads_part(void *ctx, int part, int parts)
             cvae__conv_adjoint(g, j->dy + (size_t)i * j->y_img, j->w, &pl,
                                j->dx + (size_t)i * j->x_img, col);
     }
-    const int h0 = (int)((long long)j->n * part / parts);
-    const int h1 = (int)((long long)j->n * (part + 1) / parts);
-    if (j->dw && h1 > h0)
-        dw_run(g, h1 - h0, j->x + (size_t)h0 * j->x_img, j->dy + (size_t)h0 * j->y_img,
+    int h0, cnt;
+    even_range(j->n, part, parts, &h0, &cnt);
+    if (j->dw && cnt > 0)
+        dw_run(g, cnt, j->x + (size_t)h0 * j->x_img, j->dy + (size_t)h0 * j->y_img,
                part ? slice + j->l.dw : j->dw, col);
 }
 
