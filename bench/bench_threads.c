@@ -39,6 +39,11 @@
  * the sum of 1 / c_i (2.0 when two vCPUs run at one speed, less when one
  * is slower). The output adds its median over the rounds and the median
  * of each round's speedup over it (the efficiency of the T threads).
+ * Before the rounds it also times a cache line passed back and forth
+ * between the first two of those CPUs (RESULT cache_line_round_trip_ns):
+ * what every value one thread writes and the other reads costs. Two cores
+ * that share a last-level cache take around 100 ns; cores of different
+ * core complexes, or of different sockets, several times that.
  *
  * Why not two processes one after the other (bench_train, bench/run.sh):
  * on a shared virtual machine the speed of the second vCPU drifts by 10-20%
@@ -53,6 +58,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +266,58 @@ static int usable_cpus(const cpu_set_t *mask, int want, int *cpu)
     return n;
 }
 
+/* The cache-line round trip: the calling thread (pinned to cpu a) sets a
+ * flag, a thread pinned to cpu b clears it, ROUND_TRIPS times; the median
+ * of 5 such runs, in nanoseconds per trip (0 if a thread cannot start). */
+#define ROUND_TRIPS 100000
+
+typedef struct bounce {
+    _Atomic int flag;
+    int cpu;
+} bounce;
+
+static void pin_self(int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+}
+
+static void *bounce_back(void *arg)
+{
+    bounce *b = arg;
+    pin_self(b->cpu);
+    for (int i = 0; i < ROUND_TRIPS; i++) {
+        while (atomic_load_explicit(&b->flag, memory_order_acquire) != 1)
+            ;
+        atomic_store_explicit(&b->flag, 0, memory_order_release);
+    }
+    return NULL;
+}
+
+static double round_trip_ns(const cpu_set_t *mask, int a, int b)
+{
+    double t[5];
+    for (int r = 0; r < 5; r++) {
+        bounce bn = {0, b};
+        pthread_t th;
+        if (pthread_create(&th, NULL, bounce_back, &bn) != 0)
+            return 0.0;
+        pin_self(a);
+        const double t0 = now_ms();
+        for (int i = 0; i < ROUND_TRIPS; i++) {
+            atomic_store_explicit(&bn.flag, 1, memory_order_release);
+            while (atomic_load_explicit(&bn.flag, memory_order_acquire) != 0)
+                ;
+        }
+        t[r] = (now_ms() - t0) * 1e6 / ROUND_TRIPS;
+        pthread_join(th, NULL);
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof *mask, mask);
+    return median(t, 5);
+}
+
 /* The round's ceiling: the 1-thread model pinned to each CPU in turn (the
  * thread's mask is restored after), med1 times the sum of 1 / their
  * median steps. */
@@ -413,6 +471,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_threads: --ceiling needs %d CPUs to pin to\n", threads);
             return 2;
         }
+        printf("cache line passed between cpu %d and cpu %d\n", cpu[0], cpu[1]);
+        printf("RESULT cache_line_round_trip_ns %.0f\n", round_trip_ns(&mask, cpu[0], cpu[1]));
     }
     char what[96];
     if (!sk.manifold)
