@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -62,6 +63,59 @@ static void test_aligned_alloc(void **state)
         cvae__aligned_free(p);
     }
     cvae__aligned_free(NULL);
+}
+
+/* A pattern no fill of zeros or of one byte value reproduces. */
+static unsigned char pattern(size_t i) { return (unsigned char)(i * 131u + (i >> 12) * 7u + 1u); }
+
+static void fill(unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = pattern(i);
+}
+
+static int intact(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != pattern(i))
+            return 0;
+    return 1;
+}
+
+static void test_random_access(void **state)
+{
+    (void)state;
+    const size_t mib = (size_t)1 << 20;
+    assert_null(cvae__alloc_random_access(0));
+    assert_null(cvae__alloc_random_access(SIZE_MAX));
+    /* below 8 MiB, above, and not a whole number of 2 MiB pages */
+    const size_t sizes[] = {1, 1000, 8 * mib - 1, 8 * mib, 9 * mib + 12345};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = cvae__alloc_random_access(sizes[i]);
+        assert_non_null(p);
+        assert_true(aligned64(p));
+        if (sizes[i] >= 8 * mib)
+            assert_true((uintptr_t)p % (2 * mib) == 0);
+        fill(p, sizes[i]); /* the whole request is usable, and keeps what it was given */
+        assert_true(intact(p, sizes[i]));
+        cvae__aligned_free(p);
+    }
+
+    /* Advice on a buffer already written (from any allocator, at any
+     * offset) leaves every byte as it was: the pages may be replaced, the
+     * data may not. */
+    const size_t n = 11 * mib + 777;
+    unsigned char *q = malloc(n);
+    assert_non_null(q);
+    fill(q, n);
+    cvae__advise_random_access(q, n);
+    assert_true(intact(q, n));
+    cvae__advise_random_access(q + 3, n - 3);
+    assert_true(intact(q, n));
+    cvae__advise_random_access(q, 100); /* too small for a whole page: nothing */
+    assert_true(intact(q, n));
+    cvae__advise_random_access(NULL, n);
+    free(q);
 }
 
 static void test_arena(void **state)
@@ -133,6 +187,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mul_overflows),
         cmocka_unit_test(test_aligned_alloc),
+        cmocka_unit_test(test_random_access),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

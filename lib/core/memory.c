@@ -1,8 +1,14 @@
 /* Aligned allocation and the bump arena (see memory.h). */
+#define _DEFAULT_SOURCE /* madvise and its Linux advice values */
+
 #include "core/memory.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "core/error.h"
 
@@ -23,6 +29,57 @@ void *cvae__aligned_alloc(size_t bytes)
 }
 
 void cvae__aligned_free(void *p) { free(p); }
+
+/* The page size Linux's transparent huge pages use on x86-64 and (with 4
+ * KiB base pages) arm64; smaller buffers do not need them. */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN (4 * HUGE_PAGE)
+
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+/* Linux's value (part of its user-space ABI since 6.1); C library
+ * headers older than that kernel do not define it, and a kernel that does
+ * not know it refuses the advice with EINVAL. */
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+/* The whole 2 MiB pages inside [p, p + bytes): the others would also
+ * hold memory the advice is not meant for. */
+static void advise(void *p, size_t bytes, int collapse)
+{
+    const uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    const uintptr_t hi = ((uintptr_t)p + bytes) / HUGE_PAGE * HUGE_PAGE;
+    if (bytes < HUGE_MIN || hi <= lo)
+        return;
+    (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    if (collapse)
+        (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
+}
+#else
+static void advise(void *p, size_t bytes, int collapse)
+{
+    (void)p;
+    (void)bytes;
+    (void)collapse;
+}
+#endif
+
+void *cvae__alloc_random_access(size_t bytes)
+{
+    if (bytes < HUGE_MIN || bytes > SIZE_MAX - HUGE_PAGE)
+        return cvae__aligned_alloc(bytes);
+    const size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = aligned_alloc(HUGE_PAGE, rounded);
+    if (p)
+        advise(p, rounded, 0);
+    return p;
+}
+
+void cvae__advise_random_access(void *p, size_t bytes)
+{
+    if (p)
+        advise(p, bytes, 1);
+}
 
 size_t cvae__arena_bytes_for(size_t nfloats)
 {

@@ -19,6 +19,22 @@ int cvae__mul_overflows(size_t a, size_t b, size_t *out);
 void *cvae__aligned_alloc(size_t bytes);
 void cvae__aligned_free(void *p);
 
+/* Buffers read at random places, a few hundred bytes at a time (a data
+ * set's pixels, gathered image by image for every batch). With 4 KiB pages
+ * nearly every image read misses the TLB, and on a virtual machine each
+ * miss is a two-level page walk: gathering a batch of 100 MNIST images
+ * took 4.5 us an image in a training step, against 1.5 us from 2 MiB
+ * pages.
+ * cvae__alloc_random_access allocates (64-byte aligned; from 8 MiB on,
+ * on a 2 MiB boundary) and asks Linux to back the buffer with 2 MiB pages
+ * when it is first written; cvae__advise_random_access asks the same of a
+ * buffer that is already written, and has it collapsed into such pages at
+ * once where the kernel can (Linux 6.1 and later). Both are advice: a
+ * kernel or system that declines it leaves the buffer as it is. Freed with
+ * cvae__aligned_free. */
+void *cvae__alloc_random_access(size_t bytes);
+void cvae__advise_random_access(void *p, size_t bytes);
+
 /* Bump arena: one aligned block sized once; per-batch temporaries are carved
  * out of it and released all at once by resetting to a mark. */
 typedef struct cvae__arena {

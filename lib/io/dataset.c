@@ -100,12 +100,12 @@ static cvae_status ds_create(int64_t count, int c, int h, int w, int64_t pixels,
     ds->pixels = pixels;
     size_t n = (size_t)(count * pixels); /* fits: check_shape or the IDX header check */
     if (store == STORE_U8) {
-        ds->u8_alloc = malloc(n);
+        ds->u8_alloc = cvae__alloc_random_access(n);
         ds->u8 = ds->u8_alloc;
         if (!ds->u8_alloc)
             goto nomem;
     } else if (store == STORE_F32) {
-        ds->f32 = cvae__aligned_alloc(n * sizeof(float));
+        ds->f32 = cvae__alloc_random_access(n * sizeof(float));
         if (!ds->f32)
             goto nomem;
     }
@@ -126,7 +126,7 @@ void cvae_dataset_destroy(cvae_dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->u8_alloc);
+    cvae__aligned_free(ds->u8_alloc);
     cvae__aligned_free(ds->f32);
     free(ds->labels);
     if (ds->paths)
@@ -217,6 +217,7 @@ cvae_status cvae__dataset_adopt_u8(uint8_t *pixels, int64_t count, int c, int h,
         return st;
     (*out)->u8_alloc = pixels;
     (*out)->u8 = pixels;
+    cvae__advise_random_access(pixels, (size_t)(count * p));
     return CVAE_OK;
 }
 
@@ -573,6 +574,7 @@ static cvae_status idx_assemble(const cvae__idx_info *ii, const uint8_t *img,
     if (adopt) {
         ds->u8_alloc = adopt;
         ds->u8 = img;
+        cvae__advise_random_access(adopt, (size_t)(img - adopt) + ii->data_bytes);
     } else {
         memcpy(ds->u8_alloc, img, ii->data_bytes);
     }
