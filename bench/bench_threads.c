@@ -42,8 +42,8 @@
  * Before the rounds it also times a cache line passed back and forth
  * between the first two of those CPUs (RESULT cache_line_round_trip_ns):
  * what every value one thread writes and the other reads costs. Two cores
- * that share a last-level cache take around 100 ns; cores of different
- * core complexes, or of different sockets, several times that.
+ * that share a last-level cache take well under 200 ns; cores of
+ * different core complexes, or of different sockets, several times that.
  *
  * Why not two processes one after the other (bench_train, bench/run.sh):
  * on a shared virtual machine the speed of the second vCPU drifts by 10-20%
@@ -299,12 +299,13 @@ static void *bounce_back(void *arg)
 static double round_trip_ns(const cpu_set_t *mask, int a, int b)
 {
     double t[5];
-    for (int r = 0; r < 5; r++) {
+    int r = 0;
+    pin_self(a);
+    for (; r < 5; r++) {
         bounce bn = {0, b};
         pthread_t th;
         if (pthread_create(&th, NULL, bounce_back, &bn) != 0)
-            return 0.0;
-        pin_self(a);
+            break;
         const double t0 = now_ms();
         for (int i = 0; i < ROUND_TRIPS; i++) {
             atomic_store_explicit(&bn.flag, 1, memory_order_release);
@@ -315,7 +316,7 @@ static double round_trip_ns(const cpu_set_t *mask, int a, int b)
         pthread_join(th, NULL);
     }
     pthread_setaffinity_np(pthread_self(), sizeof *mask, mask);
-    return median(t, 5);
+    return r == 5 ? median(t, 5) : 0.0;
 }
 
 /* The round's ceiling: the 1-thread model pinned to each CPU in turn (the
