@@ -2,7 +2,7 @@
 # libconvvae against the same model in PyTorch, on the machine it runs on.
 #
 #   bench/run.sh [--quick] [--rows "N ..."] [--reps N] [--build DIR] [--out DIR]
-#                [--torch-blas DIR] [--torch-core NAME]
+#                [--torch-blas DIR] [--torch-core NAME] [--isa avx2]
 #
 # For every convolutional configuration of the paper's Table 1 (rows 1-14 of
 # bench/reproduce.sh --list: MNIST s=2..100 with n=1-2, m=128-512;
@@ -24,6 +24,13 @@
 # bench/runs/run-sh/), the data directory is $CONVVAE_DATA or ./data.
 # The same-training check (300 training steps of both, loss by loss) is
 # bench/trace.sh.
+#
+# --isa avx2 holds both sides to AVX2 on a CPU that also has AVX-512, to
+# see what a CPU without it would give: libconvvae under CVAE_ISA=avx2,
+# PyTorch's oneDNN convolutions under ONEDNN_MAX_CPU_ISA=AVX2, and the
+# OpenBLAS trial below only among its AVX2 sets (Haswell, Zen). The two
+# kinds of core differ in more than vector width, so this approximates
+# such a CPU; it does not replace running on one.
 #
 # PyTorch runs with OMP_WAIT_POLICY=PASSIVE (unless set): its OpenMP threads
 # otherwise spin while waiting, and with more runnable threads than cores
@@ -47,7 +54,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 reps=3 batches=100 warmup=5 latency=200 gemm_reps=5 breakdown_reps=15 quick=0 torch_blas='' torch_core=''
-rows_sel=
+rows_sel= isa=
 build=${CVAE_BENCH_BUILD:-$here/build-bench}
 out=$here/bench/runs/run-sh
 while [ $# -gt 0 ]; do
@@ -59,11 +66,18 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift ;;
         --torch-blas) torch_blas=$2; shift ;;
         --torch-core) torch_core=$2; shift ;;
+        --isa) isa=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
+
+case $isa in
+    '') ;;
+    avx2) export CVAE_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ;;
+    *) echo "run.sh: --isa takes avx2 (got $isa)" >&2; exit 2 ;;
+esac
 
 py=/usr/bin/python3
 if ! "$py" -c 'import torch, numpy' 2>/dev/null; then
@@ -133,6 +147,7 @@ threads=(1 2)
 
 echo "bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC'), reps $reps, $batches timed batches after $warmup warm-up"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(uptime | sed 's/^ *//')"
+[ -z "$isa" ] || echo "instruction sets: both sides held to $isa (CVAE_ISA=$CVAE_ISA, ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA)"
 echo "PyTorch's BLAS: ${torch_blas:-the system libblas.so.3 ($(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown))}"
 
 # OpenBLAS picks its kernels by CPU model, and a release older than the CPU
@@ -155,8 +170,9 @@ torch_run() {
         OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" "$py" "$tr" "${@:3}"
 }
 if [ -z "$torch_core" ]; then
-    cores=("${OPENBLAS_CORETYPE:-auto}")
-    for core in auto Haswell Zen SkylakeX Cooperlake; do
+    cores=("${OPENBLAS_CORETYPE:-auto}") candidates=(auto Haswell Zen SkylakeX Cooperlake)
+    [ -z "$isa" ] || cores=() candidates=(Haswell Zen)
+    for core in "${candidates[@]}"; do
         [[ " ${cores[*]} " == *" $core "* ]] || cores+=("$core")
     done
     declare -A best_of=()

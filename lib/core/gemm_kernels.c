@@ -6,6 +6,8 @@
 
 #include "core/gemm_kernels.h"
 
+#include "core/cpu.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -343,9 +345,8 @@ void cvae__gemm_kernels_init(const void *blis_cntx)
 {
 #if CVAE__GEMM_X86
     const cntx_t *blis = blis_cntx;
-    __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f");
+    have_avx2 = cvae__cpu_isa() >= CVAE__ISA_AVX2;
+    have_avx512 = cvae__cpu_isa() >= CVAE__ISA_AVX512;
     if (have_avx2)
         make_context(&ctx_avx2, blis, ukr_avx2_6x16, Y_MR, Y_NR, Y_MC, Y_KC, Y_NC);
     if (have_avx512)

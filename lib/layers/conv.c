@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/threads.h"
@@ -232,9 +233,9 @@ __attribute__((target("avx2"))) static double plane_sum_avx2(const float *y, flo
 static double plane_sum(const float *y, float *dy, size_t len)
 {
 #if CONV_X86
-    if (__builtin_cpu_supports("avx512f"))
+    if (cvae__cpu_isa() >= CVAE__ISA_AVX512)
         return plane_sum_avx512(y, dy, len);
-    if (__builtin_cpu_supports("avx2"))
+    if (cvae__cpu_isa() >= CVAE__ISA_AVX2)
         return plane_sum_avx2(y, dy, len);
 #endif
     double acc[8] = {0};

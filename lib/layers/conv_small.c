@@ -7,6 +7,8 @@
  * and then across them: the im2col GEMM's products in another order. */
 #include "layers/conv_small.h"
 
+#include "core/cpu.h"
+
 #include <string.h>
 
 #define SMALL_MAX_TAPS 15
@@ -30,8 +32,7 @@ int cvae__conv_small_ok(const cvae__conv_geom *g)
            g->kh * g->kw <= SMALL_MAX_TAPS && g->pad_top == (g->kh - 1) / 2 &&
            g->pad_left == (g->kw - 1) / 2 && g->h_out == g->h_in && g->w_out == g->w_in &&
            g->w_in <= SMALL_MAX_W &&
-           (__builtin_cpu_supports("avx512f") ||
-            (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
+           cvae__cpu_isa() >= CVAE__ISA_AVX2;
 }
 
 /* The lanes of a row of w floats (w <= 32) in the vector starting at
@@ -257,7 +258,7 @@ void cvae__conv_small_forward(const cvae__conv_geom *g, const float *x, const fl
                               const float *b, int relu, float *y, float *work)
 {
     pad_image(g, x, work);
-    if (__builtin_cpu_supports("avx512f"))
+    if (cvae__cpu_isa() >= CVAE__ISA_AVX512)
         small_fwd_avx512(g, work, w, b, relu, y);
     else
         small_fwd_avx2(g, work, w, b, relu, y);
@@ -267,7 +268,7 @@ void cvae__conv_small_dw(const cvae__conv_geom *g, const float *x, const float *
                          float *dw, float *work)
 {
     pad_image(g, x, work);
-    if (__builtin_cpu_supports("avx512f"))
+    if (cvae__cpu_isa() >= CVAE__ISA_AVX512)
         small_dw_avx512(g, work, dy, beta, dw);
     else
         small_dw_avx2(g, work, dy, beta, dw);

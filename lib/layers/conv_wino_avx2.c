@@ -6,6 +6,8 @@
  * one for a broadcast: the shape of the library's AVX2 GEMM kernel. */
 #include "layers/conv_wino_avx2.h"
 
+#include "core/cpu.h"
+
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -16,7 +18,7 @@
 
 int cvae__wino_avx2_ok(void)
 {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cvae__cpu_isa() >= CVAE__ISA_AVX2;
 }
 
 /* An 8 x 8 transpose in eight registers: a[q] becomes column q of the

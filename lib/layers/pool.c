@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
 
@@ -149,8 +150,8 @@ static void forward_planes(const cvae__pool_geom *g, size_t p0, size_t p1, const
     const size_t in_plane = (size_t)g->h_in * (size_t)w_in;
     const size_t out_plane = (size_t)g->h_out * (size_t)g->w_out;
 #if POOL_X86
-    const int avx512 = __builtin_cpu_supports("avx512f");
-    const int avx2 = !avx512 && __builtin_cpu_supports("avx2");
+    const int avx512 = cvae__cpu_isa() >= CVAE__ISA_AVX512;
+    const int avx2 = !avx512 && cvae__cpu_isa() >= CVAE__ISA_AVX2;
 #endif
     for (size_t p = p0; p < p1; p++) {
         const float *src = x + p * in_plane;

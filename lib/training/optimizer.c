@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/threads.h"
@@ -226,7 +227,7 @@ __attribute__((target("avx"))) static size_t adam_avx(const upd_k *k, float *p, 
 static cvae__optimizer_simd simd_best(void)
 {
 #if OPT_X86
-    return __builtin_cpu_supports("avx") ? CVAE__OPTIMIZER_SIMD_AVX : CVAE__OPTIMIZER_SIMD_SSE2;
+    return cvae__cpu_isa() >= CVAE__ISA_AVX ? CVAE__OPTIMIZER_SIMD_AVX : CVAE__OPTIMIZER_SIMD_SSE2;
 #else
     return CVAE__OPTIMIZER_SIMD_SCALAR;
 #endif
