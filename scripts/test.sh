@@ -34,8 +34,10 @@ ctest --test-dir "$build" -V >"$log" 2>&1
 rc=$?
 set -e
 # cmocka's per-executable summaries, then ctest's.
-awk '/^[0-9]+: Test command: /{n=$1; sub(":","",n); c=$4; sub(".*/","",c); name[n]=c}
-     /^[0-9]+: \[ *(PASSED|FAILED|SKIPPED) *\]/{n=$1; sub(":","",n); $1=""; printf "%-20s%s\n", name[n], $0}' "$log" || true
+# Named as ctest names them: the *_isa_* runs repeat an executable under
+# CVAE_ISA (tests/CMakeLists.txt).
+awk '/^ *Start +[0-9]+: /{n=$2; sub(":","",n); name[n]=$3}
+     /^[0-9]+: \[ *(PASSED|FAILED|SKIPPED) *\]/{n=$1; sub(":","",n); $1=""; printf "%-24s%s\n", name[n], $0}' "$log" || true
 grep -E 'tests passed|tests failed|Total Test time|\*\*\*Failed|Not Run' "$log" || true
 if [ $rc -ne 0 ]; then
     echo "--- output of failing tests ---"
