@@ -47,9 +47,12 @@ export CONVVAE_DATA=${CONVVAE_DATA:-$here/data}
 # other cases take minutes under ASan and run the same code on other shapes).
 export CVAE_ACCURACY_QUICK=1
 
+# test_train's run under CVAE_ISA=avx2 trains real MNIST again (40 s here);
+# the AVX2 kernels it reaches run under the sanitizers in the layers' own
+# *_isa_avx2 tests.
 log="$build/ctest.log"
 set +e
-ctest --test-dir "$build" --output-on-failure >"$log" 2>&1
+ctest --test-dir "$build" --output-on-failure -E '^test_train_isa_avx2$' >"$log" 2>&1
 rc=$?
 set -e
 summary=$(grep -E 'tests passed|tests failed' "$log" | tail -1)
