@@ -21,7 +21,9 @@
  * they need no shuffles; the products read V with broadcasts (rows are
  * tiles) and U with vector loads. The kernels here are AVX-512's; on CPUs
  * with AVX2 and FMA only, conv_wino_avx2.c's do the same on two vectors of
- * 8 channels, and the once-per-call weight transforms run in plain C. */
+ * 8 channels, and the once-per-call weight transforms run in plain C. The
+ * layout copies and the tile transforms are written once for both widths
+ * (conv_wino_vec.h). */
 #include "layers/conv_wino.h"
 
 #include <limits.h>
@@ -183,76 +185,25 @@ int cvae__conv_wino_ok(const cvae__conv_geom *g)
 
 static __mmask16 first_lanes(int n) { return (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u); }
 
-/* dst [ph][pw][cp] = src [c][h][w] placed at (pad, pad), zero elsewhere
- * (the border and the channels from c to cp): blocks of 16 channels by 16
- * positions of a row, transposed in registers. A block shorter than 16
- * reads on into the next row where the plane goes on (its extra lanes are
- * never stored): on this kind of CPU a masked load that straddles two
- * cache lines costs several plain ones, and rows of 28 or 14 floats put
- * most of them across a line. */
-static AVX512 void channels_last(const float *src, int c, int h, int w, int pad, int ph, int pw,
-                                 size_t cp, float *dst)
-{
-    const size_t row = (size_t)pw * cp, plane = (size_t)h * (size_t)w;
-    for (int y = 0; y < ph; y++) {
-        float *d = dst + (size_t)y * row;
-        const int sy = y - pad;
-        if (sy < 0 || sy >= h) {
-            memset(d, 0, row * sizeof *d);
-            continue;
-        }
-        memset(d, 0, (size_t)pad * cp * sizeof *d);
-        memset(d + (size_t)(pad + w) * cp, 0, (size_t)(pw - pad - w) * cp * sizeof *d);
-        for (size_t c0 = 0; c0 < cp; c0 += 16)
-            for (int x0 = 0; x0 < w; x0 += 16) {
-                const int nx = w - x0 < 16 ? w - x0 : 16;
-                const size_t at = (size_t)sy * (size_t)w + (size_t)x0;
-                const int whole = at + 16 <= plane;
-                const __mmask16 mask = first_lanes(nx);
-                const float *s = src + at;
-                __m512 a[16];
-                for (int r = 0; r < 16; r++) {
-                    const float *p = s + (c0 + (size_t)r) * plane;
-                    a[r] = c0 + (size_t)r >= (size_t)c ? _mm512_setzero_ps()
-                           : whole                     ? _mm512_loadu_ps(p)
-                                                       : _mm512_maskz_loadu_ps(mask, p);
-                }
-                tr16_avx512(a);
-                float *o = d + (size_t)(pad + x0) * cp + c0;
-                for (int q = 0; q < nx; q++)
-                    _mm512_storeu_ps(o + (size_t)q * cp, a[q]);
-            }
-    }
-}
-
-/* y [k][h][w] = the first h x w positions of ycl [..][ow][kp], k < c_out.
- * Rows in order, so a block shorter than 16 may write on into the next
- * row (rewritten after it) except on a plane's last row: the same
- * straddling that channels_last avoids, for masked stores. */
-static AVX512 void channels_first(const float *ycl, size_t ow, size_t kp, int k, int h, int w,
-                                  float *y)
-{
-    const size_t plane = (size_t)h * (size_t)w;
-    for (int i = 0; i < h; i++)
-        for (size_t k0 = 0; k0 < (size_t)k; k0 += 16)
-            for (int x0 = 0; x0 < w; x0 += 16) {
-                const int nx = w - x0 < 16 ? w - x0 : 16;
-                const int whole = i + 1 < h && x0 + 16 <= 2 * w;
-                const __mmask16 mask = first_lanes(nx);
-                const float *s = ycl + ((size_t)i * ow + (size_t)x0) * kp + k0;
-                __m512 a[16];
-                for (int q = 0; q < 16; q++)
-                    a[q] = q < nx ? _mm512_loadu_ps(s + (size_t)q * kp) : _mm512_setzero_ps();
-                tr16_avx512(a);
-                const int nr = (size_t)k - k0 < 16 ? (int)((size_t)k - k0) : 16;
-                float *o = y + k0 * plane + (size_t)i * (size_t)w + (size_t)x0;
-                for (int r = 0; r < nr; r++)
-                    if (whole)
-                        _mm512_storeu_ps(o + (size_t)r * plane, a[r]);
-                    else
-                        _mm512_mask_storeu_ps(o + (size_t)r * plane, mask, a[r]);
-            }
-}
+/* The layout copies and the tile transforms, 16 channels at a time
+ * (conv_wino_vec.h). */
+#define WT_V __m512
+#define WT_W 16
+#define WT_TARGET AVX512
+#define WT_SET1(x) _mm512_set1_ps(x)
+#define WT_ZERO _mm512_setzero_ps()
+#define WT_ADD(a, b) _mm512_add_ps(a, b)
+#define WT_SUB(a, b) _mm512_sub_ps(a, b)
+#define WT_MUL(a, b) _mm512_mul_ps(a, b)
+#define WT_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define WT_FNMA(a, b, c) _mm512_fnmadd_ps(a, b, c)
+#define WT_LOAD(p) _mm512_loadu_ps(p)
+#define WT_STORE(p, v) _mm512_storeu_ps(p, v)
+#define WT_MASK __mmask16
+#define WT_MASKLOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define WT_MASKSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define WT_TRANSPOSE(a) tr16_avx512(a)
+#include "layers/conv_wino_vec.h"
 
 /* u = G g G^T for 16 kernels side by side: g[q] (ks*ks vectors, lane l
  * one kernel) to u[f] (in*in vectors). */
@@ -335,179 +286,6 @@ static AVX512 void kernel_gradients(const cvae__conv_geom *g, const wl *l, const
                     dw[(size_t)(k0 + j) * kern + (size_t)c * kk + q] = d[q][j];
         }
 }
-
-/* The 8-point input transform v = B^T d of eight vectors (the rows of B^T
- * written out, with their shared partial sums). */
-INLINE AVX512 void bt8(const __m512 *d, __m512 *v)
-{
-    const __m512 s1 = _mm512_fmadd_ps(_mm512_set1_ps(-4.25f), d[3], _mm512_add_ps(d[1], d[5]));
-    const __m512 s2 = _mm512_fmadd_ps(_mm512_set1_ps(-4.25f), d[4], _mm512_add_ps(d[2], d[6]));
-    const __m512 p1 = _mm512_fmadd_ps(_mm512_set1_ps(-2.5f), d[3],
-                                      _mm512_fmadd_ps(_mm512_set1_ps(0.5f), d[1],
-                                                      _mm512_mul_ps(_mm512_set1_ps(2.0f), d[5])));
-    const __m512 p2 = _mm512_fmadd_ps(_mm512_set1_ps(-1.25f), d[4],
-                                      _mm512_fmadd_ps(_mm512_set1_ps(0.25f), d[2], d[6]));
-    const __m512 q1 = _mm512_fmadd_ps(_mm512_set1_ps(-2.5f), d[3],
-                                      _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d[1],
-                                                      _mm512_mul_ps(_mm512_set1_ps(0.5f), d[5])));
-    const __m512 q2 = _mm512_fmadd_ps(_mm512_set1_ps(-5.0f), d[4],
-                                      _mm512_fmadd_ps(_mm512_set1_ps(4.0f), d[2], d[6]));
-    v[0] = _mm512_fmadd_ps(_mm512_set1_ps(5.25f), _mm512_sub_ps(d[4], d[2]),
-                           _mm512_sub_ps(d[0], d[6]));
-    v[1] = _mm512_add_ps(s2, s1);
-    v[2] = _mm512_sub_ps(s2, s1);
-    v[3] = _mm512_add_ps(p2, p1);
-    v[4] = _mm512_sub_ps(p2, p1);
-    v[5] = _mm512_add_ps(q2, q1);
-    v[6] = _mm512_sub_ps(q2, q1);
-    v[7] = _mm512_fmadd_ps(_mm512_set1_ps(5.25f), _mm512_sub_ps(d[3], d[5]),
-                           _mm512_sub_ps(d[7], d[1]));
-}
-
-/* The output transform y = A^T m, 8 vectors to 4. */
-INLINE AVX512 void at8(const __m512 *m, __m512 *y)
-{
-    const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
-    const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
-    const __m512 e = _mm512_add_ps(m[5], m[6]), f = _mm512_sub_ps(m[5], m[6]);
-    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), _mm512_add_ps(c, e));
-    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), f, _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b));
-    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), e, _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a));
-    y[3] = _mm512_add_ps(
-        _mm512_fmadd_ps(_mm512_set1_ps(0.125f), f, _mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b)),
-        m[7]);
-}
-
-/* Its adjoint z = A y, 4 vectors to 8: how an output gradient enters the
- * transformed domain. */
-INLINE AVX512 void a8(const __m512 *y, __m512 *z)
-{
-    const __m512 e = _mm512_add_ps(y[0], y[2]), o = _mm512_add_ps(y[1], y[3]);
-    const __m512 e4 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), y[2], y[0]);
-    const __m512 o4 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), y[3], _mm512_mul_ps(_mm512_set1_ps(2.0f), y[1]));
-    const __m512 eq = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), y[2], y[0]);
-    const __m512 oq = _mm512_fmadd_ps(_mm512_set1_ps(0.125f), y[3], _mm512_mul_ps(_mm512_set1_ps(0.5f), y[1]));
-    z[0] = y[0];
-    z[1] = _mm512_add_ps(e, o);
-    z[2] = _mm512_sub_ps(e, o);
-    z[3] = _mm512_add_ps(e4, o4);
-    z[4] = _mm512_sub_ps(e4, o4);
-    z[5] = _mm512_add_ps(eq, oq);
-    z[6] = _mm512_sub_ps(eq, oq);
-    z[7] = y[3];
-}
-
-/* The same three transforms for F(4x4, 3x3): 6 points. */
-INLINE AVX512 void bt6(const __m512 *d, __m512 *v)
-{
-    const __m512 four = _mm512_set1_ps(4.0f), two = _mm512_set1_ps(2.0f);
-    const __m512 s1 = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
-    const __m512 s2 = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
-    const __m512 e = _mm512_sub_ps(d[4], d[2]), o = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
-    v[0] = _mm512_fmadd_ps(four, d[0], _mm512_fmadd_ps(_mm512_set1_ps(-5.0f), d[2], d[4]));
-    v[1] = s1;
-    v[2] = s2;
-    v[3] = _mm512_add_ps(e, o);
-    v[4] = _mm512_sub_ps(e, o);
-    v[5] = _mm512_fmadd_ps(four, d[1], _mm512_fmadd_ps(_mm512_set1_ps(-5.0f), d[3], d[5]));
-}
-
-INLINE AVX512 void at6(const __m512 *m, __m512 *y)
-{
-    const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
-    const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
-    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
-    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
-    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
-    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m[5]);
-}
-
-INLINE AVX512 void a6(const __m512 *y, __m512 *z)
-{
-    const __m512 e = _mm512_add_ps(y[0], y[2]), o = _mm512_add_ps(y[1], y[3]);
-    const __m512 e4 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), y[2], y[0]);
-    const __m512 o4 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), y[3], _mm512_mul_ps(_mm512_set1_ps(2.0f), y[1]));
-    z[0] = y[0];
-    z[1] = _mm512_add_ps(e, o);
-    z[2] = _mm512_sub_ps(e, o);
-    z[3] = _mm512_add_ps(e4, o4);
-    z[4] = _mm512_sub_ps(e4, o4);
-    z[5] = y[3];
-}
-
-/* For N points a side (8 or 6), with bt##N, at##N and a##N above:
- *   input_tile##N: V = B^T d B for one tile of 16 channels, d[i][j] at
- *     src + i*rs + j*cs, V's point f written at dst + f*fs;
- *   output_tile##N: Y = A^T M A, M's point f at src + f*fs, Y[i][j]
- *     written at dst + i*rs + j*cs;
- *   gradient_tile##N: Z = A dY A^T for a 4x4 tile, dY[i][j] at
- *     src + i*rs + j*cs, Z's point f written at dst + f*fs.
- * Each runs its 1-D transform down the columns, then along the rows. */
-#define TILE_TRANSFORMS(N)                                                                        \
-    static AVX512 void input_tile##N(const float *src, size_t rs, size_t cs, float *dst,          \
-                                     size_t fs)                                                   \
-    {                                                                                             \
-        __m512 t[N][N];                                                                           \
-        _Pragma("GCC unroll 8") for (int j = 0; j < N; j++)                                       \
-        {                                                                                         \
-            __m512 d[N], v[N];                                                                    \
-            _Pragma("GCC unroll 8") for (int i = 0; i < N; i++) d[i] =                            \
-                _mm512_loadu_ps(src + (size_t)i * rs + (size_t)j * cs);                           \
-            bt##N(d, v);                                                                          \
-            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) t[k][j] = v[k];                   \
-        }                                                                                         \
-        _Pragma("GCC unroll 8") for (int k = 0; k < N; k++)                                       \
-        {                                                                                         \
-            __m512 v[N];                                                                          \
-            bt##N(t[k], v);                                                                       \
-            _Pragma("GCC unroll 8") for (int l = 0; l < N; l++)                                   \
-                _mm512_storeu_ps(dst + (size_t)(k * N + l) * fs, v[l]);                           \
-        }                                                                                         \
-    }                                                                                             \
-    static AVX512 void output_tile##N(const float *src, size_t fs, float *dst, size_t rs,         \
-                                      size_t cs)                                                  \
-    {                                                                                             \
-        __m512 s[N][TILE];                                                                        \
-        _Pragma("GCC unroll 8") for (int j = 0; j < N; j++)                                       \
-        {                                                                                         \
-            __m512 m[N], y[TILE];                                                                 \
-            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) m[k] =                            \
-                _mm512_loadu_ps(src + (size_t)(k * N + j) * fs);                                  \
-            at##N(m, y);                                                                          \
-            _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++) s[j][i] = y[i];                \
-        }                                                                                         \
-        _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++)                                    \
-        {                                                                                         \
-            __m512 r[N], y[TILE];                                                                 \
-            _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) r[j] = s[j][i];                   \
-            at##N(r, y);                                                                          \
-            _Pragma("GCC unroll 4") for (int l = 0; l < TILE; l++)                                \
-                _mm512_storeu_ps(dst + (size_t)i * rs + (size_t)l * cs, y[l]);                    \
-        }                                                                                         \
-    }                                                                                             \
-    static AVX512 void gradient_tile##N(const float *src, size_t rs, size_t cs, float *dst,       \
-                                        size_t fs)                                                \
-    {                                                                                             \
-        __m512 t[N][TILE];                                                                        \
-        _Pragma("GCC unroll 4") for (int j = 0; j < TILE; j++)                                    \
-        {                                                                                         \
-            __m512 y[TILE], z[N];                                                                 \
-            _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++) y[i] =                         \
-                _mm512_loadu_ps(src + (size_t)i * rs + (size_t)j * cs);                           \
-            a##N(y, z);                                                                           \
-            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) t[k][j] = z[k];                   \
-        }                                                                                         \
-        _Pragma("GCC unroll 8") for (int k = 0; k < N; k++)                                       \
-        {                                                                                         \
-            __m512 z[N];                                                                          \
-            a##N(t[k], z);                                                                        \
-            _Pragma("GCC unroll 8") for (int l = 0; l < N; l++)                                   \
-                _mm512_storeu_ps(dst + (size_t)(k * N + l) * fs, z[l]);                           \
-        }                                                                                         \
-    }
-
-TILE_TRANSFORMS(8)
-TILE_TRANSFORMS(6)
 
 /* c (m x 16, m <= 16 tiles, rows 16 floats apart) = sum over the nc input
  * channels of V(t, c) times the 16 floats of U's row c; V(t, c) at

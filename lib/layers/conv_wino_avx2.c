@@ -1,7 +1,7 @@
 /* Winograd kernels for AVX2 + FMA (see conv_wino_avx2.h). A block of 16
  * channels is two 8-lane vectors: the transforms are elementwise across
- * channels, so each half runs the same formulas as conv_wino.c's 16-lane
- * ones, in the same order. The products keep 6 rows of 16 columns in 12
+ * channels, so each half runs conv_wino_vec.h's transforms, the code
+ * conv_wino.c runs on 16 lanes. The products keep 6 rows of 16 columns in 12
  * of the 16 vector registers, with two for a row of the other operand and
  * one for a broadcast: the shape of the library's AVX2 GEMM kernel. */
 #include "layers/conv_wino_avx2.h"
@@ -49,257 +49,63 @@ INLINE AVX2 __m256i first_lanes(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* Blocks of 8 channels by 8 positions of a row, transposed in registers.
- * A block shorter than 8 positions reads on into the plane's next row where
- * there is one (those lanes are never stored): AVX2's masked loads, and
- * more so its masked stores, cost several plain ones. */
+/* The layout copies and the tile transforms, 8 channels at a time
+ * (conv_wino_vec.h). */
+#define WT_V __m256
+#define WT_W 8
+#define WT_TARGET AVX2
+#define WT_SET1(x) _mm256_set1_ps(x)
+#define WT_ZERO _mm256_setzero_ps()
+#define WT_ADD(a, b) _mm256_add_ps(a, b)
+#define WT_SUB(a, b) _mm256_sub_ps(a, b)
+#define WT_MUL(a, b) _mm256_mul_ps(a, b)
+#define WT_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define WT_FNMA(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define WT_LOAD(p) _mm256_loadu_ps(p)
+#define WT_STORE(p, v) _mm256_storeu_ps(p, v)
+#define WT_MASK __m256i
+#define WT_MASKLOAD(p, m) _mm256_maskload_ps(p, m)
+#define WT_MASKSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define WT_TRANSPOSE(a) tr8(a)
+#include "layers/conv_wino_vec.h"
+
 AVX2 void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int ph,
                                         int pw, size_t cp, float *dst)
 {
-    const size_t row = (size_t)pw * cp, plane = (size_t)h * (size_t)w;
-    for (int y = 0; y < ph; y++) {
-        float *d = dst + (size_t)y * row;
-        const int sy = y - pad;
-        if (sy < 0 || sy >= h) {
-            memset(d, 0, row * sizeof *d);
-            continue;
-        }
-        memset(d, 0, (size_t)pad * cp * sizeof *d);
-        memset(d + (size_t)(pad + w) * cp, 0, (size_t)(pw - pad - w) * cp * sizeof *d);
-        const float *s = src + (size_t)sy * (size_t)w;
-        for (size_t c0 = 0; c0 < cp; c0 += 8)
-            for (int x0 = 0; x0 < w; x0 += 8) {
-                const int nx = w - x0 < 8 ? w - x0 : 8;
-                const __m256i mask = first_lanes(nx);
-                __m256 a[8];
-                const size_t at = (size_t)sy * (size_t)w + (size_t)x0;
-                const int whole = at + 8 <= plane;
-                for (int r = 0; r < 8; r++) {
-                    const float *p = s + (c0 + (size_t)r) * plane + (size_t)x0;
-                    a[r] = c0 + (size_t)r >= (size_t)c ? _mm256_setzero_ps()
-                           : whole                     ? _mm256_loadu_ps(p)
-                                                       : _mm256_maskload_ps(p, mask);
-                }
-                tr8(a);
-                float *o = d + (size_t)(pad + x0) * cp + c0;
-                for (int q = 0; q < nx; q++)
-                    _mm256_storeu_ps(o + (size_t)q * cp, a[q]);
-            }
-    }
+    channels_last(src, c, h, w, pad, ph, pw, cp, dst);
 }
 
-/* Rows in order, so a block shorter than 8 may write on into later rows of
- * its plane (rewritten after it); masked only where it would pass the
- * plane's end. */
 AVX2 void cvae__wino_avx2_channels_first(const float *ycl, size_t ow, size_t kp, int k, int h,
                                          int w, float *y)
 {
-    const size_t plane = (size_t)h * (size_t)w;
-    for (int i = 0; i < h; i++)
-        for (size_t k0 = 0; k0 < (size_t)k; k0 += 8)
-            for (int x0 = 0; x0 < w; x0 += 8) {
-                const int nx = w - x0 < 8 ? w - x0 : 8;
-                const __m256i mask = first_lanes(nx);
-                const float *s = ycl + ((size_t)i * ow + (size_t)x0) * kp + k0;
-                __m256 a[8];
-                for (int q = 0; q < 8; q++)
-                    a[q] = q < nx ? _mm256_loadu_ps(s + (size_t)q * kp) : _mm256_setzero_ps();
-                tr8(a);
-                const int nr = (size_t)k - k0 < 8 ? (int)((size_t)k - k0) : 8;
-                float *o = y + k0 * plane + (size_t)i * (size_t)w + (size_t)x0;
-                const int whole = (size_t)i * (size_t)w + (size_t)x0 + 8 <= plane;
-                for (int r = 0; r < nr; r++)
-                    if (whole)
-                        _mm256_storeu_ps(o + (size_t)r * plane, a[r]);
-                    else
-                        _mm256_maskstore_ps(o + (size_t)r * plane, mask, a[r]);
-            }
+    channels_first(ycl, ow, kp, k, h, w, y);
 }
 
 typedef __m256 v8;
 
-INLINE AVX2 v8 k8(float x) { return _mm256_set1_ps(x); }
 INLINE AVX2 v8 add(v8 a, v8 b) { return _mm256_add_ps(a, b); }
-INLINE AVX2 v8 sub(v8 a, v8 b) { return _mm256_sub_ps(a, b); }
-INLINE AVX2 v8 mul(v8 a, v8 b) { return _mm256_mul_ps(a, b); }
 INLINE AVX2 v8 fma8(v8 a, v8 b, v8 c) { return _mm256_fmadd_ps(a, b, c); }
-
-/* The 8-point input transform v = B^T d (the rows of B^T written out, with
- * their shared partial sums). */
-INLINE AVX2 void bt8(const v8 *d, v8 *v)
-{
-    const v8 s1 = fma8(k8(-4.25f), d[3], add(d[1], d[5]));
-    const v8 s2 = fma8(k8(-4.25f), d[4], add(d[2], d[6]));
-    const v8 p1 = fma8(k8(-2.5f), d[3], fma8(k8(0.5f), d[1], mul(k8(2.0f), d[5])));
-    const v8 p2 = fma8(k8(-1.25f), d[4], fma8(k8(0.25f), d[2], d[6]));
-    const v8 q1 = fma8(k8(-2.5f), d[3], fma8(k8(2.0f), d[1], mul(k8(0.5f), d[5])));
-    const v8 q2 = fma8(k8(-5.0f), d[4], fma8(k8(4.0f), d[2], d[6]));
-    v[0] = fma8(k8(5.25f), sub(d[4], d[2]), sub(d[0], d[6]));
-    v[1] = add(s2, s1);
-    v[2] = sub(s2, s1);
-    v[3] = add(p2, p1);
-    v[4] = sub(p2, p1);
-    v[5] = add(q2, q1);
-    v[6] = sub(q2, q1);
-    v[7] = fma8(k8(5.25f), sub(d[3], d[5]), sub(d[7], d[1]));
-}
-
-/* The output transform y = A^T m, 8 values to 4. */
-INLINE AVX2 void at8(const v8 *m, v8 *y)
-{
-    const v8 a = add(m[1], m[2]), b = sub(m[1], m[2]);
-    const v8 c = add(m[3], m[4]), d = sub(m[3], m[4]);
-    const v8 e = add(m[5], m[6]), f = sub(m[5], m[6]);
-    y[0] = add(add(m[0], a), add(c, e));
-    y[1] = fma8(k8(0.5f), f, fma8(k8(2.0f), d, b));
-    y[2] = fma8(k8(0.25f), e, fma8(k8(4.0f), c, a));
-    y[3] = add(fma8(k8(0.125f), f, fma8(k8(8.0f), d, b)), m[7]);
-}
-
-/* Its adjoint z = A y, 4 values to 8: how an output gradient enters the
- * transformed domain. */
-INLINE AVX2 void a8(const v8 *y, v8 *z)
-{
-    const v8 e = add(y[0], y[2]), o = add(y[1], y[3]);
-    const v8 e4 = fma8(k8(4.0f), y[2], y[0]);
-    const v8 o4 = fma8(k8(8.0f), y[3], mul(k8(2.0f), y[1]));
-    const v8 eq = fma8(k8(0.25f), y[2], y[0]);
-    const v8 oq = fma8(k8(0.125f), y[3], mul(k8(0.5f), y[1]));
-    z[0] = y[0];
-    z[1] = add(e, o);
-    z[2] = sub(e, o);
-    z[3] = add(e4, o4);
-    z[4] = sub(e4, o4);
-    z[5] = add(eq, oq);
-    z[6] = sub(eq, oq);
-    z[7] = y[3];
-}
-
-/* The same three for F(4x4, 3x3): 6 points. */
-INLINE AVX2 void bt6(const v8 *d, v8 *v)
-{
-    const v8 four = k8(4.0f), two = k8(2.0f);
-    const v8 s1 = _mm256_fnmadd_ps(four, add(d[1], d[2]), add(d[3], d[4]));
-    const v8 s2 = fma8(four, sub(d[1], d[2]), sub(d[4], d[3]));
-    const v8 e = sub(d[4], d[2]), o = mul(two, sub(d[3], d[1]));
-    v[0] = fma8(four, d[0], fma8(k8(-5.0f), d[2], d[4]));
-    v[1] = s1;
-    v[2] = s2;
-    v[3] = add(e, o);
-    v[4] = sub(e, o);
-    v[5] = fma8(four, d[1], fma8(k8(-5.0f), d[3], d[5]));
-}
-
-INLINE AVX2 void at6(const v8 *m, v8 *y)
-{
-    const v8 a = add(m[1], m[2]), b = sub(m[1], m[2]);
-    const v8 c = add(m[3], m[4]), d = sub(m[3], m[4]);
-    y[0] = add(add(m[0], a), c);
-    y[1] = fma8(k8(2.0f), d, b);
-    y[2] = fma8(k8(4.0f), c, a);
-    y[3] = add(fma8(k8(8.0f), d, b), m[5]);
-}
-
-INLINE AVX2 void a6(const v8 *y, v8 *z)
-{
-    const v8 e = add(y[0], y[2]), o = add(y[1], y[3]);
-    const v8 e4 = fma8(k8(4.0f), y[2], y[0]);
-    const v8 o4 = fma8(k8(8.0f), y[3], mul(k8(2.0f), y[1]));
-    z[0] = y[0];
-    z[1] = add(e, o);
-    z[2] = sub(e, o);
-    z[3] = add(e4, o4);
-    z[4] = sub(e4, o4);
-    z[5] = y[3];
-}
-
-#define TILE 4
-
-/* For N points a side, on 8 channels: each runs its 1-D transform down the
- * columns, then along the rows (see the header for the three). */
-#define TILE_TRANSFORMS(N)                                                                        \
-    static AVX2 void input##N(const float *src, size_t rs, size_t cs, float *dst, size_t fs)     \
-    {                                                                                             \
-        v8 t[N][N];                                                                               \
-        _Pragma("GCC unroll 8") for (int j = 0; j < N; j++)                                       \
-        {                                                                                         \
-            v8 d[N], v[N];                                                                        \
-            _Pragma("GCC unroll 8") for (int i = 0; i < N; i++) d[i] =                            \
-                _mm256_loadu_ps(src + (size_t)i * rs + (size_t)j * cs);                           \
-            bt##N(d, v);                                                                          \
-            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) t[k][j] = v[k];                   \
-        }                                                                                         \
-        _Pragma("GCC unroll 8") for (int k = 0; k < N; k++)                                       \
-        {                                                                                         \
-            v8 v[N];                                                                              \
-            bt##N(t[k], v);                                                                       \
-            _Pragma("GCC unroll 8") for (int l = 0; l < N; l++)                                   \
-                _mm256_storeu_ps(dst + (size_t)(k * N + l) * fs, v[l]);                           \
-        }                                                                                         \
-    }                                                                                             \
-    static AVX2 void output##N(const float *src, size_t fs, float *dst, size_t rs, size_t cs)    \
-    {                                                                                             \
-        v8 s[N][TILE];                                                                            \
-        _Pragma("GCC unroll 8") for (int j = 0; j < N; j++)                                       \
-        {                                                                                         \
-            v8 m[N], y[TILE];                                                                     \
-            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) m[k] =                            \
-                _mm256_loadu_ps(src + (size_t)(k * N + j) * fs);                                  \
-            at##N(m, y);                                                                          \
-            _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++) s[j][i] = y[i];                \
-        }                                                                                         \
-        _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++)                                    \
-        {                                                                                         \
-            v8 r[N], y[TILE];                                                                     \
-            _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) r[j] = s[j][i];                   \
-            at##N(r, y);                                                                          \
-            _Pragma("GCC unroll 4") for (int l = 0; l < TILE; l++)                                \
-                _mm256_storeu_ps(dst + (size_t)i * rs + (size_t)l * cs, y[l]);                    \
-        }                                                                                         \
-    }                                                                                             \
-    static AVX2 void gradient##N(const float *src, size_t rs, size_t cs, float *dst, size_t fs)  \
-    {                                                                                             \
-        v8 t[N][TILE];                                                                            \
-        _Pragma("GCC unroll 4") for (int j = 0; j < TILE; j++)                                    \
-        {                                                                                         \
-            v8 y[TILE], z[N];                                                                     \
-            _Pragma("GCC unroll 4") for (int i = 0; i < TILE; i++) y[i] =                         \
-                _mm256_loadu_ps(src + (size_t)i * rs + (size_t)j * cs);                           \
-            a##N(y, z);                                                                           \
-            _Pragma("GCC unroll 8") for (int k = 0; k < N; k++) t[k][j] = z[k];                   \
-        }                                                                                         \
-        _Pragma("GCC unroll 8") for (int k = 0; k < N; k++)                                       \
-        {                                                                                         \
-            v8 z[N];                                                                              \
-            a##N(t[k], z);                                                                        \
-            _Pragma("GCC unroll 8") for (int l = 0; l < N; l++)                                   \
-                _mm256_storeu_ps(dst + (size_t)(k * N + l) * fs, z[l]);                           \
-        }                                                                                         \
-    }
-
-TILE_TRANSFORMS(8)
-TILE_TRANSFORMS(6)
 
 /* Each 16-channel call is its two halves of 8. */
 void cvae__wino_avx2_input_tile(int n, const float *src, size_t rs, size_t cs, float *dst,
                                 size_t fs)
 {
     for (int h = 0; h < 16; h += 8)
-        (n == 8 ? input8 : input6)(src + h, rs, cs, dst + h, fs);
+        (n == 8 ? input_tile8 : input_tile6)(src + h, rs, cs, dst + h, fs);
 }
 
 void cvae__wino_avx2_output_tile(int n, const float *src, size_t fs, float *dst, size_t rs,
                                  size_t cs)
 {
     for (int h = 0; h < 16; h += 8)
-        (n == 8 ? output8 : output6)(src + h, fs, dst + h, rs, cs);
+        (n == 8 ? output_tile8 : output_tile6)(src + h, fs, dst + h, rs, cs);
 }
 
 void cvae__wino_avx2_gradient_tile(int n, const float *src, size_t rs, size_t cs, float *dst,
                                    size_t fs)
 {
     for (int h = 0; h < 16; h += 8)
-        (n == 8 ? gradient8 : gradient6)(src + h, rs, cs, dst + h, fs);
+        (n == 8 ? gradient_tile8 : gradient_tile6)(src + h, rs, cs, dst + h, fs);
 }
 
 /* R rows of the product (see cvae__wino_avx2_product). */
