@@ -4,9 +4,10 @@
  * from the definition, over images that fill whole 4x4 tiles and part of
  * the last, channel counts around the blocks of 16, more tiles than one
  * product's 16 rows, and runs of images that fill the weight gradient's
- * groups exactly and in part. Then the geometries it must refuse, and
- * central differences through a conv layer that takes it (forward, dx as
- * its adjoint, dw). */
+ * groups exactly and in part; the walk over those groups that also runs
+ * the forward and adjoint convolutions from the same copies. Then the
+ * geometries it must refuse, and central differences through a conv layer
+ * that takes it (forward, dx as its adjoint, dw). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -115,6 +116,25 @@ static void test_matches_reference(void **state)
 }
 
 
+/* dw (nw floats, kernels of kk taps) against the definition. The
+ * transforms mix a kernel's taps, so a tap no position reads (exactly 0)
+ * gets its neighbours' rounding: the bound is on the kernel's largest
+ * magnitude sum. */
+static void expect_dw_close(const float *dw, const double *want, const double *mag, size_t nw,
+                            size_t kk)
+{
+    for (size_t k0 = 0; k0 < nw; k0 += kk) {
+        double scale = 0.0;
+        for (size_t j = k0; j < k0 + kk; j++)
+            scale = mag[j] > scale ? mag[j] : scale;
+        for (size_t j = k0; j < k0 + kk; j++) {
+            const double e = fabs(dw[j] - want[j]) / (scale + 1e-30);
+            worst_dw = e > worst_dw ? e : worst_dw;
+            assert_true(fabs(dw[j] - want[j]) <= WINO_TOL * scale + 1e-30);
+        }
+    }
+}
+
 /* dw NaN before (overwritten, not read), the workspace NaN before the
  * first run (every float it reads written first), a second run that must
  * not see the first, and nothing written past dw. */
@@ -141,19 +161,7 @@ static void check_dw(int c_in, int h, int w, int c_out, int k, int n, cvae__rng 
         if (round == 0)
             gc_fill_nan(work, nwork);
         cvae__conv_wino_dw(&g, n, x, dy, dw, work);
-        /* the transforms mix a kernel's taps, so a tap no position reads
-         * (exactly 0) gets its neighbours' rounding: the bound is on the
-         * kernel's largest magnitude sum */
-        for (size_t k0 = 0; k0 < nw; k0 += kk) {
-            double scale = 0.0;
-            for (size_t j = k0; j < k0 + kk; j++)
-                scale = mag[j] > scale ? mag[j] : scale;
-            for (size_t j = k0; j < k0 + kk; j++) {
-                const double e = fabs(dw[j] - want[j]) / (scale + 1e-30);
-                worst_dw = e > worst_dw ? e : worst_dw;
-                assert_true(fabs(dw[j] - want[j]) <= WINO_TOL * scale + 1e-30);
-            }
-        }
+        expect_dw_close(dw, want, mag, nw, kk);
         for (size_t j = nw; j < nw + 16; j++)
             assert_true(isnan(dw[j]));
     }
@@ -180,6 +188,92 @@ static void test_dw_matches_reference(void **state)
         }
         check_dw(17, 5, 9, 20, k, 3, &r);   /* blocks part full, tiles cut */
         check_dw(16, 2, 3, 16, k, 1, &r);   /* one tile, the kernel reaching past the image */
+    }
+}
+
+/* Each of count floats within the tolerance of its magnitude sum. */
+static void expect_close(const float *got, const double *want, const double *mag, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        assert_true(fabs(got[i] - want[i]) <= WINO_TOL * mag[i] + 1e-30);
+}
+
+/* The group walk with both convolutions it can run on the way: g's
+ * forward conv of x (by g's transformed weights) and the adjoint conv of
+ * dy (by those of the rotated weights, g's adjoint), each image against
+ * the definition, and the weight gradient against it as above; outputs NaN
+ * before, nothing written past them. */
+static void check_group(int c_in, int h, int w, int c_out, int k, int n, cvae__rng *r)
+{
+    cvae__conv_geom g, a;
+    if (!geom(&g, c_in, h, w, c_out, k) || !geom(&a, c_out, h, w, c_in, k))
+        return;
+    const size_t xi = (size_t)c_in * h * w, yi = (size_t)c_out * h * w;
+    const size_t kk = (size_t)k * k, nw = (size_t)c_out * c_in * kk;
+    const size_t nwork = cvae__conv_wino_dw_floats(&g);
+    float *x = gc_alloc(n * xi), *dy = gc_alloc(n * yi), *wt = gc_alloc(nw), *wr = gc_alloc(nw);
+    float *u = gc_alloc(cvae__conv_wino_u_floats(&g)), *ua = gc_alloc(cvae__conv_wino_u_floats(&a));
+    float *xout = gc_alloc(n * yi + 16), *dyout = gc_alloc(n * xi + 16);
+    float *dw = gc_alloc(nw), *work = gc_alloc(nwork);
+    const size_t most = (n * xi > n * yi ? n * xi : n * yi) + nw;
+    double *want = malloc(most * sizeof *want), *mag = malloc(most * sizeof *mag);
+    assert_non_null(want);
+    assert_non_null(mag);
+    gc_fill_uniform(r, x, n * xi, -1, 1);
+    gc_fill_uniform(r, dy, n * yi, -1, 1);
+    gc_fill_uniform(r, wt, nw, -1, 1);
+    /* the adjoint's kernels: in and out swapped, rotated half a turn */
+    for (int o = 0; o < c_out; o++)
+        for (int c = 0; c < c_in; c++)
+            for (size_t t = 0; t < kk; t++)
+                wr[((size_t)c * c_out + o) * kk + (kk - 1 - t)] = wt[((size_t)o * c_in + c) * kk + t];
+    cvae__conv_wino_weights(&g, wt, u);
+    cvae__conv_wino_weights(&a, wr, ua);
+    gc_fill_nan(xout, n * yi + 16);
+    gc_fill_nan(dyout, n * xi + 16);
+    gc_fill_nan(work, nwork);
+    const int group = cvae__conv_wino_group(&g);
+    assert_true(group >= 1);
+    for (int i0 = 0; i0 < n; i0 += group)
+        cvae__conv_wino_dw_group(&g, i0 == 0, n - i0 < group ? n - i0 : group, x + i0 * xi,
+                                 dy + i0 * yi, u, xout + i0 * yi, ua, dyout + i0 * xi, work);
+    cvae__conv_wino_dw_end(&g, work, dw);
+    for (int i = 0; i < n; i++) {
+        reference(&g, x + i * xi, wt, want, mag);
+        expect_close(xout + i * yi, want, mag, yi);
+        reference(&a, dy + i * yi, wr, want, mag);
+        expect_close(dyout + i * xi, want, mag, xi);
+    }
+    for (int j = 0; j < 16; j++) {
+        assert_true(isnan(xout[n * yi + j]));
+        assert_true(isnan(dyout[n * xi + j]));
+    }
+    reference_dw(&g, n, x, dy, want, mag);
+    expect_dw_close(dw, want, mag, nw, kk);
+    free(x);
+    free(dy);
+    free(wt);
+    free(wr);
+    free(u);
+    free(ua);
+    free(xout);
+    free(dyout);
+    free(dw);
+    free(work);
+    free(want);
+    free(mag);
+}
+
+static void test_group_convolutions(void **state)
+{
+    (void)state;
+    cvae__rng r;
+    cvae__rng_seed(&r, 53);
+    for (int k = 3; k <= 5; k += 2) {
+        check_group(17, 5, 9, 20, k, 7, &r); /* blocks part full in both directions, tiles cut,
+                                                 groups of 4 and part of one */
+        if (!light())
+            check_group(16, 14, 14, 32, k, 5, &r); /* 16 tiles: groups of 4, then 1 */
     }
 }
 
@@ -244,6 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_dw_matches_reference),
+        cmocka_unit_test(test_group_convolutions),
         cmocka_unit_test(test_refuses),
         cmocka_unit_test(test_layer_gradients),
     };

@@ -435,6 +435,33 @@ static void mask_image(const cvae__conv_geom *g, const float *yi, float *dyi, do
     }
 }
 
+/* conv_backward's Winograd path (n >= 1, dw wanted): the run a group of
+ * images at a time, each image's dy masked first. Where the input gradient
+ * runs by Winograd too (pl->wu), each image's channels-last copy of dy is
+ * made once for both gradients; before, the weight gradient made its own
+ * after the whole run, when dy was long out of cache. */
+static void wino_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
+                          const float *y, float *dy, float *dx, float *dw, double *dbacc,
+                          const cvae__conv_adj_plan *pl, float *col)
+{
+    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
+    const size_t y_img = (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out;
+    const int group = cvae__conv_wino_group(g);
+    float *work = col + cvae__conv_ws_of(g).dw;
+    for (int i0 = 0; i0 < n; i0 += group) {
+        const int nb = n - i0 < group ? n - i0 : group;
+        for (int i = i0; i < i0 + nb; i++)
+            mask_image(g, y ? y + (size_t)i * y_img : NULL, dy + (size_t)i * y_img, dbacc);
+        cvae__conv_wino_dw_group(g, i0 == 0, nb, x + (size_t)i0 * x_img, dy + (size_t)i0 * y_img,
+                                 NULL, NULL, pl->wu, pl->wu ? dx + (size_t)i0 * x_img : NULL,
+                                 work);
+        if (dx && !pl->wu)
+            for (int i = i0; i < i0 + nb; i++)
+                cvae__conv_adjoint(g, dy + (size_t)i * y_img, w, pl, dx + (size_t)i * x_img, col);
+    }
+    cvae__conv_wino_dw_end(g, work, dw);
+}
+
 /* y == NULL: dy is the output gradient as is; else the ReLU derivative
  * (y > 0) is applied to dy in place first. Image by image: the masking and
  * the bias sums walk dy_i just before the GEMMs read it. dbacc (c_out
@@ -461,17 +488,19 @@ static void conv_backward(const cvae__conv_geom *g, int n, const float *x, const
     cvae__conv_adj_plan pl = {NULL, NULL, NULL};
     if (dx)
         pl = cvae__conv_adjoint_plan(g, n, w, col);
+    if (dw && path == DW_WINO) {
+        wino_backward(g, n, x, w, y, dy, dx, dw, dbacc, &pl, col);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         float *dyi = dy + (size_t)i * y_img;
         mask_image(g, y ? y + (size_t)i * y_img : NULL, dyi, dbacc);
-        if (dw && path != DW_WINO)
+        if (dw)
             dw_image(path, g, &l, i, n, xi, dyi, dw, col);
         if (dx)
             cvae__conv_adjoint(g, dyi, w, &pl, dx + (size_t)i * x_img, col);
     }
-    if (dw && path == DW_WINO)
-        cvae__conv_wino_dw(g, n, x, dy, dw, col + l.dw);
 }
 
 /* conv_backward with the bias gradient rounded into db. */

@@ -136,22 +136,32 @@ size_t cvae__conv_wino_work_floats(const cvae__conv_geom *g)
     return fwd_ws_of(&l).n;
 }
 
-/* weight-gradient work: the running sum in the transformed domain, the image
- * and output-gradient copies, then V and Z for a group of images */
+/* weight-gradient work: the running sum in the transformed domain; the
+ * padded channels-last copies of an image of x and of dy; V and Z for a
+ * group of images; then, for the convolutions a group may run on the way
+ * (cvae__conv_wino_dw_group), the products and output copy of g's forward
+ * conv of x, and the transformed input, products and output copy of the
+ * adjoint conv of dy. */
 typedef struct dw_ws {
-    size_t acc, xcl, dycl, v, z, n;
+    size_t acc, xcl, dyp, v, z, fm, fy, av, am, ay, n;
 } dw_ws;
 
 static dw_ws dw_ws_of(const wl *l)
 {
     dw_ws w;
-    const size_t tg = (size_t)l->t * (size_t)group_of(l);
+    const size_t tg = (size_t)l->t * (size_t)group_of(l), t = (size_t)l->t;
+    const size_t plane = (size_t)l->ph * (size_t)l->pw;
     w.acc = 0;
     w.xcl = w.acc + (size_t)l->nf * point_stride(l->cp * l->kp);
-    w.dycl = w.xcl + (size_t)l->ph * (size_t)l->pw * l->cp;
-    w.v = w.dycl + (size_t)TILE * TILE * (size_t)l->t * l->kp;
+    w.dyp = w.xcl + plane * l->cp;
+    w.v = w.dyp + plane * l->kp;
     w.z = w.v + (size_t)l->nf * point_stride(l->cp * tg);
-    w.n = w.z + (size_t)l->nf * point_stride(l->kp * tg);
+    w.fm = w.z + (size_t)l->nf * point_stride(l->kp * tg);
+    w.fy = w.fm + (size_t)l->nf * point_stride(l->kp * t);
+    w.av = w.fy + (size_t)TILE * TILE * t * l->kp;
+    w.am = w.av + (size_t)l->nf * point_stride(l->kp * t);
+    w.ay = w.am + (size_t)l->nf * point_stride(l->cp * t);
+    w.n = w.ay + (size_t)TILE * TILE * t * l->cp;
     return w;
 }
 
@@ -159,6 +169,12 @@ size_t cvae__conv_wino_dw_floats(const cvae__conv_geom *g)
 {
     const wl l = layout_of(g);
     return dw_ws_of(&l).n;
+}
+
+int cvae__conv_wino_group(const cvae__conv_geom *g)
+{
+    const wl l = layout_of(g);
+    return group_of(&l);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -456,87 +472,136 @@ static void input_tiles(const wino_isa *k, const wl *l, const float *xcl, float 
             }
 }
 
+/* The adjoint of g (the input gradient's convolution): g with its channel
+ * counts swapped, since g keeps the image's size with the same padding on
+ * every side. */
+static cvae__conv_geom adjoint_of(const cvae__conv_geom *g)
+{
+    cvae__conv_geom a = *g;
+    a.c_in = g->c_out;
+    a.c_out = g->c_in;
+    return a;
+}
+
+/* y = conv g from V (the transformed input of one image: point f's block
+ * of channels cb at v + f * vfs + cb * vblk, its tiles 16 floats apart),
+ * through the products M and the channels-last output copy ycl. */
+static void forward_from_v(const wino_isa *k, const wl *l, const cvae__conv_geom *g,
+                           const float *v, size_t vfs, size_t vblk, const float *u, float *y,
+                           float *m, float *ycl)
+{
+    const size_t t = (size_t)l->t, mfs = point_stride(l->kp * t);
+    for (int f = 0; f < l->nf; f++)
+        for (int kb = 0; kb < l->kb; kb++)
+            for (int t0 = 0; t0 < l->t; t0 += 16)
+                k->product(l->t - t0 < 16 ? l->t - t0 : 16, (int)l->cp,
+                           v + (size_t)f * vfs + (size_t)t0 * 16, vblk,
+                           u + (size_t)f * l->cp * l->kp + (size_t)kb * 16, l->kp,
+                           m + (size_t)f * mfs + (size_t)kb * 16 * t + (size_t)t0 * 16);
+    const size_t ow = (size_t)TILE * (size_t)l->tx;
+    for (int kb = 0; kb < l->kb; kb++)
+        for (int ty = 0; ty < l->ty; ty++)
+            for (int tx = 0; tx < l->tx; tx++) {
+                const size_t ti = (size_t)ty * (size_t)l->tx + (size_t)tx;
+                k->out(l->in, m + ((size_t)kb * t + ti) * 16, mfs,
+                       ycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l->kp +
+                           (size_t)kb * 16,
+                       ow * l->kp, l->kp);
+            }
+    k->to_cf(ycl, ow, l->kp, g->c_out, g->h_out, g->w_out, y);
+}
+
 void cvae__conv_wino_forward(const cvae__conv_geom *g, const float *img, const float *u, float *y,
                              float *work)
 {
     const wl l = layout_of(g);
     const fwd_ws ws = fwd_ws_of(&l);
-    const size_t t = (size_t)l.t;
-    const size_t vfs = point_stride(l.cp * t), mfs = point_stride(l.kp * t);
     const wino_isa *k = isa_here();
-    float *xcl = work + ws.xcl, *v = work + ws.v, *m = work + ws.m, *ycl = work + ws.ycl;
+    float *xcl = work + ws.xcl, *v = work + ws.v;
     k->to_cl(img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2, l.ph, l.pw, l.cp, xcl);
     input_tiles(k, &l, xcl, v, 0, l.t);
-    for (int f = 0; f < l.nf; f++)
+    forward_from_v(k, &l, g, v, point_stride(l.cp * (size_t)l.t), (size_t)l.t * 16, u, y,
+                   work + ws.m, work + ws.ycl);
+}
+
+void cvae__conv_wino_dw_group(const cvae__conv_geom *g, int first, int nb, const float *x,
+                              const float *dy, const float *ux, float *xout, const float *ua,
+                              float *dyout, float *work)
+{
+    const wl l = layout_of(g);
+    const cvae__conv_geom a = adjoint_of(g);
+    const wl la = layout_of(&a);
+    const dw_ws ws = dw_ws_of(&l);
+    const size_t tg = (size_t)l.t * (size_t)group_of(&l), t = (size_t)l.t;
+    const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
+    const size_t y_img = (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out;
+    const size_t vfs = point_stride(l.cp * tg), zfs = point_stride(l.kp * tg);
+    const size_t afs = point_stride(l.cp * l.kp);
+    const int pad = (l.ks - 1) / 2;
+    /* dy's copy is padded for the adjoint conv; the output-gradient tiles
+     * read its interior, whose rows and columns past the image are zero as
+     * the tiles need */
+    const size_t drs = (size_t)l.pw * l.kp;
+    const float *dyin = work + ws.dyp + (size_t)pad * drs + (size_t)pad * l.kp;
+    const wino_isa *k = isa_here();
+    float *acc = work + ws.acc, *xcl = work + ws.xcl, *dyp = work + ws.dyp;
+    float *v = work + ws.v, *z = work + ws.z;
+    for (int b = 0; b < nb; b++) {
+        const int t0 = b * l.t;
+        k->to_cl(x + (size_t)b * x_img, g->c_in, g->h_in, g->w_in, pad, l.ph, l.pw, l.cp, xcl);
+        input_tiles(k, &l, xcl, v, t0, (int)tg);
+        if (ux)
+            forward_from_v(k, &l, g, v + (size_t)t0 * 16, vfs, tg * 16, ux,
+                           xout + (size_t)b * y_img, work + ws.fm, work + ws.fy);
+        k->to_cl(dy + (size_t)b * y_img, g->c_out, g->h_out, g->w_out, pad, la.ph, la.pw, la.cp,
+                 dyp);
+        if (ua) {
+            input_tiles(k, &la, dyp, work + ws.av, 0, la.t);
+            forward_from_v(k, &la, &a, work + ws.av, point_stride(la.cp * t), t * 16, ua,
+                           dyout + (size_t)b * x_img, work + ws.am, work + ws.ay);
+        }
         for (int kb = 0; kb < l.kb; kb++)
-            for (int t0 = 0; t0 < l.t; t0 += 16)
-                k->product(l.t - t0 < 16 ? l.t - t0 : 16, (int)l.cp,
-                           v + (size_t)f * vfs + (size_t)t0 * 16, t * 16,
-                           u + (size_t)f * l.cp * l.kp + (size_t)kb * 16, l.kp,
-                           m + (size_t)f * mfs + (size_t)kb * 16 * t + (size_t)t0 * 16);
-    const size_t ow = (size_t)TILE * (size_t)l.tx;
-    for (int kb = 0; kb < l.kb; kb++)
-        for (int ty = 0; ty < l.ty; ty++)
-            for (int tx = 0; tx < l.tx; tx++) {
-                const size_t ti = (size_t)ty * (size_t)l.tx + (size_t)tx;
-                k->out(l.in, m + ((size_t)kb * t + ti) * 16, mfs,
-                       ycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
-                           (size_t)kb * 16,
-                       ow * l.kp, l.kp);
-            }
-    k->to_cf(ycl, ow, l.kp, g->c_out, g->h_out, g->w_out, y);
+            for (int ty = 0; ty < l.ty; ty++)
+                for (int tx = 0; tx < l.tx; tx++) {
+                    const size_t ti = (size_t)t0 + (size_t)ty * (size_t)l.tx + (size_t)tx;
+                    k->grad(l.in,
+                            dyin + (size_t)(TILE * ty) * drs + (size_t)(TILE * tx) * l.kp +
+                                (size_t)kb * 16,
+                            drs, l.kp, z + ((size_t)kb * tg + ti) * 16, zfs);
+                }
+    }
+    /* acc[f][cb][kb] (16 x 16) += V_f[cb]^T Z_f[kb] over this group's
+     * tiles */
+    const int tiles = nb * l.t;
+    for (int f = 0; f < l.nf; f++)
+        for (int cb = 0; cb < l.cb; cb++)
+            for (int kb = 0; kb < l.kb; kb++)
+                k->outer(tiles, v + (size_t)f * vfs + (size_t)cb * tg * 16,
+                         z + (size_t)f * zfs + (size_t)kb * tg * 16, first ? 0.0f : 1.0f,
+                         acc + (size_t)f * afs + ((size_t)cb * (size_t)l.kb + (size_t)kb) * 256);
+}
+
+void cvae__conv_wino_dw_end(const cvae__conv_geom *g, const float *work, float *dw)
+{
+    const wl l = layout_of(g);
+    isa_here()->kgrad(g, &l, work + dw_ws_of(&l).acc, dw);
 }
 
 void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
                         float *dw, float *work)
 {
-    const wl l = layout_of(g);
-    const dw_ws ws = dw_ws_of(&l);
-    const int group = group_of(&l);
-    const size_t tg = (size_t)l.t * (size_t)group;
+    const int group = cvae__conv_wino_group(g);
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
     const size_t y_img = (size_t)g->c_out * (size_t)g->h_out * (size_t)g->w_out;
-    const size_t ow = (size_t)TILE * (size_t)l.tx;
-    const size_t vfs = point_stride(l.cp * tg), zfs = point_stride(l.kp * tg);
-    const size_t afs = point_stride(l.cp * l.kp);
-    const wino_isa *k = isa_here();
-    float *acc = work + ws.acc, *xcl = work + ws.xcl, *dycl = work + ws.dycl;
-    float *v = work + ws.v, *z = work + ws.z;
     if (n <= 0) {
-        memset(dw, 0, (size_t)g->c_out * (size_t)g->c_in * (size_t)(l.ks * l.ks) * sizeof *dw);
+        memset(dw, 0, (size_t)g->c_out * (size_t)g->c_in * (size_t)(g->kh * g->kw) * sizeof *dw);
         return;
     }
-    for (int i0 = 0; i0 < n; i0 += group) {
-        const int nb = n - i0 < group ? n - i0 : group;
-        for (int b = 0; b < nb; b++) {
-            const int t0 = b * l.t;
-            k->to_cl(x + (size_t)(i0 + b) * x_img, g->c_in, g->h_in, g->w_in, (l.ks - 1) / 2,
-                     l.ph, l.pw, l.cp, xcl);
-            input_tiles(k, &l, xcl, v, t0, (int)tg);
-            k->to_cl(dy + (size_t)(i0 + b) * y_img, g->c_out, g->h_out, g->w_out, 0,
-                          TILE * l.ty, TILE * l.tx, l.kp, dycl);
-            for (int kb = 0; kb < l.kb; kb++)
-                for (int ty = 0; ty < l.ty; ty++)
-                    for (int tx = 0; tx < l.tx; tx++) {
-                        const size_t t = (size_t)t0 + (size_t)ty * (size_t)l.tx + (size_t)tx;
-                        k->grad(l.in,
-                                dycl + ((size_t)(TILE * ty) * ow + (size_t)(TILE * tx)) * l.kp +
-                                    (size_t)kb * 16,
-                                ow * l.kp, l.kp, z + ((size_t)kb * tg + t) * 16, zfs);
-                    }
-        }
-        /* acc[f][cb][kb] (16 x 16) += V_f[cb]^T Z_f[kb] over this group's
-         * tiles */
-        const int tiles = nb * l.t;
-        for (int f = 0; f < l.nf; f++)
-            for (int cb = 0; cb < l.cb; cb++)
-                for (int kb = 0; kb < l.kb; kb++)
-                    k->outer(tiles, v + (size_t)f * vfs + (size_t)cb * tg * 16,
-                             z + (size_t)f * zfs + (size_t)kb * tg * 16, i0 == 0 ? 0.0f : 1.0f,
-                             acc + (size_t)f * afs +
-                                 ((size_t)cb * (size_t)l.kb + (size_t)kb) * 256);
-    }
-    k->kgrad(g, &l, acc, dw);
+    for (int i0 = 0; i0 < n; i0 += group)
+        cvae__conv_wino_dw_group(g, i0 == 0, n - i0 < group ? n - i0 : group,
+                                 x + (size_t)i0 * x_img, dy + (size_t)i0 * y_img, NULL, NULL,
+                                 NULL, NULL, work);
+    cvae__conv_wino_dw_end(g, work, dw);
 }
 
 #else
@@ -562,6 +627,19 @@ void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const f
                         float *dw, float *work)
 {
     (void)g, (void)n, (void)x, (void)dy, (void)dw, (void)work;
+}
+
+void cvae__conv_wino_dw_group(const cvae__conv_geom *g, int first, int nb, const float *x,
+                              const float *dy, const float *ux, float *xout, const float *ua,
+                              float *dyout, float *work)
+{
+    (void)g, (void)first, (void)nb, (void)x, (void)dy, (void)ux, (void)xout, (void)ua,
+        (void)dyout, (void)work;
+}
+
+void cvae__conv_wino_dw_end(const cvae__conv_geom *g, const float *work, float *dw)
+{
+    (void)g, (void)work, (void)dw;
 }
 
 #endif

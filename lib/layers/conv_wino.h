@@ -58,4 +58,20 @@ size_t cvae__conv_wino_dw_floats(const cvae__conv_geom *g);
 void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
                         float *dw, float *work);
 
+/* The same sum a group at a time, for a caller that walks the images
+ * anyway: groups of cvae__conv_wino_group(g) images (the last may be
+ * shorter) in order, the first with first set, then dw from
+ * cvae__conv_wino_dw_end; work as above, kept between the calls. On the
+ * way, each image's channels-last copies serve two more convolutions
+ * without being made again: with ux (weights from cvae__conv_wino_weights
+ * of g), xout gets g's forward conv of x (c_out*h*w floats an image); with
+ * ua (those of g's adjoint, g with c_in and c_out swapped), dyout gets the
+ * adjoint conv of dy (c_in*h*w an image), the input gradient. Either may
+ * be NULL. */
+int cvae__conv_wino_group(const cvae__conv_geom *g);
+void cvae__conv_wino_dw_group(const cvae__conv_geom *g, int first, int nb, const float *x,
+                              const float *dy, const float *ux, float *xout, const float *ua,
+                              float *dyout, float *work);
+void cvae__conv_wino_dw_end(const cvae__conv_geom *g, const float *work, float *dw);
+
 #endif

@@ -219,6 +219,19 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
         cvae__implicit_pack(w, g->c_out, ckk, col + l.ap);
     if (wino_dx)
         cvae__conv_wino_weights(g, w, col + l.wu);
+    if (wino_dw) {
+        /* a few images at a time: each image's channels-last copy of dy and
+         * its transformed tiles serve both dw and dx */
+        const int group = cvae__conv_wino_group(g);
+        for (int i0 = 0; i0 < n; i0 += group)
+            cvae__conv_wino_dw_group(g, i0 == 0, n - i0 < group ? n - i0 : group,
+                                     dy + (size_t)i0 * y_img, x + (size_t)i0 * x_img,
+                                     wino_dx ? col + l.wu : NULL,
+                                     wino_dx ? dx + (size_t)i0 * x_img : NULL, NULL, NULL,
+                                     col + l.dw);
+        cvae__conv_wino_dw_end(g, col + l.dw, dw);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * x_img;
         const float *dyi = dy + (size_t)i * y_img;
@@ -239,8 +252,6 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
         if (dx && !wino_dx && !implicit)
             cvae__sgemm(0, 0, g->c_out, hw_small, ckk, 1.0f, w, ckk, ci, hw_small, 0.0f,
                         dx + (size_t)i * x_img, hw_small);
-        if (wino_dw)
-            continue; /* after the loop, over the whole run */
         if (direct_dw)
             cvae__conv_direct_dw(g, dyi, xi, i == 0, i == n - 1, dw, col + l.dw);
         else if (implicit_dw)
@@ -249,8 +260,6 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
             cvae__sgemm(0, 1, g->c_out, ckk, hw_small, 1.0f, xi, hw_small, ci, hw_small,
                         i == 0 ? 0.0f : 1.0f, dw, ckk);
     }
-    if (wino_dw)
-        cvae__conv_wino_dw(g, n, dy, x, dw, col + l.dw);
 }
 
 void cvae__tconv2d_backward(const cvae__conv_geom *g, int n, const float *x, const float *w,
