@@ -69,16 +69,16 @@ INLINE AVX2 __m256i first_lanes(int n)
 #define WT_TRANSPOSE(a) tr8(a)
 #include "layers/conv_wino_vec.h"
 
-AVX2 void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int ph,
-                                        int pw, size_t cp, float *dst)
+AVX2 void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int y0,
+                                        int y1, int pw, size_t cp, float *dst)
 {
-    channels_last(src, c, h, w, pad, ph, pw, cp, dst);
+    channels_last(src, c, h, w, pad, y0, y1, pw, cp, dst);
 }
 
 AVX2 void cvae__wino_avx2_channels_first(const float *ycl, size_t ow, size_t kp, int k, int h,
-                                         int w, float *y)
+                                         int w, int i0, int i1, float *y)
 {
-    channels_first(ycl, ow, kp, k, h, w, y);
+    channels_first(ycl, ow, kp, k, h, w, i0, i1, y);
 }
 
 typedef __m256 v8;
@@ -212,16 +212,17 @@ void cvae__wino_avx2_outer(int k, const float *v, const float *z, float beta, fl
 
 int cvae__wino_avx2_ok(void) { return 0; }
 
-void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int ph, int pw,
-                                   size_t cp, float *dst)
+void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int y0,
+                                   int y1, int pw, size_t cp, float *dst)
 {
-    (void)src, (void)c, (void)h, (void)w, (void)pad, (void)ph, (void)pw, (void)cp, (void)dst;
+    (void)src, (void)c, (void)h, (void)w, (void)pad, (void)y0, (void)y1, (void)pw, (void)cp,
+        (void)dst;
 }
 
 void cvae__wino_avx2_channels_first(const float *ycl, size_t ow, size_t kp, int k, int h, int w,
-                                    float *y)
+                                    int i0, int i1, float *y)
 {
-    (void)ycl, (void)ow, (void)kp, (void)k, (void)h, (void)w, (void)y;
+    (void)ycl, (void)ow, (void)kp, (void)k, (void)h, (void)w, (void)i0, (void)i1, (void)y;
 }
 
 void cvae__wino_avx2_input_tile(int n, const float *src, size_t rs, size_t cs, float *dst,

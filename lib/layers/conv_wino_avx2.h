@@ -11,14 +11,16 @@
 /* Whether this build has the kernels and the CPU runs them. */
 int cvae__wino_avx2_ok(void);
 
-/* dst [ph][pw][cp] = src [c][h][w] placed at (pad, pad), zero elsewhere
- * (the border and the channels from c to cp; cp a multiple of 16). */
-void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int ph, int pw,
-                                   size_t cp, float *dst);
+/* Rows y0 to y1 of dst [..][pw][cp] = src [c][h][w] placed at (pad, pad),
+ * zero elsewhere (the border and the channels from c to cp; cp a multiple
+ * of 16). */
+void cvae__wino_avx2_channels_last(const float *src, int c, int h, int w, int pad, int y0,
+                                   int y1, int pw, size_t cp, float *dst);
 
-/* y [k][h][w] = the first h x w positions of ycl [..][ow][kp], k < c_out. */
+/* Rows i0 to i1 of y [k][h][w] from ycl [..][ow][kp], whose first row is
+ * y's row i0; k < c_out. */
 void cvae__wino_avx2_channels_first(const float *ycl, size_t ow, size_t kp, int k, int h, int w,
-                                    float *y);
+                                    int i0, int i1, float *y);
 
 /* The tile transforms for n = 8 (F(4x4, 5x5)) or n = 6 (F(4x4, 3x3)) points
  * a side, on 16 channels side by side:

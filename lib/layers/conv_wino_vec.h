@@ -20,11 +20,12 @@
  *   WT_MASKSTORE(p, m, v) the lanes in m only
  *   WT_TRANSPOSE(a)  a[WT_W] of WT_W lanes transposed in place
  * and gets these static functions:
- *   channels_last:  dst [ph][pw][cp] = src [c][h][w] placed at (pad, pad),
- *                   zero elsewhere (the border and the channels from c to
- *                   cp; cp a multiple of WT_W);
- *   channels_first: y [k][h][w] = the first h x w positions of
- *                   ycl [..][ow][kp];
+ *   channels_last:  rows y0 to y1 of dst [..][pw][cp] = src [c][h][w]
+ *                   placed at (pad, pad), zero elsewhere (the border and
+ *                   the channels from c to cp; cp a multiple of WT_W);
+ *   channels_first: rows i0 to i1 of y [k][h][w] from the first w
+ *                   positions of the rows of ycl [..][ow][kp], whose
+ *                   first row is y's row i0;
  * and, on one vector of channels:
  *   input_tile8/6:    V = B^T d B, d[i][j] at src + i*rs + j*cs, V's point
  *                     f written at dst + f*fs;
@@ -59,11 +60,11 @@
  * where there is one (those lanes are never stored): a masked load costs
  * several plain ones, more so across two cache lines, which rows of 28 or
  * 14 floats put most blocks across. */
-static WT_TARGET void channels_last(const float *src, int c, int h, int w, int pad, int ph,
-                                    int pw, size_t cp, float *dst)
+static WT_TARGET void channels_last(const float *src, int c, int h, int w, int pad, int y0,
+                                    int y1, int pw, size_t cp, float *dst)
 {
     const size_t row = (size_t)pw * cp, plane = (size_t)h * (size_t)w;
-    for (int y = 0; y < ph; y++) {
+    for (int y = y0; y < y1; y++) {
         float *d = dst + (size_t)y * row;
         const int sy = y - pad;
         if (sy < 0 || sy >= h) {
@@ -105,10 +106,10 @@ static WT_TARGET void channels_last(const float *src, int c, int h, int w, int p
  * (rewritten after it); masked only where it would pass the plane's end,
  * since masked stores cost more than masked loads. */
 static WT_TARGET void channels_first(const float *ycl, size_t ow, size_t kp, int k, int h, int w,
-                                     float *y)
+                                     int i0, int i1, float *y)
 {
     const size_t plane = (size_t)h * (size_t)w;
-    for (int i = 0; i < h; i++)
+    for (int i = i0; i < i1; i++)
         for (size_t k0 = 0; k0 < (size_t)k; k0 += WT_W) {
             if (i + WT_AHEAD < h)
                 for (int r = 0; r < WT_W && k0 + (size_t)r < (size_t)k; r++)
@@ -119,7 +120,7 @@ static WT_TARGET void channels_first(const float *ycl, size_t ow, size_t kp, int
                 const size_t at = (size_t)i * (size_t)w + (size_t)x0;
                 const int whole = at + WT_W <= plane;
                 const WT_MASK mask = first_lanes(nx);
-                const float *s = ycl + ((size_t)i * ow + (size_t)x0) * kp + k0;
+                const float *s = ycl + ((size_t)(i - i0) * ow + (size_t)x0) * kp + k0;
                 WT_V a[WT_W];
                 for (int q = 0; q < WT_W; q++)
                     a[q] = q < nx ? WT_LOAD(s + (size_t)q * kp) : WT_ZERO;
