@@ -484,6 +484,17 @@ static void copy_rows(const wino_isa *k, const wl *l, const float *img, int c, i
     k->to_cl(img, c, h, w, (l->ks - 1) / 2, y0, TILE * ty + l->in, l->pw, l->cp, xcl);
 }
 
+/* V for every tile of one image img (c channels, layout l), its
+ * channels-last copy made in xcl a row of tiles ahead. */
+static void copy_and_transform(const wino_isa *k, const wl *l, const float *img, int c, int h,
+                               int w, float *xcl, float *v, int t0, int tg)
+{
+    for (int ty = 0; ty < l->ty; ty++) {
+        copy_rows(k, l, img, c, h, w, ty, xcl);
+        input_tiles(k, l, xcl, v, t0, tg, ty);
+    }
+}
+
 /* The adjoint of g (the input gradient's convolution): g with its channel
  * counts swapped, since g keeps the image's size with the same padding on
  * every side. */
@@ -533,10 +544,7 @@ void cvae__conv_wino_forward(const cvae__conv_geom *g, const float *img, const f
     const fwd_ws ws = fwd_ws_of(&l);
     const wino_isa *k = isa_here();
     float *xcl = work + ws.xcl, *v = work + ws.v;
-    for (int ty = 0; ty < l.ty; ty++) {
-        copy_rows(k, &l, img, g->c_in, g->h_in, g->w_in, ty, xcl);
-        input_tiles(k, &l, xcl, v, 0, l.t, ty);
-    }
+    copy_and_transform(k, &l, img, g->c_in, g->h_in, g->w_in, xcl, v, 0, l.t);
     forward_from_v(k, &l, g, v, point_stride(l.cp * (size_t)l.t), (size_t)l.t * 16, u, y,
                    work + ws.m, work + ws.ycl);
 }
@@ -565,10 +573,8 @@ void cvae__conv_wino_dw_group(const cvae__conv_geom *g, int first, int nb, const
     float *v = work + ws.v, *z = work + ws.z;
     for (int b = 0; b < nb; b++) {
         const int t0 = b * l.t;
-        for (int ty = 0; ty < l.ty; ty++) {
-            copy_rows(k, &l, x + (size_t)b * x_img, g->c_in, g->h_in, g->w_in, ty, xcl);
-            input_tiles(k, &l, xcl, v, t0, (int)tg, ty);
-        }
+        copy_and_transform(k, &l, x + (size_t)b * x_img, g->c_in, g->h_in, g->w_in, xcl, v, t0,
+                           (int)tg);
         if (ux)
             forward_from_v(k, &l, g, v + (size_t)t0 * 16, vfs, tg * 16, ux,
                            xout + (size_t)b * y_img, work + ws.fm, work + ws.fy);
@@ -606,8 +612,9 @@ void cvae__conv_wino_dw_end(const cvae__conv_geom *g, const float *work, float *
     isa_here()->kgrad(g, &l, work + dw_ws_of(&l).acc, dw);
 }
 
-void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
-                        float *dw, float *work)
+void cvae__conv_wino_dw_with(const cvae__conv_geom *g, int n, const float *x, const float *dy,
+                             const float *ux, float *xout, const float *ua, float *dyout,
+                             float *dw, float *work)
 {
     const int group = cvae__conv_wino_group(g);
     const size_t x_img = (size_t)g->c_in * (size_t)g->h_in * (size_t)g->w_in;
@@ -618,9 +625,16 @@ void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const f
     }
     for (int i0 = 0; i0 < n; i0 += group)
         cvae__conv_wino_dw_group(g, i0 == 0, n - i0 < group ? n - i0 : group,
-                                 x + (size_t)i0 * x_img, dy + (size_t)i0 * y_img, NULL, NULL,
-                                 NULL, NULL, work);
+                                 x + (size_t)i0 * x_img, dy + (size_t)i0 * y_img, ux,
+                                 ux ? xout + (size_t)i0 * y_img : NULL, ua,
+                                 ua ? dyout + (size_t)i0 * x_img : NULL, work);
     cvae__conv_wino_dw_end(g, work, dw);
+}
+
+void cvae__conv_wino_dw(const cvae__conv_geom *g, int n, const float *x, const float *dy,
+                        float *dw, float *work)
+{
+    cvae__conv_wino_dw_with(g, n, x, dy, NULL, NULL, NULL, NULL, dw, work);
 }
 
 #else
@@ -659,6 +673,14 @@ void cvae__conv_wino_dw_group(const cvae__conv_geom *g, int first, int nb, const
 void cvae__conv_wino_dw_end(const cvae__conv_geom *g, const float *work, float *dw)
 {
     (void)g, (void)work, (void)dw;
+}
+
+void cvae__conv_wino_dw_with(const cvae__conv_geom *g, int n, const float *x, const float *dy,
+                             const float *ux, float *xout, const float *ua, float *dyout,
+                             float *dw, float *work)
+{
+    (void)g, (void)n, (void)x, (void)dy, (void)ux, (void)xout, (void)ua, (void)dyout, (void)dw,
+        (void)work;
 }
 
 #endif

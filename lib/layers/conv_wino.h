@@ -73,5 +73,10 @@ void cvae__conv_wino_dw_group(const cvae__conv_geom *g, int first, int nb, const
                               const float *dy, const float *ux, float *xout, const float *ua,
                               float *dyout, float *work);
 void cvae__conv_wino_dw_end(const cvae__conv_geom *g, const float *work, float *dw);
+/* The whole run that way: cvae__conv_wino_dw with the two convolutions
+ * above (ux, xout, ua, dyout as there; either pair NULL). */
+void cvae__conv_wino_dw_with(const cvae__conv_geom *g, int n, const float *x, const float *dy,
+                             const float *ux, float *xout, const float *ua, float *dyout,
+                             float *dw, float *work);
 
 #endif

@@ -56,10 +56,11 @@
     __builtin_prefetch((const char *)(p) + wt_o, write)
 
 /* Blocks of WT_W channels by WT_W positions of a row, transposed in
- * registers, the planes' row WT_AHEAD rows on asked for first. A block shorter than WT_W reads on into the plane's next row
- * where there is one (those lanes are never stored): a masked load costs
- * several plain ones, more so across two cache lines, which rows of 28 or
- * 14 floats put most blocks across. */
+ * registers, the planes' row WT_AHEAD rows on asked for first. A block
+ * shorter than WT_W reads on into the plane's next row where there is one
+ * (those lanes are never stored): a masked load costs several plain ones,
+ * more so across two cache lines, which rows of 28 or 14 floats put most
+ * blocks across. */
 static WT_TARGET void channels_last(const float *src, int c, int h, int w, int pad, int y0,
                                     int y1, int pw, size_t cp, float *dst)
 {
@@ -113,7 +114,8 @@ static WT_TARGET void channels_first(const float *ycl, size_t ow, size_t kp, int
         for (size_t k0 = 0; k0 < (size_t)k; k0 += WT_W) {
             if (i + WT_AHEAD < h)
                 for (int r = 0; r < WT_W && k0 + (size_t)r < (size_t)k; r++)
-                    WT_PREFETCH_ROW(y + (k0 + (size_t)r) * plane + (size_t)(i + WT_AHEAD) * (size_t)w,
+                    WT_PREFETCH_ROW(y + (k0 + (size_t)r) * plane +
+                                        (size_t)(i + WT_AHEAD) * (size_t)w,
                                     w, 1);
             for (int x0 = 0; x0 < w; x0 += WT_W) {
                 const int nx = w - x0 < WT_W ? w - x0 : WT_W;

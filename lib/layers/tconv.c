@@ -220,16 +220,10 @@ static void tconv_backward(const cvae__conv_geom *g, int n, const float *x, cons
     if (wino_dx)
         cvae__conv_wino_weights(g, w, col + l.wu);
     if (wino_dw) {
-        /* a few images at a time: each image's channels-last copy of dy and
-         * its transformed tiles serve both dw and dx */
-        const int group = cvae__conv_wino_group(g);
-        for (int i0 = 0; i0 < n; i0 += group)
-            cvae__conv_wino_dw_group(g, i0 == 0, n - i0 < group ? n - i0 : group,
-                                     dy + (size_t)i0 * y_img, x + (size_t)i0 * x_img,
-                                     wino_dx ? col + l.wu : NULL,
-                                     wino_dx ? dx + (size_t)i0 * x_img : NULL, NULL, NULL,
-                                     col + l.dw);
-        cvae__conv_wino_dw_end(g, col + l.dw, dw);
+        /* each image's channels-last copy of dy and its transformed tiles
+         * serve both dw and dx */
+        cvae__conv_wino_dw_with(g, n, dy, x, wino_dx ? col + l.wu : NULL, dx, NULL, NULL, dw,
+                                col + l.dw);
         return;
     }
     for (int i = 0; i < n; i++) {
