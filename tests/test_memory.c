@@ -49,22 +49,6 @@ static void test_mul_overflows(void **state)
     assert_int_equal(out, 12345 * 678);
 }
 
-static void test_aligned_alloc(void **state)
-{
-    (void)state;
-    assert_null(cvae__aligned_alloc(0));
-    assert_null(cvae__aligned_alloc(SIZE_MAX));
-    const size_t sizes[] = {1, 3, 63, 64, 65, 1000, 4096, 100000};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        unsigned char *p = cvae__aligned_alloc(sizes[i]);
-        assert_non_null(p);
-        assert_true(aligned64(p));
-        memset(p, 0xab, sizes[i]); /* the whole request is usable */
-        cvae__aligned_free(p);
-    }
-    cvae__aligned_free(NULL);
-}
-
 /* A pattern no fill of zeros or of one byte value reproduces. */
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 131u + (i >> 12) * 7u + 1u); }
 
@@ -82,16 +66,18 @@ static int intact(const unsigned char *p, size_t n)
     return 1;
 }
 
-static void test_random_access(void **state)
+static void test_aligned_alloc(void **state)
 {
     (void)state;
     const size_t mib = (size_t)1 << 20;
-    assert_null(cvae__alloc_random_access(0));
-    assert_null(cvae__alloc_random_access(SIZE_MAX));
-    /* below 8 MiB, above, and not a whole number of 2 MiB pages */
-    const size_t sizes[] = {1, 1000, 8 * mib - 1, 8 * mib, 9 * mib + 12345};
+    assert_null(cvae__aligned_alloc(0));
+    assert_null(cvae__aligned_alloc(SIZE_MAX));
+    /* below 8 MiB, above (on 2 MiB pages), and not a whole number of 2 MiB
+     * pages */
+    const size_t sizes[] = {1,    3,      63,          64,      65,
+                            1000, 100000, 8 * mib - 1, 8 * mib, 9 * mib + 12345};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        unsigned char *p = cvae__alloc_random_access(sizes[i]);
+        unsigned char *p = cvae__aligned_alloc(sizes[i]);
         assert_non_null(p);
         assert_true(aligned64(p));
         if (sizes[i] >= 8 * mib)
@@ -100,7 +86,13 @@ static void test_random_access(void **state)
         assert_true(intact(p, sizes[i]));
         cvae__aligned_free(p);
     }
+    cvae__aligned_free(NULL);
+}
 
+static void test_advise(void **state)
+{
+    (void)state;
+    const size_t mib = (size_t)1 << 20;
     /* Advice on a buffer already written (from any allocator, at any
      * offset) leaves every byte as it was: the pages may be replaced, the
      * data may not. */
@@ -187,7 +179,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mul_overflows),
         cmocka_unit_test(test_aligned_alloc),
-        cmocka_unit_test(test_random_access),
+        cmocka_unit_test(test_advise),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

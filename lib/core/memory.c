@@ -20,18 +20,10 @@ int cvae__mul_overflows(size_t a, size_t b, size_t *out)
     return 0;
 }
 
-void *cvae__aligned_alloc(size_t bytes)
-{
-    if (bytes == 0 || bytes > SIZE_MAX - CVAE__ALIGN)
-        return NULL;
-    size_t rounded = (bytes + CVAE__ALIGN - 1) / CVAE__ALIGN * CVAE__ALIGN;
-    return aligned_alloc(CVAE__ALIGN, rounded);
-}
-
 void cvae__aligned_free(void *p) { free(p); }
 
 /* The page size Linux's transparent huge pages use on x86-64 and (with 4
- * KiB base pages) arm64; smaller buffers do not need them. */
+ * KiB base pages) arm64, and the size from which buffers get them. */
 #define HUGE_PAGE ((size_t)2 << 20)
 #define HUGE_MIN (4 * HUGE_PAGE)
 
@@ -64,10 +56,16 @@ static void advise(void *p, size_t bytes, int collapse)
 }
 #endif
 
-void *cvae__alloc_random_access(size_t bytes)
+/* From HUGE_MIN on, whole 2 MiB pages, so the advice covers the whole
+ * buffer (memory.h says why). */
+void *cvae__aligned_alloc(size_t bytes)
 {
-    if (bytes < HUGE_MIN || bytes > SIZE_MAX - HUGE_PAGE)
-        return cvae__aligned_alloc(bytes);
+    if (bytes == 0 || bytes > SIZE_MAX - HUGE_PAGE)
+        return NULL;
+    if (bytes < HUGE_MIN) {
+        const size_t rounded = (bytes + CVAE__ALIGN - 1) / CVAE__ALIGN * CVAE__ALIGN;
+        return aligned_alloc(CVAE__ALIGN, rounded);
+    }
     const size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
     void *p = aligned_alloc(HUGE_PAGE, rounded);
     if (p)

@@ -100,12 +100,12 @@ static cvae_status ds_create(int64_t count, int c, int h, int w, int64_t pixels,
     ds->pixels = pixels;
     size_t n = (size_t)(count * pixels); /* fits: check_shape or the IDX header check */
     if (store == STORE_U8) {
-        ds->u8_alloc = cvae__alloc_random_access(n);
+        ds->u8_alloc = cvae__aligned_alloc(n);
         ds->u8 = ds->u8_alloc;
         if (!ds->u8_alloc)
             goto nomem;
     } else if (store == STORE_F32) {
-        ds->f32 = cvae__alloc_random_access(n * sizeof(float));
+        ds->f32 = cvae__aligned_alloc(n * sizeof(float));
         if (!ds->f32)
             goto nomem;
     }
