@@ -146,7 +146,13 @@ fi
 threads=(1 2)
 
 echo "bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC'), reps $reps, $batches timed batches after $warmup warm-up"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(uptime | sed 's/^ *//')"
+# Virtual machines often name the CPU only "AMD EPYC": the family and model
+# numbers and the widest vector set tell its generation apart (AMD family 25
+# is Zen 3 or Zen 4, 26 Zen 5), and the ratios differ a lot between them.
+cpu_vec=AVX2
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && cpu_vec=AVX-512
+grep -qw avx2 /proc/cpuinfo 2>/dev/null || cpu_vec="no AVX2"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p') (family $(lscpu | sed -n 's/^CPU family: *//p') model $(lscpu | sed -n 's/^Model: *//p'), $cpu_vec), $(nproc) CPUs; $(uptime | sed 's/^ *//')"
 [ -z "$isa" ] || echo "instruction sets: both sides held to $isa (CVAE_ISA=$CVAE_ISA, ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA)"
 echo "PyTorch's BLAS: ${torch_blas:-the system libblas.so.3 ($(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown))}"
 
