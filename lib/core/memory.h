@@ -25,7 +25,7 @@ int cvae__mul_overflows(size_t a, size_t b, size_t *out);
  * by image): with 4 KiB pages nearly every image read missed the TLB, and
  * on a virtual machine each miss is a two-level page walk; gathering a
  * batch of 100 MNIST images took 4.5 us an image in a training step, 1.5 us
- * from 2 MiB pages, and the whole 1-thread step of the MNIST model about 3%
+ * from 2 MiB pages, and the whole 1-thread step of the MNIST model about 2%
  * less time with its parameters and moments on them too. */
 void *cvae__aligned_alloc(size_t bytes);
 void cvae__aligned_free(void *p);
